@@ -1,0 +1,264 @@
+/*
+ * msg.h: the message vocabulary, in one table.
+ *
+ * Every message is JSON {"type": NAME, "version": 1, ...fields}. Fields are
+ * decoded into the C structs below by a declarative schema (schema.c), never
+ * by hand: unknown fields, wrong types, missing required fields, over-long
+ * strings, bad UUIDs and messages over MSG_MAX are rejected with a reason.
+ * Topic items travel inside a topic envelope (see topic.c, docs/messages.md).
+ */
+#ifndef VTPM_MSG_H
+#define VTPM_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MSG_VERSION 1
+#define MSG_MAX (64 * 1024)        /* any single message or item */
+#define MSG_SNAPSHOT_MAX (16 << 20) /* a whole topic snapshot */
+#define UUID_LEN 37                 /* 36 chars + NUL */
+#define NAME_LEN 65
+#define REASON_LEN 257
+#define SOCK_LEN 108 /* sun_path */
+#define STATE_DIR_LEN 512
+#define PCRS_LEN 64 /* "0,1,2,3,4,6,7,8,9,10,11,12,13,14" */
+#define KEY_LEN 32  /* AES-256 */
+
+/* Message types. Numbers are stable; names are what goes on the wire. */
+enum msg_type {
+	MSG_NONE             = 0,
+	MSG_DOMAIN_STATUS    = 1, /* topic item: DomainStatus */
+	MSG_VTPM_STATUS      = 2, /* topic item: VtpmStatus */
+	MSG_VTPM_STATE_HEALTH = 3, /* topic item: VtpmStateHealth */
+	MSG_KEYBROKER_STATUS = 4, /* topic item: KeyBrokerStatus */
+	MSG_KEY_RELEASE_REQ  = 5, /* launcher -> broker: KeyRelease */
+	MSG_KEY_RELEASE_REP  = 6, /* broker -> launcher: KeyReleaseReply */
+	MSG_GUARDIAN_REQ     = 7, /* launcher/ctl -> guardian: GuardianRequest */
+	MSG_GUARDIAN_REP     = 8, /* guardian -> requester: GuardianReply */
+	MSG_ERROR_REP        = 9, /* any server: Error {reason} */
+	MSG_TYPE_COUNT
+};
+
+/* DomainStatus.state */
+enum dom_state {
+	DOM_CREATING = 0,
+	DOM_BOOTING,
+	DOM_RUNNING,
+	DOM_HALTING,
+	DOM_HALTED,
+	DOM_DELETED,
+};
+enum vtpm_model { VTPM_MODEL_TIS = 0, VTPM_MODEL_CRB };
+enum vtpm_mode { VTPM_MODE_PERSISTENT = 0, VTPM_MODE_EPHEMERAL };
+
+/* vtpm {enabled, version, model, mode}: the per-app vTPM settings */
+struct vtpm_spec {
+	bool enabled;      /* default true */
+	char version[8];   /* "2.0" (1.2 is rejected by the config parser) */
+	int  model;        /* enum vtpm_model */
+	int  mode;         /* enum vtpm_mode */
+};
+
+/* DomainStatus {uuid, name, state, vtpm{...}, reason} */
+struct domain_status {
+	char             uuid[UUID_LEN];
+	char             name[NAME_LEN];
+	int              state; /* enum dom_state */
+	struct vtpm_spec vtpm;
+	char             reason[REASON_LEN];
+};
+
+/* VtpmStatus.state */
+enum vtpm_state { VTPM_STARTING = 0, VTPM_READY, VTPM_FAILED, VTPM_STOPPED };
+
+/* VtpmStatus {uuid, name, state, model, mode, ctrl_socket, pid, health,
+ * encrypted, reason} */
+struct vtpm_status {
+	char    uuid[UUID_LEN];
+	char    name[NAME_LEN];
+	int     state; /* enum vtpm_state */
+	int     model; /* enum vtpm_model */
+	int     mode;  /* enum vtpm_mode */
+	char    ctrl_socket[SOCK_LEN];
+	int64_t pid;
+	int     health; /* enum state_class: how the state was found */
+	bool    encrypted;
+	char    reason[REASON_LEN];
+};
+
+/* How a state directory was found / what was done to it. */
+enum state_class {
+	STATE_NEW = 0,  /* fresh directory, no state yet */
+	STATE_NORMAL,   /* current generation verified */
+	STATE_RESTORED, /* current bad, backup put back */
+	STATE_RESET,    /* both bad: fresh state, old kept in quarantine */
+	STATE_MISSING,  /* manifest says state existed, files are gone */
+	STATE_PURGED,   /* removed on delete */
+	STATE_ERROR,    /* could not be checked (I/O, disk full...) */
+	STATE_UNKNOWN,  /* not (yet) classified */
+};
+
+/* VtpmStateHealth {uuid, classification, generation, last_backup, reason} */
+struct vtpm_state_health {
+	char    uuid[UUID_LEN];
+	int     classification; /* enum state_class */
+	int64_t generation;     /* count of state generations seen */
+	int64_t last_backup;    /* unix time (s) of the newest durable backup */
+	char    reason[REASON_LEN];
+};
+
+/* KeyBrokerStatus.state */
+enum kb_state {
+	KB_STARTING = 0,
+	KB_READY,
+	KB_NO_HW_TPM,
+	KB_POLICY_MISMATCH,
+	KB_ERROR,
+};
+
+/* KeyBrokerStatus {uuid (the device), state, pcrs, changed_pcrs, rc, reason}
+ * Keyed by a fixed UUID: the broker publishes one item. */
+struct keybroker_status {
+	char    uuid[UUID_LEN];
+	int     state; /* enum kb_state */
+	char    pcrs[PCRS_LEN];         /* vault PCR set sealed to, "0,1,..." */
+	char    changed_pcrs[PCRS_LEN]; /* PCRs that differ from seal time */
+	int64_t rc;                     /* last TPM return code, 0 if none */
+	char    reason[REASON_LEN];
+};
+#define KEYBROKER_STATUS_KEY "00000000-0000-0000-0000-000000000000"
+
+/* KeyRelease {uuid} */
+struct key_release_req {
+	char uuid[UUID_LEN];
+};
+
+/* KeyReleaseReply.status */
+enum key_status {
+	KEY_OK = 0,
+	KEY_NO_HW_TPM,
+	KEY_POLICY_MISMATCH,
+	KEY_ERROR,
+	KEY_DENIED,
+};
+
+/* KeyReleaseReply {uuid, status, key (hex, only with ok), reason}.
+ * Holders must explicit_bzero() the struct and every buffer that held it. */
+struct key_release_rep {
+	char    uuid[UUID_LEN];
+	int     status; /* enum key_status */
+	uint8_t key[KEY_LEN];
+	char    reason[REASON_LEN];
+};
+
+enum guardian_op {
+	GOP_PREPARE = 0, /* create or verify+classify; start watching */
+	GOP_RESTORE,     /* swtpm rejected the state: put the backup back */
+	GOP_RESET,       /* give up: fresh state, old files to quarantine */
+	GOP_RELEASE,     /* VM halted: commit last generation, stop watching */
+	GOP_PURGE,       /* VM deleted: remove everything */
+	GOP_QUERY,       /* report classification without changing anything */
+};
+
+/* GuardianRequest {op, uuid, mode, encrypted} */
+struct guardian_req {
+	int  op; /* enum guardian_op */
+	char uuid[UUID_LEN];
+	int  mode;      /* enum vtpm_mode */
+	bool encrypted; /* the state will be written encrypted */
+};
+
+/* GuardianReply {uuid, ok, classification, state_dir, encrypted, generation,
+ * reason} */
+struct guardian_rep {
+	char    uuid[UUID_LEN];
+	bool    ok;
+	int     classification; /* enum state_class */
+	char    state_dir[STATE_DIR_LEN];
+	bool    encrypted; /* the state on disk was written encrypted */
+	int64_t generation;
+	char    reason[REASON_LEN];
+};
+
+/* Error {reason}: a server could not decode or serve a request */
+struct error_rep {
+	char reason[REASON_LEN];
+};
+
+/* ---- schema engine (schema.c) ---- */
+
+enum field_kind {
+	FK_STRING,   /* char[size], size includes NUL */
+	FK_UUID,     /* char[UUID_LEN], validated */
+	FK_INT,      /* int64_t in [min, max] */
+	FK_INT32,    /* int in [min, max] */
+	FK_BOOL,     /* bool */
+	FK_ENUM,     /* int, wire form is one of enum_names */
+	FK_OBJECT,   /* nested struct described by sub */
+	FK_HEXBYTES, /* uint8_t[size], wire form is 2*size hex digits */
+};
+
+#define FF_REQUIRED 0x1  /* absent -> reject */
+#define FF_OMIT_EMPTY 0x2 /* encoder skips it when empty/zero */
+#define FF_SECRET 0x4     /* wiped from intermediate buffers */
+
+struct schema;
+struct field {
+	const char         *name;
+	enum field_kind     kind;
+	size_t              offset;
+	size_t              size;
+	unsigned            flags;
+	int64_t             min, max;   /* FK_INT, FK_INT32 */
+	int64_t             def;        /* default for INT/INT32/BOOL/ENUM */
+	const char         *defstr;     /* default for STRING */
+	const char *const  *enum_names; /* FK_ENUM, NULL-terminated */
+	const struct schema *sub;       /* FK_OBJECT */
+};
+
+struct schema {
+	const char         *name; /* wire type name, e.g. "VtpmStatus" */
+	enum msg_type       type;
+	size_t              size; /* sizeof the struct */
+	const struct field *fields;
+	size_t              nfields;
+};
+
+struct cJSON;
+
+/* schema.c */
+const struct schema *msg_schema(enum msg_type type);
+const struct schema *msg_schema_by_name(const char *name);
+const char          *msg_type_name(enum msg_type type);
+/* Fill out (of schema->size) from a cJSON object, defaults first. On error
+ * returns -1 with a reason naming the field in err; out is then zeroed. */
+int schema_decode(const struct schema *s, const struct cJSON *obj, void *out,
+    char *err, size_t errlen);
+/* Build a cJSON object from a struct; NULL on allocation failure. */
+struct cJSON *schema_encode(const struct schema *s, const void *in);
+/* Wipe FF_SECRET string values inside a cJSON tree before it is freed. */
+void schema_wipe_json(const struct schema *s, struct cJSON *obj);
+
+/* msg.c: whole messages {type, version, ...fields} */
+/* Decode buf (len bytes, need not be NUL-terminated). Sets *type and fills
+ * out, which must be at least msg_schema(expect)->size bytes. When expect is
+ * not MSG_NONE any other type is rejected. 0, or -1 with err filled. */
+int msg_decode(const void *buf, size_t len, enum msg_type expect,
+    enum msg_type *type, void *out, char *err, size_t errlen);
+/* Encode to a malloc'd NUL-terminated JSON string; caller frees (with
+ * msg_free_wipe for messages holding secrets). NULL on failure. */
+char *msg_encode(enum msg_type type, const void *in);
+void  msg_free_wipe(char *s);
+
+/* enum names for logs and vtpmctl */
+const char *dom_state_name(int v);
+const char *vtpm_state_name(int v);
+const char *vtpm_model_name(int v);
+const char *vtpm_mode_name(int v);
+const char *state_class_name(int v);
+const char *kb_state_name(int v);
+const char *key_status_name(int v);
+const char *guardian_op_name(int v);
+
+#endif

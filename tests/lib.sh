@@ -1,0 +1,65 @@
+# tests/lib.sh: sourced by integration scripts. Temp dirs, free ports,
+# pid-tracked cleanup (only what the test started), TAP-style checks.
+set -u
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${BIN:-$TOP/out/bin}
+T_PIDS=()
+T_FAILED=0
+T_TMP=$(mktemp -d /tmp/vtpm-test.XXXXXX)
+chmod 0755 "$T_TMP"
+
+t_cleanup() {
+	local p
+	for p in "${T_PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${T_PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+		kill -KILL "$p" 2>/dev/null
+	done
+	if [ -n "${T_KEEP:-}" ]; then
+		echo "# kept $T_TMP"
+	else
+		rm -rf "$T_TMP"
+	fi
+}
+trap t_cleanup EXIT
+
+# Remember a pid to stop at exit.
+t_track() { T_PIDS+=("$@"); }
+
+ok() { echo "ok - $*"; }
+notok() { echo "not ok - $*"; T_FAILED=1; }
+# check NAME CMD...: runs CMD, ok when it succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else notok "$name"; fi
+}
+skip_all() { echo "skipped: $*"; exit 77; }
+t_done() { exit "$T_FAILED"; }
+
+# A free TCP port (and port+1 free too, for swtpm's control channel).
+free_port() {
+	local p
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 30000))
+		if ! (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null &&
+			! (echo >/dev/tcp/127.0.0.1/$((p + 1))) 2>/dev/null; then
+			echo $p
+			return 0
+		fi
+	done
+	return 1
+}
+
+# wait_for SECONDS CMD...: poll CMD every 50 ms until it succeeds.
+wait_for() {
+	local secs=$1 i
+	shift
+	for ((i = 0; i < secs * 20; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	return 1
+}
