@@ -235,6 +235,10 @@ const char          *msg_type_name(enum msg_type type);
  * returns -1 with a reason naming the field in err; out is then zeroed. */
 int schema_decode(const struct schema *s, const struct cJSON *obj, void *out,
     char *err, size_t errlen);
+/* The same without the scratch copy; prefix ("vtpm.") names nested fields
+ * in errors. out must already hold the defaults. */
+int schema_decode_prefixed(const struct schema *s, const struct cJSON *obj,
+    void *out, const char *prefix, char *err, size_t errlen);
 /* Build a cJSON object from a struct; NULL on allocation failure. */
 struct cJSON *schema_encode(const struct schema *s, const void *in);
 /* Wipe FF_SECRET string values inside a cJSON tree before it is freed. */

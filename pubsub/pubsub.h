@@ -121,9 +121,10 @@ int  req_server_open(struct req_server **sp, const char *rundir,
      const struct peer_policy *policy, req_handler fn, void *arg);
 void req_server_close(struct req_server *s);
 
-/* One request, synchronous, with a timeout. rep must be big enough for any
- * of the expected reply types (use a union); *rep_type tells which came.
- * An Error reply returns -1 with its reason in err. */
+/* One request, synchronous, with a timeout. rep is the struct of the reply
+ * type that pairs with req_type (reply_type_for() in req.c: KeyRelease ->
+ * KeyReleaseReply, GuardianRequest -> GuardianReply); *rep_type tells what
+ * came. An Error reply, or any other type, returns -1 with err filled. */
 int req_call(const char *rundir, const char *name, enum msg_type req_type,
     const void *req, enum msg_type *rep_type, void *rep, int timeout_ms,
     char *err, size_t errlen);

@@ -1,0 +1,568 @@
+/*
+ * schema.c: the declarative field tables for every message type, and the
+ * one decoder/encoder that walks them. Daemons never parse JSON by hand.
+ */
+#include "msg.h"
+#include "common.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- enum vocabularies (wire names) ---- */
+
+static const char *const dom_states[] = {"CREATING", "BOOTING", "RUNNING",
+    "HALTING", "HALTED", "DELETED", NULL};
+static const char *const vtpm_states[] = {"STARTING", "READY", "FAILED",
+    "STOPPED", NULL};
+static const char *const models[] = {"tis", "crb", NULL};
+static const char *const modes[]  = {"persistent", "ephemeral", NULL};
+static const char *const classes[] = {"new", "normal", "restored", "reset",
+    "missing", "purged", "error", "unknown", NULL};
+static const char *const kb_states[] = {"STARTING", "READY", "NO_HW_TPM",
+    "POLICY_MISMATCH", "ERROR", NULL};
+static const char *const key_statuses[] = {"ok", "no-hw-tpm",
+    "policy-mismatch", "error", "denied", NULL};
+static const char *const gops[] = {"prepare", "restore", "reset", "release",
+    "purge", "query", NULL};
+
+static const char *
+enum_name(const char *const *names, int v)
+{
+	for (int i = 0; names[i] != NULL; i++) {
+		if (i == v) {
+			return names[i];
+		}
+	}
+	return "?";
+}
+
+const char *dom_state_name(int v) { return enum_name(dom_states, v); }
+const char *vtpm_state_name(int v) { return enum_name(vtpm_states, v); }
+const char *vtpm_model_name(int v) { return enum_name(models, v); }
+const char *vtpm_mode_name(int v) { return enum_name(modes, v); }
+const char *state_class_name(int v) { return enum_name(classes, v); }
+const char *kb_state_name(int v) { return enum_name(kb_states, v); }
+const char *key_status_name(int v) { return enum_name(key_statuses, v); }
+const char *guardian_op_name(int v) { return enum_name(gops, v); }
+
+/* ---- field table helpers ---- */
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define FSTR(st, f, fl)                                                       \
+	{.name = #f, .kind = FK_STRING, .offset = offsetof(st, f),            \
+	    .size = sizeof(((st *) 0)->f), .flags = (fl)}
+#define FUUID(st, f, fl)                                                      \
+	{.name = #f, .kind = FK_UUID, .offset = offsetof(st, f),              \
+	    .size = sizeof(((st *) 0)->f), .flags = (fl)}
+#define FINT(st, f, fl, lo, hi)                                               \
+	{.name = #f, .kind = FK_INT, .offset = offsetof(st, f),               \
+	    .size = sizeof(int64_t), .flags = (fl), .min = (lo), .max = (hi)}
+#define FBOOL(st, f, fl, d)                                                   \
+	{.name = #f, .kind = FK_BOOL, .offset = offsetof(st, f),              \
+	    .size = sizeof(bool), .flags = (fl), .def = (d)}
+#define FENUM(st, f, fl, names, d)                                            \
+	{.name = #f, .kind = FK_ENUM, .offset = offsetof(st, f),              \
+	    .size = sizeof(int), .flags = (fl), .enum_names = (names),        \
+	    .def = (d)}
+#define FHEX(st, f, fl)                                                       \
+	{.name = #f, .kind = FK_HEXBYTES, .offset = offsetof(st, f),          \
+	    .size = sizeof(((st *) 0)->f), .flags = (fl)}
+#define SCHEMA(nm, ty, st, tbl)                                               \
+	{.name = nm, .type = ty, .size = sizeof(st), .fields = tbl,           \
+	    .nfields = NELEM(tbl)}
+
+static const struct field vtpm_spec_fields[] = {
+    FBOOL(struct vtpm_spec, enabled, 0, 1),
+    {.name = "version", .kind = FK_STRING,
+        .offset = offsetof(struct vtpm_spec, version),
+        .size = sizeof(((struct vtpm_spec *) 0)->version), .defstr = "2.0"},
+    FENUM(struct vtpm_spec, model, 0, models, VTPM_MODEL_TIS),
+    FENUM(struct vtpm_spec, mode, 0, modes, VTPM_MODE_PERSISTENT),
+};
+static const struct schema vtpm_spec_schema =
+    SCHEMA("vtpm", MSG_NONE, struct vtpm_spec, vtpm_spec_fields);
+
+static const struct field domain_status_fields[] = {
+    FUUID(struct domain_status, uuid, FF_REQUIRED),
+    FSTR(struct domain_status, name, 0),
+    FENUM(struct domain_status, state, FF_REQUIRED, dom_states, 0),
+    {.name = "vtpm", .kind = FK_OBJECT,
+        .offset = offsetof(struct domain_status, vtpm),
+        .size = sizeof(struct vtpm_spec), .sub = &vtpm_spec_schema},
+    FSTR(struct domain_status, reason, FF_OMIT_EMPTY),
+};
+
+static const struct field vtpm_status_fields[] = {
+    FUUID(struct vtpm_status, uuid, FF_REQUIRED),
+    FSTR(struct vtpm_status, name, 0),
+    FENUM(struct vtpm_status, state, FF_REQUIRED, vtpm_states, 0),
+    FENUM(struct vtpm_status, model, 0, models, VTPM_MODEL_TIS),
+    FENUM(struct vtpm_status, mode, 0, modes, VTPM_MODE_PERSISTENT),
+    FSTR(struct vtpm_status, ctrl_socket, 0),
+    FINT(struct vtpm_status, pid, 0, 0, INT32_MAX),
+    FENUM(struct vtpm_status, health, 0, classes, STATE_UNKNOWN),
+    FBOOL(struct vtpm_status, encrypted, 0, 0),
+    FSTR(struct vtpm_status, reason, FF_OMIT_EMPTY),
+};
+
+static const struct field state_health_fields[] = {
+    FUUID(struct vtpm_state_health, uuid, FF_REQUIRED),
+    FENUM(struct vtpm_state_health, classification, FF_REQUIRED, classes,
+        0),
+    FINT(struct vtpm_state_health, generation, 0, 0, INT64_MAX),
+    FINT(struct vtpm_state_health, last_backup, 0, 0, INT64_MAX),
+    FSTR(struct vtpm_state_health, reason, FF_OMIT_EMPTY),
+};
+
+static const struct field kb_status_fields[] = {
+    FUUID(struct keybroker_status, uuid, FF_REQUIRED),
+    FENUM(struct keybroker_status, state, FF_REQUIRED, kb_states, 0),
+    FSTR(struct keybroker_status, pcrs, 0),
+    FSTR(struct keybroker_status, changed_pcrs, FF_OMIT_EMPTY),
+    FINT(struct keybroker_status, rc, 0, 0, UINT32_MAX),
+    FSTR(struct keybroker_status, reason, FF_OMIT_EMPTY),
+};
+
+static const struct field key_req_fields[] = {
+    FUUID(struct key_release_req, uuid, FF_REQUIRED),
+};
+
+static const struct field key_rep_fields[] = {
+    FUUID(struct key_release_rep, uuid, FF_REQUIRED),
+    FENUM(struct key_release_rep, status, FF_REQUIRED, key_statuses, 0),
+    FHEX(struct key_release_rep, key, FF_OMIT_EMPTY | FF_SECRET),
+    FSTR(struct key_release_rep, reason, FF_OMIT_EMPTY),
+};
+
+static const struct field guardian_req_fields[] = {
+    FENUM(struct guardian_req, op, FF_REQUIRED, gops, 0),
+    FUUID(struct guardian_req, uuid, FF_REQUIRED),
+    FENUM(struct guardian_req, mode, 0, modes, VTPM_MODE_PERSISTENT),
+    FBOOL(struct guardian_req, encrypted, 0, 0),
+};
+
+static const struct field guardian_rep_fields[] = {
+    FUUID(struct guardian_rep, uuid, FF_REQUIRED),
+    FBOOL(struct guardian_rep, ok, FF_REQUIRED, 0),
+    FENUM(struct guardian_rep, classification, 0, classes, STATE_UNKNOWN),
+    FSTR(struct guardian_rep, state_dir, 0),
+    FBOOL(struct guardian_rep, encrypted, 0, 0),
+    FINT(struct guardian_rep, generation, 0, 0, INT64_MAX),
+    FSTR(struct guardian_rep, reason, FF_OMIT_EMPTY),
+};
+
+static const struct field error_fields[] = {
+    FSTR(struct error_rep, reason, FF_REQUIRED),
+};
+
+/* Indexed by enum msg_type: the one table of the vocabulary. */
+static const struct schema schemas[MSG_TYPE_COUNT] = {
+    [MSG_DOMAIN_STATUS] = SCHEMA("DomainStatus", MSG_DOMAIN_STATUS,
+        struct domain_status, domain_status_fields),
+    [MSG_VTPM_STATUS] = SCHEMA("VtpmStatus", MSG_VTPM_STATUS,
+        struct vtpm_status, vtpm_status_fields),
+    [MSG_VTPM_STATE_HEALTH] = SCHEMA("VtpmStateHealth", MSG_VTPM_STATE_HEALTH,
+        struct vtpm_state_health, state_health_fields),
+    [MSG_KEYBROKER_STATUS] = SCHEMA("KeyBrokerStatus", MSG_KEYBROKER_STATUS,
+        struct keybroker_status, kb_status_fields),
+    [MSG_KEY_RELEASE_REQ] = SCHEMA("KeyRelease", MSG_KEY_RELEASE_REQ,
+        struct key_release_req, key_req_fields),
+    [MSG_KEY_RELEASE_REP] = SCHEMA("KeyReleaseReply", MSG_KEY_RELEASE_REP,
+        struct key_release_rep, key_rep_fields),
+    [MSG_GUARDIAN_REQ] = SCHEMA("GuardianRequest", MSG_GUARDIAN_REQ,
+        struct guardian_req, guardian_req_fields),
+    [MSG_GUARDIAN_REP] = SCHEMA("GuardianReply", MSG_GUARDIAN_REP,
+        struct guardian_rep, guardian_rep_fields),
+    [MSG_ERROR_REP] = SCHEMA("Error", MSG_ERROR_REP, struct error_rep,
+        error_fields),
+};
+
+const struct schema *
+msg_schema(enum msg_type type)
+{
+	if (type <= MSG_NONE || type >= MSG_TYPE_COUNT) {
+		return NULL;
+	}
+	return &schemas[type];
+}
+
+const struct schema *
+msg_schema_by_name(const char *name)
+{
+	for (int t = MSG_NONE + 1; t < MSG_TYPE_COUNT; t++) {
+		if (strcmp(schemas[t].name, name) == 0) {
+			return &schemas[t];
+		}
+	}
+	return NULL;
+}
+
+const char *
+msg_type_name(enum msg_type type)
+{
+	const struct schema *s = msg_schema(type);
+
+	return s ? s->name : "?";
+}
+
+/* ---- decode ---- */
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	if (c >= 'A' && c <= 'F') {
+		return c - 'A' + 10;
+	}
+	return -1;
+}
+
+static void
+apply_defaults(const struct schema *s, void *out)
+{
+	for (size_t i = 0; i < s->nfields; i++) {
+		const struct field *f = &s->fields[i];
+		char               *dst = (char *) out + f->offset;
+
+		switch (f->kind) {
+		case FK_BOOL:
+			*(bool *) dst = f->def != 0;
+			break;
+		case FK_ENUM:
+		case FK_INT32:
+			*(int *) dst = (int) f->def;
+			break;
+		case FK_INT:
+			*(int64_t *) dst = f->def;
+			break;
+		case FK_STRING:
+			if (f->defstr != NULL) {
+				snprintf(dst, f->size, "%s", f->defstr);
+			}
+			break;
+		case FK_OBJECT:
+			apply_defaults(f->sub, dst);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static const struct field *
+find_field(const struct schema *s, const char *name)
+{
+	for (size_t i = 0; i < s->nfields; i++) {
+		if (strcmp(s->fields[i].name, name) == 0) {
+			return &s->fields[i];
+		}
+	}
+	return NULL;
+}
+
+/* Decode one field value; prefix names the enclosing object for errors. */
+static int
+decode_field(const struct field *f, const cJSON *v, void *out,
+    const char *prefix, char *err, size_t errlen)
+{
+	char *dst = (char *) out + f->offset;
+
+	switch (f->kind) {
+	case FK_STRING:
+	case FK_UUID: {
+		size_t len;
+
+		if (!cJSON_IsString(v) || v->valuestring == NULL) {
+			snprintf(err, errlen, "field %s%s: expected a string",
+			    prefix, f->name);
+			return -1;
+		}
+		len = strlen(v->valuestring);
+		if (len >= f->size) {
+			snprintf(err, errlen,
+			    "field %s%s: string of %zu bytes over its limit "
+			    "of %zu",
+			    prefix, f->name, len, f->size - 1);
+			return -1;
+		}
+		if (f->kind == FK_UUID && !uuid_valid(v->valuestring)) {
+			snprintf(err, errlen, "field %s%s: invalid UUID \"%s\"",
+			    prefix, f->name, v->valuestring);
+			return -1;
+		}
+		memcpy(dst, v->valuestring, len + 1);
+		return 0;
+	}
+	case FK_INT:
+	case FK_INT32: {
+		double d;
+
+		if (!cJSON_IsNumber(v)) {
+			snprintf(err, errlen, "field %s%s: expected a number",
+			    prefix, f->name);
+			return -1;
+		}
+		d = v->valuedouble;
+		if (d != floor(d) || d < (double) f->min ||
+		    d > (double) f->max) {
+			snprintf(err, errlen,
+			    "field %s%s: %g is not an integer in [%lld, %lld]",
+			    prefix, f->name, d, (long long) f->min,
+			    (long long) f->max);
+			return -1;
+		}
+		if (f->kind == FK_INT) {
+			*(int64_t *) dst = (int64_t) d;
+		} else {
+			*(int *) dst = (int) d;
+		}
+		return 0;
+	}
+	case FK_BOOL:
+		if (!cJSON_IsBool(v)) {
+			snprintf(err, errlen, "field %s%s: expected true/false",
+			    prefix, f->name);
+			return -1;
+		}
+		*(bool *) dst = cJSON_IsTrue(v);
+		return 0;
+	case FK_ENUM:
+		if (!cJSON_IsString(v) || v->valuestring == NULL) {
+			snprintf(err, errlen, "field %s%s: expected a string",
+			    prefix, f->name);
+			return -1;
+		}
+		for (int i = 0; f->enum_names[i] != NULL; i++) {
+			if (strcmp(f->enum_names[i], v->valuestring) == 0) {
+				*(int *) dst = i;
+				return 0;
+			}
+		}
+		snprintf(err, errlen, "field %s%s: unknown value \"%.64s\"",
+		    prefix, f->name, v->valuestring);
+		return -1;
+	case FK_HEXBYTES: {
+		const char *h;
+
+		if (!cJSON_IsString(v) || v->valuestring == NULL ||
+		    strlen(v->valuestring) != 2 * f->size) {
+			snprintf(err, errlen,
+			    "field %s%s: expected %zu hex digits", prefix,
+			    f->name, 2 * f->size);
+			return -1;
+		}
+		h = v->valuestring;
+		for (size_t i = 0; i < f->size; i++) {
+			int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
+			if (hi < 0 || lo < 0) {
+				snprintf(err, errlen,
+				    "field %s%s: not a hex digit", prefix,
+				    f->name);
+				return -1;
+			}
+			((uint8_t *) dst)[i] = (uint8_t) (hi << 4 | lo);
+		}
+		return 0;
+	}
+	case FK_OBJECT: {
+		char sub[80];
+
+		snprintf(sub, sizeof(sub), "%s%s.", prefix, f->name);
+		if (!cJSON_IsObject(v)) {
+			snprintf(err, errlen, "field %s%s: expected an object",
+			    prefix, f->name);
+			return -1;
+		}
+		return schema_decode_prefixed(f->sub, v, dst, sub, err,
+		    errlen);
+	}
+	}
+	snprintf(err, errlen, "field %s%s: bad schema", prefix, f->name);
+	return -1;
+}
+
+int
+schema_decode_prefixed(const struct schema *s, const cJSON *obj, void *out,
+    const char *prefix, char *err, size_t errlen)
+{
+	const cJSON *v;
+
+	if (!cJSON_IsObject(obj)) {
+		snprintf(err, errlen, "%s: expected a JSON object", s->name);
+		return -1;
+	}
+	/* unknown fields first: a typo must not silently become a default */
+	cJSON_ArrayForEach(v, obj)
+	{
+		if (v->string == NULL || find_field(s, v->string) == NULL) {
+			snprintf(err, errlen, "unknown field %s%.64s", prefix,
+			    v->string ? v->string : "(null)");
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < s->nfields; i++) {
+		const struct field *f = &s->fields[i];
+
+		v = cJSON_GetObjectItemCaseSensitive(obj, f->name);
+		if (v == NULL) {
+			if (f->flags & FF_REQUIRED) {
+				snprintf(err, errlen,
+				    "missing required field %s%s", prefix,
+				    f->name);
+				return -1;
+			}
+			continue;
+		}
+		if (decode_field(f, v, out, prefix, err, errlen) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+schema_decode(const struct schema *s, const cJSON *obj, void *out, char *err,
+    size_t errlen)
+{
+	/* decode into a scratch copy: nothing half-applied on error */
+	char *tmp = calloc(1, s->size);
+
+	if (tmp == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	apply_defaults(s, tmp);
+	if (schema_decode_prefixed(s, obj, tmp, "", err, errlen) < 0) {
+		explicit_bzero(tmp, s->size);
+		free(tmp);
+		memset(out, 0, s->size);
+		return -1;
+	}
+	memcpy(out, tmp, s->size);
+	explicit_bzero(tmp, s->size);
+	free(tmp);
+	return 0;
+}
+
+/* ---- encode ---- */
+
+static bool
+all_zero(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		acc |= p[i];
+	}
+	return acc == 0;
+}
+
+cJSON *
+schema_encode(const struct schema *s, const void *in)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (obj == NULL) {
+		return NULL;
+	}
+	for (size_t i = 0; i < s->nfields; i++) {
+		const struct field *f   = &s->fields[i];
+		const char         *src = (const char *) in + f->offset;
+		cJSON              *v   = NULL;
+
+		switch (f->kind) {
+		case FK_STRING:
+		case FK_UUID: {
+			/* never trust a struct to be NUL-terminated */
+			size_t len = strnlen(src, f->size);
+			char   buf[STATE_DIR_LEN + 1];
+
+			if (len == 0 && (f->flags & FF_OMIT_EMPTY)) {
+				continue;
+			}
+			if (len >= sizeof(buf)) {
+				len = sizeof(buf) - 1;
+			}
+			if (len == f->size) {
+				len--;
+			}
+			memcpy(buf, src, len);
+			buf[len] = '\0';
+			v = cJSON_CreateString(buf);
+			break;
+		}
+		case FK_INT:
+			v = cJSON_CreateNumber((double) *(const int64_t *) src);
+			break;
+		case FK_INT32:
+			v = cJSON_CreateNumber((double) *(const int *) src);
+			break;
+		case FK_BOOL:
+			v = cJSON_CreateBool(*(const bool *) src);
+			break;
+		case FK_ENUM:
+			v = cJSON_CreateString(
+			    enum_name(f->enum_names, *(const int *) src));
+			break;
+		case FK_HEXBYTES: {
+			static const char hx[] = "0123456789abcdef";
+			char              buf[2 * 64 + 1];
+
+			if (f->size > 64 ||
+			    ((f->flags & FF_OMIT_EMPTY) &&
+			        all_zero((const uint8_t *) src, f->size))) {
+				continue;
+			}
+			for (size_t j = 0; j < f->size; j++) {
+				uint8_t b      = ((const uint8_t *) src)[j];
+				buf[2 * j]     = hx[b >> 4];
+				buf[2 * j + 1] = hx[b & 15];
+			}
+			buf[2 * f->size] = '\0';
+			v = cJSON_CreateString(buf);
+			explicit_bzero(buf, sizeof(buf));
+			break;
+		}
+		case FK_OBJECT:
+			v = schema_encode(f->sub, src);
+			break;
+		}
+		if (v == NULL) {
+			schema_wipe_json(s, obj);
+			cJSON_Delete(obj);
+			return NULL;
+		}
+		cJSON_AddItemToObject(obj, f->name, v);
+	}
+	return obj;
+}
+
+void
+schema_wipe_json(const struct schema *s, cJSON *obj)
+{
+	if (s == NULL || obj == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < s->nfields; i++) {
+		const struct field *f = &s->fields[i];
+		cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, f->name);
+
+		if (v == NULL) {
+			continue;
+		}
+		if (f->kind == FK_OBJECT) {
+			schema_wipe_json(f->sub, v);
+		} else if ((f->flags & FF_SECRET) && cJSON_IsString(v) &&
+		           v->valuestring != NULL) {
+			explicit_bzero(v->valuestring, strlen(v->valuestring));
+		}
+	}
+}
