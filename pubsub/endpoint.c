@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -55,6 +56,9 @@ endpoint_url(char *dst, size_t len, const char *rundir, const char *name)
 	return 0;
 }
 
+static _Atomic uint64_t refusal_logged_ms;
+static atomic_uint      refusals_unlogged;
+
 /* Runs on an NNG thread before a new pipe is usable. */
 static void
 check_peer(nng_pipe pipe, nng_pipe_ev ev, void *arg)
@@ -73,12 +77,21 @@ check_peer(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	if (peer_allowed(policy, (uid_t) uid)) {
 		return;
 	}
+	nng_pipe_close(pipe);
+	/* a refused dialer retries every few ms: log once a second */
+	uint64_t now = now_ms(), last = atomic_load(&refusal_logged_ms);
+	if (now - last < 1000 ||
+	    !atomic_compare_exchange_strong(&refusal_logged_ms, &last, now)) {
+		atomic_fetch_add(&refusals_unlogged, 1);
+		return;
+	}
 	(void) nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &pid);
 	l = nng_pipe_listener(pipe);
 	(void) nng_listener_get(l, NNG_OPT_URL, url, &sz);
-	log_warnx("%s: refused peer uid %llu pid %llu: uid not allowed", url,
-	    (unsigned long long) uid, (unsigned long long) pid);
-	nng_pipe_close(pipe);
+	log_warnx("%s: refused peer uid %llu pid %llu: uid not allowed "
+	          "(%u more refusals since the last report)",
+	    url, (unsigned long long) uid, (unsigned long long) pid,
+	    atomic_exchange(&refusals_unlogged, 0));
 }
 
 int
