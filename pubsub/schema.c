@@ -311,8 +311,10 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 			return -1;
 		}
 		d = v->valuedouble;
+		/* JSON numbers are doubles: past 2^53 they are not exact, and
+		 * (double) INT64_MAX would overflow the cast back */
 		if (d != floor(d) || d < (double) f->min ||
-		    d > (double) f->max) {
+		    d > (double) f->max || fabs(d) > 9007199254740992.0) {
 			snprintf(err, errlen,
 			    "field %s%s: %g is not an integer in [%lld, %lld]",
 			    prefix, f->name, d, (long long) f->min,
