@@ -288,6 +288,9 @@ topic_pub_open(struct topic_pub **pp, const char *rundir, enum msg_type type,
 		    nng_strerror(rv));
 		goto fail_rep;
 	}
+	/* a burst (a boot storm) should not overflow a subscriber's queue
+	 * and cost it a resnapshot; NNG's default is 16 messages */
+	(void) nng_socket_set_int(p->pub, NNG_OPT_SENDBUF, 8192);
 	(void) nng_socket_set_size(p->pub, NNG_OPT_RECVMAXSZ, 4096);
 	(void) nng_socket_set_size(p->rep, NNG_OPT_RECVMAXSZ, 4096);
 	snprintf(name, sizeof(name), "%s.pub", p->s->name);
@@ -349,7 +352,8 @@ int
 topic_pub_set(struct topic_pub *p, const char *key, const void *item)
 {
 	cJSON       *obj;
-	char        *json;
+	char        *json, why[REASON_LEN];
+	void        *check;
 	struct item *it;
 	int          rc = -1;
 
@@ -359,7 +363,21 @@ topic_pub_set(struct topic_pub *p, const char *key, const void *item)
 		return -1;
 	}
 	obj = schema_encode(p->s, item);
-	json = obj ? cJSON_PrintUnformatted(obj) : NULL;
+	if (obj == NULL) {
+		log_warnx("topic %s: cannot encode %s", p->s->name, key);
+		return -1;
+	}
+	/* what subscribers would reject is refused here, where the bug is */
+	if ((check = malloc(p->s->size)) == NULL ||
+	    schema_decode(p->s, obj, check, why, sizeof(why)) < 0) {
+		log_warnx("topic %s: item %s refused: %s", p->s->name, key,
+		    check ? why : "out of memory");
+		free(check);
+		cJSON_Delete(obj);
+		return -1;
+	}
+	free(check);
+	json = cJSON_PrintUnformatted(obj);
 	cJSON_Delete(obj);
 	if (json == NULL) {
 		log_warnx("topic %s: cannot encode %s", p->s->name, key);

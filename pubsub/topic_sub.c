@@ -36,7 +36,8 @@ struct topic_sub {
 	bool                 need_snap;
 	atomic_int           reconnected; /* set on NNG's thread */
 	uint64_t             next_try_ms;
-	unsigned             retry_ms;
+	unsigned             retry_ms;   /* longest wait between tries */
+	unsigned             backoff_ms; /* current wait between tries */
 	uint64_t             nsnap, ngaps;
 	int                  fd;
 };
@@ -459,8 +460,15 @@ topic_sub_process(struct topic_sub *s)
 	if (s->need_snap && now >= s->next_try_ms) {
 		if (take_snapshot(s) == 0) {
 			s->need_snap = false;
+			s->backoff_ms = 0;
 		} else {
-			s->next_try_ms = now_ms() + s->retry_ms;
+			/* the publisher is usually just a few ms from being
+			 * connected: retry soon, then back off to retry_ms */
+			s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 2;
+			if (s->backoff_ms > s->retry_ms) {
+				s->backoff_ms = s->retry_ms;
+			}
+			s->next_try_ms = now_ms() + s->backoff_ms;
 		}
 	}
 	if (!s->need_snap) {
