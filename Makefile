@@ -55,6 +55,9 @@ FUZZERS    := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRC))
 LIB        := $(OUT)/obj/libvtpm.a
 SANLIB     := $(OUT)/san/libvtpm.a
 
+# keep objects that pattern rules chain through (no rebuilds next time)
+.SECONDARY:
+
 .PHONY: all deps run test test-unit test-integration test-e2e bench fuzz \
         image soak clean format help
 all: $(BINS) $(TOOLS)
