@@ -48,6 +48,26 @@ adopt_read_pidfile(const char *path, pid_t *pid)
 	return 0;
 }
 
+/* /proc files report size 0: read until EOF */
+static int
+read_proc(const char *path, char *buf, size_t max, size_t *len)
+{
+	int     fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t  got = 0;
+	ssize_t n;
+
+	if (fd < 0) {
+		return -1;
+	}
+	while (got < max - 1 && (n = read(fd, buf + got, max - 1 - got)) > 0) {
+		got += (size_t) n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	*len = got;
+	return 0;
+}
+
 /* the basename of a path, minus a " (deleted)" suffix after upgrades */
 static bool
 is_swtpm_exe(const char *exe, const char *configured)
@@ -66,12 +86,13 @@ int
 adopt_check(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
             char *err, size_t errlen)
 {
-	char        p[64], exe[PATH_LEN], ctrl[SOCK_LEN], want[PATH_LEN];
-	char       *cmd = NULL, *a;
-	size_t      len;
-	ssize_t     n;
-	bool        socket_mode = false, ctrl_ok = false;
-	struct stat sb;
+	char p[64], exe[PATH_LEN], ctrl[SOCK_LEN], want[PATH_LEN];
+	static __thread char cmd[16384];
+	char                *a;
+	size_t               len;
+	ssize_t              n;
+	bool                 socket_mode = false, ctrl_ok = false;
+	struct stat          sb;
 
 	snprintf(p, sizeof(p), "/proc/%d/exe", (int) pid);
 	if ((n = readlink(p, exe, sizeof(exe) - 1)) < 0) {
@@ -91,7 +112,7 @@ adopt_check(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
 		return -1;
 	}
 	snprintf(p, sizeof(p), "/proc/%d/cmdline", (int) pid);
-	if (read_file(p, 65536, &cmd, &len) < 0) {
+	if (read_proc(p, cmd, sizeof(cmd), &len) < 0) {
 		snprintf(err, errlen, "pid %d: cmdline: %s", (int) pid,
 		         strerror(errno));
 		return -1;
@@ -106,7 +127,6 @@ adopt_check(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
 			ctrl_ok = true;
 		}
 	}
-	free(cmd);
 	if (!socket_mode || !ctrl_ok) {
 		snprintf(err, errlen,
 		         "pid %d is a swtpm, but not the one serving %s",
@@ -118,6 +138,25 @@ adopt_check(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
 		return -1;
 	}
 	return 0;
+}
+
+bool
+adopt_live_swtpm(const struct launcher_cfg *cfg, const char *uuid, pid_t *pid)
+{
+	char    path[PATH_LEN], p[64], exe[PATH_LEN];
+	ssize_t n;
+
+	if (path_join(path, sizeof(path), "%s/%s.pid", cfg->swtpm_dir, uuid) <
+	        0 ||
+	    adopt_read_pidfile(path, pid) < 0) {
+		return false;
+	}
+	snprintf(p, sizeof(p), "/proc/%d/exe", (int) *pid);
+	if ((n = readlink(p, exe, sizeof(exe) - 1)) < 0) {
+		return false;
+	}
+	exe[n] = '\0';
+	return is_swtpm_exe(exe, cfg->swtpm);
 }
 
 int

@@ -17,6 +17,7 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
@@ -186,12 +187,28 @@ wait_ctrl(const char *ctrl, int pidfd, uint64_t end, char *err, size_t errlen)
 	}
 }
 
+/* Did swtpm log that it could not lock the state directory? */
+static bool
+locked(const char *logf)
+{
+	char  *buf;
+	size_t len;
+	bool   yes;
+
+	if (read_file(logf, 65536, &buf, &len) < 0) {
+		return false;
+	}
+	yes = strstr(buf, "Could not lock") != NULL;
+	free(buf);
+	return yes;
+}
+
 int
 spawn_start(const struct launcher_cfg *cfg, const char *uuid,
             const char *state_dir, const uint8_t *key, pid_t *pid, int *pidfd,
             bool *init_failed, char *err, size_t errlen)
 {
-	char     ctrl[SOCK_LEN], pidf[PATH_LEN];
+	char     ctrl[SOCK_LEN], pidf[PATH_LEN], logf[PATH_LEN];
 	int      kp[2] = {-1, -1}, fd, saved;
 	uint32_t res;
 	uint64_t end = now_ms() + (uint64_t) cfg->start_timeout_ms;
@@ -200,13 +217,15 @@ spawn_start(const struct launcher_cfg *cfg, const char *uuid,
 	*pidfd = -1;
 	*init_failed = false;
 	if (spawn_paths(cfg, uuid, ctrl, NULL, NULL, sizeof(ctrl)) < 0 ||
-	    spawn_paths(cfg, uuid, NULL, pidf, NULL, sizeof(pidf)) < 0) {
+	    spawn_paths(cfg, uuid, NULL, pidf, logf, sizeof(pidf)) < 0) {
 		snprintf(err, errlen, "path too long");
 		return -1;
 	}
-	/* a stale socket would answer ECONNREFUSED until swtpm replaces it */
+	/* a stale socket would answer ECONNREFUSED until swtpm replaces it;
+	 * the log holds this run only (see locked()) */
 	(void) unlink(ctrl);
 	(void) unlink(pidf);
+	(void) unlink(logf);
 	if (key != NULL) {
 		/* the whole key fits in the pipe buffer: write, close */
 		if (pipe2(kp, O_CLOEXEC) < 0) {
@@ -251,6 +270,15 @@ spawn_start(const struct launcher_cfg *cfg, const char *uuid,
 	if (res != 0) {
 		snprintf(err, errlen, "CMD_INIT on %s: TPM result 0x%x", ctrl,
 		         res);
+		/* another swtpm holds the state: not a corrupt state, and
+		 * certainly nothing to restore or reset */
+		if (locked(logf)) {
+			snprintf(
+			    err, errlen,
+			    "state directory %s is locked by another swtpm",
+			    state_dir);
+			return -1;
+		}
 		*init_failed = true;
 		return -1;
 	}
