@@ -136,6 +136,9 @@ void sup_cleanup_files(const struct launcher_cfg *cfg, const char *uuid);
 int adopt_check(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
                 char *err, size_t errlen);
 int adopt_read_pidfile(const char *path, pid_t *pid);
+/* Does uuid's pid file name a live swtpm (adopted or not)? */
+bool adopt_live_swtpm(const struct launcher_cfg *cfg, const char *uuid,
+                      pid_t *pid);
 /* Meta file <uuid>.meta: what VtpmStatus said at READY. */
 int adopt_write_meta(const struct launcher_cfg *cfg,
                      const struct vtpm_status  *st);

@@ -56,6 +56,16 @@ job_start(const struct launcher_cfg *cfg, struct job *j)
 	j->pid = 0;
 	j->pidfd = -1;
 	j->child = true;
+	if (adopt_live_swtpm(cfg, j->uuid, &j->pid)) {
+		/* never two swtpm on one state (nor an emptied ephemeral
+		 * state under a running one) */
+		vm_fmt(msg, sizeof(msg),
+		       "swtpm %d still runs for this VM but was not adopted",
+		       (int) j->pid);
+		j->pid = 0;
+		fail(j, msg);
+		return;
+	}
 	if (j->mode == VTPM_MODE_PERSISTENT) {
 		if ((key = secmem_alloc(KEY_LEN)) == NULL) {
 			fail(j, "no locked memory for the state key");
