@@ -371,9 +371,9 @@ scan_foreign(struct gd_vm *v, char *err, size_t errlen)
 		    strcmp(e->d_name, "..") == 0 || is_swtpm_file(e->d_name)) {
 			continue;
 		}
-		log_warn("vm %s: foreign file %s/%s in the state directory: "
-		         "ignored, kept until purge",
-		         v->uuid, v->sdir, e->d_name);
+		log_warnx("vm %s: foreign file %s/%s in the state directory: "
+		          "ignored, kept until purge",
+		          v->uuid, v->sdir, e->d_name);
 	}
 	closedir(d);
 	return 0;
@@ -678,8 +678,8 @@ check_backup(struct guardian *g, struct gd_vm *v, char *reason, size_t rlen)
 			const char *q[] = {p};
 			gd_quarantine(g, v, "backup", q, 1);
 		}
-		log_warn("vm %s: backup generation %" PRIu64 " is bad (%s)",
-		         v->uuid, v->m.bak.id, err);
+		log_warnx("vm %s: backup generation %" PRIu64 " is bad (%s)",
+		          v->uuid, v->m.bak.id, err);
 	} else {
 		snprintf(err, sizeof(err), "none yet");
 	}
@@ -688,7 +688,7 @@ check_backup(struct guardian *g, struct gd_vm *v, char *reason, size_t rlen)
 	{
 		char e2[256];
 		if (backup_from_current(g, v, e2, sizeof(e2)) < 0) {
-			log_warn("vm %s: no backup: %s", v->uuid, e2);
+			log_warnx("vm %s: no backup: %s", v->uuid, e2);
 			snprintf(reason + l, rlen - l,
 			         "%sbackup %s; copy failed: %s", l ? "; " : "",
 			         err, e2);
@@ -868,10 +868,10 @@ classify(struct guardian *g, struct gd_vm *v, bool encrypted, int *cls,
 		}
 		any_files = true;
 		if (!gd_info_matches(&ci, cand[i])) {
-			log_warn("vm %s: %s generation %" PRIu64 " is bad too "
-			         "(%s)",
-			         v->uuid, cname[i], cand[i]->id,
-			         ci.valid ? "sha256 mismatch" : ci.why);
+			log_warnx("vm %s: %s generation %" PRIu64 " is bad too "
+			          "(%s)",
+			          v->uuid, cname[i], cand[i]->id,
+			          ci.valid ? "sha256 mismatch" : ci.why);
 			continue;
 		}
 		if (put_back_copy(g, v, p, "current", err, sizeof(err)) < 0) {
@@ -901,7 +901,7 @@ classify(struct guardian *g, struct gd_vm *v, bool encrypted, int *cls,
 		         "current generation %s: put back the %s generation "
 		         "(sha256 verified)",
 		         badcur, i == 0 ? "last good" : "backup");
-		log_warn("vm %s: %s", v->uuid, reason);
+		log_warnx("vm %s: %s", v->uuid, reason);
 		return 0;
 	}
 	if (!any_files) {
@@ -987,7 +987,8 @@ gd_prepare(struct guardian *g, const struct guardian_req *rq,
 		bool absent = errno == ENOENT;
 		snprintf(why, sizeof(why), "%s", absent ? "absent" : err);
 		if (!absent) {
-			log_warn("vm %s: manifest %s: %s", v->uuid, mpath, err);
+			log_warnx("vm %s: manifest %s: %s", v->uuid, mpath,
+			          err);
 		}
 		if (rebuild(g, v, why, rq->encrypted, &cls, reason,
 		            sizeof(reason)) < 0) {
