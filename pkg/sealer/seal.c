@@ -557,10 +557,11 @@ seal_unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master,
 	                    ESYS_TR_NONE, &b->priv, &b->pub, &obj));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(
-		    err, errlen,
-		    "Load sealed master under SRK 0x%x: %s (TPM cleared or "
-		    "another TPM?)",
-		    SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		    err, errlen, "Load sealed master under SRK 0x%x: %s%s",
+		    SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)),
+		    (*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER
+		        ? " (TPM cleared, or not the TPM it was sealed on?)"
+		        : "");
 		obj = ESYS_TR_NONE;
 		return -1;
 	}

@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,11 +394,9 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	char                       terr[REASON_LEN], sock[PATH_LEN];
 
 	*bp = NULL;
-	/* The reply carrying a key sits in a 256 KiB NNG buffer that NNG
-	 * frees without wiping (pubsub/endpoint.c): a fixed mmap threshold
-	 * makes glibc give such buffers back to the kernel on free instead
-	 * of keeping them on the heap (the default threshold grows). */
-	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	/* The reply that carries a key is sent from a buffer NNG frees
+	 * without wiping: pubsub (endpoint_msg_from_string, secret) fixes
+	 * glibc's mmap threshold so that buffer goes back to the kernel. */
 
 	if ((b = calloc(1, sizeof(*b))) == NULL) {
 		say(err, errlen, "out of memory");

@@ -7,6 +7,9 @@
  *       Exit 0 when answered, 3 when there was no answer.
  *   key_call --run DIR --bench N --concurrent C
  *       N sequential releases, then C concurrent ones: JSON on stdout.
+ *   key_call --run DIR --status
+ *       prints the KeyBrokerStatus item: "state S pcrs P changed C rc R
+ *       reason ..." (exit 3 when the topic cannot be read).
  *   key_call --floor --root DIR --tcti T --bench N
  *       the in-process ESAPI policy-unseal floor (seal_unseal on the
  *       broker's blob; the broker must not hold the TPM): JSON.
@@ -68,6 +71,34 @@ one(bool print_key)
 	}
 	printf(" reason %s\n", rep->reason[0] ? rep->reason : "-");
 	secmem_free(rep, sizeof(*rep));
+	return 0;
+}
+
+static void
+on_status(void *arg, const char *key, const void *item)
+{
+	const struct keybroker_status *st = item;
+
+	(void) key;
+	*(int *) arg = 1;
+	printf("state %s pcrs %s changed %s rc 0x%x reason %s\n",
+	       kb_state_name(st->state), st->pcrs,
+	       st->changed_pcrs[0] ? st->changed_pcrs : "-", (unsigned) st->rc,
+	       st->reason[0] ? st->reason : "-");
+}
+
+static int
+status(void)
+{
+	char err[REASON_LEN];
+	int  seen = 0;
+
+	if (topic_snapshot_fetch(run, MSG_KEYBROKER_STATUS, on_status, &seen,
+	                         timeout_ms, err, sizeof(err)) < 0 ||
+	    !seen) {
+		printf("nostatus %s\n", seen ? "" : err);
+		return 3;
+	}
 	return 0;
 }
 
@@ -238,8 +269,9 @@ main(int argc, char **argv)
 	    {"bench", required_argument, NULL, 'b'},
 	    {"concurrent", required_argument, NULL, 'c'},
 	    {"floor", no_argument, NULL, 'f'},
+	    {"status", no_argument, NULL, 's'},
 	    {NULL, 0, NULL, 0}};
-	bool print_key = false, floor_mode = false;
+	bool print_key = false, floor_mode = false, status_mode = false;
 	int  c, nbench = 0, nconc = 64;
 
 	log_init(LOG_LVL_WARN, 0);
@@ -273,10 +305,16 @@ main(int argc, char **argv)
 		case 'f':
 			floor_mode = true;
 			break;
+		case 's':
+			status_mode = true;
+			break;
 		default:
 			fprintf(stderr, "usage: see key_call.c\n");
 			return 2;
 		}
+	}
+	if (status_mode) {
+		return status();
 	}
 	if (floor_mode) {
 		return bench_floor(nbench > 0 ? nbench : 100);

@@ -52,10 +52,10 @@ test_hkdf_rfc5869_case1(void **state)
 	/* RFC 5869 A.1 (also: openssl kdf -keylen 42 ... HKDF) */
 	unhex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5"
 	      "bf34007208d5b887185865",
-	    want, sizeof(want));
+	      want, sizeof(want));
 	assert_int_equal(kdf_hkdf_sha256(ikm, sizeof(ikm), salt, sizeof(salt),
-	                     info, sizeof(info), okm, sizeof(okm)),
-	    0);
+	                                 info, sizeof(info), okm, sizeof(okm)),
+	                 0);
 	assert_memory_equal(okm, want, sizeof(want));
 }
 
@@ -72,20 +72,24 @@ test_kdf_vm_key_vector(void **state)
 	 *   -kdfopt hexkey:000102...1f
 	 *   -kdfopt info:vtpm-state-v1123e4567-e89b-12d3-a456-426614174000
 	 *   HKDF */
-	unhex("8de640a5f9d73bec17057791cd772bf0865bc64bc29a18cb65617408971c8027",
+	unhex(
+	    "8de640a5f9d73bec17057791cd772bf0865bc64bc29a18cb65617408971c8027",
 	    want, sizeof(want));
 	assert_int_equal(kdf_vm_key(master, 32,
-	                     "123e4567-e89b-12d3-a456-426614174000", k1, 32),
-	    0);
+	                            "123e4567-e89b-12d3-a456-426614174000", k1,
+	                            32),
+	                 0);
 	assert_memory_equal(k1, want, 32);
 	/* the same VM spelt in upper case gets the same key */
 	assert_int_equal(kdf_vm_key(master, 32,
-	                     "123E4567-E89B-12D3-A456-426614174000", k2, 32),
-	    0);
+	                            "123E4567-E89B-12D3-A456-426614174000", k2,
+	                            32),
+	                 0);
 	assert_memory_equal(k2, want, 32);
 	assert_int_equal(kdf_vm_key(master, 32,
-	                     "123e4567-e89b-12d3-a456-426614174001", k3, 32),
-	    0);
+	                            "123e4567-e89b-12d3-a456-426614174001", k3,
+	                            32),
+	                 0);
 	assert_memory_not_equal(k3, want, 32);
 	assert_int_equal(kdf_vm_key(master, 32, "short", k3, 32), -1);
 }
@@ -99,9 +103,8 @@ test_pcrs_parse(void **state)
 	char     err[256], buf[PCRS_LEN];
 
 	(void) state;
-	assert_int_equal(seal_pcrs_parse(SEAL_DEFAULT_PCRS, &m, err,
-	                     sizeof(err)),
-	    0);
+	assert_int_equal(
+	    seal_pcrs_parse(SEAL_DEFAULT_PCRS, &m, err, sizeof(err)), 0);
 	assert_int_equal(m, 0x7fdf); /* 0-4, 6-14 */
 	seal_pcrs_format(m, buf, sizeof(buf));
 	assert_string_equal(buf, "0,1,2,3,4,6,7,8,9,10,11,12,13,14");
@@ -167,9 +170,9 @@ port_free(int p)
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	int                s = socket(AF_INET, SOCK_STREAM, 0), ok;
 
-	a.sin_port        = htons((uint16_t) p);
+	a.sin_port = htons((uint16_t) p);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok                = bind(s, (struct sockaddr *) &a, sizeof(a)) == 0;
+	ok = bind(s, (struct sockaddr *) &a, sizeof(a)) == 0;
 	close(s);
 	return ok;
 }
@@ -194,8 +197,8 @@ hw_setup(void **state)
 		}
 	}
 	snprintf(cmd, sizeof(cmd),
-	    "build/hwtpm.sh start --dir %s/hw --port %d >/dev/null", dir,
-	    port);
+	         "build/hwtpm.sh start --dir %s/hw --port %d >/dev/null", dir,
+	         port);
 	if (system(cmd) != 0) {
 		port = 0;
 		return 0;
@@ -212,7 +215,8 @@ hw_teardown(void **state)
 	(void) state;
 	if (port != 0) {
 		snprintf(cmd, sizeof(cmd),
-		    "build/hwtpm.sh stop --dir %s/hw --port %d", dir, port);
+		         "build/hwtpm.sh stop --dir %s/hw --port %d", dir,
+		         port);
 		(void) system(cmd);
 	}
 	if (dir[0]) {
@@ -221,11 +225,11 @@ hw_teardown(void **state)
 	return 0;
 }
 
-#define NEED_HW()                                                            \
-	do {                                                                 \
-		if (port == 0) {                                             \
-			skip();                                              \
-		}                                                            \
+#define NEED_HW()                                                              \
+	do {                                                                   \
+		if (port == 0) {                                               \
+			skip();                                                \
+		}                                                              \
 	} while (0)
 
 static void
@@ -236,8 +240,9 @@ extend_pcr(struct tpm *t, int pcr)
 	v.digests[0].hashAlg = TPM2_ALG_SHA256;
 	memset(v.digests[0].digest.sha256, 0x42, 32);
 	assert_int_equal(Esys_PCR_Extend(t->ectx, ESYS_TR_PCR0 + (ESYS_TR) pcr,
-	                     ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &v),
-	    0);
+	                                 ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	                                 ESYS_TR_NONE, &v),
+	                 0);
 }
 
 static void
@@ -260,13 +265,12 @@ test_seal_unseal_mismatch(void **state)
 	assert_int_equal(seal_srk(&t, &rc, err, sizeof(err)), 0);
 
 	assert_int_equal(seal_pcrs_parse("0-4,6-14", &mask, err, sizeof(err)),
-	    0);
+	                 0);
 	for (int i = 0; i < 32; i++) {
 		master[i] = (uint8_t) (0xa0 ^ i);
 	}
-	assert_int_equal(seal_create(&t, mask, master, &b, &rc, err,
-	                     sizeof(err)),
-	    0);
+	assert_int_equal(
+	    seal_create(&t, mask, master, &b, &rc, err, sizeof(err)), 0);
 	assert_int_equal(seal_unseal(&t, &b, got, &rc, err, sizeof(err)), 0);
 	assert_memory_equal(got, master, 32);
 
@@ -282,9 +286,8 @@ test_seal_unseal_mismatch(void **state)
 	extend_pcr(&t, 7);
 	assert_int_equal(seal_unseal(&t, &b2, got, &rc, err, sizeof(err)), -1);
 	assert_true(tpm_rc_is_policy(rc));
-	assert_int_equal(seal_changed_pcrs(&t, &b2, &changed, &rc, err,
-	                     sizeof(err)),
-	    0);
+	assert_int_equal(
+	    seal_changed_pcrs(&t, &b2, &changed, &rc, err, sizeof(err)), 0);
 	assert_int_equal(changed, 1u << 7);
 	/* PCR 16 is not in the set: extending it changes nothing */
 	tpm_close(&t);
@@ -293,11 +296,11 @@ test_seal_unseal_mismatch(void **state)
 static void
 test_broker_no_tpm(void **state)
 {
-	struct broker         *b;
-	struct broker_cfg      cfg;
-	struct key_release_rep rep;
+	struct broker          *b;
+	struct broker_cfg       cfg;
+	struct key_release_rep  rep;
 	struct keybroker_status st;
-	char                   err[512], root[160];
+	char                    err[512], root[160];
 
 	(void) state;
 	snprintf(root, sizeof(root), "/tmp/sealer-none.XXXXXX");
@@ -307,21 +310,20 @@ test_broker_no_tpm(void **state)
 	snprintf(cfg.vault, sizeof(cfg.vault), "%s", root);
 	snprintf(cfg.tcti, sizeof(cfg.tcti), "none");
 	cfg.nworkers = 2;
-	assert_int_equal(seal_pcrs_parse(SEAL_DEFAULT_PCRS, &cfg.pcrs, err,
-	                     sizeof(err)),
-	    0);
+	assert_int_equal(
+	    seal_pcrs_parse(SEAL_DEFAULT_PCRS, &cfg.pcrs, err, sizeof(err)), 0);
 	assert_int_equal(broker_open(&b, &cfg, err, sizeof(err)), 0);
-	assert_int_equal(broker_release(b,
-	                     "123e4567-e89b-12d3-a456-426614174000", 0, &rep),
+	assert_int_equal(
+	    broker_release(b, "123e4567-e89b-12d3-a456-426614174000", 0, &rep),
 	    0);
 	assert_int_equal(rep.status, KEY_NO_HW_TPM);
 	broker_status(b, &st);
 	assert_int_equal(st.state, KB_NO_HW_TPM);
 	/* another uid is refused before anything else */
 	assert_int_equal(broker_release(b,
-	                     "123e4567-e89b-12d3-a456-426614174000", 1234,
-	                     &rep),
-	    0);
+	                                "123e4567-e89b-12d3-a456-426614174000",
+	                                1234, &rep),
+	                 0);
 	assert_int_equal(rep.status, KEY_DENIED);
 	broker_close(b);
 	remove_tree(root);
@@ -371,20 +373,19 @@ test_broker_release_shared(void **state)
 	cfg.nworkers = 2;
 	/* PCR 7 was extended by the previous test: seal to a set without
 	 * it would still be fine, but the fresh seal takes current values */
-	assert_int_equal(seal_pcrs_parse(SEAL_DEFAULT_PCRS, &cfg.pcrs, err,
-	                     sizeof(err)),
-	    0);
+	assert_int_equal(
+	    seal_pcrs_parse(SEAL_DEFAULT_PCRS, &cfg.pcrs, err, sizeof(err)), 0);
 	assert_int_equal(broker_open(&b, &cfg, err, sizeof(err)), 0);
-	assert_int_equal(broker_release(b,
-	                     "123e4567-e89b-12d3-a456-426614174000", 0, &r1),
+	assert_int_equal(
+	    broker_release(b, "123e4567-e89b-12d3-a456-426614174000", 0, &r1),
 	    0);
 	assert_int_equal(r1.status, KEY_OK);
-	assert_int_equal(broker_release(b,
-	                     "123e4567-e89b-12d3-a456-426614174000", 0, &r2),
+	assert_int_equal(
+	    broker_release(b, "123e4567-e89b-12d3-a456-426614174000", 0, &r2),
 	    0);
 	assert_memory_equal(r1.key, r2.key, 32);
-	assert_int_equal(broker_release(b,
-	                     "123e4567-e89b-12d3-a456-426614174001", 0, &r2),
+	assert_int_equal(
+	    broker_release(b, "123e4567-e89b-12d3-a456-426614174001", 0, &r2),
 	    0);
 	assert_memory_not_equal(r1.key, r2.key, 32);
 
@@ -392,7 +393,7 @@ test_broker_release_shared(void **state)
 	for (int i = 0; i < 16; i++) {
 		a[i] = (struct rel_arg){.b = b, .i = i};
 		assert_int_equal(pthread_create(&th[i], NULL, rel_main, &a[i]),
-		    0);
+		                 0);
 	}
 	for (int i = 0; i < 16; i++) {
 		pthread_join(th[i], NULL);
