@@ -8,55 +8,9 @@
 command -v swtpm >/dev/null || skip_all "swtpm not installed"
 command -v tpm2_pcrextend >/dev/null || skip_all "tpm2-tools not installed"
 
-ROOT=$T_TMP/root
-RUN=$ROOT/run/vtpm
-HW=$T_TMP/hw
-PORT=""
-KBLOG=$T_TMP/kb.log
+. "$(dirname "$0")/keybroker_common.bash"
 U1=11111111-2222-3333-4444-555555555555
 U2=21111111-2222-3333-4444-555555555555
-KEYS="" # released keys (hex), kept in memory only, for the final scan
-
-# start the hardware TPM; the first time on a free port (a port in the
-# ephemeral range may be taken by a connection meanwhile: try another)
-hw_start() {
-	local i
-	for i in 1 2 3 4 5; do
-		[ -n "$PORT" ] || PORT=$(free_port)
-		TCTI=swtpm:host=127.0.0.1,port=$PORT
-		if "$TOP/build/hwtpm.sh" start --dir "$HW" --port "$PORT" >/dev/null; then
-			t_track "$(cat "$HW/swtpm.pid")"
-			return 0
-		fi
-		[ -n "${TPM_FIXED:-}" ] || PORT=""
-		sleep 0.2
-	done
-	return 1
-}
-hw_stop() { "$TOP/build/hwtpm.sh" stop --dir "$HW" --port "$PORT"; }
-kb_start() {
-	"$BIN/vtpm-keybroker" --root "$ROOT" "$@" 2>>"$KBLOG" &
-	KB=$!
-	t_track $KB
-	wait_for 10 test -S "$RUN/keybroker.req"
-}
-kb_stop() {
-	kill -TERM "$KB"
-	wait "$KB" 2>/dev/null
-}
-# call UUID: sets ST (status), SHA, REASON; remembers the key
-call() {
-	local out
-	out=$("$BIN/key_call" --run "$RUN" --uuid "$1" --print-key)
-	ST=$(awk '{print $2}' <<<"$out")
-	SHA=$(awk '{print $4}' <<<"$out")
-	REASON=$(sed -n 's/.* reason //p' <<<"$out")
-	if [ "$ST" = ok ]; then
-		KEYS+=$(awk '{print $6}' <<<"$out")$'\n'
-	fi
-}
-# status_is REGEX: the KeyBrokerStatus item matches
-status_is() { "$BIN/key_call" --run "$RUN" --status --timeout 2000 | grep -q "$1"; }
 
 check "simulated hardware TPM starts" hw_start
 TPM_FIXED=1 # restarts keep the port: the broker's --tcti names it
