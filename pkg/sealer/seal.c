@@ -442,8 +442,8 @@ scrub_esys_buffer(struct tpm *t)
 /* An HMAC or policy session salted with the SRK and AES-128-CFB parameter
  * encryption: the key never crosses the wire to the TPM in clear. */
 static int
-start_session(struct tpm *t, TPM2_SE type, TPMA_SESSION attrs, ESYS_TR *s,
-              TSS2_RC *rc, char *err, size_t errlen)
+start_session(struct tpm *t, TPM2_SE type, TPMA_SESSION attrs, bool plain,
+              ESYS_TR *s, TSS2_RC *rc, char *err, size_t errlen)
 {
 	TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_AES,
 	                    .keyBits.aes = 128,
@@ -451,10 +451,15 @@ start_session(struct tpm *t, TPM2_SE type, TPMA_SESSION attrs, ESYS_TR *s,
 	char         rcs[128];
 
 	*s = ESYS_TR_NONE;
-	TPM_RETRY(*rc, Esys_StartAuthSession(t->ectx, t->srk, ESYS_TR_NONE,
-	                                     ESYS_TR_NONE, ESYS_TR_NONE,
-	                                     ESYS_TR_NONE, NULL, type, &sym,
-	                                     TPM2_ALG_SHA256, s));
+	if (plain) {
+		/* bench reference only: unsalted, no parameter encryption */
+		sym.algorithm = TPM2_ALG_NULL;
+		attrs = 0;
+	}
+	TPM_RETRY(*rc, Esys_StartAuthSession(
+	                   t->ectx, plain ? ESYS_TR_NONE : t->srk, ESYS_TR_NONE,
+	                   ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, type,
+	                   &sym, TPM2_ALG_SHA256, s));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "StartAuthSession (salted by SRK): %s",
 		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
@@ -509,8 +514,8 @@ seal_create(struct tpm *t, uint32_t mask, const uint8_t *master,
 	tmpl.publicArea.parameters.keyedHashDetail.scheme.scheme =
 	    TPM2_ALG_NULL;
 
-	if (start_session(t, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT, &enc, rc, err,
-	                  errlen) < 0) {
+	if (start_session(t, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT, false, &enc,
+	                  rc, err, errlen) < 0) {
 		return -1;
 	}
 	memset(&insens, 0, sizeof(insens));
@@ -538,9 +543,9 @@ seal_create(struct tpm *t, uint32_t mask, const uint8_t *master,
 	return 0;
 }
 
-int
-seal_unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master,
-            TSS2_RC *rc, char *err, size_t errlen)
+static int
+unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
+       TSS2_RC *rc, char *err, size_t errlen)
 {
 	ESYS_TR               obj = ESYS_TR_NONE, sess = ESYS_TR_NONE;
 	TPM2B_SENSITIVE_DATA *out = NULL;
@@ -565,8 +570,8 @@ seal_unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master,
 		obj = ESYS_TR_NONE;
 		return -1;
 	}
-	if (start_session(t, TPM2_SE_POLICY, TPMA_SESSION_ENCRYPT, &sess, rc,
-	                  err, errlen) < 0) {
+	if (start_session(t, TPM2_SE_POLICY, TPMA_SESSION_ENCRYPT, plain, &sess,
+	                  rc, err, errlen) < 0) {
 		goto out;
 	}
 	if (b->nbranches != 1) {
@@ -607,10 +612,24 @@ out:
 	}
 	tpm_flush(t, &sess);
 	tpm_flush(t, &obj);
-	if (ret == 0) {
+	if (ret == 0 && !plain) {
 		scrub_esys_buffer(t);
 	}
 	return ret;
+}
+
+int
+seal_unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master,
+            TSS2_RC *rc, char *err, size_t errlen)
+{
+	return unseal(t, b, master, false, rc, err, errlen);
+}
+
+int
+seal_unseal_plain(struct tpm *t, const struct seal_blob *b, uint8_t *master,
+                  TSS2_RC *rc, char *err, size_t errlen)
+{
+	return unseal(t, b, master, true, rc, err, errlen);
 }
 
 int

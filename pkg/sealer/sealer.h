@@ -107,6 +107,10 @@ int seal_create(struct tpm *t, uint32_t mask, const uint8_t *master,
  * failed) and err. */
 int seal_unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master,
                 TSS2_RC *rc, char *err, size_t errlen);
+/* The same without the hygiene (unsalted session, no parameter
+ * encryption, no buffer scrub): only the bench's reference floor. */
+int seal_unseal_plain(struct tpm *t, const struct seal_blob *b, uint8_t *master,
+                      TSS2_RC *rc, char *err, size_t errlen);
 /* PCRs of b whose current value differs from seal time (any branch). */
 int seal_changed_pcrs(struct tpm *t, const struct seal_blob *b,
                       uint32_t *changed, TSS2_RC *rc, char *err, size_t errlen);

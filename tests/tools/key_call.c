@@ -12,7 +12,8 @@
  *       reason ..." (exit 3 when the topic cannot be read).
  *   key_call --floor --root DIR --tcti T --bench N
  *       the in-process ESAPI policy-unseal floor (seal_unseal on the
- *       broker's blob; the broker must not hold the TPM): JSON.
+ *       broker's blob): JSON. --plain: without the hygiene (unsalted
+ *       session, no parameter encryption, no scrub), for reference.
  */
 #include "common.h"
 #include "log.h"
@@ -216,6 +217,8 @@ bench_client(int n, int nconc)
 	return okc == nconc ? 0 : 1;
 }
 
+static bool plain;
+
 static int
 bench_floor(int n)
 {
@@ -240,7 +243,9 @@ bench_floor(int n)
 	(void) seal_unseal(&t, &b, m, &rc, err, sizeof(err)); /* warm up */
 	for (int i = 0; i < n; i++) {
 		t0 = now_us();
-		if (seal_unseal(&t, &b, m, &rc, err, sizeof(err)) < 0) {
+		if ((plain
+		         ? seal_unseal_plain(&t, &b, m, &rc, err, sizeof(err))
+		         : seal_unseal(&t, &b, m, &rc, err, sizeof(err))) < 0) {
 			fprintf(stderr, "floor: %s\n", err);
 			return 1;
 		}
@@ -270,6 +275,7 @@ main(int argc, char **argv)
 	    {"concurrent", required_argument, NULL, 'c'},
 	    {"floor", no_argument, NULL, 'f'},
 	    {"status", no_argument, NULL, 's'},
+	    {"plain", no_argument, NULL, 'P'},
 	    {NULL, 0, NULL, 0}};
 	bool print_key = false, floor_mode = false, status_mode = false;
 	int  c, nbench = 0, nconc = 64;
@@ -307,6 +313,9 @@ main(int argc, char **argv)
 			break;
 		case 's':
 			status_mode = true;
+			break;
+		case 'P':
+			plain = true;
 			break;
 		default:
 			fprintf(stderr, "usage: see key_call.c\n");
