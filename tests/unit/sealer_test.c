@@ -159,6 +159,47 @@ test_rc_classes(void **state)
 	assert_non_null(strstr(buf, "lockout"));
 }
 
+/* TPM_RETRY: busy codes are retried with backoff, others are not. */
+static int calls, busy_for;
+
+static TSS2_RC
+fake_cmd(TSS2_RC busy_rc, TSS2_RC final)
+{
+	return ++calls <= busy_for ? busy_rc : final;
+}
+
+static void
+test_retry_backoff(void **state)
+{
+	TSS2_RC  rc;
+	uint64_t t0;
+
+	(void) state;
+	calls = 0;
+	busy_for = 2;
+	TPM_RETRY(rc, fake_cmd(TPM2_RC_RETRY, TSS2_RC_SUCCESS));
+	assert_int_equal(rc, TSS2_RC_SUCCESS);
+	assert_int_equal(calls, 3);
+	calls = 0;
+	busy_for = 3;
+	TPM_RETRY(rc, fake_cmd(TPM2_RC_YIELDED, 0x99d));
+	assert_int_equal(rc, 0x99d);
+	assert_int_equal(calls, 4);
+	/* a policy failure is never retried */
+	calls = 0;
+	busy_for = 0;
+	TPM_RETRY(rc, fake_cmd(TPM2_RC_RETRY, 0x99d));
+	assert_int_equal(calls, 1);
+	/* always busy: gives up after a bounded time with the busy rc */
+	calls = 0;
+	busy_for = 1000;
+	t0 = now_ms();
+	TPM_RETRY(rc, fake_cmd(TPM2_RC_TESTING, TSS2_RC_SUCCESS));
+	assert_int_equal(rc, TPM2_RC_TESTING);
+	assert_int_equal(calls, 9);
+	assert_true(now_ms() - t0 >= 500);
+}
+
 /* ---- against a real swtpm ---- */
 
 static char dir[128], tcti[96];
@@ -416,6 +457,7 @@ main(void)
 	    cmocka_unit_test(test_kdf_vm_key_vector),
 	    cmocka_unit_test(test_pcrs_parse),
 	    cmocka_unit_test(test_rc_classes),
+	    cmocka_unit_test(test_retry_backoff),
 	    cmocka_unit_test(test_broker_no_tpm),
 	    cmocka_unit_test(test_seal_unseal_mismatch),
 	    cmocka_unit_test(test_broker_release_shared),
