@@ -184,6 +184,13 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "purge") == 0) {
 		return cmd_purge(co.paths.run, timeout, argc, argv);
 	}
+	if (strcmp(cmd, "tpm") == 0) {
+		if (argc != 1) {
+			fprintf(stderr, "vtpmctl: tpm UUID\n");
+			return 2;
+		}
+		return vctl_tpm_bridge(co.paths.run, argv[0], timeout);
+	}
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return 0;

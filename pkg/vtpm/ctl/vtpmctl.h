@@ -59,4 +59,8 @@ int vctl_watch(const char *rundir, bool dom, bool vtpm, long count,
 int vctl_purge(const char *rundir, const char *uuid, bool force,
                int timeout_ms);
 
+/* tpm.c: stdin/stdout <-> the vTPM's TPM channel (CMD_SET_DATAFD), for
+ * the tpm2-tss cmd TCTI. Returns the exit code (3: not in this build). */
+int vctl_tpm_bridge(const char *rundir, const char *uuid, int timeout_ms);
+
 #endif
