@@ -2,17 +2,18 @@
 # build/image-run.sh: run the vtpm image's rootfs the way a container
 # runtime would, without one (tests, bench, trying it out). As root:
 #   build/image-run.sh --rootfs DIR --persist DIR --run DIR [--config DIR]
-#                      [--tpm] [--env KEY=VALUE]... [--rw]
+#                      [--tpm] [--env KEY=VALUE]... [--rw] [--init PATH]
 # Makes a new mount + PID namespace (unshare; /init becomes PID 1 there),
 # mounts the rootfs read-only (--rw: writable), a tmpfs /dev with null,
 # zero, full, random, urandom (and /dev/tpmrm0 with --tpm), /proc, and
 # binds --persist on /persist, --run on /run and --config read-only on
-# /config; then chroot + /init with only PATH and the --env variables.
+# /config; then chroot + /init (or --init PATH, e.g. /bin/true for a
+# baseline) with only PATH and the --env variables.
 # Replaces itself with unshare: this process's pid is unshare's; its only
 # child is the container's init. Every mount lives in the namespace and
 # disappears with it: killing init (SIGKILL) leaves nothing behind.
 set -euo pipefail
-rootfs="" persist="" run="" config="" tpm=0 ro=1
+rootfs="" persist="" run="" config="" tpm=0 ro=1 init=/init
 envs=(PATH=/usr/bin:/bin:/usr/sbin:/sbin)
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -23,7 +24,8 @@ while [ $# -gt 0 ]; do
 	--env) envs+=("$2"); shift ;;
 	--tpm) tpm=1 ;;
 	--rw) ro=0 ;;
-	-h | --help) sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	--init) init=$2; shift ;;
+	-h | --help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "image-run: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -41,8 +43,8 @@ rootfs=$(abs "$rootfs") persist=$(abs "$persist") run=$(abs "$run")
 # shellcheck disable=SC2016
 setup='
 set -e
-R=$1 P=$2 RUN=$3 C=$4 TPM=$5 RO=$6
-shift 6
+R=$1 P=$2 RUN=$3 C=$4 TPM=$5 RO=$6 INIT=$7
+shift 7
 mount --bind "$R" "$R"
 [ "$RO" = 1 ] && mount -o remount,bind,ro "$R"
 mount -t tmpfs -o nosuid,noexec,mode=0755,size=64k vtpm-dev "$R/dev"
@@ -62,8 +64,8 @@ if [ -n "$C" ]; then
 	mount -o remount,bind,ro "$R/config"
 fi
 cd "$R"
-exec env -i "$@" chroot "$R" /init
+exec env -i "$@" chroot "$R" "$INIT"
 '
 exec unshare --mount --pid --fork --kill-child --propagation private \
 	/bin/sh -c "$setup" image-run "$rootfs" "$persist" "$run" "$config" \
-	"$tpm" "$ro" "${envs[@]}"
+	"$tpm" "$ro" "$init" "${envs[@]}"

@@ -9,6 +9,7 @@
 # (vtpmctl status), a killed daemon is restarted with backoff while the
 # vTPMs keep running, and SIGTERM stops everything.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/image_lib.sh"
 
 [ "$(id -u)" = 0 ] || skip_all "needs root (mount + PID namespaces, chroot)"
 for t in umoci unshare nsenter swtpm jq; do
@@ -56,24 +57,8 @@ for l in libtss2-tcti-device.so.0 libtss2-tcti-swtpm.so.0 libtss2-tcti-mssim.so.
 	check "image holds $l" test -f "$R/usr/lib/x86_64-linux-gnu/$l"
 done
 
-# --- stand-ins: a daemon not built yet is replaced, for this test only, by
-# a process that listens on the daemon's socket (a swtpm control socket), so
-# that init's ordering, supervision and restart are tested before it lands.
-STANDIN=""
-standin() { # binary socket
-	cat >"$R/usr/bin/$1" <<-EOF
-		#!/bin/sh
-		# test stand-in for $1 (not built yet): listens on $2
-		mkdir -p /persist/standin-$1
-		exec /usr/bin/swtpm socket --tpm2 --tpmstate dir=/persist/standin-$1 \\
-		    --ctrl type=unixio,path=$2 --flags not-need-init
-	EOF
-	chmod 0755 "$R/usr/bin/$1"
-	STANDIN="$STANDIN $1"
-}
-[ -x "$BIN/vtpm-guardian" ] || standin vtpm-guardian /run/vtpm/guardian.req
-[ -x "$BIN/vtpm-keybroker" ] || standin vtpm-keybroker /run/vtpm/keybroker.req
-[ -x "$BIN/vtpm-launcher" ] || standin vtpm-launcher /run/vtpm/VtpmStatus.pub
+# --- daemons not built yet: stand-ins in this unpacked copy (image_lib.sh)
+img_standins "$R"
 [ -n "$STANDIN" ] && echo "# not built yet, stand-ins (a listening swtpm) used for:$STANDIN"
 REAL=1
 [ -n "$STANDIN" ] && REAL=0
@@ -81,39 +66,15 @@ mkdir -p "$R/usr/libexec/vtpm-test"
 [ -x "$BIN/tcti_probe" ] && cp "$BIN/tcti_probe" "$R/usr/libexec/vtpm-test/"
 
 # --- the simulated hardware TPM, outside
-HW=$T_TMP/hwtpm
-mkdir -p "$HW"
 PORT=$(free_port)
-if [ -x "$TOP/build/hwtpm.sh" ]; then
-	"$TOP/build/hwtpm.sh" start --dir "$HW" --port "$PORT" >"$T_TMP/hwtpm.log" 2>&1
-	HWPID=$(cat "$HW"/*.pid 2>/dev/null | head -1)
-else
-	swtpm socket --tpm2 --tpmstate dir="$HW" \
-		--server type=tcp,port=$PORT,bindaddr=127.0.0.1 \
-		--ctrl type=tcp,port=$((PORT + 1)),bindaddr=127.0.0.1 \
-		--flags not-need-init,startup-clear 2>"$T_TMP/hwtpm.log" &
-	HWPID=$!
-fi
-[ -n "${HWPID:-}" ] && t_track "$HWPID"
-check "simulated hardware TPM listens on $PORT" wait_for 10 bash -c "echo >/dev/tcp/127.0.0.1/$PORT" 2>/dev/null
+check "simulated hardware TPM listens on $PORT" img_hwtpm "$T_TMP/hwtpm" "$PORT"
 
 # --- run the container
 P=$T_TMP/persist RUNH=$T_TMP/run C=$T_TMP/config CLOG=$T_TMP/container.log
 mkdir -p "$P" "$RUNH" "$C"
 echo "VTPM_TCTI=swtpm:host=127.0.0.1,port=$PORT" >"$C/vtpm.conf"
 start_ns=$(date +%s%N)
-"$TOP/build/image-run.sh" --rootfs "$R" --persist "$P" --run "$RUNH" --config "$C" \
-	--env VTPM_BACKOFF_MS=200 >"$CLOG" 2>&1 &
-UNSHARE=$!
-INIT=""
-# image-run.sh becomes unshare (exec); unshare's only child becomes /init
-unshared() { [ "$(cat /proc/$UNSHARE/comm 2>/dev/null)" = unshare ] &&
-	grep -q . "/proc/$UNSHARE/task/$UNSHARE/children"; }
-wait_for 5 unshared && INIT=$(tr -d ' ' <"/proc/$UNSHARE/task/$UNSHARE/children")
-# stop order at exit: init first (orderly), then unshare
-[ -n "$INIT" ] && t_track "$INIT"
-t_track "$UNSHARE"
-check "container init started" test -n "$INIT"
+check "container init started" img_start "$R" "$P" "$RUNH" "$C" "$CLOG" --env VTPM_BACKOFF_MS=200
 [ -n "$INIT" ] || { cat "$CLOG"; t_done; }
 RV=$RUNH/vtpm
 check "init becomes ready" wait_for 30 test -e "$RV/init.ready"
@@ -124,14 +85,6 @@ check "container has its own mount and PID namespaces" \
 	"$(readlink /proc/$INIT/ns/mnt)" != "$(readlink /proc/$$/ns/mnt)"
 check "rootfs is read-only inside" bash -c "! nsenter -t $INIT -m -p -r -w /bin/sh -c ': >/etc/x' 2>/dev/null"
 check "/config is read-only inside" bash -c "! nsenter -t $INIT -m -p -r -w /bin/sh -c ': >/config/x' 2>/dev/null"
-inside() { nsenter -t "$INIT" -m -p -r -w /usr/bin/env -i PATH=/usr/bin "$@"; }
-nspids() { # host pids of every process in the container's PID namespace
-	local ns p
-	ns=$(readlink "/proc/$INIT/ns/pid")
-	for p in /proc/[0-9]*; do
-		[ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$ns" ] && echo "${p#/proc/}"
-	done
-}
 for s in guardian.req keybroker.req VtpmStatus.pub; do
 	check "socket $s is there" test -S "$RV/$s"
 done
@@ -142,40 +95,45 @@ check "started in dependency order guardian, keybroker, launcher" \
 # (swtpm drops to tss before it creates its control socket: a tss-owned
 # directory, like the launcher's <run>/swtpm/)
 mkdir -p "$P/probe" "$RV/probe" && chown 59:59 "$P/probe" "$RV/probe"
-inside /usr/bin/swtpm socket --tpm2 --tpmstate dir=/persist/probe \
+img_inside /usr/bin/swtpm socket --tpm2 --tpmstate dir=/persist/probe \
 	--ctrl type=unixio,path=/run/vtpm/probe/ctrl --runas tss \
 	--seccomp action=kill --pid file=/run/vtpm/probe/pid --daemon 2>>"$T_TMP/probe.log"
 check "swtpm from the image starts inside" wait_for 5 test -S "$RV/probe/ctrl"
-check "swtpm_ioctl in the image sends CMD_INIT" inside /usr/bin/swtpm_ioctl --unix /run/vtpm/probe/ctrl -i
+check "swtpm_ioctl in the image sends CMD_INIT" img_inside /usr/bin/swtpm_ioctl --unix /run/vtpm/probe/ctrl -i
 SWP=""
-for p in $(nspids); do
+for p in $(img_nspids); do
 	[ "$(cat /proc/$p/comm)" = swtpm ] && grep -qF probe/ctrl /proc/$p/cmdline && SWP=$p
 done
 check "that swtpm runs as uid 59 (tss) in the container's PID namespace" \
 	bash -c "[ -n '$SWP' ] && awk '/^Uid:/{exit !(\$2==59)}' /proc/$SWP/status"
 check "its state is owned by tss" test "$(stat -c %u "$P/probe/tpm2-00.permall" 2>/dev/null)" = 59
-inside /usr/bin/swtpm_ioctl --unix /run/vtpm/probe/ctrl -s
+img_inside /usr/bin/swtpm_ioctl --unix /run/vtpm/probe/ctrl -s
 check "CMD_SHUTDOWN stops it and init reaps it (no zombie)" wait_for 5 test ! -e "/proc/$SWP"
 
 # --- the TCTI loader inside (dlopen of libtss2-tcti-swtpm from the image)
-if ! inside /usr/lib64/ld-linux-x86-64.so.2 --list /usr/libexec/vtpm-test/tcti_probe >/dev/null 2>&1; then
+if ! img_inside /usr/lib64/ld-linux-x86-64.so.2 --list /usr/libexec/vtpm-test/tcti_probe >/dev/null 2>&1; then
 	echo "# tcti probe skipped: libtss2-esys/tctildr not in the image until vtpm-keybroker is built"
 elif [ -x "$R/usr/libexec/vtpm-test/tcti_probe" ]; then
 	check "TCTI loader inside the image opens swtpm:port=$PORT and gets random bytes" \
-		inside /usr/libexec/vtpm-test/tcti_probe "swtpm:host=127.0.0.1,port=$PORT"
+		img_inside /usr/libexec/vtpm-test/tcti_probe "swtpm:host=127.0.0.1,port=$PORT"
+fi
+
+# --- a deployment through the stack: the domain manager runs outside and
+# shares the run directory, as on the edge OS
+missing=""
+for b in vtpm-guardian vtpm-keybroker vtpm-launcher domainmgr vtpmctl; do
+	[ -x "$BIN/$b" ] || missing="$missing $b"
+done
+if [ -n "$missing" ]; then
+	echo "# deployment part skipped: not built yet:$missing"
+else
+	: # filled in once the daemons land
 fi
 
 # --- a killed daemon is restarted (with backoff)
 nspid_of() { cat "$RV/init/$1.pid" 2>/dev/null; }
-hostpid_of() { # NAME: host pid of the daemon init supervises as NAME
-	local want p
-	want=$(nspid_of "$1")
-	for p in $(nspids); do
-		[ "$(awk '/^NSpid:/{print $NF}' /proc/$p/status)" = "$want" ] && echo "$p" && return 0
-	done
-	return 1
-}
-swtpms_before=$(for p in $(nspids); do [ "$(cat /proc/$p/comm)" = swtpm ] && echo $p; done | sort | tr '\n' ' ')
+hostpid_of() { img_hostpid "$(nspid_of "$1")"; }
+swtpms_before=$(img_swtpms)
 old=$(hostpid_of launcher)
 kill -KILL "$old"
 check "killed launcher: init logs it" wait_for 5 grep -q 'launcher killed by signal 9' "$CLOG"
@@ -185,7 +143,7 @@ new=$(hostpid_of launcher)
 kill -KILL "$new"
 check "second kill: backoff doubles (400 ms)" wait_for 5 grep -q 'launcher killed by signal 9.*restarting in 400 ms' "$CLOG"
 check "restarted again" wait_for 10 bash -c "grep -c 'launcher restarted' '$CLOG' | grep -q 2"
-swtpms_after=$(for p in $(nspids); do [ "$(cat /proc/$p/comm)" = swtpm ] && echo $p; done | sort | tr '\n' ' ')
+swtpms_after=$(img_swtpms)
 if [ $REAL = 1 ]; then
 	check "the running swtpm processes survive the launcher's restarts ($swtpms_before)" \
 		test "$swtpms_before" = "$swtpms_after"
@@ -202,6 +160,5 @@ check "nothing left in the container's PID namespace" test -z "$(ls /proc/$INIT 
 check "no mount left behind" bash -c "! grep -q '$T_TMP' /proc/self/mountinfo"
 check "ready file removed" test ! -e "$RV/init.ready"
 
-grep -q '^not ok' <(true) || true
 [ "$T_FAILED" = 0 ] || { echo "# container log:"; sed 's/^/#   /' "$CLOG"; }
 t_done
