@@ -28,8 +28,7 @@ sizes=$(jq -c . "$OUTI/images/vtpm.sizes.json")
 B=$T_TMP/bundle R=$B/rootfs
 umoci unpack --image "$OUTI/images/vtpm-oci:latest" "$B" >/dev/null
 img_standins "$R"
-PORT=$(free_port)
-img_hwtpm "$T_TMP/hwtpm" "$PORT" || { echo "bench: no hardware TPM simulator"; exit 1; }
+img_hwtpm "$T_TMP/hwtpm" || { echo "bench: no hardware TPM simulator"; exit 1; }
 
 median() { sort -n | awk '{a[NR]=$1} END{if (NR==0) print "null"; else if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 ms_since() { echo $((($(date +%s%N) - $1) / 1000)) | awk '{printf "%.1f\n", $1/1000}'; }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/integration/image_lib.sh: sourced (after tests/lib.sh) by
 # tests/integration/image.sh and bench/image.sh. Not executable: the test
 # runner skips it. Runs the vtpm image without a container engine.
@@ -28,22 +29,33 @@ img_standins() {
 	done
 }
 
-# img_hwtpm DIR PORT: the simulated hardware TPM (swtpm on TCP PORT, control
-# on PORT+1), outside the container; tracked. Sets HWPID.
+# img_hwtpm DIR: the simulated hardware TPM (swtpm on a free TCP port,
+# control on port+1), outside the container; tracked. Sets PORT and HWPID.
+# Tries another port when one was taken between free_port and the bind
+# (other tests run in parallel).
 img_hwtpm() {
+	local try
 	mkdir -p "$1"
-	if [ -x "$TOP/build/hwtpm.sh" ]; then
-		"$TOP/build/hwtpm.sh" start --dir "$1" --port "$2" >"$1.log" 2>&1
-		HWPID=$(cat "$1"/*.pid 2>/dev/null | head -1)
-	else
-		swtpm socket --tpm2 --tpmstate dir="$1" \
-			--server type=tcp,port="$2",bindaddr=127.0.0.1 \
-			--ctrl type=tcp,port=$(($2 + 1)),bindaddr=127.0.0.1 \
-			--flags not-need-init,startup-clear 2>"$1.log" &
-		HWPID=$!
-	fi
-	[ -n "${HWPID:-}" ] && t_track "$HWPID"
-	wait_for 10 bash -c "echo >/dev/tcp/127.0.0.1/$2" 2>/dev/null
+	for try in 1 2 3; do
+		PORT=$(free_port) || return 1
+		if [ -x "$TOP/build/hwtpm.sh" ]; then
+			"$TOP/build/hwtpm.sh" start --dir "$1" --port "$PORT" >>"$1.log" 2>&1
+			HWPID=$(cat "$1"/*.pid 2>/dev/null | head -1)
+		else
+			swtpm socket --tpm2 --tpmstate dir="$1" \
+				--server type=tcp,port="$PORT",bindaddr=127.0.0.1 \
+				--ctrl type=tcp,port=$((PORT + 1)),bindaddr=127.0.0.1 \
+				--flags not-need-init,startup-clear 2>>"$1.log" &
+			HWPID=$!
+		fi
+		[ -n "${HWPID:-}" ] && t_track "$HWPID"
+		if wait_for 10 bash -c "kill -0 $HWPID && echo >/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; then
+			return 0
+		fi
+		echo "# hwtpm on port $PORT did not come up (try $try): $(tail -1 "$1.log")"
+		kill -KILL "$HWPID" 2>/dev/null
+	done
+	return 1
 }
 
 # img_start ROOTFS PERSIST RUN CONFIG LOG [image-run.sh args...]: start the
