@@ -114,7 +114,7 @@ if ! img_inside /usr/lib64/ld-linux-x86-64.so.2 --list /usr/libexec/vtpm-test/tc
 	echo "# tcti probe skipped: libtss2-esys/tctildr not in the image until vtpm-keybroker is built"
 elif [ -x "$R/usr/libexec/vtpm-test/tcti_probe" ]; then
 	check "TCTI loader inside the image opens swtpm:port=$PORT and gets random bytes" \
-		img_inside /usr/libexec/vtpm-test/tcti_probe "swtpm:host=127.0.0.1,port=$PORT"
+		img_inside /usr/libexec/vtpm-test/tcti_probe "swtpm:host=127.0.0.1,port=$PORT" >/dev/null
 fi
 
 # --- a deployment through the stack: the domain manager runs outside and
@@ -123,10 +123,43 @@ missing=""
 for b in vtpm-guardian vtpm-keybroker vtpm-launcher domainmgr vtpmctl; do
 	[ -x "$BIN/$b" ] || missing="$missing $b"
 done
+DEPLOY=0
 if [ -n "$missing" ]; then
 	echo "# deployment part skipped: not built yet:$missing"
 else
-	: # filled in once the daemons land
+	DEPLOY=1
+	A=6f1c2a4e-0000-4000-8000-0000000000a1 # persistent, tis: encrypted state
+	E=6f1c2a4e-0000-4000-8000-0000000000e2 # ephemeral, crb
+	N=6f1c2a4e-0000-4000-8000-0000000000f3 # no vTPM
+	cat >"$T_TMP/deployment.json" <<-EOF
+		{"apps": [
+		 {"uuid": "$A", "name": "web", "vtpm": {"model": "tis", "mode": "persistent"}},
+		 {"uuid": "$E", "name": "stateless", "vtpm": {"model": "crb", "mode": "ephemeral"}},
+		 {"uuid": "$N", "name": "plain", "vtpm": {"enabled": false}}]}
+	EOF
+	# outside the container, on the shared run directory: --root $T_TMP
+	# sees $T_TMP/run/vtpm, the container's /run/vtpm
+	"$BIN/domainmgr" --root "$T_TMP" --config "$T_TMP/deployment.json" 2>"$T_TMP/dm.log" &
+	DM=$!
+	t_track $DM
+	st() { "$BIN/vtpmctl" --root "$T_TMP" status --json 2>/dev/null; }
+	field() { st | jq -r --arg u "$1" ".[] | select(.uuid==\$u) | .$2"; }
+	check "vtpmctl status: persistent vTPM READY" wait_for 30 bash -c "[ \"\$('$BIN/vtpmctl' --root '$T_TMP' status --json 2>/dev/null | jq -r '.[] | select(.uuid==\"$A\") | .state')\" = READY ]"
+	check "vtpmctl status: ephemeral vTPM READY" wait_for 10 bash -c "[ \"\$('$BIN/vtpmctl' --root '$T_TMP' status --json 2>/dev/null | jq -r '.[] | select(.uuid==\"$E\") | .state')\" = READY ]"
+	check "persistent state is encrypted (key from the hardware TPM through the image's TCTI)" test "$(field $A encrypted)" = true
+	check "app without vTPM is RUNNING" wait_for 10 bash -c "'$BIN/vtpmctl' --root '$T_TMP' status --json | jq -e '.[] | select(.uuid==\"$N\" and .domain_state==\"RUNNING\")' >/dev/null"
+	check "state directory /persist/swtpm/tpm-state-$A owned by tss" \
+		test "$(stat -c %u "$P/swtpm/tpm-state-$A" 2>/dev/null)" = 59
+	check "control socket published at the container path" test "$(field $A ctrl_socket)" = "/run/vtpm/swtpm/$A.ctrl"
+	check "control socket reachable from the host through the shared run dir" test -S "$RV/swtpm/$A.ctrl"
+	VPA=$(img_hostpid "$(field $A pid)")
+	VPE=$(img_hostpid "$(field $E pid)")
+	check "published swtpm pids are swtpm processes inside, as uid 59" bash -c "
+		for p in $VPA $VPE; do
+			[ \"\$(cat /proc/\$p/comm)\" = swtpm ] && awk '/^Uid:/{exit !(\$2==59)}' /proc/\$p/status || exit 1
+		done"
+	echo "# swtpm host pids: $VPA $VPE; vtpmctl status:"
+	"$BIN/vtpmctl" --root "$T_TMP" status | sed 's/^/#   /'
 fi
 
 # --- a killed daemon is restarted (with backoff)
@@ -147,6 +180,14 @@ if [ $REAL = 1 ]; then
 	check "the running swtpm processes survive the launcher's restarts ($swtpms_before)" \
 		test "$swtpms_before" = "$swtpms_after"
 fi
+if [ $DEPLOY = 1 ]; then
+	check "after the launcher's restarts vtpmctl status still shows both READY with the same pids" \
+		wait_for 10 bash -c "[ \"\$('$BIN/vtpmctl' --root '$T_TMP' status --json 2>/dev/null | jq -r '[.[] | select(.state==\"READY\") | .pid] | sort | join(\" \")')\" = \"$(st | jq -r '[.[] | select(.state=="READY") | .pid] | sort | join(" ")')\" ]"
+	check "swtpm processes $VPA $VPE still alive" kill -0 $VPA $VPE
+	oldk=$(hostpid_of keybroker)
+	kill -KILL "$oldk"
+	check "killed key broker is restarted and serves again" wait_for 10 bash -c "grep -q 'keybroker restarted' '$CLOG' && test -S '$RV/keybroker.req'"
+fi
 oldg=$(hostpid_of guardian)
 kill -KILL "$oldg"
 check "killed guardian is restarted" wait_for 10 bash -c "grep -q 'guardian restarted' '$CLOG'"
@@ -158,6 +199,11 @@ check "init logged an orderly stop" grep -q 'init: stopped after' "$CLOG"
 check "nothing left in the container's PID namespace" test -z "$(ls /proc/$INIT 2>/dev/null)"
 check "no mount left behind" bash -c "! grep -q '$T_TMP' /proc/self/mountinfo"
 check "ready file removed" test ! -e "$RV/init.ready"
+if [ $DEPLOY = 1 ]; then
+	check "the vTPMs' swtpm processes were stopped" bash -c "! kill -0 $VPA 2>/dev/null && ! kill -0 $VPE 2>/dev/null"
+	kill -TERM $DM
+	wait $DM 2>/dev/null
+fi
 
 [ "$T_FAILED" = 0 ] || { echo "# container log:"; sed 's/^/#   /' "$CLOG"; }
 t_done
