@@ -111,6 +111,8 @@ gcall release $U >/dev/null
 check "after the campaign: prepare is normal" test "$(gfield prepare $U classification)" = normal
 check "only current and backup generations are kept" \
 	test "$(ls "$G_ROOT/persist/swtpm/guardian/$U/" | grep -c '^g.*permall$')" = 2
+check "some kills landed mid-rotation (leftovers cleaned at restart)" \
+	grep -q "interrupted rotation" "$GLOG"
 check "no reset was logged" bash -c "! grep -q 'state reset' $GLOG"
 stop_guardian
 t_done
