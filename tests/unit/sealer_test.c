@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -334,6 +335,86 @@ test_seal_unseal_mismatch(void **state)
 	tpm_close(&t);
 }
 
+/* Count places in this process's memory holding the 32 bytes whose XOR
+ * with mask is xpat (the pattern itself never sits in memory in clear).
+ * Freed heap counts too: ASan keeps freed chunks in quarantine unwiped. */
+static int
+memory_hits(const uint8_t *xpat, const uint8_t *mask)
+{
+	FILE   *maps = fopen("/proc/self/maps", "r");
+	int     mem = open("/proc/self/mem", O_RDONLY), hits = 0;
+	uint8_t buf[1 << 16];
+	char    line[512];
+
+	assert_non_null(maps);
+	assert_true(mem >= 0);
+	while (fgets(line, sizeof(line), maps) != NULL) {
+		unsigned long lo, hi;
+		char          perms[8];
+
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 ||
+		    perms[0] != 'r' || hi - lo > (256ul << 20) ||
+		    strstr(line, "[vvar]") != NULL) {
+			continue;
+		}
+		for (unsigned long a = lo; a < hi; a += sizeof(buf) - 32) {
+			ssize_t n = pread(mem, buf, sizeof(buf), (off_t) a);
+			for (ssize_t i = 0; i + 32 <= n; i++) {
+				int k = 0;
+				while (k < 32 &&
+				       (buf[i + k] ^ mask[k]) == xpat[k]) {
+					k++;
+				}
+				hits += k == 32;
+			}
+			if (n < (ssize_t) sizeof(buf)) {
+				break;
+			}
+		}
+	}
+	fclose(maps);
+	close(mem);
+	explicit_bzero(buf, sizeof(buf));
+	return hits;
+}
+
+/* Seal and unseal, wipe our copies: no copy of the master key is left
+ * anywhere in the process (ESAPI's buffers, OpenSSL's, the heap). */
+static void
+test_no_master_left(void **state)
+{
+	struct tpm       t;
+	struct seal_blob b;
+	uint8_t         *master = secmem_alloc(32), *got = secmem_alloc(32);
+	uint8_t          mask[32], xpat[32];
+	char             err[REASON_LEN];
+	uint32_t         mask_pcrs;
+	TSS2_RC          rc;
+
+	(void) state;
+	NEED_HW();
+	assert_int_equal(seal_pcrs_parse("0-4", &mask_pcrs, err, sizeof(err)),
+	                 0);
+	assert_int_equal(getentropy(master, 32), 0);
+	assert_int_equal(getentropy(mask, 32), 0);
+	for (int i = 0; i < 32; i++) {
+		mask[i] |= 1; /* never xpat == pattern */
+		xpat[i] = master[i] ^ mask[i];
+	}
+	assert_int_equal(tpm_open(&t, tcti, err, sizeof(err)), 0);
+	assert_int_equal(
+	    seal_create(&t, mask_pcrs, master, &b, &rc, err, sizeof(err)), 0);
+	assert_int_equal(seal_unseal(&t, &b, got, &rc, err, sizeof(err)), 0);
+	assert_memory_equal(got, master, 32);
+	/* the check can fail: while we hold it, it is found */
+	assert_true(memory_hits(xpat, mask) >= 2);
+	secmem_free(master, 32);
+	secmem_free(got, 32);
+	assert_int_equal(memory_hits(xpat, mask), 0);
+	tpm_close(&t);
+	assert_int_equal(memory_hits(xpat, mask), 0);
+}
+
 static void
 test_broker_no_tpm(void **state)
 {
@@ -460,6 +541,7 @@ main(void)
 	    cmocka_unit_test(test_retry_backoff),
 	    cmocka_unit_test(test_broker_no_tpm),
 	    cmocka_unit_test(test_seal_unseal_mismatch),
+	    cmocka_unit_test(test_no_master_left),
 	    cmocka_unit_test(test_broker_release_shared),
 	};
 
