@@ -84,13 +84,14 @@ hr "what the daemons logged of note"
 for f in "$ROOT"/log/*.log; do
 	[ -e "$f" ] || continue
 	n=$(wc -l <"$f")
-	echo "-- $(basename "$f" .log): $n lines; warnings and errors:"
-	grep -E ': (warn|error): ' "$f" | sed 's/^[^ ]* //' | head -8 | sed 's/^/   /'
-	grep -qE ': (warn|error): ' "$f" || echo "   (none)"
+	echo "-- $(basename "$f" .log) ($n lines): warnings, errors and milestones"
+	grep -E ': (warn|error): |READY|FAILED|restor|reset|seal|provision|no-hw-tpm|encrypt' "$f" |
+		sed 's/^[^ ]* //' | head -10 | sed 's/^/   /'
 done
 
 # one READY vTPM, tis preferred
-uuid=$(jq -r '[.[] | select(.state == "READY")] | (map(select(.model == "tis")) + .)[0].uuid // empty' <<<"$json")
+uuid=$(jq -r '[.[] | select(.state == "READY")] |
+	(map(select(.model == "tis" and .mode == "persistent")) + .)[0].uuid // empty' <<<"$json")
 hr "talking to a vTPM with tpm2-tools${uuid:+ ($uuid)}"
 if [ -z "$uuid" ]; then
 	echo "run: no READY vTPM to talk to" >&2
