@@ -6,14 +6,19 @@
 # stack.sh stop leaves no QEMU behind.
 . "$(dirname "$0")/../lib.sh"
 
-GUEST=${GUEST_DIR:-$TOP/out/guest}
 [ -x "$BIN/domainmgr" ] || skip_all "build first (make all)"
 [ -x "$BIN/vtpm-launcher" ] || skip_all "no vtpm-launcher built yet"
 [ "$(id -u)" = 0 ] || skip_all "needs root"
-command -v qemu-system-x86_64 >/dev/null || skip_all "no qemu-system-x86_64"
-[ -r "$GUEST/vmlinuz" ] && [ -r "$GUEST/initrd.gz" ] ||
-	skip_all "no guest in $GUEST (build/guest.sh builds it)"
 command -v cpio >/dev/null || skip_all "no cpio"
+if [ -n "${GUEST_DIR:-}" ]; then
+	GUEST=$GUEST_DIR
+else
+	# the e2e guest (built and cached by build/guest.sh)
+	. "$(dirname "$0")/lib/e2e.sh"
+	e2e_require
+	GUEST=$E2E_GUEST
+fi
+[ -r "$GUEST/vmlinuz" ] && [ -r "$GUEST/initrd.gz" ] || skip_all "no guest in $GUEST"
 
 ROOT=$T_TMP/root
 RUN=$ROOT/run/vtpm

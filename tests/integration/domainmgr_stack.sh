@@ -93,6 +93,11 @@ check "halted app: DomainStatus HALTED" wait_for 20 bash -c "[ \"\$('$BIN/vtpmct
 check "halted app: HALTING came first" grep -q "$TIS tis HALTING" "$T_TMP/watch"
 check "halted app: its swtpm is gone" wait_for 10 bash -c "! { [ -n '$P_TIS' ] && [ \"\$(cat /proc/$P_TIS/comm 2>/dev/null)\" = swtpm ] && ! awk '{exit !(\$3 == \"Z\")}' /proc/$P_TIS/stat; }"
 check "halted app: vTPM STOPPED" wait_for 10 bash -c "[ \"\$('$BIN/vtpmctl' --root '$ROOT' --timeout 1000 status --json | jq -r '.[] | select(.uuid==\"$TIS\") | .state')\" = STOPPED ]"
+if [ -x "$BIN/vtpm-guardian" ]; then
+	check "halted app: its state dir exists" test -d "$ROOT/persist/swtpm/tpm-state-$TIS"
+	check "purge of a halted (STOPPED) vTPM succeeds" "${CTL[@]}" purge $TIS
+	check "...and its state dir is gone" test ! -e "$ROOT/persist/swtpm/tpm-state-$TIS"
+fi
 check "deleted app: DELETED published, then its item removed" \
 	wait_for 20 bash -c "grep -q '$CRB crb DELETED' $T_TMP/watch && grep -q 'delete $CRB' $T_TMP/watch"
 check "deleted app: its swtpm is gone" wait_for 10 bash -c "! [ \"\$(cat /proc/$P_CRB/comm 2>/dev/null)\" = swtpm ] || awk '{exit !(\$3 == \"Z\")}' /proc/$P_CRB/stat"
