@@ -213,5 +213,24 @@ if [ $DEPLOY = 1 ]; then
 	wait $DM 2>/dev/null
 fi
 
+# --- second boot: image defaults (device:/dev/tpmrm0, which this machine
+# lacks: no hardware TPM) and the domain manager inside on /config
+if [ $DEPLOY = 1 ]; then
+	# vtpmctl --root $T_TMP/r2 sees its run and persist directories
+	P2=$T_TMP/r2/persist RUN2=$T_TMP/r2/run C2=$T_TMP/config2 CLOG2=$T_TMP/container2.log
+	mkdir -p "$P2" "$RUN2" "$C2"
+	cp "$T_TMP/deployment.json" "$C2/"
+	check "second container (defaults, domainmgr inside) starts" img_start "$R" "$P2" "$RUN2" "$C2" "$CLOG2" \
+		--env VTPM_DOMAINMGR_CONFIG=/config/deployment.json --caps "$CAPS"
+	check "its init is ready with the domain manager" wait_for 30 test -e "$RUN2/vtpm/init.ready"
+	check "init started domainmgr inside" grep -q 'init: domainmgr ready' "$CLOG2"
+	check "no hardware TPM: persistent vTPM READY, unencrypted" wait_for 30 bash -c \
+		"'$BIN/vtpmctl' --root '$T_TMP/r2' status --json 2>/dev/null | jq -e '.[] | select(.uuid==\"$A\" and .state==\"READY\" and .encrypted==false)' >/dev/null"
+	check "key broker says so" grep -q 'no hardware TPM\|NO_HW_TPM' "$CLOG2"
+	img_stop 30
+	check "second container stopped, nothing left" bash -c "! kill -0 $UNSHARE 2>/dev/null"
+	[ "$T_FAILED" = 0 ] || { echo "# second container log:"; sed 's/^/#   /' "$CLOG2"; }
+fi
+
 [ "$T_FAILED" = 0 ] || { echo "# container log:"; sed 's/^/#   /' "$CLOG"; }
 t_done
