@@ -40,6 +40,9 @@ enum msg_type {
 	MSG_GUARDIAN_REQ     = 7, /* launcher/ctl -> guardian: GuardianRequest */
 	MSG_GUARDIAN_REP     = 8, /* guardian -> requester: GuardianReply */
 	MSG_ERROR_REP        = 9, /* any server: Error {reason} */
+	/* 20-29: planned updates and key escrow (issue 8), keybroker-admin */
+	MSG_KEY_ADMIN_REQ    = 20, /* update agent/ctl -> broker: KeyAdmin */
+	MSG_KEY_ADMIN_REP    = 21, /* broker -> requester: KeyAdminReply */
 	MSG_TYPE_COUNT
 };
 
@@ -189,6 +192,53 @@ struct error_rep {
 	char reason[REASON_LEN];
 };
 
+/* KeyAdmin.op (service keybroker-admin, root only) */
+enum key_admin_op {
+	KOP_STATUS = 0,    /* sealed policy, pending update, escrow */
+	KOP_ANNOUNCE,      /* planned update: reseal to current OR predicted */
+	KOP_RECOVER_BEGIN, /* escrow recovery: a fresh device transport key */
+	KOP_RECOVER,       /* escrow recovery: import the re-wrapped master */
+};
+
+/* Sixteen sha256 PCR values; wire form {"0": hex, ..., "15": hex}, only
+ * those named in the message's pcrs are meaningful. */
+struct pcr_values {
+	uint8_t v[16][32];
+};
+
+/* KeyAdmin {op, pcrs, values{...}, data}
+ * announce: pcrs + values = the predicted values of the new image.
+ * recover: data = the master re-wrapped (hex) to the transport key. */
+struct key_admin_req {
+	int               op; /* enum key_admin_op */
+	char              pcrs[PCRS_LEN];
+	struct pcr_values values;
+	char              data[1024];
+};
+
+/* KeyAdminReply.escrow */
+enum escrow_state { ESCROW_OFF = 0, ESCROW_STORED, ESCROW_MISSING };
+
+/* KeyAdminReply {status, reason, pcrs, branches, digest0, digest1, matches,
+ * changed_pcrs, pending, boots_seen, pending_boots, escrow, escrow_key,
+ * data} */
+struct key_admin_rep {
+	int     status; /* enum key_status */
+	char    reason[REASON_LEN];
+	char    pcrs[PCRS_LEN]; /* PCR set sealed to */
+	int64_t branches;       /* policy branches of the blob in use (1, 2) */
+	uint8_t digest0[32];    /* PolicyPCR digest of branch 0 (current) */
+	uint8_t digest1[32];    /* of branch 1 (predicted), when 2 */
+	int64_t matches;        /* branch the PCRs match now, -1 none */
+	char    changed_pcrs[PCRS_LEN]; /* PCRs matching no branch */
+	bool    pending;                /* an announced update is pending */
+	int64_t boots_seen;    /* boots on the old values since announce */
+	int64_t pending_boots; /* boots after which it is dropped */
+	int     escrow;        /* enum escrow_state */
+	char    escrow_key[65]; /* sha256 of the controller key (DER) */
+	char    data[1024];     /* recover-begin: transport public key PEM */
+};
+
 /* ---- schema engine (schema.c) ---- */
 
 enum field_kind {
@@ -267,5 +317,7 @@ const char *state_class_name(int v);
 const char *kb_state_name(int v);
 const char *key_status_name(int v);
 const char *guardian_op_name(int v);
+const char *key_admin_op_name(int v);
+const char *escrow_state_name(int v);
 
 #endif

@@ -30,6 +30,8 @@ union msg_any {
 	struct guardian_req      grq;
 	struct guardian_rep      grp;
 	struct error_rep         err;
+	struct key_admin_req     karq;
+	struct key_admin_rep     karp;
 };
 
 struct req_server;
@@ -250,6 +252,8 @@ reply_type_for(enum msg_type req)
 		return MSG_KEY_RELEASE_REP;
 	case MSG_GUARDIAN_REQ:
 		return MSG_GUARDIAN_REP;
+	case MSG_KEY_ADMIN_REQ:
+		return MSG_KEY_ADMIN_REP;
 	default:
 		return MSG_NONE;
 	}

@@ -27,6 +27,10 @@ static const char *const key_statuses[] = {"ok", "no-hw-tpm",
     "policy-mismatch", "error", "denied", NULL};
 static const char *const gops[] = {"prepare", "restore", "reset", "release",
     "purge", "query", NULL};
+static const char *const kops[] = {"status", "announce", "recover-begin",
+    "recover", NULL};
+static const char *const escrow_states[] = {"off", "stored", "missing",
+    NULL};
 
 static const char *
 enum_name(const char *const *names, int v)
@@ -47,6 +51,8 @@ const char *state_class_name(int v) { return enum_name(classes, v); }
 const char *kb_state_name(int v) { return enum_name(kb_states, v); }
 const char *key_status_name(int v) { return enum_name(key_statuses, v); }
 const char *guardian_op_name(int v) { return enum_name(gops, v); }
+const char *key_admin_op_name(int v) { return enum_name(kops, v); }
+const char *escrow_state_name(int v) { return enum_name(escrow_states, v); }
 
 /* ---- field table helpers ---- */
 
@@ -154,6 +160,42 @@ static const struct field guardian_rep_fields[] = {
     FSTR(struct guardian_rep, reason, FF_OMIT_EMPTY),
 };
 
+#define FPCR(i)                                                               \
+	{.name = #i, .kind = FK_HEXBYTES,                                     \
+	    .offset = offsetof(struct pcr_values, v) + (i) * 32, .size = 32,  \
+	    .flags = FF_OMIT_EMPTY}
+static const struct field pcr_values_fields[] = {FPCR(0), FPCR(1), FPCR(2),
+    FPCR(3), FPCR(4), FPCR(5), FPCR(6), FPCR(7), FPCR(8), FPCR(9),
+    FPCR(10), FPCR(11), FPCR(12), FPCR(13), FPCR(14), FPCR(15)};
+static const struct schema pcr_values_schema =
+    SCHEMA("values", MSG_NONE, struct pcr_values, pcr_values_fields);
+
+static const struct field key_admin_req_fields[] = {
+    FENUM(struct key_admin_req, op, FF_REQUIRED, kops, 0),
+    FSTR(struct key_admin_req, pcrs, FF_OMIT_EMPTY),
+    {.name = "values", .kind = FK_OBJECT,
+        .offset = offsetof(struct key_admin_req, values),
+        .size = sizeof(struct pcr_values), .sub = &pcr_values_schema},
+    FSTR(struct key_admin_req, data, FF_OMIT_EMPTY),
+};
+
+static const struct field key_admin_rep_fields[] = {
+    FENUM(struct key_admin_rep, status, FF_REQUIRED, key_statuses, 0),
+    FSTR(struct key_admin_rep, reason, FF_OMIT_EMPTY),
+    FSTR(struct key_admin_rep, pcrs, 0),
+    FINT(struct key_admin_rep, branches, 0, 0, 2),
+    FHEX(struct key_admin_rep, digest0, FF_OMIT_EMPTY),
+    FHEX(struct key_admin_rep, digest1, FF_OMIT_EMPTY),
+    FINT(struct key_admin_rep, matches, 0, -1, 1),
+    FSTR(struct key_admin_rep, changed_pcrs, FF_OMIT_EMPTY),
+    FBOOL(struct key_admin_rep, pending, 0, 0),
+    FINT(struct key_admin_rep, boots_seen, 0, 0, INT32_MAX),
+    FINT(struct key_admin_rep, pending_boots, 0, 0, INT32_MAX),
+    FENUM(struct key_admin_rep, escrow, 0, escrow_states, ESCROW_OFF),
+    FSTR(struct key_admin_rep, escrow_key, FF_OMIT_EMPTY),
+    FSTR(struct key_admin_rep, data, FF_OMIT_EMPTY),
+};
+
 static const struct field error_fields[] = {
     FSTR(struct error_rep, reason, FF_REQUIRED),
 };
@@ -178,13 +220,18 @@ static const struct schema schemas[MSG_TYPE_COUNT] = {
         struct guardian_rep, guardian_rep_fields),
     [MSG_ERROR_REP] = SCHEMA("Error", MSG_ERROR_REP, struct error_rep,
         error_fields),
+    [MSG_KEY_ADMIN_REQ] = SCHEMA("KeyAdmin", MSG_KEY_ADMIN_REQ,
+        struct key_admin_req, key_admin_req_fields),
+    [MSG_KEY_ADMIN_REP] = SCHEMA("KeyAdminReply", MSG_KEY_ADMIN_REP,
+        struct key_admin_rep, key_admin_rep_fields),
 };
 
 const struct schema *
 msg_schema(enum msg_type type)
 {
-	if (type <= MSG_NONE || type >= MSG_TYPE_COUNT) {
-		return NULL;
+	if (type <= MSG_NONE || type >= MSG_TYPE_COUNT ||
+	    schemas[type].name == NULL) {
+		return NULL; /* out of range, or an unused number */
 	}
 	return &schemas[type];
 }
@@ -193,7 +240,8 @@ const struct schema *
 msg_schema_by_name(const char *name)
 {
 	for (int t = MSG_NONE + 1; t < MSG_TYPE_COUNT; t++) {
-		if (strcmp(schemas[t].name, name) == 0) {
+		if (schemas[t].name != NULL &&
+		    strcmp(schemas[t].name, name) == 0) {
 			return &schemas[t];
 		}
 	}

@@ -37,8 +37,11 @@ usage(FILE *f)
 	    "  -p, --pcrs LIST        vault PCR set, sha256 bank (default "
 	    "%s);\n"
 	    "                         must hold 0, not 5, indexes 0-15\n"
-	    "  -w, --workers N        request worker threads (default 32)\n",
-	    SEAL_DEFAULT_PCRS);
+	    "  -w, --workers N        request worker threads (default 32)\n"
+	    "      --pending-boots N  boots on the old image after which an "
+	    "announced\n"
+	    "                         update is dropped (default %d, 1-1000)\n",
+	    SEAL_DEFAULT_PCRS, UPDATE_DEFAULT_BOOTS);
 	common_usage(f);
 }
 
@@ -51,6 +54,7 @@ main(int argc, char **argv)
 	    {"launcher-uid", required_argument, NULL, 'u'},
 	    {"pcrs", required_argument, NULL, 'p'},
 	    {"workers", required_argument, NULL, 'w'},
+	    {"pending-boots", required_argument, NULL, 'B'},
 	    {NULL, 0, NULL, 0}};
 	struct common_opts o;
 	struct broker_cfg  cfg;
@@ -65,6 +69,7 @@ main(int argc, char **argv)
 	setenv("TSS2_LOG", "all+none", 0);
 	common_opts_init(&o);
 	memset(&cfg, 0, sizeof(cfg));
+	cfg.pending_boots = UPDATE_DEFAULT_BOOTS;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "t:u:p:w:",
 	                        longopts, NULL)) != -1) {
 		if (common_opts_handle(&o, c, optarg, "vtpm-keybroker",
@@ -95,6 +100,16 @@ main(int argc, char **argv)
 			if (cfg.nworkers < 1 || cfg.nworkers > 64) {
 				fprintf(stderr,
 				        "vtpm-keybroker: --workers %s: 1-64\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'B':
+			cfg.pending_boots = atoi(optarg);
+			if (cfg.pending_boots < 1 || cfg.pending_boots > 1000) {
+				fprintf(stderr,
+				        "vtpm-keybroker: --pending-boots %s: "
+				        "1-1000\n",
 				        optarg);
 				return 2;
 			}

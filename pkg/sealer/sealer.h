@@ -143,6 +143,10 @@ struct broker_cfg {
 	uid_t    launcher_uid;
 	uint32_t pcrs;
 	int      nworkers;
+	/* update.c (issue 8) */
+	int  pending_boots;     /* boots on the old values before a pending
+	                           update is dropped (default 3) */
+	char escrow_pubkey[4096]; /* controller RSA public key (PEM), "" = off */
 };
 
 struct broker;
@@ -159,5 +163,79 @@ int broker_release(struct broker *b, const char *uuid, uid_t peer,
 /* Counters: unseals done, releases answered. */
 uint64_t broker_unseals(struct broker *b);
 void     broker_status(struct broker *b, struct keybroker_status *out);
+/* Hooks for update.c and escrow.c. The TPM lock serializes the TPM and
+ * the blob in use; the others are called with it held. */
+struct tpm *broker_tpm_lock(struct broker *b); /* NULL: no hardware TPM */
+void        broker_tpm_unlock(struct broker *b);
+/* Load (or provision) the active blob unless one is in use. */
+int  broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err,
+                        size_t errlen);
+const struct seal_blob *broker_blob(struct broker *b); /* NULL: none yet */
+void broker_set_blob(struct broker *b, const struct seal_blob *blob);
+const struct broker_cfg *broker_config(const struct broker *b);
+const char              *broker_sealpath(const struct broker *b);
+struct update           *broker_update(struct broker *b);
+
+/* update.c: planned OS updates (issue 8). Files in the vault dir: the
+ * active blob (master.sealed.json: the committed values), the pending
+ * blob (master.pending.json: current OR predicted) and update.json (the
+ * pending update's boot counter). */
+#define UPDATE_PENDING_FILE "master.pending.json"
+#define UPDATE_STATE_FILE   "update.json"
+#define UPDATE_DEFAULT_BOOTS 3
+
+struct update_state {
+	int64_t  boots_seen;  /* boots on the old values since announce */
+	uint32_t last_reset;  /* TPM resetCount last seen (a boot = change) */
+	int64_t  announced;   /* unix time */
+};
+
+/* What a broker start does with a pending update. */
+enum update_action {
+	UPD_NONE = 0,     /* no pending update */
+	UPD_COMMIT,       /* PCRs hold the predicted values: reseal to them */
+	UPD_KEEP,         /* old values, boots left: keep both branches */
+	UPD_DROP,         /* old values, boots used up: drop the pending one */
+	UPD_MISMATCH,     /* neither: keep everything, releases are refused */
+};
+
+/* Parse the update agent's prediction file: a JSON array of {bank:
+ * "sha256", index (0-15), value (64 hex)}, or {"predicted": [...]}. Fills
+ * out->v[index] and *named (bit per index). 0 or -1 with err. */
+int update_parse_prediction(const char *json, size_t len,
+                            struct pcr_values *out, uint32_t *named, char *err,
+                            size_t errlen);
+/* The full predicted set for a blob sealed to mask: the named PCRs take
+ * the given values, the others keep their current value cur[i]. Named
+ * PCRs outside mask are refused. 0 or -1 with err. */
+int update_predicted(uint32_t mask, uint32_t named,
+                     const struct pcr_values *given, const uint8_t (*cur)[32],
+                     uint8_t (*out)[32], char *err, size_t errlen);
+/* "8,9,13" or "" into a mask (any of 0-15, no 0/5 rules). 0 or -1. */
+int update_pcrlist_parse(const char *s, uint32_t *mask);
+/* The branch of b whose values equal now[] on every PCR of b's set, or
+ * -1. */
+int update_match(const struct seal_blob *b, const uint8_t (*now)[32]);
+/* Decide at a broker start: match = update_match(pending blob, now) and
+ * reset_count the TPM's resetCount now. Updates st (boot counting). */
+enum update_action update_decide(bool pending, int match,
+                                 struct update_state *st, uint32_t reset_count,
+                                 int pending_boots);
+int update_state_load(const char *path, struct update_state *st, char *err,
+                      size_t errlen);
+int update_state_store(const char *path, const struct update_state *st);
+/* VTPM_TEST_CRASH_AT=step: SIGKILL ourselves at that step (tests only). */
+void update_crash_point(const char *step);
+
+struct update;
+/* At broker start, before the first check (TPM lock not held): commit,
+ * keep or drop a pending update; then serve keybroker-admin. */
+int  update_open(struct update **up, struct broker *b, char *err,
+                 size_t errlen);
+void update_close(struct update *u);
+/* The request handlers (tests call them directly). */
+int update_announce(struct broker *b, const struct key_admin_req *rq,
+                    struct key_admin_rep *rep);
+int update_status(struct broker *b, struct key_admin_rep *rep);
 
 #endif

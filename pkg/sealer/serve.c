@@ -65,6 +65,7 @@ struct broker {
 
 	struct topic_pub  *pub;
 	struct req_server *srv;
+	struct update     *upd; /* update.c: pending update, admin socket */
 };
 
 /* Publish a new status when it changed (call with mu held). */
@@ -440,6 +441,10 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 		log_warnx("%s: will answer no-hw-tpm until it can be opened",
 		          terr);
 	}
+	/* a pending planned update: commit, keep or drop it (update.c) */
+	if (update_open(&b->upd, b, err, errlen) < 0) {
+		goto fail;
+	}
 	/* provision or load, then one check so the status tells the truth
 	 * from the start (releases still unseal on their own) */
 	if ((r = secmem_alloc(sizeof(*r))) == NULL) {
@@ -485,6 +490,7 @@ broker_close(struct broker *b)
 	if (b == NULL) {
 		return;
 	}
+	update_close(b->upd);
 	req_server_close(b->srv);
 	topic_pub_close(b->pub);
 	tpm_close(&b->tpm);
@@ -493,4 +499,70 @@ broker_close(struct broker *b)
 	pthread_cond_destroy(&b->cv);
 	explicit_bzero(b, sizeof(*b));
 	free(b);
+}
+
+/* ---- hooks for update.c and escrow.c ---- */
+
+struct tpm *
+broker_tpm_lock(struct broker *b)
+{
+	char err[REASON_LEN];
+
+	pthread_mutex_lock(&b->tpm_mu);
+	if (b->no_tpm) {
+		return NULL;
+	}
+	if (!tpm_is_open(&b->tpm) && tpm_reopen(&b->tpm, err, sizeof(err)) < 0) {
+		log_warnx("tpm %s: %s", b->cfg.tcti, err);
+		return NULL;
+	}
+	return &b->tpm;
+}
+
+void
+broker_tpm_unlock(struct broker *b)
+{
+	pthread_mutex_unlock(&b->tpm_mu);
+}
+
+int
+broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err, size_t errlen)
+{
+	return ensure_sealed(b, rc, err, errlen);
+}
+
+const struct seal_blob *
+broker_blob(struct broker *b)
+{
+	return b->have_blob ? &b->blob : NULL;
+}
+
+void
+broker_set_blob(struct broker *b, const struct seal_blob *blob)
+{
+	if (blob == NULL) {
+		memset(&b->blob, 0, sizeof(b->blob));
+		b->have_blob = false; /* next use loads the active file */
+		return;
+	}
+	b->blob = *blob;
+	b->have_blob = true;
+}
+
+const struct broker_cfg *
+broker_config(const struct broker *b)
+{
+	return &b->cfg;
+}
+
+const char *
+broker_sealpath(const struct broker *b)
+{
+	return b->sealpath;
+}
+
+struct update *
+broker_update(struct broker *b)
+{
+	return b->upd;
 }

@@ -30,7 +30,14 @@ usage(FILE *f)
 	    "channel,\n"
 	    "                           for the tpm2-tss cmd TCTI:\n"
 	    "                           tpm2_getrandom -T \"cmd:vtpmctl "
-	    "--root DIR tpm UUID\" 8\n\n"
+	    "--root DIR tpm UUID\" 8\n"
+	    "  keys status [--json]     the key broker's sealed policy "
+	    "(branches, PCR\n"
+	    "                           set), pending update, escrow (root)\n"
+	    "  keys announce FILE       planned OS update: FILE holds the "
+	    "predicted\n"
+	    "                           PCR values [{bank, index, value}] "
+	    "(root)\n\n"
 	    "Options:\n"
 	    "      --timeout MS         bound on each request (default "
 	    "3000)\n");
@@ -190,6 +197,9 @@ main(int argc, char **argv)
 			return 2;
 		}
 		return vctl_tpm_bridge(co.paths.run, argv[0], timeout);
+	}
+	if (strcmp(cmd, "keys") == 0) {
+		return vctl_keys(co.paths.run, timeout, argc, argv);
 	}
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);

@@ -63,4 +63,11 @@ int vctl_purge(const char *rundir, const char *uuid, bool force,
  * the tpm2-tss cmd TCTI. Returns the exit code (3: not in this build). */
 int vctl_tpm_bridge(const char *rundir, const char *uuid, int timeout_ms);
 
+/* keys.c: the key broker's admin socket: "keys status", "keys announce
+ * FILE" (a planned update's predicted PCR values). Returns the exit code
+ * (1: the broker answered with a failure, 3: no answer). */
+struct key_admin_rep;
+int vctl_keys(const char *rundir, int timeout_ms, int argc, char **argv);
+int vctl_keys_print(const struct key_admin_rep *r, FILE *f);
+
 #endif

@@ -1,0 +1,815 @@
+/*
+ * update.c: planned OS updates (issue 8). Keys survive a legitimate update
+ * and are withheld after a tampered one.
+ *
+ * Announce (before the update agent reboots into the new image): unseal
+ * under the policy that holds now, seal the master twice: to the current
+ * values alone (the active blob, master.sealed.json) and to a PolicyOR of
+ * current OR predicted values (the pending blob, master.pending.json).
+ * Both are proven by an unseal before they are written; the old files stay
+ * until then, so a crash at any step leaves a working blob.
+ *
+ * Broker start with a pending blob: the PCRs hold the predicted values ->
+ * commit (reseal to them alone, drop the OR); the old values -> count the
+ * boot (TPM resetCount changed) and drop the pending blob after
+ * --pending-boots boots (rollback accepted); neither -> keep everything
+ * and refuse (policy-mismatch).
+ */
+#include "sealer.h"
+#include "common.h"
+#include "log.h"
+#include "pubsub.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct update {
+	struct broker     *b;
+	char               pendpath[PATH_LEN];
+	char               statepath[PATH_LEN];
+	struct req_server *srv;
+};
+
+/* snprintf that may truncate on purpose (reasons are bounded) */
+static void say(char *dst, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+say(char *dst, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void) vsnprintf(dst, len, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- pure logic ---- */
+
+void
+update_crash_point(const char *step)
+{
+	const char *want = getenv("VTPM_TEST_CRASH_AT");
+
+	if (want != NULL && strcmp(want, step) == 0) {
+		log_warnx("VTPM_TEST_CRASH_AT=%s: killing myself (test hook)",
+		          step);
+		raise(SIGKILL);
+	}
+}
+
+static int
+hexnib(char c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	if (c >= 'A' && c <= 'F') {
+		return c - 'A' + 10;
+	}
+	return -1;
+}
+
+static int
+unhex32(const char *s, uint8_t *out)
+{
+	if (s == NULL || strlen(s) != 64) {
+		return -1;
+	}
+	for (int i = 0; i < 32; i++) {
+		int hi = hexnib(s[2 * i]), lo = hexnib(s[2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			return -1;
+		}
+		out[i] = (uint8_t) (hi << 4 | lo);
+	}
+	return 0;
+}
+
+int
+update_parse_prediction(const char *json, size_t len, struct pcr_values *out,
+                        uint32_t *named, char *err, size_t errlen)
+{
+	cJSON       *o = cJSON_ParseWithLength(json, len);
+	const cJSON *arr, *e;
+	int          k = 0, rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	*named = 0;
+	if (o == NULL) {
+		snprintf(err, errlen, "not JSON");
+		return -1;
+	}
+	arr = cJSON_IsArray(o)
+	          ? o
+	          : cJSON_GetObjectItemCaseSensitive(o, "predicted");
+	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1) {
+		snprintf(err, errlen,
+		         "expected a non-empty array of {bank, index, value} "
+		         "(or {\"predicted\": [...]})");
+		goto out;
+	}
+	cJSON_ArrayForEach(e, arr)
+	{
+		const cJSON *bank = cJSON_GetObjectItemCaseSensitive(e, "bank");
+		const cJSON *idx = cJSON_GetObjectItemCaseSensitive(e, "index");
+		const cJSON *val = cJSON_GetObjectItemCaseSensitive(e, "value");
+		int          i;
+
+		if (!cJSON_IsObject(e)) {
+			snprintf(err, errlen, "entry %d: not an object", k);
+			goto out;
+		}
+		if (!cJSON_IsString(bank) ||
+		    strcmp(bank->valuestring, "sha256") != 0) {
+			snprintf(err, errlen,
+			         "entry %d: bank must be \"sha256\" (the vault "
+			         "bank)",
+			         k);
+			goto out;
+		}
+		if (!cJSON_IsNumber(idx) || idx->valuedouble < 0 ||
+		    idx->valuedouble > 15 ||
+		    idx->valuedouble != (double) (int) idx->valuedouble) {
+			snprintf(err, errlen, "entry %d: index must be 0-15",
+			         k);
+			goto out;
+		}
+		i = (int) idx->valuedouble;
+		if (*named & (1u << i)) {
+			snprintf(err, errlen, "entry %d: PCR %d given twice", k,
+			         i);
+			goto out;
+		}
+		if (!cJSON_IsString(val) ||
+		    unhex32(val->valuestring, out->v[i]) < 0) {
+			snprintf(err, errlen,
+			         "entry %d (PCR %d): value must be 64 hex "
+			         "digits (sha256)",
+			         k, i);
+			goto out;
+		}
+		*named |= 1u << i;
+		k++;
+	}
+	rc = 0;
+out:
+	cJSON_Delete(o);
+	return rc;
+}
+
+int
+update_pcrlist_parse(const char *s, uint32_t *mask)
+{
+	const char *p = s;
+
+	*mask = 0;
+	while (p != NULL && *p != '\0') {
+		char *end;
+		long  i;
+
+		if (*p < '0' || *p > '9') {
+			return -1;
+		}
+		i = strtol(p, &end, 10);
+		if (i < 0 || i > 15 || (*mask & (1u << i))) {
+			return -1;
+		}
+		*mask |= 1u << i;
+		p = end;
+		if (*p == ',') {
+			p++;
+			if (*p == '\0') {
+				return -1;
+			}
+		} else if (*p != '\0') {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+update_predicted(uint32_t mask, uint32_t named, const struct pcr_values *given,
+                 const uint8_t (*cur)[32], uint8_t (*out)[32], char     *err,
+                 size_t errlen)
+{
+	char set[PCRS_LEN], extra[PCRS_LEN];
+
+	if (named == 0) {
+		snprintf(err, errlen, "the prediction names no PCR");
+		return -1;
+	}
+	if (named & ~mask) {
+		seal_pcrs_format(named & ~mask, extra, sizeof(extra));
+		seal_pcrs_format(mask, set, sizeof(set));
+		snprintf(err, errlen,
+		         "predicted PCRs %s are not in the sealed set %s",
+		         extra, set);
+		return -1;
+	}
+	for (int i = 0; i < SEAL_PCR_MAX; i++) {
+		if (mask & (1u << i)) {
+			memcpy(out[i],
+			       (named & (1u << i)) ? given->v[i] : cur[i], 32);
+		}
+	}
+	return 0;
+}
+
+int
+update_match(const struct seal_blob *b, const uint8_t (*now)[32])
+{
+	/* the predicted branch first: a prediction equal to the current
+	 * values then simply commits */
+	for (int k = b->nbranches - 1; k >= 0; k--) {
+		const struct seal_branch *br = &b->branch[k];
+		bool                      same = true;
+
+		for (int i = 0; i < SEAL_PCR_MAX && same; i++) {
+			if ((br->mask & (1u << i)) &&
+			    memcmp(br->values[i], now[i], 32) != 0) {
+				same = false;
+			}
+		}
+		if (same) {
+			return k;
+		}
+	}
+	return -1;
+}
+
+enum update_action
+update_decide(bool pending, int match, struct update_state *st,
+              uint32_t reset_count, int pending_boots)
+{
+	if (!pending) {
+		return UPD_NONE;
+	}
+	if (match == 1) {
+		return UPD_COMMIT;
+	}
+	if (match != 0) {
+		return UPD_MISMATCH;
+	}
+	/* old values: a boot is a new TPM resetCount (a broker restart
+	 * without a reboot does not count) */
+	if (reset_count != st->last_reset) {
+		st->boots_seen++;
+		st->last_reset = reset_count;
+	}
+	return st->boots_seen >= pending_boots ? UPD_DROP : UPD_KEEP;
+}
+
+int
+update_state_load(const char *path, struct update_state *st, char *err,
+                  size_t errlen)
+{
+	char        *txt = NULL;
+	size_t       len;
+	cJSON       *o;
+	const cJSON *v;
+	int          rc = -1;
+
+	memset(st, 0, sizeof(*st));
+	if (read_file(path, 4096, &txt, &len) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((o = cJSON_ParseWithLength(txt, len)) == NULL) {
+		snprintf(err, errlen, "%s: not JSON", path);
+		goto out;
+	}
+	if (cJSON_IsNumber(
+	        v = cJSON_GetObjectItemCaseSensitive(o, "boots_seen"))) {
+		st->boots_seen = (int64_t) v->valuedouble;
+	}
+	if (cJSON_IsNumber(
+	        v = cJSON_GetObjectItemCaseSensitive(o, "last_reset"))) {
+		st->last_reset = (uint32_t) v->valuedouble;
+	}
+	if (cJSON_IsNumber(
+	        v = cJSON_GetObjectItemCaseSensitive(o, "announced"))) {
+		st->announced = (int64_t) v->valuedouble;
+	}
+	rc = 0;
+	cJSON_Delete(o);
+out:
+	free(txt);
+	return rc;
+}
+
+int
+update_state_store(const char *path, const struct update_state *st)
+{
+	char buf[256];
+	int  n;
+
+	n = snprintf(buf, sizeof(buf),
+	             "{\n\t\"version\": 1,\n\t\"boots_seen\": %lld,\n"
+	             "\t\"last_reset\": %u,\n\t\"announced\": %lld\n}\n",
+	             (long long) st->boots_seen, st->last_reset,
+	             (long long) st->announced);
+	if (n < 0 || (size_t) n >= sizeof(buf)) {
+		return -1;
+	}
+	return durable_write(path, buf, (size_t) n, 0600);
+}
+
+/* ---- on the TPM ---- */
+
+static int
+reset_count(struct tpm *t, uint32_t *out, char *err, size_t errlen)
+{
+	TPMS_TIME_INFO *ti = NULL;
+	TSS2_RC         rc;
+	char            rcs[128];
+
+	TPM_RETRY(rc, Esys_ReadClock(t->ectx, ESYS_TR_NONE, ESYS_TR_NONE,
+	                             ESYS_TR_NONE, &ti));
+	if (rc != TSS2_RC_SUCCESS) {
+		snprintf(err, errlen, "ReadClock: %s",
+		         tpm_rc_str(rc, rcs, sizeof(rcs)));
+		return -1;
+	}
+	*out = ti->clockInfo.resetCount;
+	Esys_Free(ti);
+	return 0;
+}
+
+/* Seal master to mask (predicted == NULL: current values alone), then
+ * prove the new blob by an unseal now. */
+static int
+seal_proven(struct tpm *t, uint32_t mask, const uint8_t *master,
+            const uint8_t (*predicted)[32], struct seal_blob *out,
+            uint8_t *check, char *err, size_t errlen)
+{
+	TSS2_RC rc;
+
+	if (seal_create_or(t, mask, master, predicted, out, &rc, err, errlen) <
+	        0 ||
+	    seal_unseal(t, out, check, &rc, err, errlen) < 0) {
+		return -1;
+	}
+	if (memcmp(master, check, SEAL_MASTER_LEN) != 0) {
+		snprintf(err, errlen, "new sealed blob unseals to another key");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+remove_file(const char *path)
+{
+	if (unlink(path) < 0 && errno != ENOENT) {
+		log_warn("unlink %s", path);
+	}
+}
+
+static void
+drop_pending(struct update *u)
+{
+	char dir[PATH_LEN];
+
+	/* the pending blob first: without it update.json means nothing */
+	remove_file(u->pendpath);
+	update_crash_point("drop-pending-removed");
+	remove_file(u->statepath);
+	snprintf(dir, sizeof(dir), "%s", broker_config(u->b)->vault);
+	(void) fsync_dir(dir);
+}
+
+/* PCRs hold the predicted values: reseal to them alone. tpm lock held. */
+static int
+commit(struct update *u, struct tpm *t, const struct seal_blob *p)
+{
+	struct seal_blob c;
+	uint8_t         *master;
+	char             err[REASON_LEN], pcrs[PCRS_LEN];
+	TSS2_RC          rc;
+	int              ret = -1;
+
+	if ((master = secmem_alloc(2 * SEAL_MASTER_LEN)) == NULL) {
+		log_warnx("update commit: cannot lock memory for the key");
+		return -1;
+	}
+	if (seal_unseal(t, p, master, &rc, err, sizeof(err)) < 0) {
+		log_warnx("update commit: unseal of %s: %s", u->pendpath, err);
+		goto out;
+	}
+	if (seal_proven(t, p->mask, master, NULL, &c, master + SEAL_MASTER_LEN,
+	                err, sizeof(err)) < 0) {
+		log_warnx("update commit: reseal to the new values: %s", err);
+		goto out;
+	}
+	update_crash_point("commit-sealed");
+	if (seal_blob_store(broker_sealpath(u->b), &c) < 0) {
+		log_warn("update commit: cannot write %s",
+		         broker_sealpath(u->b));
+		goto out;
+	}
+	update_crash_point("commit-written");
+	drop_pending(u);
+	broker_set_blob(u->b, &c);
+	seal_pcrs_format(c.mask, pcrs, sizeof(pcrs));
+	log_info("update committed: the PCRs hold the predicted values; master "
+	         "resealed to them alone (PCRs %s), the old branch is dropped",
+	         pcrs);
+	ret = 0;
+out:
+	secmem_free(master, 2 * SEAL_MASTER_LEN);
+	return ret;
+}
+
+/* A broker start with a pending update. */
+static void
+update_boot(struct update *u)
+{
+	struct seal_blob    p;
+	struct update_state st;
+	uint8_t             now[SEAL_PCR_MAX][32];
+	uint32_t            rst = 0;
+	char                err[REASON_LEN];
+	struct tpm         *t;
+	TSS2_RC             rc;
+	int                 match, boots = broker_config(u->b)->pending_boots;
+	enum update_action  act;
+
+	if (access(u->pendpath, F_OK) < 0) {
+		if (access(u->statepath, F_OK) == 0) {
+			remove_file(u->statepath); /* announce cut short */
+		}
+		return;
+	}
+	if ((t = broker_tpm_lock(u->b)) == NULL) {
+		log_warnx("pending update in %s: no hardware TPM now; decided "
+		          "on a later start",
+		          u->pendpath);
+		goto out;
+	}
+	if (seal_blob_load(u->pendpath, &p, err, sizeof(err)) < 0) {
+		log_warnx("pending update: %s: using the active blob", err);
+		goto out;
+	}
+	if (seal_pcr_read(t, p.mask, now, &rc, err, sizeof(err)) < 0 ||
+	    reset_count(t, &rst, err, sizeof(err)) < 0) {
+		log_warnx("pending update: %s: decided on a later start", err);
+		broker_set_blob(u->b, &p);
+		goto out;
+	}
+	if (update_state_load(u->statepath, &st, err, sizeof(err)) < 0) {
+		log_warnx("pending update: %s: counting from this boot", err);
+	}
+	if (boots < 1) {
+		boots = UPDATE_DEFAULT_BOOTS;
+	}
+	match = p.nbranches == 2 ? update_match(&p, (const uint8_t(*)[32]) now)
+	                         : -1;
+	act = update_decide(true, match, &st, rst, boots);
+	switch (act) {
+	case UPD_COMMIT:
+		if (commit(u, t, &p) < 0) {
+			broker_set_blob(u->b,
+			                &p); /* both branches still work */
+		}
+		break;
+	case UPD_KEEP:
+		if (update_state_store(u->statepath, &st) < 0) {
+			log_warn("cannot write %s", u->statepath);
+		}
+		log_info("pending update: the PCRs hold the old values (boot "
+		         "%lld of %d on the old image); keeping both branches",
+		         (long long) st.boots_seen, boots);
+		broker_set_blob(u->b, &p);
+		break;
+	case UPD_DROP:
+		log_info("pending update dropped: %lld boots on the old values "
+		         "(--pending-boots %d): update rolled back, the old "
+		         "branch alone stays",
+		         (long long) st.boots_seen, boots);
+		update_crash_point("rollback-drop");
+		drop_pending(u);
+		broker_set_blob(u->b, NULL);
+		break;
+	default:
+		log_warnx("pending update: the PCRs match neither the current "
+		          "nor the predicted values; keys are refused, nothing "
+		          "is dropped");
+		broker_set_blob(u->b, &p);
+		break;
+	}
+out:
+	broker_tpm_unlock(u->b);
+}
+
+static void
+fill_policy(struct key_admin_rep *rep, const struct seal_blob *b,
+            const uint8_t (*now)[32], bool                     have_now)
+{
+	uint32_t changed = 0;
+
+	seal_pcrs_format(b->mask, rep->pcrs, sizeof(rep->pcrs));
+	rep->branches = b->nbranches;
+	memcpy(rep->digest0, b->branch[0].digest.buffer, 32);
+	if (b->nbranches > 1) {
+		memcpy(rep->digest1, b->branch[1].digest.buffer, 32);
+	}
+	rep->matches = -1;
+	if (!have_now) {
+		return;
+	}
+	rep->matches = update_match(b, now);
+	for (int i = 0; i < SEAL_PCR_MAX; i++) {
+		bool same = false;
+		if (!(b->mask & (1u << i))) {
+			continue;
+		}
+		for (int k = 0; k < b->nbranches; k++) {
+			same |= memcmp(b->branch[k].values[i], now[i], 32) == 0;
+		}
+		if (!same) {
+			changed |= 1u << i;
+		}
+	}
+	seal_pcrs_format(changed, rep->changed_pcrs, sizeof(rep->changed_pcrs));
+}
+
+static void
+fill_pending(struct update *u, struct key_admin_rep *rep)
+{
+	struct update_state st;
+	char                err[REASON_LEN];
+
+	rep->pending_boots = broker_config(u->b)->pending_boots;
+	rep->pending = access(u->pendpath, F_OK) == 0;
+	if (rep->pending &&
+	    update_state_load(u->statepath, &st, err, sizeof(err)) == 0) {
+		rep->boots_seen = st.boots_seen;
+	}
+}
+
+int
+update_status(struct broker *b, struct key_admin_rep *rep)
+{
+	struct update          *u = broker_update(b);
+	uint8_t                 now[SEAL_PCR_MAX][32];
+	const struct seal_blob *bl;
+	struct seal_blob        fb;
+	struct tpm             *t;
+	TSS2_RC                 rc;
+	char                    err[REASON_LEN] = "";
+	bool                    have_now = false;
+
+	memset(rep, 0, sizeof(*rep));
+	t = broker_tpm_lock(b);
+	if (t != NULL && broker_ensure_blob(b, &rc, err, sizeof(err)) < 0) {
+		rep->status = KEY_ERROR;
+		say(rep->reason, sizeof(rep->reason), "%s", err);
+		goto out;
+	}
+	bl = broker_blob(b);
+	if (bl == NULL) {
+		/* no TPM: show what the files say */
+		if (seal_blob_load(broker_sealpath(b), &fb, err, sizeof(err)) <
+		    0) {
+			rep->status = t == NULL ? KEY_NO_HW_TPM : KEY_ERROR;
+			say(rep->reason, sizeof(rep->reason), "%s", err);
+			goto out;
+		}
+		bl = &fb;
+	}
+	if (t != NULL &&
+	    seal_pcr_read(t, bl->mask, now, &rc, err, sizeof(err)) == 0) {
+		have_now = true;
+	}
+	fill_policy(rep, bl, (const uint8_t(*)[32]) now, have_now);
+	rep->status = t == NULL ? KEY_NO_HW_TPM : KEY_OK;
+	if (t == NULL) {
+		say(rep->reason, sizeof(rep->reason),
+		    "no hardware TPM (tcti %s)", broker_config(b)->tcti);
+	} else if (rep->matches < 0) {
+		rep->status = KEY_POLICY_MISMATCH;
+		say(rep->reason, sizeof(rep->reason),
+		    "the PCRs match no branch (changed: %s)",
+		    rep->changed_pcrs);
+	}
+out:
+	broker_tpm_unlock(b);
+	if (u != NULL) {
+		fill_pending(u, rep);
+	}
+	rep->escrow = ESCROW_OFF;
+	return 0;
+}
+
+int
+update_announce(struct broker *b, const struct key_admin_req *rq,
+                struct key_admin_rep *rep)
+{
+	struct update          *u = broker_update(b);
+	struct seal_blob        cur, act, pend;
+	struct update_state     st;
+	uint8_t                 now[SEAL_PCR_MAX][32], pred[SEAL_PCR_MAX][32];
+	uint8_t                *master = NULL;
+	uint32_t                named;
+	const struct seal_blob *bl;
+	struct tpm             *t;
+	TSS2_RC                 rc;
+	char                    err[REASON_LEN] = "", pcrs[PCRS_LEN];
+	int                     ret;
+
+	memset(rep, 0, sizeof(*rep));
+	rep->status = KEY_ERROR;
+	if (u == NULL) {
+		say(rep->reason, sizeof(rep->reason), "no update module");
+		return 0;
+	}
+	if (update_pcrlist_parse(rq->pcrs, &named) < 0) {
+		say(rep->reason, sizeof(rep->reason),
+		    "pcrs \"%.64s\": expected a list of 0-15", rq->pcrs);
+		return 0;
+	}
+	if ((t = broker_tpm_lock(b)) == NULL) {
+		rep->status = KEY_NO_HW_TPM;
+		say(rep->reason, sizeof(rep->reason),
+		    "no hardware TPM (tcti %s): cannot reseal",
+		    broker_config(b)->tcti);
+		goto out;
+	}
+	if (broker_ensure_blob(b, &rc, err, sizeof(err)) < 0 ||
+	    (bl = broker_blob(b)) == NULL) {
+		say(rep->reason, sizeof(rep->reason), "%s", err);
+		goto out;
+	}
+	cur = *bl;
+	if (seal_pcr_read(t, cur.mask, now, &rc, err, sizeof(err)) < 0 ||
+	    update_predicted(cur.mask, named, &rq->values,
+	                     (const uint8_t(*)[32]) now, pred, err,
+	                     sizeof(err)) < 0) {
+		say(rep->reason, sizeof(rep->reason), "%s", err);
+		goto out;
+	}
+	if ((master = secmem_alloc(2 * SEAL_MASTER_LEN)) == NULL) {
+		say(rep->reason, sizeof(rep->reason),
+		    "cannot lock memory for the key");
+		goto out;
+	}
+	ret = seal_unseal(t, &cur, master, &rc, err, sizeof(err));
+	if (ret < 0) {
+		rep->status = ret == -2 ? KEY_POLICY_MISMATCH : KEY_ERROR;
+		say(rep->reason, sizeof(rep->reason),
+		    "the current policy does not hold, refusing to "
+		    "reseal: %s",
+		    err);
+		goto out;
+	}
+	/* the active blob: current values alone (the committed image) */
+	if (seal_proven(t, cur.mask, master, NULL, &act,
+	                master + SEAL_MASTER_LEN, err, sizeof(err)) < 0 ||
+	    seal_proven(t, cur.mask, master, (const uint8_t(*)[32]) pred, &pend,
+	                master + SEAL_MASTER_LEN, err, sizeof(err)) < 0) {
+		say(rep->reason, sizeof(rep->reason), "reseal: %s", err);
+		goto out;
+	}
+	update_crash_point("announce-sealed");
+	memset(&st, 0, sizeof(st));
+	st.announced = (int64_t) time(NULL);
+	if (reset_count(t, &st.last_reset, err, sizeof(err)) < 0) {
+		say(rep->reason, sizeof(rep->reason), "%s", err);
+		goto out;
+	}
+	if (update_state_store(u->statepath, &st) < 0) {
+		say(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
+		    u->statepath, strerror(errno));
+		goto out;
+	}
+	update_crash_point("announce-state-written");
+	if (seal_blob_store(u->pendpath, &pend) < 0) {
+		say(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
+		    u->pendpath, strerror(errno));
+		goto out;
+	}
+	update_crash_point("announce-pending-written");
+	if (seal_blob_store(broker_sealpath(b), &act) < 0) {
+		/* the old active blob stays; the pending one covers now */
+		log_warn("cannot rewrite %s (the old one stays)",
+		         broker_sealpath(b));
+	}
+	update_crash_point("announce-active-written");
+	broker_set_blob(b, &pend);
+	seal_pcrs_format(named, pcrs, sizeof(pcrs));
+	log_info("update announced: master resealed to the current values OR "
+	         "the predicted ones (PCRs %s predicted to change), pending "
+	         "in %s",
+	         pcrs, u->pendpath);
+	rep->status = KEY_OK;
+	fill_policy(rep, &pend, (const uint8_t(*)[32]) now, true);
+out:
+	if (master != NULL) {
+		secmem_free(master, 2 * SEAL_MASTER_LEN);
+	}
+	broker_tpm_unlock(b);
+	fill_pending(u, rep);
+	return 0;
+}
+
+/* ---- the keybroker-admin socket ---- */
+
+static int
+admin_handle(void *arg, enum msg_type type, const void *req, uid_t peer,
+             enum msg_type *rep_type, void *rep, char *err, size_t errlen)
+{
+	struct update              *u = arg;
+	const struct key_admin_req *rq = req;
+	struct key_admin_rep       *rp = rep;
+
+	if (type != MSG_KEY_ADMIN_REQ) {
+		snprintf(err, errlen, "keybroker-admin serves KeyAdmin only");
+		return -1;
+	}
+	*rep_type = MSG_KEY_ADMIN_REP;
+	if (peer != 0 && peer != geteuid()) {
+		memset(rp, 0, sizeof(*rp));
+		rp->status = KEY_DENIED;
+		say(rp->reason, sizeof(rp->reason),
+		    "uid %d: keybroker-admin is root's", (int) peer);
+		log_warnx("keybroker-admin: %s %s refused: %s",
+		          key_admin_op_name(rq->op), "request", rp->reason);
+		return 0;
+	}
+	log_info("keybroker-admin: %s from uid %d", key_admin_op_name(rq->op),
+	         (int) peer);
+	switch (rq->op) {
+	case KOP_STATUS:
+		return update_status(u->b, rp);
+	case KOP_ANNOUNCE:
+		return update_announce(u->b, rq, rp);
+	default:
+		memset(rp, 0, sizeof(*rp));
+		rp->status = KEY_ERROR;
+		say(rp->reason, sizeof(rp->reason),
+		    "%s: recovery escrow is not built in this version",
+		    key_admin_op_name(rq->op));
+		return 0;
+	}
+}
+
+int
+update_open(struct update **up, struct broker *b, char *err, size_t errlen)
+{
+	static const enum msg_type accept[] = {MSG_KEY_ADMIN_REQ, MSG_NONE};
+	const struct broker_cfg   *cfg = broker_config(b);
+	struct peer_policy         pol;
+	struct update             *u;
+
+	*up = NULL;
+	if ((u = calloc(1, sizeof(*u))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	u->b = b;
+	if (path_join(u->pendpath, sizeof(u->pendpath), "%s/%s", cfg->vault,
+	              UPDATE_PENDING_FILE) < 0 ||
+	    path_join(u->statepath, sizeof(u->statepath), "%s/%s", cfg->vault,
+	              UPDATE_STATE_FILE) < 0) {
+		snprintf(err, errlen, "%s: path too long", cfg->vault);
+		free(u);
+		return -1;
+	}
+	*up = u; /* the handlers find it through the broker */
+	if (strcmp(cfg->tcti, "none") != 0) {
+		update_boot(u);
+	}
+	peer_policy_init(&pol);
+	pol.only_listed = true; /* root (and our own uid) only */
+	(void) peer_policy_add(&pol, 0);
+	(void) peer_policy_add(&pol, geteuid());
+	if (req_server_open(&u->srv, cfg->rundir, "keybroker-admin", accept, 2,
+	                    &pol, admin_handle, u) < 0) {
+		snprintf(err, errlen, "cannot serve keybroker-admin in %s",
+		         cfg->rundir);
+		*up = NULL;
+		free(u);
+		return -1;
+	}
+	return 0;
+}
+
+void
+update_close(struct update *u)
+{
+	if (u == NULL) {
+		return;
+	}
+	req_server_close(u->srv);
+	free(u);
+}
