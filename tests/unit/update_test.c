@@ -1,0 +1,289 @@
+/* update_test.c: the pure logic of planned OS updates (pkg/sealer/
+ * update.c): the prediction file, the PCR list, filling the predicted set,
+ * which branch matches, the boot decision (commit, keep, drop, mismatch),
+ * the update.json round trip, and the KeyAdmin messages on the wire. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "sealer.h"
+
+#define H8 "8888888888888888888888888888888888888888888888888888888888888888"
+#define H9 "9999999999999999999999999999999999999999999999999999999999999999"
+
+static int
+parse(const char *s, struct pcr_values *v, uint32_t *named, char *err)
+{
+	return update_parse_prediction(s, strlen(s), v, named, err, 256);
+}
+
+static void
+test_parse_prediction(void **state)
+{
+	struct pcr_values v;
+	uint32_t          named;
+	char              err[256];
+
+	(void) state;
+	assert_int_equal(
+	    parse("[{\"bank\":\"sha256\",\"index\":8,\"value\":\"" H8
+	          "\"},{\"bank\":\"sha256\",\"index\":9,"
+	          "\"value\":\"" H9 "\"}]",
+	          &v, &named, err),
+	    0);
+	assert_int_equal(named, (1u << 8) | (1u << 9));
+	assert_int_equal(v.v[8][0], 0x88);
+	assert_int_equal(v.v[9][31], 0x99);
+	assert_int_equal(v.v[0][0], 0);
+	/* the object form */
+	assert_int_equal(parse("{\"predicted\":[{\"bank\":\"sha256\",\"index\":"
+	                       "14,\"value\":\"" H8 "\"}]}",
+	                       &v, &named, err),
+	                 0);
+	assert_int_equal(named, 1u << 14);
+	/* refusals, each with its reason */
+	assert_int_equal(parse("nope", &v, &named, err), -1);
+	assert_non_null(strstr(err, "not JSON"));
+	assert_int_equal(parse("[]", &v, &named, err), -1);
+	assert_int_equal(parse("[{\"bank\":\"sha1\",\"index\":8,\"value\":\"" H8
+	                       "\"}]",
+	                       &v, &named, err),
+	                 -1);
+	assert_non_null(strstr(err, "sha256"));
+	assert_int_equal(parse("[{\"bank\":\"sha256\",\"index\":16,\"value\":"
+	                       "\"" H8 "\"}]",
+	                       &v, &named, err),
+	                 -1);
+	assert_non_null(strstr(err, "0-15"));
+	assert_int_equal(parse("[{\"bank\":\"sha256\",\"index\":8.5,\"value\":"
+	                       "\"" H8 "\"}]",
+	                       &v, &named, err),
+	                 -1);
+	assert_int_equal(parse("[{\"bank\":\"sha256\",\"index\":8,\"value\":"
+	                       "\"abc\"}]",
+	                       &v, &named, err),
+	                 -1);
+	assert_non_null(strstr(err, "64 hex"));
+	assert_int_equal(
+	    parse("[{\"bank\":\"sha256\",\"index\":8,\"value\":\"" H8
+	          "\"},{\"bank\":\"sha256\",\"index\":8,"
+	          "\"value\":\"" H9 "\"}]",
+	          &v, &named, err),
+	    -1);
+	assert_non_null(strstr(err, "twice"));
+}
+
+static void
+test_pcrlist(void **state)
+{
+	uint32_t m;
+
+	(void) state;
+	assert_int_equal(update_pcrlist_parse("8,9,13,14", &m), 0);
+	assert_int_equal(m, (1u << 8) | (1u << 9) | (1u << 13) | (1u << 14));
+	assert_int_equal(update_pcrlist_parse("", &m), 0);
+	assert_int_equal(m, 0);
+	assert_int_equal(update_pcrlist_parse("5", &m), 0); /* no 0/5 rule */
+	assert_int_equal(update_pcrlist_parse("16", &m), -1);
+	assert_int_equal(update_pcrlist_parse("8,8", &m), -1);
+	assert_int_equal(update_pcrlist_parse("8,", &m), -1);
+	assert_int_equal(update_pcrlist_parse("x", &m), -1);
+}
+
+static void
+test_predicted(void **state)
+{
+	struct pcr_values given;
+	uint8_t           cur[SEAL_PCR_MAX][32], out[SEAL_PCR_MAX][32];
+	uint32_t          mask;
+	char              err[256];
+
+	(void) state;
+	assert_int_equal(
+	    seal_pcrs_parse(SEAL_DEFAULT_PCRS, &mask, err, sizeof(err)), 0);
+	memset(&given, 0xaa, sizeof(given));
+	memset(cur, 0x11, sizeof(cur));
+	memset(out, 0, sizeof(out));
+	assert_int_equal(update_predicted(mask, 1u << 8, &given,
+	                                  (const uint8_t(*)[32]) cur, out, err,
+	                                  sizeof(err)),
+	                 0);
+	assert_int_equal(out[8][0], 0xaa); /* named: predicted */
+	assert_int_equal(out[0][0], 0x11); /* not named: unchanged */
+	assert_int_equal(out[5][0], 0);    /* not in the set: untouched */
+	/* PCR 5 is not sealed to */
+	assert_int_equal(update_predicted(mask, 1u << 5, &given,
+	                                  (const uint8_t(*)[32]) cur, out, err,
+	                                  sizeof(err)),
+	                 -1);
+	assert_non_null(strstr(err, "not in the sealed set"));
+	assert_int_equal(update_predicted(mask, 0, &given,
+	                                  (const uint8_t(*)[32]) cur, out, err,
+	                                  sizeof(err)),
+	                 -1);
+}
+
+static void
+test_match(void **state)
+{
+	struct seal_blob b;
+	uint8_t          now[SEAL_PCR_MAX][32];
+
+	(void) state;
+	memset(&b, 0, sizeof(b));
+	b.mask = 0x3; /* PCRs 0, 1 */
+	b.nbranches = 2;
+	b.branch[0].mask = b.branch[1].mask = 0x3;
+	memset(b.branch[0].values, 0x00, sizeof(b.branch[0].values));
+	memset(b.branch[1].values, 0x00, sizeof(b.branch[1].values));
+	b.branch[1].values[1][0] = 0x42;
+	memset(now, 0, sizeof(now));
+	assert_int_equal(update_match(&b, (const uint8_t(*)[32]) now), 0);
+	now[1][0] = 0x42;
+	assert_int_equal(update_match(&b, (const uint8_t(*)[32]) now), 1);
+	now[0][5] = 1;
+	assert_int_equal(update_match(&b, (const uint8_t(*)[32]) now), -1);
+	/* PCRs outside the set do not matter */
+	now[0][5] = 0;
+	now[7][0] = 9;
+	assert_int_equal(update_match(&b, (const uint8_t(*)[32]) now), 1);
+	/* equal branches: the predicted one wins (it commits) */
+	b.branch[0].values[1][0] = 0x42;
+	assert_int_equal(update_match(&b, (const uint8_t(*)[32]) now), 1);
+	b.nbranches = 1;
+	assert_int_equal(update_match(&b, (const uint8_t(*)[32]) now), 0);
+}
+
+static void
+test_decide(void **state)
+{
+	struct update_state st = {.boots_seen = 0, .last_reset = 7};
+
+	(void) state;
+	assert_int_equal(update_decide(false, 0, &st, 8, 2), UPD_NONE);
+	assert_int_equal(update_decide(true, 1, &st, 8, 2), UPD_COMMIT);
+	assert_int_equal(st.boots_seen, 0);
+	assert_int_equal(update_decide(true, -1, &st, 8, 2), UPD_MISMATCH);
+	assert_int_equal(st.boots_seen, 0); /* a mismatch is not counted */
+	/* same resetCount: a broker restart, not a boot */
+	assert_int_equal(update_decide(true, 0, &st, 7, 2), UPD_KEEP);
+	assert_int_equal(st.boots_seen, 0);
+	assert_int_equal(update_decide(true, 0, &st, 8, 2), UPD_KEEP);
+	assert_int_equal(st.boots_seen, 1);
+	assert_int_equal(st.last_reset, 8);
+	assert_int_equal(update_decide(true, 0, &st, 8, 2), UPD_KEEP);
+	assert_int_equal(update_decide(true, 0, &st, 9, 2), UPD_DROP);
+	assert_int_equal(st.boots_seen, 2);
+	/* after a rollback boot, the new image still commits */
+	st.boots_seen = 1;
+	assert_int_equal(update_decide(true, 1, &st, 10, 2), UPD_COMMIT);
+}
+
+static void
+test_state_file(void **state)
+{
+	struct update_state a = {.boots_seen = 3,
+	                         .last_reset = 4000000000u,
+	                         .announced = 1764600000},
+	                    b;
+	char path[] = "/tmp/update-test.XXXXXX", err[256];
+	int  fd = mkstemp(path);
+
+	(void) state;
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(update_state_store(path, &a), 0);
+	assert_int_equal(update_state_load(path, &b, err, sizeof(err)), 0);
+	assert_int_equal(b.boots_seen, 3);
+	assert_int_equal(b.last_reset, 4000000000u);
+	assert_int_equal(b.announced, 1764600000);
+	unlink(path);
+	assert_int_equal(update_state_load(path, &b, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, path));
+}
+
+static void
+test_wire(void **state)
+{
+	struct key_admin_req rq, back;
+	struct key_admin_rep rp, rback;
+	enum msg_type        t;
+	char                 err[256], *s;
+
+	(void) state;
+	memset(&rq, 0, sizeof(rq));
+	rq.op = KOP_ANNOUNCE;
+	snprintf(rq.pcrs, sizeof(rq.pcrs), "8,9");
+	memset(rq.values.v[8], 0x88, 32);
+	memset(rq.values.v[9], 0x99, 32);
+	assert_non_null(s = msg_encode(MSG_KEY_ADMIN_REQ, &rq));
+	assert_non_null(strstr(s, "\"announce\""));
+	assert_non_null(strstr(s, "\"8\""));
+	assert_null(strstr(s, "\"0\":")); /* zero values are omitted */
+	assert_int_equal(msg_decode(s, strlen(s), MSG_KEY_ADMIN_REQ, &t, &back,
+	                            err, sizeof(err)),
+	                 0);
+	assert_memory_equal(&rq, &back, sizeof(rq));
+	free(s);
+
+	memset(&rp, 0, sizeof(rp));
+	rp.status = KEY_POLICY_MISMATCH;
+	rp.branches = 2;
+	rp.matches = -1;
+	rp.pending = true;
+	rp.boots_seen = 1;
+	rp.pending_boots = 3;
+	memset(rp.digest0, 1, 32);
+	memset(rp.digest1, 2, 32);
+	snprintf(rp.pcrs, sizeof(rp.pcrs), "0,1,2");
+	assert_non_null(s = msg_encode(MSG_KEY_ADMIN_REP, &rp));
+	assert_int_equal(msg_decode(s, strlen(s), MSG_KEY_ADMIN_REP, &t, &rback,
+	                            err, sizeof(err)),
+	                 0);
+	assert_memory_equal(&rp, &rback, sizeof(rp));
+	free(s);
+	/* an unknown op is refused at the boundary */
+	s = "{\"type\":\"KeyAdmin\",\"version\":1,\"op\":\"format-disk\"}";
+	assert_int_equal(msg_decode(s, strlen(s), MSG_KEY_ADMIN_REQ, &t, &back,
+	                            err, sizeof(err)),
+	                 -1);
+	/* unused numbers have no schema */
+	assert_null(msg_schema((enum msg_type) 19));
+	assert_null(msg_schema_by_name("nope"));
+}
+
+static void
+test_crash_hook(void **state)
+{
+	(void) state;
+	unsetenv("VTPM_TEST_CRASH_AT");
+	update_crash_point("announce-sealed"); /* no hook: returns */
+	setenv("VTPM_TEST_CRASH_AT", "elsewhere", 1);
+	update_crash_point("announce-sealed"); /* another step: returns */
+	unsetenv("VTPM_TEST_CRASH_AT");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_parse_prediction),
+	    cmocka_unit_test(test_pcrlist),
+	    cmocka_unit_test(test_predicted),
+	    cmocka_unit_test(test_match),
+	    cmocka_unit_test(test_decide),
+	    cmocka_unit_test(test_state_file),
+	    cmocka_unit_test(test_wire),
+	    cmocka_unit_test(test_crash_hook),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
