@@ -40,7 +40,11 @@ usage(FILE *f)
 	    "  -w, --workers N        request worker threads (default 32)\n"
 	    "      --pending-boots N  boots on the old image after which an "
 	    "announced\n"
-	    "                         update is dropped (default %d, 1-1000)\n",
+	    "                         update is dropped (default %d, 1-1000)\n"
+	    "      --escrow-pubkey FILE  recovery escrow: wrap the master to "
+	    "this\n"
+	    "                         controller RSA public key (PEM); off "
+	    "by default\n",
 	    SEAL_DEFAULT_PCRS, UPDATE_DEFAULT_BOOTS);
 	common_usage(f);
 }
@@ -55,6 +59,7 @@ main(int argc, char **argv)
 	    {"pcrs", required_argument, NULL, 'p'},
 	    {"workers", required_argument, NULL, 'w'},
 	    {"pending-boots", required_argument, NULL, 'B'},
+	    {"escrow-pubkey", required_argument, NULL, 'E'},
 	    {NULL, 0, NULL, 0}};
 	struct common_opts o;
 	struct broker_cfg  cfg;
@@ -103,6 +108,10 @@ main(int argc, char **argv)
 				        optarg);
 				return 2;
 			}
+			break;
+		case 'E':
+			snprintf(cfg.escrow_pubkey, sizeof(cfg.escrow_pubkey),
+			         "%s", optarg);
 			break;
 		case 'B':
 			cfg.pending_boots = atoi(optarg);

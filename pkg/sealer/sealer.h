@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <openssl/evp.h>
 #include <tss2/tss2_esys.h>
 
 #define SEAL_SRK_HANDLE   0x81000001u
@@ -224,6 +225,8 @@ enum update_action update_decide(bool pending, int match,
 int update_state_load(const char *path, struct update_state *st, char *err,
                       size_t errlen);
 int update_state_store(const char *path, const struct update_state *st);
+/* The pending blob and update.json removed (a recovery, a drop). */
+void update_drop_pending(struct broker *b);
 /* VTPM_TEST_CRASH_AT=step: SIGKILL ourselves at that step (tests only). */
 void update_crash_point(const char *step);
 
@@ -237,5 +240,43 @@ void update_close(struct update *u);
 int update_announce(struct broker *b, const struct key_admin_req *rq,
                     struct key_admin_rep *rep);
 int update_status(struct broker *b, struct key_admin_rep *rep);
+
+/* escrow.c: recovery escrow (off unless --escrow-pubkey): the master
+ * wrapped with RSA-OAEP-SHA256 to a controller key in master.escrow.json;
+ * recovery through a transport key made in memory (docs/updates.md). The
+ * helpers are shared with the controller side (vtpm-verify escrow). */
+#define ESCROW_FILE     "master.escrow.json"
+#define ESCROW_WRAP_MAX 512 /* RSA up to 4096 bits */
+
+struct escrow_file {
+	char    key_fp[65];    /* sha256 of the controller key (DER), hex */
+	char    master_id[65]; /* HKDF(master, "vtpm-escrow-id-v1"), hex */
+	uint8_t wrapped[ESCROW_WRAP_MAX];
+	size_t  wlen;
+};
+
+int escrow_load_pubkey(const char *path, EVP_PKEY **out, char fp[65],
+                       char *err, size_t errlen);
+int escrow_fingerprint(EVP_PKEY *k, char fp[65]);
+int escrow_wrap(EVP_PKEY *pub, const uint8_t *in, size_t inlen, uint8_t *out,
+                size_t max, size_t *outlen);
+/* RSA-OAEP-SHA256 unwrap of a SEAL_MASTER_LEN key into master (secmem). */
+int escrow_unwrap(EVP_PKEY *priv, const uint8_t *in, size_t inlen,
+                  uint8_t *master);
+int escrow_master_id(const uint8_t *master, char id[65]);
+int escrow_unhex(const char *s, uint8_t *out, size_t max, size_t *n);
+int escrow_file_store(const char *path, const struct escrow_file *f);
+int escrow_file_load(const char *path, struct escrow_file *f, char *err,
+                     size_t errlen);
+
+struct escrow;
+/* NULL in *ep when escrow is off; writes the record when missing. */
+int  escrow_open(struct escrow **ep, struct broker *b, char *err,
+                 size_t errlen);
+void escrow_close(struct escrow *e);
+void escrow_fill(struct escrow *e, struct key_admin_rep *rep);
+int  escrow_recover_begin(struct escrow *e, struct key_admin_rep *rep);
+int  escrow_recover(struct escrow *e, const struct key_admin_req *rq,
+                    struct key_admin_rep *rep);
 
 #endif

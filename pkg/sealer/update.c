@@ -35,6 +35,7 @@ struct update {
 	char               pendpath[PATH_LEN];
 	char               statepath[PATH_LEN];
 	struct req_server *srv;
+	struct escrow     *esc; /* NULL: escrow off */
 };
 
 /* snprintf that may truncate on purpose (reasons are bounded) */
@@ -388,6 +389,14 @@ drop_pending(struct update *u)
 	(void) fsync_dir(dir);
 }
 
+void
+update_drop_pending(struct broker *b)
+{
+	if (broker_update(b) != NULL) {
+		drop_pending(broker_update(b));
+	}
+}
+
 /* PCRs hold the predicted values: reseal to them alone. tpm lock held. */
 static int
 commit(struct update *u, struct tpm *t, const struct seal_blob *p)
@@ -607,7 +616,7 @@ out:
 	if (u != NULL) {
 		fill_pending(u, rep);
 	}
-	rep->escrow = ESCROW_OFF;
+	escrow_fill(u != NULL ? u->esc : NULL, rep);
 	return 0;
 }
 
@@ -719,6 +728,7 @@ out:
 	}
 	broker_tpm_unlock(b);
 	fill_pending(u, rep);
+	escrow_fill(u->esc, rep);
 	return 0;
 }
 
@@ -753,12 +763,16 @@ admin_handle(void *arg, enum msg_type type, const void *req, uid_t peer,
 		return update_status(u->b, rp);
 	case KOP_ANNOUNCE:
 		return update_announce(u->b, rq, rp);
+	case KOP_RECOVER_BEGIN:
+		return escrow_recover_begin(u->esc, rp);
+	case KOP_RECOVER:
+		escrow_recover(u->esc, rq, rp);
+		fill_pending(u, rp);
+		return 0;
 	default:
 		memset(rp, 0, sizeof(*rp));
 		rp->status = KEY_ERROR;
-		say(rp->reason, sizeof(rp->reason),
-		    "%s: recovery escrow is not built in this version",
-		    key_admin_op_name(rq->op));
+		say(rp->reason, sizeof(rp->reason), "unknown op %d", rq->op);
 		return 0;
 	}
 }
@@ -789,6 +803,11 @@ update_open(struct update **up, struct broker *b, char *err, size_t errlen)
 	if (strcmp(cfg->tcti, "none") != 0) {
 		update_boot(u);
 	}
+	if (escrow_open(&u->esc, b, err, errlen) < 0) {
+		*up = NULL;
+		free(u);
+		return -1;
+	}
 	peer_policy_init(&pol);
 	pol.only_listed = true; /* root (and our own uid) only */
 	(void) peer_policy_add(&pol, 0);
@@ -798,6 +817,7 @@ update_open(struct update **up, struct broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot serve keybroker-admin in %s",
 		         cfg->rundir);
 		*up = NULL;
+		escrow_close(u->esc);
 		free(u);
 		return -1;
 	}
@@ -811,5 +831,6 @@ update_close(struct update *u)
 		return;
 	}
 	req_server_close(u->srv);
+	escrow_close(u->esc);
 	free(u);
 }

@@ -142,9 +142,37 @@ vctl_keys(const char *run, int timeout, int argc, char **argv)
 		if (timeout < 30000) {
 			timeout = 30000; /* two seals and proofs on the TPM */
 		}
+	} else if (strcmp(argv[0], "recover-begin") == 0 && file == NULL) {
+		rq.op = KOP_RECOVER_BEGIN;
+		if (call(run, &rq, &rp, timeout < 10000 ? 10000 : timeout) <
+		    0) {
+			return 3;
+		}
+		if (rp.status != KEY_OK) {
+			return print(&rp, json);
+		}
+		/* the transport public key, for the controller */
+		fputs(rp.data, stdout);
+		return 0;
+	} else if (strcmp(argv[0], "recover") == 0 && file != NULL) {
+		/* FILE: the controller's answer (hex), not a secret */
+		rq.op = KOP_RECOVER;
+		if (read_file(file, sizeof(rq.data) - 1, &txt, &len) < 0) {
+			fprintf(stderr, "vtpmctl: %s: %s\n", file,
+			        strerror(errno));
+			return 2;
+		}
+		snprintf(rq.data, sizeof(rq.data), "%.*s", (int) len, txt);
+		free(txt);
+		rq.data[strcspn(rq.data, "\r\n ")] = '\0';
+		if (timeout < 30000) {
+			timeout = 30000;
+		}
 	} else {
 		fprintf(stderr, "vtpmctl: keys status [--json] | keys announce "
-		                "FILE [--json]\n");
+		                "FILE [--json]\n"
+		                "       keys recover-begin | keys recover "
+		                "FILE\n");
 		return 2;
 	}
 	if (call(run, &rq, &rp, timeout) < 0) {
