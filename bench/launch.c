@@ -18,6 +18,7 @@
 #include "swtpm_ctrl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -37,6 +38,34 @@ extern char **environ;
 static char              tmp[128], run[512];
 static struct topic_pub *dpub;
 static struct topic_sub *vsub;
+
+/* launchers we started: stopped (they stop their swtpm) if we are killed */
+static volatile pid_t children[2];
+
+/* the raw swtpm of the floor or baseline being measured, by its pid file */
+static char cur_pidf[320];
+
+static void
+on_signal(int sig)
+{
+	char buf[16] = {0};
+	int  fd;
+
+	for (int i = 0; i < 2; i++) {
+		if (children[i] > 0) {
+			kill(children[i], SIGTERM);
+		}
+	}
+	/* open/read/kill are async-signal-safe */
+	if (cur_pidf[0] != '\0' && (fd = open(cur_pidf, O_RDONLY)) >= 0) {
+		if (read(fd, buf, sizeof(buf) - 1) > 0 && atoi(buf) > 1) {
+			kill(atoi(buf), SIGTERM);
+		}
+		close(fd);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
 
 static void
 uuid_of(char *u, int i)
@@ -179,6 +208,7 @@ raw_start(struct raw *r)
 	                r->a_dir,         "--ctrl",   r->a_ctrl, "--pid",
 	                r->a_pid,         "--daemon", NULL};
 	pid_t pid = spawn(argv);
+	memcpy(cur_pidf, r->pidf, sizeof(r->pidf));
 	waitpid(pid, NULL, 0);
 }
 
@@ -320,6 +350,7 @@ full_path(const char *out, uint64_t *lat, long rss_sum[3])
 	{
 		char *la[] = {l, "--root", root, "--stop-on-exit", "-q", NULL};
 		lp = spawn(la);
+		children[1] = lp;
 	}
 	peer_policy_init(&pol);
 	if (topic_pub_open(&dpub, run, MSG_DOMAIN_STATUS, &pol) < 0 ||
@@ -380,6 +411,8 @@ main(void)
 	log_init(LOG_LVL_WARN, 0);
 	log_procinit("bench-launch");
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
 	/* daemonized swtpm processes become our children, so their exit is
 	 * seen at once (waitpid), not whenever init reaps them */
 	(void) prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -412,6 +445,7 @@ main(void)
 		                "-q",
 		                NULL};
 		lpid = spawn(argv);
+		children[0] = lpid;
 	}
 	/* warm-up: one VM through, so both sides are connected */
 	publish(100000, DOM_BOOTING);
