@@ -15,8 +15,23 @@ stop_launcher() {
 }
 
 start_domains
-start_launcher --no-guardian --no-keybroker --stop-on-exit
-A=$(uuid 1) B=$(uuid 2)
+start_launcher --no-guardian --no-keybroker --stop-on-exit --stop-timeout 500
+A=$(uuid 1) B=$(uuid 2) H=$(uuid 9)
+
+# a client (as QEMU would) holds the one control connection: CMD_SHUTDOWN
+# cannot get through, so the stop falls back to SIGTERM after the timeout
+dom "$H BOOTING tis persistent 1 held"
+check "READY" wait_for 10 is_state "$H" READY
+HP=$(vpid "$H")
+python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(60)' "$(ctrl "$H")" &
+HOLDER=$!
+t_track $HOLDER
+sleep 0.3
+dom "$H HALTED tis persistent 1 held"
+check "control channel held: STOPPED anyway" wait_for 15 is_state "$H" STOPPED
+check "...by SIGTERM after the stop timeout" wait_for 5 grep -q "$H: vTPM stopped by SIGTERM" "$LLOG"
+check "...and the process is gone" bash -c "! kill -0 $HP 2>/dev/null"
+kill $HOLDER 2>/dev/null
 
 dom "$A BOOTING tis persistent 1 a"
 check "READY" wait_for 10 is_state "$A" READY
