@@ -54,6 +54,7 @@ gd_init(struct guardian *g, const char *root, uid_t swtpm_uid, gid_t swtpm_gid,
 	g->swtpm_uid = swtpm_uid;
 	g->swtpm_gid = swtpm_gid;
 	g->do_chown = do_chown;
+	g->commit_ms = GD_COMMIT_MS;
 	g->quar_max_entries = GD_QUAR_MAX_ENTRIES;
 	g->quar_max_bytes = GD_QUAR_MAX_BYTES;
 	pthread_mutex_init(&g->lock, NULL);
