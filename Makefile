@@ -133,8 +133,12 @@ fuzz: deps $(FUZZERS)
 	@for f in $(FUZZERS); do \
 	  n=$$(basename $$f); mkdir -p $(OUT)/fuzz/corpus-$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 \
-	    $(OUT)/fuzz/corpus-$$n tests/fuzz/corpus 2>&1 | tail -3 || exit 1; \
+	  log=$(OUT)/fuzz/$$n.log; \
+	  if ! $$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 \
+	      -artifact_prefix=$(OUT)/fuzz/ \
+	      $(OUT)/fuzz/corpus-$$n tests/fuzz/corpus >$$log 2>&1; then \
+	    tail -40 $$log; echo "fuzz: $$n FAILED (log $$log)"; exit 1; \
+	  fi; tail -2 $$log; \
 	done
 
 image: deps all

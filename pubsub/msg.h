@@ -24,6 +24,9 @@
 #define STATE_DIR_LEN 512
 #define PCRS_LEN 64 /* "0,1,2,3,4,6,7,8,9,10,11,12,13,14" */
 #define KEY_LEN 32  /* AES-256 */
+/* Largest integer a message may carry: cJSON prints numbers with 15
+ * significant digits, so larger ones would not survive a round trip. */
+#define MSG_INT_MAX 999999999999999LL
 
 /* Message types. Numbers are stable; names are what goes on the wire. */
 enum msg_type {

@@ -311,10 +311,11 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 			return -1;
 		}
 		d = v->valuedouble;
-		/* JSON numbers are doubles: past 2^53 they are not exact, and
-		 * (double) INT64_MAX would overflow the cast back */
+		/* JSON numbers are doubles, and cJSON prints them with 15
+		 * significant digits: past MSG_INT_MAX what we decode would
+		 * not encode back to the same value */
 		if (d != floor(d) || d < (double) f->min ||
-		    d > (double) f->max || fabs(d) > 9007199254740992.0) {
+		    d > (double) f->max || fabs(d) > (double) MSG_INT_MAX) {
 			snprintf(err, errlen,
 			    "field %s%s: %g is not an integer in [%lld, %lld]",
 			    prefix, f->name, d, (long long) f->min,

@@ -112,6 +112,10 @@ test_rejections(void **state)
 	    {"{\"type\":\"VtpmStatus\",\"version\":1,\"uuid\":\"" U1
 	     "\",\"state\":\"READY\",\"pid\":-1}",
 	        "not an integer"},
+	    /* found by the fuzzer: cJSON would print it back as 7.2e+15 */
+	    {"{\"type\":\"GuardianReply\",\"version\":1,\"uuid\":\"" U1
+	     "\",\"ok\":true,\"generation\":7224483091990491}",
+	        "not an integer"},
 	    {"{\"type\":\"KeyReleaseReply\",\"version\":1,\"uuid\":\"" U1
 	     "\",\"status\":\"ok\",\"key\":\"abc\"}",
 	        "hex digits"},
