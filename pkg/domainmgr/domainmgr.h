@@ -86,6 +86,12 @@ struct dm_app {
 
 	struct domain_status pub; /* what was last published */
 	bool                 published;
+
+	/* A FAILED VtpmStatus left from an earlier boot must not decide this
+	 * one: at BOOTING it is stale until the launcher publishes again. */
+	uint64_t vt_events;   /* VtpmStatus publications seen for this app */
+	uint64_t boot_events; /* vt_events when BOOTING began */
+	bool     boot_stale;  /* BOOTING began with a FAILED status */
 };
 
 /* What the lifecycle needs from the outside world (the daemon gives real
@@ -139,7 +145,9 @@ int dm_step(struct dm *dm, uint64_t now);
 /* A VM process exited (waitpid status). 0 when the pid was one of ours. */
 int dm_vm_exited(struct dm *dm, pid_t pid, int status, uint64_t now);
 /* Terminate every VM (daemon shutdown); returns how many were signalled. */
-int            dm_stop_all(struct dm *dm, bool force);
+int dm_stop_all(struct dm *dm, bool force);
+/* The launcher published (or removed) uuid's VtpmStatus. */
+void           dm_vtpm_event(struct dm *dm, const char *uuid);
 struct dm_app *dm_find(struct dm *dm, const char *uuid);
 size_t         dm_running_vms(const struct dm *dm);
 
