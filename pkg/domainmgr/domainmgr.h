@@ -180,7 +180,8 @@ struct dm_qemu_bufs {
 int dm_qemu_argv(const struct dm_qemu *q, const struct dm_app *a,
                  const char *ctrl_socket, const char **argv, size_t max,
                  struct dm_qemu_bufs *bufs, char *err, size_t errlen);
-/* fork+exec QEMU: stdin /dev/null, stdout /dev/null, stderr inherited. */
+/* posix_spawn QEMU: stdin and stdout /dev/null, stderr inherited, own
+ * process group, no blocked signals. */
 int dm_qemu_spawn(const struct dm_qemu *q, const struct dm_app *a,
                   const char *ctrl_socket, pid_t *pid, char *err,
                   size_t errlen);
