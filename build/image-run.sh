@@ -3,17 +3,20 @@
 # runtime would, without one (tests, bench, trying it out). As root:
 #   build/image-run.sh --rootfs DIR --persist DIR --run DIR [--config DIR]
 #                      [--tpm] [--env KEY=VALUE]... [--rw] [--init PATH]
+#                      [--caps chown,setuid,...]
 # Makes a new mount + PID namespace (unshare; /init becomes PID 1 there),
 # mounts the rootfs read-only (--rw: writable), a tmpfs /dev with null,
 # zero, full, random, urandom (and /dev/tpmrm0 with --tpm), /proc, and
 # binds --persist on /persist, --run on /run and --config read-only on
 # /config; then chroot + /init (or --init PATH, e.g. /bin/true for a
-# baseline) with only PATH and the --env variables.
+# baseline) with only PATH and the --env variables. --caps: init starts
+# with only these capabilities (bounding set; sys_chroot is kept for the
+# chroot itself), as a runtime granting the manifest's list would.
 # Replaces itself with unshare: this process's pid is unshare's; its only
 # child is the container's init. Every mount lives in the namespace and
 # disappears with it: killing init (SIGKILL) leaves nothing behind.
 set -euo pipefail
-rootfs="" persist="" run="" config="" tpm=0 ro=1 init=/init
+rootfs="" persist="" run="" config="" tpm=0 ro=1 init=/init caps=""
 envs=(PATH=/usr/bin:/bin:/usr/sbin:/sbin)
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -25,7 +28,8 @@ while [ $# -gt 0 ]; do
 	--tpm) tpm=1 ;;
 	--rw) ro=0 ;;
 	--init) init=$2; shift ;;
-	-h | --help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	--caps) caps=$2; shift ;;
+	-h | --help) sed -n '2,19s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "image-run: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -43,8 +47,8 @@ rootfs=$(abs "$rootfs") persist=$(abs "$persist") run=$(abs "$run")
 # shellcheck disable=SC2016
 setup='
 set -e
-R=$1 P=$2 RUN=$3 C=$4 TPM=$5 RO=$6 INIT=$7
-shift 7
+R=$1 P=$2 RUN=$3 C=$4 TPM=$5 RO=$6 INIT=$7 CAPS=$8
+shift 8
 mount --bind "$R" "$R"
 [ "$RO" = 1 ] && mount -o remount,bind,ro "$R"
 mount -t tmpfs -o nosuid,noexec,mode=0755,size=64k vtpm-dev "$R/dev"
@@ -64,8 +68,12 @@ if [ -n "$C" ]; then
 	mount -o remount,bind,ro "$R/config"
 fi
 cd "$R"
+if [ -n "$CAPS" ]; then
+	exec setpriv --inh-caps=-all --bounding-set="-all,+sys_chroot,+$(echo "$CAPS" | sed "s/,/,+/g")" \
+		env -i "$@" chroot "$R" "$INIT"
+fi
 exec env -i "$@" chroot "$R" "$INIT"
 '
 exec unshare --mount --pid --fork --kill-child --propagation private \
 	/bin/sh -c "$setup" image-run "$rootfs" "$persist" "$run" "$config" \
-	"$tpm" "$ro" "$init" "${envs[@]}"
+	"$tpm" "$ro" "$init" "$caps" "${envs[@]}"

@@ -139,7 +139,8 @@ done | sort -u)
 [ -z "$missing_libs" ] || die "libraries missing from the rootfs: $missing_libs"
 
 # --- fixed metadata: ownership 0:0, mtimes = SOURCE_DATE_EPOCH
-chown -hR 0:0 "$ROOTFS"
+# (tar writes 0:0 anyway; as root the staging tree matches it)
+[ "$(id -u)" = 0 ] && chown -hR 0:0 "$ROOTFS"
 find "$ROOTFS" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 # --- the layer: sorted, numeric owners, no atime/ctime, fixed mtimes

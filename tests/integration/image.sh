@@ -73,7 +73,9 @@ P=$T_TMP/persist RUNH=$T_TMP/run C=$T_TMP/config CLOG=$T_TMP/container.log
 mkdir -p "$P" "$RUNH" "$C"
 echo "VTPM_TCTI=swtpm:host=127.0.0.1,port=$PORT" >"$C/vtpm.conf"
 start_ns=$(date +%s%N)
-check "container init started" img_start "$R" "$P" "$RUNH" "$C" "$CLOG" --env VTPM_BACKOFF_MS=200
+# only the capabilities the manifest asks for (a runtime grants that list)
+CAPS=${IMG_CAPS:-$(jq -r '.capabilities | map(ascii_downcase | sub("^cap_"; "")) | join(",")' "$TOP/images/vtpm/manifest.json")}
+check "container init started" img_start "$R" "$P" "$RUNH" "$C" "$CLOG" --env VTPM_BACKOFF_MS=200 --caps "$CAPS"
 [ -n "$INIT" ] || { cat "$CLOG"; t_done; }
 RV=$RUNH/vtpm
 check "init becomes ready" wait_for 30 test -e "$RV/init.ready"
@@ -82,6 +84,8 @@ check "init is PID 1 in its own PID namespace" grep -q 'starting (pid 1,' "$CLOG
 check "container has its own mount and PID namespaces" \
 	test "$(readlink /proc/$INIT/ns/pid)" != "$(readlink /proc/$$/ns/pid)" -a \
 	"$(readlink /proc/$INIT/ns/mnt)" != "$(readlink /proc/$$/ns/mnt)"
+check "init has only the manifest's capabilities (+sys_chroot): $CAPS" \
+	test "$(awk '/^CapBnd:/{print $2}' /proc/$INIT/status)" = "$(setpriv --bounding-set="-all,+sys_chroot,+${CAPS//,/,+}" awk '/^CapBnd:/{print $2}' /proc/self/status)"
 check "rootfs is read-only inside" bash -c "! nsenter -t $INIT -m -p -r -w /bin/sh -c ': >/etc/x' 2>/dev/null"
 check "/config is read-only inside" bash -c "! nsenter -t $INIT -m -p -r -w /bin/sh -c ': >/config/x' 2>/dev/null"
 for s in guardian.req keybroker.req VtpmStatus.pub; do
@@ -158,6 +162,7 @@ else
 		for p in $VPA $VPE; do
 			[ \"\$(cat /proc/\$p/comm)\" = swtpm ] && awk '/^Uid:/{exit !(\$2==59)}' /proc/\$p/status || exit 1
 		done"
+	READY_BEFORE=$(st | jq -r '[.[] | select(.state=="READY") | .pid] | sort | join(" ")')
 	echo "# swtpm host pids: $VPA $VPE; vtpmctl status:"
 	"$BIN/vtpmctl" --root "$T_TMP" status | sed 's/^/#   /'
 fi
@@ -181,9 +186,12 @@ if [ $REAL = 1 ]; then
 		test "$swtpms_before" = "$swtpms_after"
 fi
 if [ $DEPLOY = 1 ]; then
-	check "after the launcher's restarts vtpmctl status still shows both READY with the same pids" \
-		wait_for 10 bash -c "[ \"\$('$BIN/vtpmctl' --root '$T_TMP' status --json 2>/dev/null | jq -r '[.[] | select(.state==\"READY\") | .pid] | sort | join(\" \")')\" = \"$(st | jq -r '[.[] | select(.state=="READY") | .pid] | sort | join(" ")')\" ]"
+	check "after the launcher's restarts vtpmctl status still shows both READY with the same pids ($READY_BEFORE)" \
+		wait_for 10 bash -c "[ \"\$('$BIN/vtpmctl' --root '$T_TMP' status --json 2>/dev/null | jq -r '[.[] | select(.state==\"READY\") | .pid] | sort | join(\" \")')\" = '$READY_BEFORE' ]"
 	check "swtpm processes $VPA $VPE still alive" kill -0 $VPA $VPE
+	check "the restarted launcher adopted them" \
+		bash -c "[ \"\$('$BIN/vtpmctl' --root '$T_TMP' status --json | jq -r '.[] | select(.uuid==\"$A\") | .reason')\" = 'adopted after launcher restart' ]"
+	check "no vTPM was left unadopted" bash -c "! grep 'not adopted' '$CLOG'"
 	oldk=$(hostpid_of keybroker)
 	kill -KILL "$oldk"
 	check "killed key broker is restarted and serves again" wait_for 10 bash -c "grep -q 'keybroker restarted' '$CLOG' && test -S '$RV/keybroker.req'"
@@ -203,6 +211,25 @@ if [ $DEPLOY = 1 ]; then
 	check "the vTPMs' swtpm processes were stopped" bash -c "! kill -0 $VPA 2>/dev/null && ! kill -0 $VPE 2>/dev/null"
 	kill -TERM $DM
 	wait $DM 2>/dev/null
+fi
+
+# --- second boot: image defaults (device:/dev/tpmrm0, which this machine
+# lacks: no hardware TPM) and the domain manager inside on /config
+if [ $DEPLOY = 1 ]; then
+	# vtpmctl --root $T_TMP/r2 sees its run and persist directories
+	P2=$T_TMP/r2/persist RUN2=$T_TMP/r2/run C2=$T_TMP/config2 CLOG2=$T_TMP/container2.log
+	mkdir -p "$P2" "$RUN2" "$C2"
+	cp "$T_TMP/deployment.json" "$C2/"
+	check "second container (defaults, domainmgr inside) starts" img_start "$R" "$P2" "$RUN2" "$C2" "$CLOG2" \
+		--env VTPM_DOMAINMGR_CONFIG=/config/deployment.json --caps "$CAPS"
+	check "its init is ready with the domain manager" wait_for 30 test -e "$RUN2/vtpm/init.ready"
+	check "init started domainmgr inside" grep -q 'init: domainmgr ready' "$CLOG2"
+	check "no hardware TPM: persistent vTPM READY, unencrypted" wait_for 30 bash -c \
+		"'$BIN/vtpmctl' --root '$T_TMP/r2' status --json 2>/dev/null | jq -e '.[] | select(.uuid==\"$A\" and .state==\"READY\" and .encrypted==false)' >/dev/null"
+	check "key broker says so" grep -q 'no hardware TPM\|NO_HW_TPM' "$CLOG2"
+	img_stop 30
+	check "second container stopped, nothing left" bash -c "! kill -0 $UNSHARE 2>/dev/null"
+	[ "$T_FAILED" = 0 ] || { echo "# second container log:"; sed 's/^/#   /' "$CLOG2"; }
 fi
 
 [ "$T_FAILED" = 0 ] || { echo "# container log:"; sed 's/^/#   /' "$CLOG"; }

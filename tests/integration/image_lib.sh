@@ -32,11 +32,12 @@ img_standins() {
 # img_hwtpm DIR: the simulated hardware TPM (swtpm on a free TCP port,
 # control on port+1), outside the container; tracked. Sets PORT and HWPID.
 # Tries another port when one was taken between free_port and the bind
-# (other tests run in parallel).
+# (other tests run in parallel; free_port's range overlaps the kernel's
+# ephemeral ports, so a TIME_WAIT socket can hold it: EADDRINUSE).
 img_hwtpm() {
 	local try
 	mkdir -p "$1"
-	for try in 1 2 3; do
+	for try in 1 2 3 4 5; do
 		PORT=$(free_port) || return 1
 		if [ -x "$TOP/build/hwtpm.sh" ]; then
 			"$TOP/build/hwtpm.sh" start --dir "$1" --port "$PORT" >>"$1.log" 2>&1

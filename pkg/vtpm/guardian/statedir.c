@@ -929,6 +929,22 @@ prepare_ephemeral(struct guardian *g, struct gd_vm *v,
 		         strerror(errno));
 		goto fail;
 	}
+	if (g->do_chown) {
+		/* the swtpm uid must traverse <root>/run and <run> (mkdir_p
+		 * made them 0700): add search permission, nothing else */
+		char        up[PATH_LEN], *slash;
+		struct stat st;
+		snprintf(up, sizeof(up), "%s", g->paths.run);
+		for (int i = 0; i < 2; i++) {
+			if (stat(up, &st) == 0 && !(st.st_mode & S_IXOTH)) {
+				chmod(up, (st.st_mode & 07777) | 0111);
+			}
+			if ((slash = strrchr(up, '/')) == NULL || slash == up) {
+				break;
+			}
+			*slash = '\0';
+		}
+	}
 	if (remove_tree(v->sdir) < 0) {
 		snprintf(err, sizeof(err), "empty %s: %s", v->sdir,
 		         strerror(errno));
