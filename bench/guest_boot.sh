@@ -26,7 +26,7 @@ cat "$GUEST/initrd.gz" "$TMP/t.cpio.gz" >"$TMP/initrd"
 
 # one_boot VARIANT: prints "WALL_MS UPTIME_S DEVICE"
 one_boot() {
-	local t0 line wall= up= dev= tpm=()
+	local t0 line wall='' up='' dev='' tpm=() k
 	t0=$EPOCHREALTIME
 	if [ "$1" = vtpm ]; then
 		rm -rf "$TMP/st" "$TMP/ctrl"
@@ -34,7 +34,11 @@ one_boot() {
 		swtpm socket --tpm2 --tpmstate dir="$TMP/st" \
 			--ctrl type=unixio,path="$TMP/ctrl" 2>>"$TMP/swtpm.log" &
 		SWTPM_PID=$!
-		while [ ! -S "$TMP/ctrl" ]; do sleep 0.002; done
+		for ((k = 0; k < 5000; k++)); do
+			[ -S "$TMP/ctrl" ] && break
+			sleep 0.002
+		done
+		# shellcheck disable=SC2054 # commas are QEMU option syntax
 		tpm=(-chardev "socket,id=chrtpm,path=$TMP/ctrl"
 			-tpmdev emulator,id=tpm0,chardev=chrtpm -device "tpm-$MODEL,tpmdev=tpm0")
 	fi

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/e2e/lib/e2e.sh: sourced by tests/e2e/*.sh after tests/lib.sh.
 # Boots the guest of build/guest.sh under QEMU (TCG) with a test script and
 # turns its serial-console lines (E2E ok|fail|val|done) into ok/not ok.
@@ -373,7 +374,7 @@ e2e_vm_stop() {
 			fi
 			wait "$p" 2>/dev/null
 		fi
-		VM_QEMU[$n]= VM_SWTPM[$n]=
+		VM_QEMU[$n]='' VM_SWTPM[$n]=''
 	done
 }
 
