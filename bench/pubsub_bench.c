@@ -135,7 +135,9 @@ topic_child(int ack_fd, int res_fd, long n, bool lat)
 	while (!topic_sub_synced(s)) {
 		topic_sub_run(s, 5);
 	}
-	c.got = 0; /* the snapshot is not an update */
+	/* no reset of c.got here: the snapshot holds only warm-up items
+	 * (generation 0, not counted), and topic_sub_run() may already have
+	 * counted live updates that followed the warm-up acknowledgement */
 	while (c.got < n) {
 		struct pollfd pfd = {topic_sub_fd(s), POLLIN, 0};
 		int           t   = topic_sub_process(s);

@@ -4,6 +4,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,6 +154,14 @@ endpoint_msg_free_wipe(nng_msg *msg)
 	}
 }
 
+static pthread_once_t secret_once = PTHREAD_ONCE_INIT;
+
+static void
+pin_mmap_threshold(void)
+{
+	(void) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+}
+
 int
 endpoint_msg_from_string(nng_msg **mp, const char *s, bool secret)
 {
@@ -159,8 +169,13 @@ endpoint_msg_from_string(nng_msg **mp, const char *s, bool secret)
 	int    rv;
 
 	*mp = NULL;
-	/* 256 KiB is over glibc's mmap threshold (daemons that send secrets
-	 * pin it with mallopt, see pkg/sealer) */
+	/* 256 KiB is over glibc's mmap threshold, so the body is mmap'd and
+	 * unmapped when NNG frees the sent message (unwiped): the secret goes
+	 * back to the kernel, not to the heap. glibc raises the threshold
+	 * after the first such free unless it is pinned: pin it. */
+	if (secret) {
+		pthread_once(&secret_once, pin_mmap_threshold);
+	}
 	if ((rv = nng_msg_alloc(mp, 0)) != 0 ||
 	    (secret && (rv = nng_msg_reserve(*mp, 256 * 1024)) != 0) ||
 	    (rv = nng_msg_append(*mp, s, len)) != 0) {

@@ -1,0 +1,212 @@
+#!/bin/bash
+# build/image.sh: builds the vtpm container image (make image).
+#   out/images/vtpm/rootfs/     the root file system (staging)
+#   out/images/vtpm-oci/        OCI image layout, tags "latest" and VERSION
+#   out/images/vtpm.sizes.json  bytes per component
+# The rootfs holds busybox (static) as the only userland, our daemons from
+# out/bin (those that exist), swtpm + swtpm_ioctl and exactly the shared
+# libraries they need (ldd, plus the dlopen'd ones in images/vtpm/libs.txt).
+# Reproducible: fixed mtimes (SOURCE_DATE_EPOCH, default the last commit's
+# time), sorted tar, uid/gid 0, fixed OCI timestamps: two builds from the
+# same inputs give the same manifest digest (printed at the end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${OUT:-out}
+BIN=${BIN:-$OUT/bin}
+DEF=images/vtpm
+IMGDIR=$OUT/images
+ROOTFS=$IMGDIR/vtpm/rootfs
+LAYOUT=$IMGDIR/vtpm-oci
+VERSION=$(sed -n 's/^#define VTPM_VERSION "\(.*\)"/\1/p' pkg/common/common.h)
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+export SOURCE_DATE_EPOCH
+CREATED=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+DAEMONS="vtpm-guardian vtpm-keybroker vtpm-launcher vtpmctl domainmgr"
+MULTIARCH=/usr/lib/x86_64-linux-gnu
+
+say() { echo "image: $*" >&2; }
+die() { say "$*"; exit 1; }
+for t in umoci busybox tar ldd strip; do
+	command -v $t >/dev/null || die "$t not found (build/deps.sh installs it)"
+done
+BUSYBOX=/bin/busybox
+file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
+	ldd "$BUSYBOX" 2>&1 | grep -q 'not a dynamic' ||
+	die "$BUSYBOX is not static (install busybox-static)"
+
+mkdir -p "$IMGDIR"
+# one build at a time (a test and make image may run together)
+exec 9>"$IMGDIR/.lock"
+flock 9
+
+umask 022
+rm -rf "$IMGDIR/vtpm" "$LAYOUT.new"
+mkdir -p "$ROOTFS"
+
+# --- directories and symlinks (Debian's merged /usr layout)
+for d in usr/bin usr/sbin usr/lib64 "${MULTIARCH#/}" etc/vtpm dev proc sys \
+	persist run config tmp var; do
+	mkdir -p "$ROOTFS/$d"
+done
+chmod 1777 "$ROOTFS/tmp"
+ln -s usr/bin "$ROOTFS/bin"
+ln -s usr/sbin "$ROOTFS/sbin"
+ln -s usr/lib "$ROOTFS/lib"
+ln -s usr/lib64 "$ROOTFS/lib64"
+ln -s ../run "$ROOTFS/var/run"
+
+# --- busybox: the runtime (sh for /init, and the tools an operator needs)
+install -m 0755 "$BUSYBOX" "$ROOTFS/usr/bin/busybox"
+for a in $("$BUSYBOX" --list); do
+	case $a in busybox) continue ;; esac
+	[ -e "$ROOTFS/usr/bin/$a" ] || ln -s busybox "$ROOTFS/usr/bin/$a"
+done
+
+# --- libraries: copy each to its real path under its soname (no symlinks)
+declare -A LIBSEEN=()
+add_lib() {
+	local src=$1 dst real
+	# keep the path ldd names (/lib/... -> /usr/lib/... under merged /usr)
+	dst=${src#/usr}
+	dst=/usr$dst
+	[ -n "${LIBSEEN[$dst]:-}" ] && return 0
+	LIBSEEN[$dst]=1
+	mkdir -p "$ROOTFS$(dirname "$dst")"
+	real=$(readlink -f "$src")
+	# keep the file's mode (the loader must stay executable)
+	install -m "$(stat -c %a "$real")" "$real" "$ROOTFS$dst"
+	add_deps "$src"
+}
+add_deps() {
+	local l
+	for l in $(ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\t\/[^ ]*ld-linux/{print $1}'); do
+		add_lib "$l"
+	done
+}
+add_bin() { # src dst-dir [strip]
+	local src=$1 dst
+	dst=$ROOTFS$2/$(basename "$1")
+	install -m 0755 "$src" "$dst"
+	if [ "${3:-}" = strip ]; then strip --strip-unneeded "$dst"; fi
+	add_deps "$src"
+}
+
+# --- swtpm: the emulator (forks for --daemon, execs nothing) and its
+# control tool (tests and operators send CMD_INIT etc. with it)
+add_bin /usr/bin/swtpm /usr/bin
+add_bin /usr/bin/swtpm_ioctl /usr/bin
+
+# --- dlopen'd libraries
+while read -r l; do
+	case $l in '' | '#'*) continue ;; esac
+	[ -e "$l" ] || die "$DEF/libs.txt: $l missing (install its package)"
+	add_lib "$l"
+done <"$DEF/libs.txt"
+
+# --- our daemons (whatever exists; the image completes as they land)
+present="" absent=""
+for d in $DAEMONS; do
+	if [ -x "$BIN/$d" ]; then
+		add_bin "$BIN/$d" /usr/bin strip
+		present="$present $d"
+	else
+		absent="$absent $d"
+	fi
+done
+
+# --- configuration, users, init
+install -m 0644 "$DEF/passwd" "$DEF/group" "$DEF/nsswitch.conf" "$DEF/hosts" "$ROOTFS/etc/"
+install -m 0644 "$DEF/vtpm.conf" "$DEF/manifest.json" "$ROOTFS/etc/vtpm/"
+install -m 0755 "$DEF/init" "$ROOTFS/init"
+{
+	echo "version=$VERSION"
+	echo "source_date_epoch=$SOURCE_DATE_EPOCH"
+	echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "daemons=${present# }"
+} >"$ROOTFS/etc/vtpm/build-info"
+chmod 0644 "$ROOTFS/etc/vtpm/build-info"
+
+# --- every check that the rootfs is self-contained: each ELF resolves all
+# its libraries inside the rootfs (the host's ld.so with --library-path
+# would lie; use the image's own loader under chroot when root)
+missing_libs=$(for f in $(find "$ROOTFS" -type f -perm -u+x) $(find "$ROOTFS/usr/lib" -name '*.so*' -type f); do
+	ldd "$f" 2>/dev/null | awk '/=> \//{print $3}' | while read -r l; do
+		d=/usr${l#/usr}
+		[ -e "$ROOTFS$d" ] || echo "$f needs $l"
+	done
+done | sort -u)
+[ -z "$missing_libs" ] || die "libraries missing from the rootfs: $missing_libs"
+
+# --- fixed metadata: ownership 0:0, mtimes = SOURCE_DATE_EPOCH
+# (tar writes 0:0 anyway; as root the staging tree matches it)
+[ "$(id -u)" = 0 ] && chown -hR 0:0 "$ROOTFS"
+find "$ROOTFS" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+
+# --- the layer: sorted, numeric owners, no atime/ctime, fixed mtimes
+LAYER=$IMGDIR/vtpm/layer.tar
+tar --sort=name --format=pax --numeric-owner --owner=0 --group=0 \
+	--mtime="@$SOURCE_DATE_EPOCH" \
+	--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
+	-C "$ROOTFS" -cf "$LAYER" .
+
+# --- OCI layout
+umoci init --layout "$LAYOUT.new"
+umoci new --image "$LAYOUT.new:latest"
+umoci raw add-layer --image "$LAYOUT.new:latest" \
+	--history.created "$CREATED" --history.created_by "build/image.sh" \
+	--history.comment "vtpm $VERSION:$present" "$LAYER"
+umoci config --image "$LAYOUT.new:latest" --no-history \
+	--created "$CREATED" --author "vtpm build/image.sh" \
+	--architecture amd64 --os linux \
+	--config.entrypoint /init --config.workingdir / --config.user 0:0 \
+	--config.stopsignal SIGTERM \
+	--config.env PATH=/usr/bin:/bin:/usr/sbin:/sbin \
+	--config.volume /persist --config.volume /run --config.volume /config \
+	--config.label "org.opencontainers.image.title=vtpm" \
+	--config.label "org.opencontainers.image.version=$VERSION" \
+	--config.label "org.opencontainers.image.created=$CREATED"
+umoci tag --image "$LAYOUT.new:latest" "$VERSION"
+umoci gc --layout "$LAYOUT.new"
+rm -rf "$LAYOUT"
+mv "$LAYOUT.new" "$LAYOUT"
+rm -f "$LAYER"
+
+# --- sizes by component
+sz() { # files... -> bytes (regular files only)
+	local t=0 f s
+	for f in "$@"; do
+		[ -f "$f" ] && [ ! -L "$f" ] || continue
+		s=$(stat -c %s "$f")
+		t=$((t + s))
+	done
+	echo $t
+}
+R=$ROOTFS
+L=$R$MULTIARCH
+s_daemons=$(sz $(for d in $present; do echo "$R/usr/bin/$d"; done))
+s_swtpm=$(sz "$R/usr/bin/swtpm" "$R/usr/bin/swtpm_ioctl" "$L"/swtpm/* "$L"/libtpms.so*)
+s_tss2=$(sz "$L"/libtss2-*)
+s_busybox=$(sz "$R/usr/bin/busybox")
+s_total=$(du -sb --apparent-size "$R" | cut -f1)
+s_other=$((s_total - s_daemons - s_swtpm - s_tss2 - s_busybox))
+s_blob=$(du -sb --apparent-size "$LAYOUT/blobs" | cut -f1)
+digest=$(umoci stat --image "$LAYOUT:latest" --json >/dev/null 2>&1;
+	jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]=="latest") | .digest' "$LAYOUT/index.json")
+cat >"$IMGDIR/vtpm.sizes.json" <<EOF
+{"version": "$VERSION", "manifest_digest": "$digest", "source_date_epoch": $SOURCE_DATE_EPOCH,
+ "daemons_present": "${present# }", "daemons_absent": "${absent# }",
+ "bytes": {"total": $s_total, "daemons": $s_daemons, "swtpm_libtpms": $s_swtpm,
+           "tss2": $s_tss2, "other_libs_and_files": $s_other, "busybox": $s_busybox,
+           "beyond_swtpm": $((s_total - s_swtpm)), "oci_blobs_compressed": $s_blob}}
+EOF
+
+mb() { awk -v b="$1" 'BEGIN{printf "%6.2f MB", b/1000000}'; }
+echo "image: $LAYOUT (tags latest, $VERSION)"
+echo "  manifest  $digest"
+echo "  daemons   $(mb $s_daemons)  (${present# }${absent:+; not built yet:$absent})"
+echo "  swtpm     $(mb $s_swtpm)  (swtpm, swtpm_ioctl, libswtpm_libtpms, libtpms)"
+echo "  tss2      $(mb $s_tss2)  (libtss2-*: esys, mu, rc, sys, tctildr, tcti-device/swtpm/mssim)"
+echo "  other     $(mb $s_other)  (libc, libcrypto, libnng, libcjson, ...; init, /etc)"
+echo "  busybox   $(mb $s_busybox)"
+echo "  total     $(mb $s_total) uncompressed; $(mb $((s_total - s_swtpm))) beyond swtpm+libtpms; $(mb $s_blob) as OCI blobs"

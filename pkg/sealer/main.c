@@ -1,0 +1,146 @@
+/* main.c: vtpm-keybroker. Options, logging, then the broker (serve.c)
+ * until SIGTERM/SIGINT. */
+#include "sealer.h"
+#include "common.h"
+#include "log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t quit;
+
+static void
+on_signal(int sig)
+{
+	(void) sig;
+	quit = 1;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: vtpm-keybroker --root DIR --tcti STRING [options]\n"
+	    "Seals a master key in the hardware TPM under the vault PCR "
+	    "policy and\nreleases per-VM state keys to the launcher.\n\n"
+	    "  -t, --tcti STRING      TPM: device:/dev/tpmrm0, "
+	    "swtpm:host=127.0.0.1,port=P,\n"
+	    "                         or none (no hardware TPM)\n"
+	    "  -u, --launcher-uid UID the only uid answered (default 0)\n"
+	    "  -p, --pcrs LIST        vault PCR set, sha256 bank (default "
+	    "%s);\n"
+	    "                         must hold 0, not 5, indexes 0-15\n"
+	    "  -w, --workers N        request worker threads (default 32)\n",
+	    SEAL_DEFAULT_PCRS);
+	common_usage(f);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    COMMON_LONGOPTS,
+	    {"tcti", required_argument, NULL, 't'},
+	    {"launcher-uid", required_argument, NULL, 'u'},
+	    {"pcrs", required_argument, NULL, 'p'},
+	    {"workers", required_argument, NULL, 'w'},
+	    {NULL, 0, NULL, 0}};
+	struct common_opts o;
+	struct broker_cfg  cfg;
+	struct broker     *b;
+	struct sigaction   sa;
+	const char        *pcrs = SEAL_DEFAULT_PCRS;
+	char               err[512], *end;
+	int                c;
+
+	/* tpm2-tss would print expected errors (an absent SRK); we log
+	 * every TPM error ourselves, decoded */
+	setenv("TSS2_LOG", "all+none", 0);
+	common_opts_init(&o);
+	memset(&cfg, 0, sizeof(cfg));
+	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "t:u:p:w:",
+	                        longopts, NULL)) != -1) {
+		if (common_opts_handle(&o, c, optarg, "vtpm-keybroker",
+		                       usage)) {
+			continue;
+		}
+		switch (c) {
+		case 't':
+			snprintf(cfg.tcti, sizeof(cfg.tcti), "%s", optarg);
+			break;
+		case 'u':
+			errno = 0;
+			cfg.launcher_uid = (uid_t) strtoul(optarg, &end, 10);
+			if (errno || *end || *optarg == '\0') {
+				fprintf(
+				    stderr,
+				    "vtpm-keybroker: --launcher-uid %s: not a "
+				    "uid\n",
+				    optarg);
+				return 2;
+			}
+			break;
+		case 'p':
+			pcrs = optarg;
+			break;
+		case 'w':
+			cfg.nworkers = atoi(optarg);
+			if (cfg.nworkers < 1 || cfg.nworkers > 64) {
+				fprintf(stderr,
+				        "vtpm-keybroker: --workers %s: 1-64\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (cfg.tcti[0] == '\0') {
+		fprintf(stderr, "vtpm-keybroker: --tcti is required (or "
+		                "--tcti none)\n");
+		return 2;
+	}
+	if (seal_pcrs_parse(pcrs, &cfg.pcrs, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-keybroker: --pcrs: %s\n", err);
+		return 2;
+	}
+	if (common_opts_finish(&o, "keybroker") < 0) {
+		fatalx("cannot set up the directories under %s",
+		       o.paths.root[0] ? o.paths.root : "/");
+	}
+	if (o.checkonly) {
+		printf("vtpm-keybroker: configuration ok (tcti %s, pcrs %s)\n",
+		       cfg.tcti, pcrs);
+		return 0;
+	}
+	snprintf(cfg.rundir, sizeof(cfg.rundir), "%s", o.paths.run);
+	snprintf(cfg.vault, sizeof(cfg.vault), "%s", o.paths.vault);
+
+	/* no core dumps and no ptrace by other uids: keys live here */
+	(void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (broker_open(&b, &cfg, err, sizeof(err)) < 0) {
+		fatalx("%s", err);
+	}
+	while (!quit) {
+		sleep_ms(200);
+	}
+	log_info("stopping");
+	broker_close(b);
+	return 0;
+}

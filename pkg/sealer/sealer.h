@@ -1,0 +1,163 @@
+/*
+ * sealer.h: the key broker. The only process that opens the hardware TPM:
+ * a 256-bit master key sealed under the SRK with a PolicyPCR on the vault
+ * PCR set, unsealed on every release (policy session on the TPM now) and
+ * turned into per-VM keys with HKDF-SHA256.
+ */
+#ifndef VTPM_SEALER_H
+#define VTPM_SEALER_H
+
+#include "msg.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <tss2/tss2_esys.h>
+
+#define SEAL_SRK_HANDLE   0x81000001u
+#define SEAL_MASTER_LEN   32
+#define SEAL_PCR_MAX      16 /* indexes 0..15 may be sealed to */
+#define SEAL_DEFAULT_PCRS "0-4,6-14"
+#define SEAL_FILE         "master.sealed.json"
+#define SEAL_BLOB_MAX     1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
+#define KDF_INFO_PREFIX   "vtpm-state-v1"
+
+/* tpm.c: one ESAPI context over the TCTI loader, serialized by a mutex
+ * (no resource manager in front of the simulated TPM: one command stream,
+ * every transient object and session flushed after use). */
+struct tpm {
+	char               tcti[256]; /* TCTI config string for the loader */
+	TSS2_TCTI_CONTEXT *tctx;
+	ESYS_CONTEXT      *ectx;
+	ESYS_TR            srk;     /* ESYS_TR_NONE until looked up */
+	unsigned           reopens; /* connections re-established */
+};
+
+/* Retry a TPM call on RETRY/YIELDED/TESTING/busy with backoff; expr is
+ * re-evaluated. rc receives the last return code. */
+#define TPM_RETRY(rc, expr)                                                    \
+	do {                                                                   \
+		unsigned tpm_try_ = 0;                                         \
+		for (;;) {                                                     \
+			(rc) = (expr);                                         \
+			if (!tpm_rc_retryable(rc) ||                           \
+			    tpm_backoff(++tpm_try_) < 0) {                     \
+				break;                                         \
+			}                                                      \
+		}                                                              \
+	} while (0)
+
+int  tpm_open(struct tpm *t, const char *tcti, char *err, size_t errlen);
+void tpm_close(struct tpm *t);
+/* Drop and re-open the connection (the TPM restarted, the socket broke). */
+int  tpm_reopen(struct tpm *t, char *err, size_t errlen);
+bool tpm_is_open(const struct tpm *t);
+bool tpm_rc_retryable(TSS2_RC rc);
+/* The connection itself failed (TCTI layer): worth a re-open. */
+bool tpm_rc_is_io(TSS2_RC rc);
+/* Sleeps 5, 10, 20 ... ms for attempt n; -1 when attempts are used up. */
+int tpm_backoff(unsigned attempt);
+/* "0x%x (decoded text)" into buf; returns buf. */
+const char *tpm_rc_str(TSS2_RC rc, char *buf, size_t len);
+/* Flush a transient object or session and set *h to ESYS_TR_NONE. */
+void tpm_flush(struct tpm *t, ESYS_TR *h);
+/* TPM2_RC_POLICY_FAIL and friends: the PCR policy did not hold. */
+bool tpm_rc_is_policy(TSS2_RC rc);
+
+/* seal.c: the PCR set, SRK, seal/unseal, sealed-blob file. */
+
+/* One policy branch: PolicyPCR over mask with the values the PCRs had (or
+ * are predicted to have). Issue 8 adds a second branch and a PolicyOR over
+ * the branches' digests; a blob with one branch uses PolicyPCR alone. */
+struct seal_branch {
+	uint32_t     mask;                     /* bit i = PCR i */
+	uint8_t      values[SEAL_PCR_MAX][32]; /* sha256 bank, by index */
+	TPM2B_DIGEST digest;                   /* PolicyPCR digest */
+};
+
+#define SEAL_BRANCHES_MAX 2
+struct seal_blob {
+	uint32_t           mask; /* PCR set sealed to (all branches share it) */
+	int                nbranches;
+	struct seal_branch branch[SEAL_BRANCHES_MAX];
+	TPM2B_DIGEST       auth_policy; /* the sealed object's authPolicy */
+	TPM2B_PUBLIC       pub;
+	TPM2B_PRIVATE      priv;
+};
+
+/* Parse "0-4,6-14" or "0,1,2,...": must hold 0, not 5, no duplicates,
+ * indexes 0..15. 0 or -1 with err. */
+int seal_pcrs_parse(const char *s, uint32_t *mask, char *err, size_t errlen);
+/* "0,1,2,3" into buf */
+void seal_pcrs_format(uint32_t mask, char *buf, size_t len);
+/* Look up (or create and persist) the SRK at 0x81000001; refuses one that
+ * does not match the standard ECC P-256 template. rc gets the TPM rc. */
+int seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen);
+/* Read the sha256 PCRs of mask into values[index]. */
+int seal_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][32],
+                  TSS2_RC *rc, char *err, size_t errlen);
+/* Seal master (SEAL_MASTER_LEN bytes) under the SRK to the current values
+ * of the PCRs in mask; fills b. */
+int seal_create(struct tpm *t, uint32_t mask, const uint8_t *master,
+                struct seal_blob *b, TSS2_RC *rc, char *err, size_t errlen);
+/* The same with a second policy branch: the PCRs of mask may also hold
+ * predicted[index] (a planned update); authPolicy = PolicyOR of both
+ * PolicyPCR digests. */
+int seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
+                   const uint8_t (*predicted)[32], struct seal_blob *b,
+                   TSS2_RC *rc, char *err, size_t errlen);
+/* Policy-session unseal into master (SEAL_MASTER_LEN bytes, caller's
+ * secmem): PolicyPCR on the values now, then PolicyOR over the branches
+ * when there are two. Returns 0; -2 when the PCR policy did not hold; -1
+ * on other errors; *rc and err say what. */
+int seal_unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master,
+                TSS2_RC *rc, char *err, size_t errlen);
+/* The same without the hygiene (unsalted session, no parameter
+ * encryption, no buffer scrub): only the bench's reference floor. */
+int seal_unseal_plain(struct tpm *t, const struct seal_blob *b, uint8_t *master,
+                      TSS2_RC *rc, char *err, size_t errlen);
+/* PCRs of b whose current value differs from seal time (any branch). */
+int seal_changed_pcrs(struct tpm *t, const struct seal_blob *b,
+                      uint32_t *changed, TSS2_RC *rc, char *err, size_t errlen);
+/* File form (JSON, no secret in it): load and store, durable. */
+int seal_blob_store(const char *path, const struct seal_blob *b);
+int seal_blob_load(const char *path, struct seal_blob *b, char *err,
+                   size_t errlen);
+
+/* kdf.c */
+/* out (KEY_LEN) = HKDF-SHA256(master, salt none, info "vtpm-state-v1" ||
+ * lowercase uuid). 0 or -1. */
+int kdf_vm_key(const uint8_t *master, size_t mlen, const char *uuid,
+               uint8_t *out, size_t outlen);
+int kdf_hkdf_sha256(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt,
+                    size_t saltlen, const uint8_t *info, size_t infolen,
+                    uint8_t *out, size_t outlen);
+
+/* serve.c: requests and status. */
+struct broker_cfg {
+	char     rundir[4096];
+	char     vault[4096]; /* <root>/persist/vtpm */
+	char     tcti[256];   /* "none" = no hardware TPM */
+	uid_t    launcher_uid;
+	uint32_t pcrs;
+	int      nworkers;
+};
+
+struct broker;
+
+/* Opens the TPM (a missing TPM is not an error: status NO_HW_TPM),
+ * provisions or checks the sealed master, publishes KeyBrokerStatus and
+ * serves KeyRelease. -1 on a setup error (err says what). */
+int  broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
+                 size_t errlen);
+void broker_close(struct broker *b);
+/* One release, as the request handler does it (tests, bench). */
+int broker_release(struct broker *b, const char *uuid, uid_t peer,
+                   struct key_release_rep *rep);
+/* Counters: unseals done, releases answered. */
+uint64_t broker_unseals(struct broker *b);
+void     broker_status(struct broker *b, struct keybroker_status *out);
+
+#endif

@@ -1,0 +1,201 @@
+/* main.c: vtpmctl: global options, then one subcommand. */
+#include "vtpmctl.h"
+
+#include "common.h"
+#include "log.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: vtpmctl [--root DIR] [--timeout MS] COMMAND ...\n\n"
+	    "Commands:\n"
+	    "  status [--json]          every VM: DomainStatus joined with "
+	    "VtpmStatus\n"
+	    "  watch [--topic T] [--count N] [--for MS]\n"
+	    "                           print each change of DomainStatus "
+	    "and/or\n"
+	    "                           VtpmStatus (T: domain, vtpm, all)\n"
+	    "  purge UUID [--force]     remove the VM's vTPM state (guardian "
+	    "PURGE);\n"
+	    "                           refused while its vTPM is READY "
+	    "unless --force\n"
+	    "  tpm UUID                 bridge stdin/stdout to the vTPM's TPM "
+	    "channel,\n"
+	    "                           for the tpm2-tss cmd TCTI:\n"
+	    "                           tpm2_getrandom -T \"cmd:vtpmctl "
+	    "--root DIR tpm UUID\" 8\n\n"
+	    "Options:\n"
+	    "      --timeout MS         bound on each request (default "
+	    "3000)\n");
+	common_usage(f);
+}
+
+static int
+cmd_status(const char *run, int timeout, int argc, char **argv)
+{
+	struct vctl_status st;
+	bool               json = false;
+	int                rc;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else {
+			fprintf(stderr, "vtpmctl: status: unknown option %s\n",
+			        argv[i]);
+			return 2;
+		}
+	}
+	vctl_status_fetch(&st, run, timeout);
+	if (json) {
+		if (st.dom_err[0] != '\0') {
+			fprintf(stderr, "vtpmctl: DomainStatus: %s\n",
+			        st.dom_err);
+		}
+		if (st.vt_err[0] != '\0') {
+			fprintf(stderr, "vtpmctl: VtpmStatus: %s\n", st.vt_err);
+		}
+		rc = vctl_status_print_json(&st, stdout);
+	} else {
+		rc = vctl_status_print_table(&st, stdout);
+	}
+	/* nothing to show and nobody to ask: say so in the exit code */
+	if (rc == 0 && st.nrows == 0 && st.dom_err[0] && st.vt_err[0]) {
+		rc = -1;
+	}
+	vctl_status_free(&st);
+	return rc < 0 ? 1 : 0;
+}
+
+static int
+cmd_watch(const char *run, int argc, char **argv)
+{
+	bool dom = true, vt = true;
+	long count = 0;
+	int  ms = 0;
+
+	for (int i = 0; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(argv[i], "--topic") == 0 && v != NULL) {
+			dom = strcmp(v, "domain") == 0 || strcmp(v, "all") == 0;
+			vt = strcmp(v, "vtpm") == 0 || strcmp(v, "all") == 0;
+			if (!dom && !vt) {
+				fprintf(stderr, "vtpmctl: watch: --topic "
+				                "domain|vtpm|all\n");
+				return 2;
+			}
+			i++;
+		} else if (strcmp(argv[i], "--count") == 0 && v != NULL) {
+			count = atol(v);
+			i++;
+		} else if (strcmp(argv[i], "--for") == 0 && v != NULL) {
+			ms = atoi(v);
+			i++;
+		} else {
+			fprintf(stderr, "vtpmctl: watch: unknown option %s\n",
+			        argv[i]);
+			return 2;
+		}
+	}
+	return vctl_watch(run, dom, vt, count, ms);
+}
+
+static int
+cmd_purge(const char *run, int timeout, int argc, char **argv)
+{
+	const char *uuid = NULL;
+	bool        force = false;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--force") == 0) {
+			force = true;
+		} else if (uuid == NULL && argv[i][0] != '-') {
+			uuid = argv[i];
+		} else {
+			fprintf(stderr, "vtpmctl: purge: unexpected %s\n",
+			        argv[i]);
+			return 2;
+		}
+	}
+	if (uuid == NULL) {
+		fprintf(stderr, "vtpmctl: purge UUID [--force]\n");
+		return 2;
+	}
+	return vctl_purge(run, uuid, force, timeout < 10000 ? 10000 : timeout);
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { O_TIMEOUT = 256 };
+	static const struct option longopts[] = {
+	    COMMON_LONGOPTS,
+	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {NULL, 0, NULL, 0}};
+	struct common_opts co;
+	int                c, timeout = 3000;
+	const char        *cmd;
+
+	common_opts_init(&co);
+	/* "+": stop at the command; its own options follow it */
+	while ((c = getopt_long(argc, argv, "+" COMMON_SHORTOPTS, longopts,
+	                        NULL)) != -1) {
+		if (common_opts_handle(&co, c, optarg, "vtpmctl", usage)) {
+			continue;
+		}
+		if (c == O_TIMEOUT) {
+			timeout = atoi(optarg);
+			continue;
+		}
+		usage(stderr);
+		return 2;
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (co.paths.run[0] == '\0' && paths_init(&co.paths, "") < 0) {
+		return 2;
+	}
+	/* a CLI creates nothing: no common_opts_finish (it makes dirs) */
+	log_procinit("vtpmctl");
+	log_init(co.verbose < LOG_LVL_INFO ? co.verbose : LOG_LVL_WARN,
+	         co.syslog);
+	if (co.verbose == LOG_LVL_DEBUG) {
+		log_setverbose(LOG_LVL_DEBUG);
+	}
+	cmd = argv[optind];
+	argc -= optind + 1;
+	argv += optind + 1;
+	if (strcmp(cmd, "status") == 0) {
+		return cmd_status(co.paths.run, timeout, argc, argv);
+	}
+	if (strcmp(cmd, "watch") == 0) {
+		return cmd_watch(co.paths.run, argc, argv);
+	}
+	if (strcmp(cmd, "purge") == 0) {
+		return cmd_purge(co.paths.run, timeout, argc, argv);
+	}
+	if (strcmp(cmd, "tpm") == 0) {
+		if (argc != 1) {
+			fprintf(stderr, "vtpmctl: tpm UUID\n");
+			return 2;
+		}
+		return vctl_tpm_bridge(co.paths.run, argv[0], timeout);
+	}
+	if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "vtpmctl: unknown command %s\n", cmd);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,176 @@
+/*
+ * guardian.h: the state guardian, owner of <root>/persist/swtpm.
+ *
+ * Layout (see docs/guardian.md):
+ *   <state>/tpm-state-<uuid>/         swtpm's directory (0700, swtpm uid)
+ *   <state>/guardian/<uuid>/          ours (0700, root): manifest.json,
+ *                                     g<id>.permall hard links, quarantine/
+ *   <run>/ephemeral/tpm-state-<uuid>/ ephemeral state, never backed up
+ */
+#ifndef VTPM_GUARDIAN_H
+#define VTPM_GUARDIAN_H
+
+#include "common.h"
+#include "msg.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define GD_PERMALL          "tpm2-00.permall" /* swtpm's current generation */
+#define GD_PERMALL_TMP      "TMP2-00.permall" /* swtpm writes this, renames */
+#define GD_MANIFEST         "manifest.json"
+#define GD_QUARANTINE       "quarantine"
+#define GD_STATE_MAX        (16u << 20) /* largest state file we accept */
+#define GD_SHA_LEN          32
+#define GD_QUAR_MAX_ENTRIES 4          /* quarantine entries kept per VM */
+#define GD_QUAR_MAX_BYTES   (4u << 20) /* and their total size */
+#define GD_PURGED_KEEP_MS   60000      /* "purged" item stays this long */
+
+/* One state generation the guardian holds a hard link to. */
+struct gd_gen {
+	bool     present;
+	uint64_t id; /* file <mdir>/g<id>.permall */
+	int64_t  size;
+	uint8_t  sha[GD_SHA_LEN];
+	int64_t  time; /* unix time (s) it became durable */
+	uint64_t ino;  /* its inode: equal to the swtpm file while current */
+	int64_t  mtime_ns; /* mtime when hashed (detects in-place writes) */
+};
+
+/* The manifest: what the guardian knows about one VM's state. Written
+ * atomically (durable_write); first line is the SHA-256 of the rest. */
+struct gd_manifest {
+	char          uuid[UUID_LEN];
+	bool          encrypted; /* state written encrypted (as recorded) */
+	bool          active; /* prepared and not released: swtpm may write */
+	int64_t       generation;  /* state generations adopted so far */
+	uint64_t      next_id;     /* next g<id> file number */
+	int64_t       last_backup; /* unix time of the newest durable backup */
+	int64_t       resets;      /* how often this state was reset */
+	int           classification; /* enum state_class, last decided */
+	char          reason[REASON_LEN];
+	struct gd_gen cur; /* current generation (= swtpm's file) */
+	struct gd_gen bak; /* previous good generation */
+};
+
+/* What reading one state file found. */
+struct gd_info {
+	bool     exists;
+	bool     valid;     /* swtpm blob header and TLVs are consistent */
+	bool     encrypted; /* header flag: written with --key */
+	int64_t  size;
+	uint8_t  sha[GD_SHA_LEN];
+	uint64_t ino;
+	int64_t  mtime_ns;
+	char     why[128]; /* why not valid / not readable */
+};
+
+/* One VM the guardian knows. */
+struct gd_vm {
+	char               uuid[UUID_LEN];
+	int                mode;           /* enum vtpm_mode */
+	char               sdir[PATH_LEN]; /* swtpm's state directory */
+	char               mdir[PATH_LEN]; /* our directory (persistent only) */
+	struct gd_manifest m;
+	bool               have_manifest;
+	int                wd;      /* inotify watch, -1 when not watched */
+	bool               pending; /* a commit failed: retry on the tick */
+	bool               purged;
+	uint64_t           purged_at;    /* now_ms() of the purge */
+	struct vtpm_state_health health; /* as last published */
+	uint64_t                 pub_ms; /* now_ms() of the last publication */
+	bool          pub_dirty; /* counters changed, not yet published */
+	struct gd_vm *next;
+};
+
+struct topic_pub;
+struct req_server;
+
+struct guardian {
+	struct paths      paths;
+	char              gdir[PATH_LEN]; /* <state>/guardian */
+	char              edir[PATH_LEN]; /* <run>/ephemeral */
+	bool              do_chown; /* root: give state dirs to swtpm uid */
+	uid_t             swtpm_uid;
+	gid_t             swtpm_gid;
+	pthread_mutex_t   lock; /* everything below; taken by requests & loop */
+	struct gd_vm     *vms;
+	int               ifd; /* inotify fd, -1 in tests without watching */
+	struct topic_pub *pub; /* NULL: do not publish (unit tests) */
+	unsigned          quar_max_entries;
+	size_t            quar_max_bytes;
+	uint64_t          rotations; /* generations adopted (stats) */
+	uint64_t          commit_failures;
+};
+
+/* manifest.c */
+int gd_manifest_encode(const struct gd_manifest *m, char **out, size_t *len);
+int gd_manifest_decode(const char *buf, size_t len, struct gd_manifest *m,
+                       char *err, size_t errlen);
+/* -1 with errno ENOENT when absent; other errors (bad checksum, JSON) set
+ * errno EINVAL and fill err. */
+int  gd_manifest_load(const char *path, struct gd_manifest *m, char *err,
+                      size_t errlen);
+int  gd_manifest_save(const char *path, const struct gd_manifest *m);
+void gd_manifest_init(struct gd_manifest *m, const char *uuid, bool encrypted);
+/* Check a swtpm state blob: header v2, totlen = file size, TLVs cover it. */
+bool gd_blob_check(const uint8_t *buf, size_t len, bool *encrypted, char *why,
+                   size_t whylen);
+/* Read path fully, hash, check; with do_fsync also fsync it. Returns 0 when
+ * the file was read (fi->valid tells whether it looks like swtpm state),
+ * 0 with fi->exists false when absent, -1 on an I/O error (fi->why). */
+int  gd_file_info(const char *path, bool do_fsync, struct gd_info *fi);
+bool gd_info_matches(const struct gd_info *fi, const struct gd_gen *g);
+void gd_sha_hex(const uint8_t *sha, char *hex); /* hex of 65 bytes */
+
+/* statedir.c */
+int           gd_init(struct guardian *g, const char *root, uid_t swtpm_uid,
+                      gid_t swtpm_gid, bool do_chown);
+void          gd_fini(struct guardian *g);
+struct gd_vm *gd_vm_find(struct guardian *g, const char *uuid);
+struct gd_vm *gd_vm_get(struct guardian *g, const char *uuid, int mode);
+void gd_gen_path(const struct gd_vm *v, uint64_t id, char *dst, size_t len);
+int  gd_prepare(struct guardian *g, const struct guardian_req *rq,
+                struct guardian_rep *rp);
+int  gd_restore(struct guardian *g, const struct guardian_req *rq,
+                struct guardian_rep *rp);
+int  gd_reset(struct guardian *g, const struct guardian_req *rq,
+              struct guardian_rep *rp);
+int  gd_release(struct guardian *g, const struct guardian_req *rq,
+                struct guardian_rep *rp);
+int  gd_purge(struct guardian *g, const struct guardian_req *rq,
+              struct guardian_rep *rp);
+int  gd_query(struct guardian *g, const struct guardian_req *rq,
+              struct guardian_rep *rp);
+/* Load every manifest at startup; re-watch and catch up active ones. */
+int gd_load_all(struct guardian *g);
+int gd_save(struct guardian *g, struct gd_vm *v);
+/* Move files to <mdir>/quarantine/<stamp>-<what>/, keep the cap. */
+int gd_quarantine(struct guardian *g, struct gd_vm *v, const char *what,
+                  const char *const *paths, int n);
+
+/* watch.c */
+int  gd_watch_open(struct guardian *g);
+int  gd_watch_add(struct guardian *g, struct gd_vm *v);
+void gd_watch_rm(struct guardian *g, struct gd_vm *v);
+/* Adopt swtpm's current file as a new generation when it is one: link,
+ * hash, fsync, manifest, drop the old backup. 0 (adopted or nothing new),
+ * -1 when the commit failed (v->pending set, previous generation kept). */
+int gd_sync(struct guardian *g, struct gd_vm *v);
+/* Read and act on inotify events (call when g->ifd is readable). */
+int gd_watch_process(struct guardian *g);
+/* Sync every watched VM (after IN_Q_OVERFLOW, and on the retry tick). */
+void gd_rescan(struct guardian *g, bool only_pending);
+
+/* serve.c */
+int  gd_request(struct guardian *g, const struct guardian_req *rq,
+                struct guardian_rep *rp);
+void gd_publish(struct guardian *g, struct gd_vm *v, int cls,
+                const char *reason);
+int  gd_serve_open(struct guardian *g, struct req_server **srv);
+/* Periodic work: retry failed commits, drop old "purged" items. */
+void gd_tick(struct guardian *g);
+
+#endif

@@ -1,0 +1,141 @@
+/* main.c: vtpm-guardian wiring: options, logging, state directories,
+ * inotify, request server and topic, event loop, orderly shutdown. */
+#include "common.h"
+#include "guardian.h"
+#include "log.h"
+#include "pubsub.h"
+
+#include <getopt.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t quit;
+
+static void
+on_signal(int sig)
+{
+	(void) sig;
+	quit = 1;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: vtpm-guardian [--root DIR] [--swtpm-user USER]\n"
+	    "Owns <root>/persist/swtpm: creates, verifies, backs up, restores\n"
+	    "and purges each VM's swtpm state; serves GuardianRequest on\n"
+	    "<root>/run/vtpm/guardian.req, publishes VtpmStateHealth.\n"
+	    "  -u, --swtpm-user USER  owner of the state directories (default\n"
+	    "                         tss; ignored with a warning when not "
+	    "root)\n");
+	common_usage(f);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    COMMON_LONGOPTS,
+	    {"swtpm-user", required_argument, NULL, 'u'},
+	    {NULL, 0, NULL, 0}};
+	struct common_opts co;
+	struct guardian    g;
+	struct req_server *srv = NULL;
+	const char        *user = NULL;
+	uid_t              uid = geteuid();
+	gid_t              gid = getegid();
+	bool               do_chown = false;
+	struct sigaction   sa;
+	int                c;
+
+	common_opts_init(&co);
+	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "u:", opts,
+	                        NULL)) != -1) {
+		if (common_opts_handle(&co, c, optarg, "vtpm-guardian",
+		                       usage)) {
+			continue;
+		}
+		if (c == 'u') {
+			user = optarg;
+			continue;
+		}
+		usage(stderr);
+		return 2;
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (common_opts_finish(&co, "guardian") < 0) {
+		fprintf(stderr, "vtpm-guardian: cannot set up %s\n",
+		        co.paths.run);
+		return 1;
+	}
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam(user ? user : "tss");
+		if (pw == NULL) {
+			log_warnx("swtpm user %s does not exist",
+			          user ? user : "tss");
+			return 1;
+		}
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+		do_chown = uid != 0;
+	} else if (user != NULL) {
+		log_warnx(
+		    "--swtpm-user %s ignored: not root, state directories "
+		    "stay ours (uid %d)",
+		    user, (int) uid);
+	}
+	if (co.checkonly) {
+		return 0;
+	}
+	if (gd_init(&g, co.paths.root, uid, gid, do_chown) < 0) {
+		log_warnx("cannot set up state directories under %s",
+		          co.paths.state);
+		return 1;
+	}
+	if (gd_watch_open(&g) < 0 || gd_serve_open(&g, &srv) < 0) {
+		gd_fini(&g);
+		return 1;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	pthread_mutex_lock(&g.lock);
+	gd_load_all(&g);
+	pthread_mutex_unlock(&g.lock);
+	log_info("serving %s/guardian.req, state in %s (swtpm uid %d)",
+	         g.paths.run, g.paths.state, (int) uid);
+
+	while (!quit) {
+		struct pollfd pfd = {.fd = g.ifd, .events = POLLIN};
+		int           n = poll(&pfd, 1, 250);
+		if (n > 0 && (pfd.revents & POLLIN)) {
+			pthread_mutex_lock(&g.lock);
+			gd_watch_process(&g);
+			pthread_mutex_unlock(&g.lock);
+		}
+		gd_tick(&g);
+	}
+
+	log_info("stopping: committing watched state");
+	req_server_close(srv);
+	pthread_mutex_lock(&g.lock);
+	gd_rescan(&g, false);
+	pthread_mutex_unlock(&g.lock);
+	topic_pub_close(g.pub);
+	gd_fini(&g);
+	return 0;
+}

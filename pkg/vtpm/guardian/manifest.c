@@ -1,0 +1,466 @@
+/* manifest.c: the per-VM manifest (encode, decode, atomic save) and the
+ * checks of one swtpm state file (size, SHA-256, blob structure). */
+/* Error and reason strings are cut at REASON_LEN on purpose; paths are
+ * bounded by PATH_LEN and checked where it matters (path_join). */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#include "guardian.h"
+#include "log.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MANIFEST_FORMAT 1
+#define MANIFEST_MAX    (64 * 1024)
+
+void
+gd_sha_hex(const uint8_t *sha, char *hex)
+{
+	for (int i = 0; i < GD_SHA_LEN; i++) {
+		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+	}
+}
+
+static int
+hex_sha(const char *hex, uint8_t *sha)
+{
+	if (hex == NULL || strlen(hex) != 2 * GD_SHA_LEN) {
+		return -1;
+	}
+	for (int i = 0; i < GD_SHA_LEN; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+			return -1;
+		}
+		sha[i] = (uint8_t) v;
+	}
+	return 0;
+}
+
+static void
+sha256(const void *buf, size_t len, uint8_t *out)
+{
+	unsigned n = GD_SHA_LEN;
+
+	EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL);
+}
+
+void
+gd_manifest_init(struct gd_manifest *m, const char *uuid, bool encrypted)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
+	m->encrypted = encrypted;
+	m->next_id = 1;
+	m->classification = STATE_NEW;
+}
+
+static cJSON *
+gen_encode(const struct gd_gen *g)
+{
+	cJSON *o;
+	char   hex[2 * GD_SHA_LEN + 1];
+
+	if (!g->present) {
+		return cJSON_CreateNull();
+	}
+	o = cJSON_CreateObject();
+	if (o == NULL) {
+		return NULL;
+	}
+	gd_sha_hex(g->sha, hex);
+	cJSON_AddNumberToObject(o, "id", (double) g->id);
+	cJSON_AddNumberToObject(o, "size", (double) g->size);
+	cJSON_AddStringToObject(o, "sha256", hex);
+	cJSON_AddNumberToObject(o, "time", (double) g->time);
+	cJSON_AddNumberToObject(o, "ino", (double) g->ino);
+	/* ns do not fit a double exactly: as a string */
+	snprintf(hex, sizeof(hex), "%" PRId64, g->mtime_ns);
+	cJSON_AddStringToObject(o, "mtime_ns", hex);
+	return o;
+}
+
+int
+gd_manifest_encode(const struct gd_manifest *m, char **out, size_t *len)
+{
+	cJSON  *root;
+	char   *json, *buf;
+	char    hex[2 * GD_SHA_LEN + 1];
+	uint8_t sha[GD_SHA_LEN];
+	size_t  jlen;
+
+	root = cJSON_CreateObject();
+	if (root == NULL) {
+		return -1;
+	}
+	cJSON_AddNumberToObject(root, "format", MANIFEST_FORMAT);
+	cJSON_AddStringToObject(root, "uuid", m->uuid);
+	cJSON_AddBoolToObject(root, "encrypted", m->encrypted);
+	cJSON_AddBoolToObject(root, "active", m->active);
+	cJSON_AddNumberToObject(root, "generation", (double) m->generation);
+	cJSON_AddNumberToObject(root, "next_id", (double) m->next_id);
+	cJSON_AddNumberToObject(root, "last_backup", (double) m->last_backup);
+	cJSON_AddNumberToObject(root, "resets", (double) m->resets);
+	cJSON_AddStringToObject(root, "classification",
+	                        state_class_name(m->classification));
+	cJSON_AddStringToObject(root, "reason", m->reason);
+	cJSON_AddItemToObject(root, "current", gen_encode(&m->cur));
+	cJSON_AddItemToObject(root, "backup", gen_encode(&m->bak));
+	json = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (json == NULL) {
+		return -1;
+	}
+	jlen = strlen(json);
+	sha256(json, jlen, sha);
+	gd_sha_hex(sha, hex);
+	/* "<sha256 of the JSON line>\n<JSON>\n" */
+	buf = malloc(2 * GD_SHA_LEN + 1 + jlen + 2);
+	if (buf == NULL) {
+		free(json);
+		return -1;
+	}
+	*len = (size_t) sprintf(buf, "%s\n%s\n", hex, json);
+	free(json);
+	*out = buf;
+	return 0;
+}
+
+static int
+num_field(const cJSON *o, const char *name, int64_t *v)
+{
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	if (!cJSON_IsNumber(f) || f->valuedouble < 0) {
+		return -1;
+	}
+	*v = (int64_t) f->valuedouble;
+	return 0;
+}
+
+static int
+gen_decode(const cJSON *o, struct gd_gen *g)
+{
+	int64_t      id, size, t, ino;
+	const cJSON *sha, *mt;
+
+	memset(g, 0, sizeof(*g));
+	if (o == NULL || cJSON_IsNull(o)) {
+		return 0;
+	}
+	if (!cJSON_IsObject(o) || num_field(o, "id", &id) < 0 ||
+	    num_field(o, "size", &size) < 0 || num_field(o, "time", &t) < 0 ||
+	    num_field(o, "ino", &ino) < 0) {
+		return -1;
+	}
+	sha = cJSON_GetObjectItemCaseSensitive(o, "sha256");
+	mt = cJSON_GetObjectItemCaseSensitive(o, "mtime_ns");
+	if (!cJSON_IsString(sha) || hex_sha(sha->valuestring, g->sha) < 0 ||
+	    !cJSON_IsString(mt)) {
+		return -1;
+	}
+	g->present = true;
+	g->id = (uint64_t) id;
+	g->size = size;
+	g->time = t;
+	g->ino = (uint64_t) ino;
+	g->mtime_ns = strtoll(mt->valuestring, NULL, 10);
+	return 0;
+}
+
+int
+gd_manifest_decode(const char *buf, size_t len, struct gd_manifest *m,
+                   char *err, size_t errlen)
+{
+	const char  *nl;
+	uint8_t      want[GD_SHA_LEN], got[GD_SHA_LEN];
+	cJSON       *root = NULL;
+	const cJSON *f;
+	int64_t      v;
+	size_t       jlen;
+
+	memset(m, 0, sizeof(*m));
+	nl = memchr(buf, '\n', len);
+	if (nl == NULL || nl - buf != 2 * GD_SHA_LEN) {
+		snprintf(err, errlen, "no checksum line");
+		return -1;
+	}
+	{
+		char hex[2 * GD_SHA_LEN + 1];
+		memcpy(hex, buf, 2 * GD_SHA_LEN);
+		hex[2 * GD_SHA_LEN] = '\0';
+		if (hex_sha(hex, want) < 0) {
+			snprintf(err, errlen, "bad checksum line");
+			return -1;
+		}
+	}
+	nl++;
+	jlen = len - (size_t) (nl - buf);
+	if (jlen == 0 || nl[jlen - 1] != '\n') {
+		snprintf(err, errlen, "truncated (no final newline)");
+		return -1;
+	}
+	jlen--;
+	sha256(nl, jlen, got);
+	if (memcmp(want, got, GD_SHA_LEN) != 0) {
+		snprintf(err, errlen, "checksum mismatch");
+		return -1;
+	}
+	root = cJSON_ParseWithLength(nl, jlen);
+	if (!cJSON_IsObject(root)) {
+		snprintf(err, errlen, "not a JSON object");
+		goto fail;
+	}
+	if (num_field(root, "format", &v) < 0 || v != MANIFEST_FORMAT) {
+		snprintf(err, errlen, "unknown format");
+		goto fail;
+	}
+	f = cJSON_GetObjectItemCaseSensitive(root, "uuid");
+	if (!cJSON_IsString(f) || !uuid_valid(f->valuestring)) {
+		snprintf(err, errlen, "bad uuid");
+		goto fail;
+	}
+	snprintf(m->uuid, sizeof(m->uuid), "%s", f->valuestring);
+	m->encrypted =
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "encrypted"));
+	m->active =
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "active"));
+	if (num_field(root, "generation", &m->generation) < 0 ||
+	    num_field(root, "next_id", &v) < 0 ||
+	    num_field(root, "last_backup", &m->last_backup) < 0 ||
+	    num_field(root, "resets", &m->resets) < 0) {
+		snprintf(err, errlen, "missing counter");
+		goto fail;
+	}
+	m->next_id = (uint64_t) v;
+	m->classification = STATE_UNKNOWN;
+	f = cJSON_GetObjectItemCaseSensitive(root, "classification");
+	if (cJSON_IsString(f)) {
+		for (int c = STATE_NEW; c <= STATE_UNKNOWN; c++) {
+			if (strcmp(state_class_name(c), f->valuestring) == 0) {
+				m->classification = c;
+			}
+		}
+	}
+	f = cJSON_GetObjectItemCaseSensitive(root, "reason");
+	if (cJSON_IsString(f)) {
+		snprintf(m->reason, sizeof(m->reason), "%s", f->valuestring);
+	}
+	if (gen_decode(cJSON_GetObjectItemCaseSensitive(root, "current"),
+	               &m->cur) < 0 ||
+	    gen_decode(cJSON_GetObjectItemCaseSensitive(root, "backup"),
+	               &m->bak) < 0) {
+		snprintf(err, errlen, "bad generation entry");
+		goto fail;
+	}
+	if ((m->cur.present && m->cur.id >= m->next_id) ||
+	    (m->bak.present && m->bak.id >= m->next_id)) {
+		snprintf(err, errlen, "generation id past next_id");
+		goto fail;
+	}
+	cJSON_Delete(root);
+	return 0;
+fail:
+	cJSON_Delete(root);
+	memset(m, 0, sizeof(*m));
+	return -1;
+}
+
+int
+gd_manifest_load(const char *path, struct gd_manifest *m, char *err,
+                 size_t errlen)
+{
+	char  *buf;
+	size_t len;
+	int    rc;
+
+	if (read_file(path, MANIFEST_MAX, &buf, &len) < 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	rc = gd_manifest_decode(buf, len, m, err, errlen);
+	free(buf);
+	if (rc < 0) {
+		errno = EINVAL;
+	}
+	return rc;
+}
+
+int
+gd_manifest_save(const char *path, const struct gd_manifest *m)
+{
+	char  *buf;
+	size_t len;
+	int    rc;
+
+	if (gd_manifest_encode(m, &buf, &len) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	rc = durable_write(path, buf, len, 0600);
+	free(buf);
+	return rc;
+}
+
+static uint32_t
+be32(const uint8_t *p)
+{
+	return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 |
+	       (uint32_t) p[2] << 8 | p[3];
+}
+
+static uint16_t
+be16(const uint8_t *p)
+{
+	return (uint16_t) (p[0] << 8 | p[1]);
+}
+
+/* swtpm 0.7.1 blob: {u8 version=2, u8 min_version, u16 hdrsize, u16 flags,
+ * u32 totlen} big endian, then TLVs {u16 tag, u32 len, data}. Flag 0x1:
+ * encrypted. A torn or truncated file fails the totlen or TLV walk. */
+bool
+gd_blob_check(const uint8_t *buf, size_t len, bool *encrypted, char *why,
+              size_t whylen)
+{
+	size_t   off, hdr;
+	unsigned ntlv = 0;
+
+	*encrypted = false;
+	if (len < 10) {
+		snprintf(why, whylen, "%zu bytes, shorter than a header", len);
+		return false;
+	}
+	if (buf[0] != 2 || buf[1] > 2) {
+		snprintf(why, whylen, "header version %u/%u", buf[0], buf[1]);
+		return false;
+	}
+	hdr = be16(buf + 2);
+	if (hdr < 10 || hdr > len) {
+		snprintf(why, whylen, "header size %zu", hdr);
+		return false;
+	}
+	if (be32(buf + 6) != len) {
+		snprintf(why, whylen, "header says %u bytes, file has %zu",
+		         be32(buf + 6), len);
+		return false;
+	}
+	*encrypted = (be16(buf + 4) & 0x1) != 0;
+	for (off = hdr; off < len; ntlv++) {
+		uint32_t l;
+		if (len - off < 6) {
+			snprintf(why, whylen, "torn TLV at %zu", off);
+			return false;
+		}
+		l = be32(buf + off + 2);
+		if (l > len - off - 6) {
+			snprintf(why, whylen, "TLV at %zu runs past the end",
+			         off);
+			return false;
+		}
+		off += 6 + l;
+	}
+	if (ntlv == 0) {
+		snprintf(why, whylen, "no data");
+		return false;
+	}
+	return true;
+}
+
+int
+gd_file_info(const char *path, bool do_fsync, struct gd_info *fi)
+{
+	struct stat st;
+	uint8_t    *buf = NULL;
+	size_t      got = 0;
+	int         fd;
+
+	memset(fi, 0, sizeof(*fi));
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			snprintf(fi->why, sizeof(fi->why), "absent");
+			return 0;
+		}
+		snprintf(fi->why, sizeof(fi->why), "open: %s", strerror(errno));
+		return -1;
+	}
+	fi->exists = true;
+	if (fstat(fd, &st) < 0) {
+		snprintf(fi->why, sizeof(fi->why), "fstat: %s",
+		         strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(fi->why, sizeof(fi->why), "not a regular file");
+		close(fd);
+		return 0;
+	}
+	if ((size_t) st.st_size > GD_STATE_MAX) {
+		snprintf(fi->why, sizeof(fi->why), "%lld bytes, too large",
+		         (long long) st.st_size);
+		close(fd);
+		return 0;
+	}
+	fi->ino = (uint64_t) st.st_ino;
+	fi->mtime_ns =
+	    (int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	buf = malloc((size_t) st.st_size + 1);
+	if (buf == NULL) {
+		snprintf(fi->why, sizeof(fi->why), "out of memory");
+		goto fail;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + got, (size_t) st.st_size + 1 - got);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			snprintf(fi->why, sizeof(fi->why), "read: %s",
+			         strerror(errno));
+			goto fail;
+		}
+		if (n == 0 || got + (size_t) n > (size_t) st.st_size) {
+			got += (size_t) n;
+			break;
+		}
+		got += (size_t) n;
+	}
+	if (got > (size_t) st.st_size) {
+		/* grew while we read: somebody writes it in place */
+		snprintf(fi->why, sizeof(fi->why), "changed while read");
+		free(buf);
+		close(fd);
+		return 0;
+	}
+	if (do_fsync && fsync(fd) < 0) {
+		snprintf(fi->why, sizeof(fi->why), "fsync: %s",
+		         strerror(errno));
+		goto fail;
+	}
+	fi->size = (int64_t) got;
+	sha256(buf, got, fi->sha);
+	fi->valid =
+	    gd_blob_check(buf, got, &fi->encrypted, fi->why, sizeof(fi->why));
+	free(buf);
+	close(fd);
+	return 0;
+fail:
+	free(buf);
+	close(fd);
+	return -1;
+}
+
+bool
+gd_info_matches(const struct gd_info *fi, const struct gd_gen *g)
+{
+	return fi->exists && g->present && fi->size == g->size &&
+	       memcmp(fi->sha, g->sha, GD_SHA_LEN) == 0;
+}

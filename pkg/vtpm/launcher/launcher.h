@@ -1,0 +1,186 @@
+/*
+ * launcher.h: vtpm-launcher, one swtpm per VM.
+ *
+ * The main thread owns every struct vm: it follows DomainStatus, decides
+ * (vm.c), hands blocking work (key release, guardian requests, spawning
+ * swtpm, CMD_INIT, stopping) to a pool of worker threads as struct job
+ * (pool.c), applies their results and publishes VtpmStatus (loop.c).
+ * Workers see only their job and the read-only config.
+ */
+#ifndef VTPM_LAUNCHER_H
+#define VTPM_LAUNCHER_H
+
+#include "common.h"
+#include "msg.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct req_client;
+
+struct launcher_cfg {
+	struct paths       paths;
+	char               swtpm[PATH_LEN]; /* swtpm binary (--swtpm) */
+	char               swtpm_user[64];  /* --swtpm-user */
+	bool               runas;           /* root: pass --runas swtpm_user */
+	uid_t              swtpm_uid;       /* owner of dirs swtpm writes */
+	gid_t              swtpm_gid;
+	int                max_parallel;     /* concurrent jobs */
+	bool               no_guardian;      /* plain state dirs, made here */
+	bool               no_keybroker;     /* unencrypted state */
+	bool               stop_on_exit;     /* stop every swtpm on SIGTERM */
+	int                stop_timeout_ms;  /* CMD_SHUTDOWN -> SIGTERM */
+	int                start_timeout_ms; /* spawn -> socket + CMD_INIT */
+	int                req_timeout_ms;   /* guardian / broker requests */
+	char               swtpm_dir[PATH_LEN]; /* <run>/swtpm */
+	char               eph_dir[PATH_LEN];   /* <run>/ephemeral */
+	struct req_client *guardian;            /* NULL with no_guardian */
+	struct req_client *keybroker;           /* NULL with no_keybroker */
+};
+
+/* What the main thread knows about one VM. */
+enum vm_phase {
+	VP_IDLE = 0, /* no swtpm */
+	VP_RUNNING,  /* swtpm up, health-checked (or adopted) */
+};
+enum stop_op { STOP_NONE = 0, STOP_RELEASE, STOP_PURGE };
+enum vm_action { ACT_NONE = 0, ACT_START, ACT_STOP };
+
+struct vm {
+	char                 uuid[UUID_LEN];
+	struct domain_status dom;        /* last DomainStatus */
+	bool                 have_dom;   /* dom is valid */
+	int                  phase;      /* enum vm_phase */
+	bool                 busy;       /* a job owns the process */
+	bool                 prepared;   /* state dir in use: RELEASE due */
+	bool                 want_start; /* a BOOTING waits to be served */
+	int                  want_stop;  /* enum stop_op */
+	bool                 forget;     /* delete VtpmStatus after stop */
+	bool                 published;  /* a VtpmStatus item exists */
+	pid_t                pid;
+	int                  pidfd;   /* -1 when none */
+	bool                 child;   /* ours (waitid), not adopted */
+	struct vtpm_status   st;      /* what we publish */
+	uint64_t             t_start; /* ms, for the log */
+};
+
+enum job_kind { JOB_START = 1, JOB_STOP };
+
+/* One unit of blocking work; inputs copied from the vm, outputs applied
+ * by the main thread when it comes back. */
+struct job {
+	int                kind; /* enum job_kind */
+	struct vm         *vm;   /* main thread only */
+	char               uuid[UUID_LEN];
+	char               name[NAME_LEN];
+	int                model, mode;
+	int                stop_op;  /* JOB_STOP: enum stop_op */
+	bool               prepared; /* JOB_STOP: RELEASE/PURGE due */
+	pid_t              pid;      /* in (stop) and out (start) */
+	int                pidfd;
+	bool               child;
+	int                rc; /* 0 ok, -1 failed (reason in st) */
+	struct vtpm_status st; /* result to publish */
+	struct job        *next;
+};
+
+/* vm.c: decisions, no I/O */
+void vm_init(struct vm *vm, const char *uuid);
+/* A DomainStatus item was set (d) or deleted from the topic (d NULL). */
+void vm_on_domain(struct vm *vm, const struct domain_status *d);
+/* What to do now; ACT_NONE while a job runs. May clear intents that need
+ * no job (and set vm->st for a publication, returned in *publish:
+ * 1 set, -1 delete, 0 nothing). */
+int vm_next_action(struct vm *vm, int *publish);
+/* Bounded string copy, always NUL-terminated. */
+void vm_strcpy(char *dst, const char *src, size_t len);
+/* snprintf for messages that may be cut short. */
+void vm_fmt(char *dst, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Fill a status from the VM's DomainStatus. */
+void vm_status_base(const struct vm *vm, struct vtpm_status *st, int state);
+
+/* spawn.c: start one swtpm and health-check it */
+#define SPAWN_MAX_ARGS 32
+struct spawn_argv {
+	char *argv[SPAWN_MAX_ARGS];
+	char  buf[4096]; /* strings argv points into */
+};
+int spawn_paths(const struct launcher_cfg *cfg, const char *uuid, char *ctrl,
+                char *pidfile, char *logfile, size_t len);
+int spawn_build_argv(const struct launcher_cfg *cfg, const char *uuid,
+                     const char *state_dir, int keyfd, struct spawn_argv *a);
+/* Start swtpm (key: KEY_LEN bytes in secmem, or NULL); wait for the
+ * control socket and run CMD_INIT. 0 ok; -1 with err, *init_failed true
+ * when swtpm came up but CMD_INIT failed (the state is suspect). The
+ * process (if any) is left to the caller in *pid and *pidfd. */
+int spawn_start(const struct launcher_cfg *cfg, const char *uuid,
+                const char *state_dir, const uint8_t *key, pid_t *pid,
+                int *pidfd, bool *init_failed, char *err, size_t errlen);
+
+/* supervise.c: stop, reap, describe an exit */
+/* Graceful stop: CMD_SHUTDOWN, SIGTERM after timeout_ms, SIGKILL. Closes
+ * pidfd. 0 when the process is gone. */
+int sup_stop(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
+             int pidfd, bool child, char *how, size_t howlen);
+/* The process behind a readable pidfd exited: reap (if child) and
+ * describe it ("exited with status 1", "killed by signal 9"). Returns
+ * the exit status, or -1 when unknown / signalled. */
+int sup_reap(int pidfd, bool child, char *desc, size_t len);
+/* Remove the ctrl, pid and meta files of uuid. */
+void sup_cleanup_files(const struct launcher_cfg *cfg, const char *uuid);
+
+/* adopt.c: take over swtpm processes of a previous launcher */
+/* Is pid a swtpm serving uuid's control socket? 0 yes, -1 with err. */
+int adopt_check(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
+                char *err, size_t errlen);
+int adopt_read_pidfile(const char *path, pid_t *pid);
+/* Does uuid's pid file name a live swtpm (adopted or not)? */
+bool adopt_live_swtpm(const struct launcher_cfg *cfg, const char *uuid,
+                      pid_t *pid);
+/* Meta file <uuid>.meta: what VtpmStatus said at READY. */
+int adopt_write_meta(const struct launcher_cfg *cfg,
+                     const struct vtpm_status  *st);
+int adopt_read_meta(const struct launcher_cfg *cfg, const char *uuid,
+                    struct vtpm_status *st);
+/* Scan <run>/swtpm for live swtpm processes; fn is called for each one
+ * that passes the identity check (pidfd open, st from the meta file). */
+int adopt_scan(const struct launcher_cfg *cfg,
+               void (*fn)(void *arg, const struct vtpm_status *st, pid_t pid,
+                          int pidfd),
+               void *arg);
+
+/* guard.c: guardian and key broker, or their --no-* stand-ins */
+int  guard_open(struct launcher_cfg *cfg);
+void guard_close(struct launcher_cfg *cfg);
+/* op on uuid's state; rep filled. -1 with err ("guardian unavailable:
+ * ..." when no answer, "guardian: ..." when refused). */
+int guard_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
+             bool encrypted, struct guardian_rep *rep, char *err,
+             size_t errlen);
+/* Key release into key (KEY_LEN, secmem). 1 have key, 0 no key (reason
+ * in why), -1 broker unavailable (err). */
+int guard_key(const struct launcher_cfg *cfg, const char *uuid, uint8_t *key,
+              char *why, size_t whylen);
+
+/* start.c: the jobs */
+void job_run(const struct launcher_cfg *cfg, struct job *j);
+
+/* pool.c: worker threads */
+struct pool;
+int  pool_open(struct pool **pp, const struct launcher_cfg *cfg, int max);
+void pool_close(struct pool *p); /* waits for running jobs */
+void pool_submit(struct pool *p, struct job *j);
+int  pool_fd(struct pool *p);               /* readable when results wait */
+struct job *pool_take_done(struct pool *p); /* list, or NULL */
+int         pool_busy(struct pool *p);      /* jobs queued or running */
+
+/* loop.c: the event loop */
+struct launcher;
+int launcher_open(struct launcher **lp, struct launcher_cfg *cfg);
+/* Runs until *quit; returns 0. */
+int  launcher_run(struct launcher *l, volatile sig_atomic_t *quit);
+void launcher_close(struct launcher *l);
+
+#endif

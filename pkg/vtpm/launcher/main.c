@@ -1,0 +1,198 @@
+/*
+ * vtpm-launcher: one swtpm per VM that boots with a vTPM.
+ * main() only wires: options, logging, checks, the loop, shutdown.
+ */
+#include "launcher.h"
+#include "log.h"
+
+#include <getopt.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t quit;
+
+static void
+on_signal(int sig)
+{
+	(void) sig;
+	quit = 1;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: vtpm-launcher [--root DIR] [--swtpm-user USER] "
+	    "[--max-parallel N]\n"
+	    "         [--no-guardian] [--no-keybroker] [--swtpm PATH] "
+	    "[--stop-on-exit]\n"
+	    "         [--stop-timeout MS] [--start-timeout MS]\n"
+	    "Follows DomainStatus, runs a health-checked swtpm per booting "
+	    "VM,\n"
+	    "publishes VtpmStatus. SIGTERM/SIGINT exit and leave every swtpm\n"
+	    "running for the next launcher to adopt (unless --stop-on-exit).\n"
+	    "Options:\n"
+	    "  --swtpm-user USER  uid swtpm runs as when root (default tss)\n"
+	    "  --max-parallel N   concurrent starts/stops (default 256)\n"
+	    "  --no-guardian      plain state directories made here\n"
+	    "  --no-keybroker     no state key: unencrypted state\n"
+	    "  --swtpm PATH       swtpm binary (default /usr/bin/swtpm)\n"
+	    "  --stop-on-exit     stop every swtpm when the launcher exits\n"
+	    "  --stop-timeout MS  CMD_SHUTDOWN to SIGTERM (default 3000)\n"
+	    "  --start-timeout MS spawn to CMD_INIT answered (default "
+	    "10000)\n");
+	common_usage(f);
+}
+
+static int
+int_arg(const char *s, int min, int max, int *out)
+{
+	char *end;
+	long  v = strtol(s, &end, 10);
+
+	if (*s == '\0' || *end != '\0' || v < min || v > max) {
+		return -1;
+	}
+	*out = (int) v;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+	    COMMON_LONGOPTS,
+	    {"swtpm-user", required_argument, NULL, 'u'},
+	    {"max-parallel", required_argument, NULL, 'm'},
+	    {"no-guardian", no_argument, NULL, 'G'},
+	    {"no-keybroker", no_argument, NULL, 'K'},
+	    {"swtpm", required_argument, NULL, 's'},
+	    {"stop-on-exit", no_argument, NULL, 'X'},
+	    {"stop-timeout", required_argument, NULL, 'T'},
+	    {"start-timeout", required_argument, NULL, 'I'},
+	    {NULL, 0, NULL, 0}};
+	struct common_opts  co;
+	struct launcher_cfg cfg;
+	struct launcher    *l;
+	struct sigaction    sa;
+	struct passwd      *pw;
+	int                 c;
+
+	common_opts_init(&co);
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(cfg.swtpm, sizeof(cfg.swtpm), "/usr/bin/swtpm");
+	snprintf(cfg.swtpm_user, sizeof(cfg.swtpm_user), "tss");
+	cfg.max_parallel = 256;
+	cfg.stop_timeout_ms = 3000;
+	cfg.start_timeout_ms = 10000;
+	cfg.req_timeout_ms = 10000;
+	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS, lo, NULL)) !=
+	       -1) {
+		if (common_opts_handle(&co, c, optarg, "vtpm-launcher",
+		                       usage)) {
+			continue;
+		}
+		switch (c) {
+		case 'u':
+			snprintf(cfg.swtpm_user, sizeof(cfg.swtpm_user), "%s",
+			         optarg);
+			break;
+		case 'm':
+			if (int_arg(optarg, 1, 4096, &cfg.max_parallel) < 0) {
+				fprintf(stderr,
+				        "vtpm-launcher: --max-parallel "
+				        "%s: want 1..4096\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'G':
+			cfg.no_guardian = true;
+			break;
+		case 'K':
+			cfg.no_keybroker = true;
+			break;
+		case 's':
+			snprintf(cfg.swtpm, sizeof(cfg.swtpm), "%s", optarg);
+			break;
+		case 'X':
+			cfg.stop_on_exit = true;
+			break;
+		case 'T':
+		case 'I':
+			if (int_arg(optarg, 10, 600000,
+			            c == 'T' ? &cfg.stop_timeout_ms
+			                     : &cfg.start_timeout_ms) < 0) {
+				fprintf(stderr,
+				        "vtpm-launcher: bad timeout "
+				        "%s: want 10..600000 ms\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (common_opts_finish(&co, "launcher") < 0) {
+		return 1;
+	}
+	cfg.paths = co.paths;
+	if (path_join(cfg.swtpm_dir, sizeof(cfg.swtpm_dir), "%s/swtpm",
+	              cfg.paths.run) < 0 ||
+	    path_join(cfg.eph_dir, sizeof(cfg.eph_dir), "%s/ephemeral",
+	              cfg.paths.run) < 0) {
+		return 1;
+	}
+	if (access(cfg.swtpm, X_OK) < 0) {
+		log_warn("swtpm binary %s", cfg.swtpm);
+		return 1;
+	}
+	if (geteuid() == 0) {
+		if ((pw = getpwnam(cfg.swtpm_user)) == NULL) {
+			log_warnx("--swtpm-user %s: no such user",
+			          cfg.swtpm_user);
+			return 1;
+		}
+		cfg.runas = pw->pw_uid != 0;
+		cfg.swtpm_uid = pw->pw_uid;
+		cfg.swtpm_gid = pw->pw_gid;
+	} else {
+		log_warnx("not root: swtpm runs as uid %d (--swtpm-user %s "
+		          "ignored)",
+		          (int) geteuid(), cfg.swtpm_user);
+	}
+	if (co.checkonly) {
+		return 0;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (launcher_open(&l, &cfg) < 0) {
+		log_warnx("cannot start");
+		return 1;
+	}
+	log_info("started: run %s, swtpm %s%s%s, max %d in parallel%s%s",
+	         cfg.paths.run, cfg.swtpm, cfg.runas ? " as " : "",
+	         cfg.runas ? cfg.swtpm_user : "", cfg.max_parallel,
+	         cfg.no_guardian ? ", no guardian" : "",
+	         cfg.no_keybroker ? ", no key broker" : "");
+	launcher_run(l, &quit);
+	launcher_close(l);
+	return 0;
+}

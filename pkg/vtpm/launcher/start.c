@@ -1,0 +1,215 @@
+/*
+ * start.c: the jobs a worker thread runs for one VM.
+ *
+ * Start: key release (persistent mode), guardian PREPARE, swtpm +
+ * CMD_INIT; when CMD_INIT rejects the state: RESTORE and retry, then
+ * RESET and retry. Stop: graceful stop, then RELEASE or PURGE.
+ */
+#include "launcher.h"
+#include "log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* an swtpm whose state was rejected: no grace needed */
+static void
+kill_now(pid_t *pid, int *pidfd)
+{
+	if (*pidfd >= 0) {
+		(void) pidfd_send_signal(*pidfd, SIGKILL, NULL, 0);
+		(void) waitid(P_PIDFD, (id_t) *pidfd, &(siginfo_t){0}, WEXITED);
+		close(*pidfd);
+	} else if (*pid > 0) {
+		kill(*pid, SIGKILL);
+		waitpid(*pid, NULL, 0);
+	}
+	*pid = 0;
+	*pidfd = -1;
+}
+
+static void
+fail(struct job *j, const char *reason)
+{
+	j->rc = -1;
+	j->st.state = VTPM_FAILED;
+	j->st.pid = 0;
+	vm_strcpy(j->st.reason, reason, sizeof(j->st.reason));
+	log_warnx("%s: vTPM failed: %s", j->uuid, reason);
+}
+
+static void
+job_start(const struct launcher_cfg *cfg, struct job *j)
+{
+	struct guardian_rep rep;
+	char                why[REASON_LEN] = "", err[REASON_LEN];
+	char                first[REASON_LEN], msg[REASON_LEN * 2];
+	uint8_t            *key = NULL;
+	bool                have_key = false, init_failed;
+	int                 r, step;
+	static const int    fallback[] = {GOP_RESTORE, GOP_RESET};
+	uint64_t            t0 = now_ms();
+
+	j->pid = 0;
+	j->pidfd = -1;
+	j->child = true;
+	if (adopt_live_swtpm(cfg, j->uuid, &j->pid)) {
+		/* never two swtpm on one state (nor an emptied ephemeral
+		 * state under a running one) */
+		vm_fmt(msg, sizeof(msg),
+		       "swtpm %d still runs for this VM but was not adopted",
+		       (int) j->pid);
+		j->pid = 0;
+		fail(j, msg);
+		return;
+	}
+	if (j->mode == VTPM_MODE_PERSISTENT) {
+		if ((key = secmem_alloc(KEY_LEN)) == NULL) {
+			fail(j, "no locked memory for the state key");
+			return;
+		}
+		if ((r = guard_key(cfg, j->uuid, key, why, sizeof(why))) < 0) {
+			fail(j, why);
+			goto out;
+		}
+		have_key = r == 1;
+	}
+	if (guard_op(cfg, GOP_PREPARE, j->uuid, j->mode, have_key, &rep, err,
+	             sizeof(err)) < 0) {
+		fail(j, err);
+		goto out;
+	}
+	j->prepared = true;
+	j->st.health = rep.classification;
+	if (rep.classification == STATE_RESTORED ||
+	    rep.classification == STATE_RESET) {
+		/* the guardian found the current generation bad: say so */
+		vm_fmt(j->st.reason, sizeof(j->st.reason),
+		       "%s by the guardian%s%s",
+		       rep.classification == STATE_RESTORED
+		           ? "state restored from backup"
+		           : "STATE RESET (fresh TPM)",
+		       rep.reason[0] ? ": " : "", rep.reason);
+	}
+	if (rep.encrypted && !have_key) {
+		snprintf(msg, sizeof(msg), "state is encrypted but no key: %s",
+		         why);
+		fail(j, msg);
+		goto out;
+	}
+	if (have_key && !rep.encrypted) {
+		log_warnx("%s: existing state is not encrypted: starting it "
+		          "unencrypted",
+		          j->uuid);
+		have_key = false;
+	} else if (!have_key && j->mode == VTPM_MODE_PERSISTENT &&
+	           cfg->keybroker != NULL) {
+		log_warnx("%s: state unencrypted: %s", j->uuid, why);
+	}
+	if (spawn_start(cfg, j->uuid, rep.state_dir, have_key ? key : NULL,
+	                &j->pid, &j->pidfd, &init_failed, err,
+	                sizeof(err)) == 0) {
+		goto ready;
+	}
+	if (!init_failed) {
+		kill_now(&j->pid, &j->pidfd);
+		fail(j, err);
+		goto out;
+	}
+	/* the state was rejected: restore the backup, then reset */
+	snprintf(first, sizeof(first), "%s", err);
+	for (step = 0; step < 2; step++) {
+		kill_now(&j->pid, &j->pidfd);
+		log_warnx("%s: %s: asking the guardian to %s", j->uuid, err,
+		          guardian_op_name(fallback[step]));
+		if (guard_op(cfg, fallback[step], j->uuid, j->mode, have_key,
+		             &rep, err, sizeof(err)) < 0) {
+			continue;
+		}
+		j->st.health = rep.classification;
+		if (spawn_start(cfg, j->uuid, rep.state_dir,
+		                have_key ? key : NULL, &j->pid, &j->pidfd,
+		                &init_failed, err, sizeof(err)) == 0) {
+			vm_fmt(j->st.reason, sizeof(j->st.reason),
+			       "%s after %s",
+			       step == 0 ? "state restored from backup"
+			                 : "STATE RESET (fresh TPM)",
+			       first);
+			goto ready;
+		}
+	}
+	kill_now(&j->pid, &j->pidfd);
+	vm_fmt(msg, sizeof(msg), "%s; restore and reset did not help: %s",
+	       first, err);
+	fail(j, msg);
+	goto out;
+ready:
+	j->rc = 0;
+	j->st.state = VTPM_READY;
+	j->st.pid = j->pid;
+	j->st.encrypted = have_key;
+	(void) spawn_paths(cfg, j->uuid, j->st.ctrl_socket, NULL, NULL,
+	                   sizeof(j->st.ctrl_socket));
+	(void) adopt_write_meta(cfg, &j->st);
+	log_info("%s: vTPM ready in %llu ms: swtpm %d, %s, %s, state %s%s%s",
+	         j->uuid, (unsigned long long) (now_ms() - t0), (int) j->pid,
+	         vtpm_model_name(j->model), vtpm_mode_name(j->mode),
+	         state_class_name(j->st.health),
+	         have_key ? ", encrypted" : ", unencrypted",
+	         j->st.reason[0] ? "; " : "");
+	if (j->st.reason[0]) {
+		log_warnx("%s: %s", j->uuid, j->st.reason);
+	}
+out:
+	if (key != NULL) {
+		secmem_free(key, KEY_LEN);
+	}
+}
+
+static void
+job_stop(const struct launcher_cfg *cfg, struct job *j)
+{
+	struct guardian_rep rep;
+	char                how[32] = "", err[REASON_LEN];
+	int op = j->stop_op == STOP_PURGE ? GOP_PURGE : GOP_RELEASE;
+
+	j->rc = 0;
+	j->st.state = VTPM_STOPPED;
+	if (j->pidfd >= 0) {
+		if (sup_stop(cfg, j->uuid, j->pid, j->pidfd, j->child, how,
+		             sizeof(how)) < 0) {
+			j->rc = -1;
+			snprintf(j->st.reason, sizeof(j->st.reason),
+			         "swtpm %d does not stop", (int) j->pid);
+			j->st.state = VTPM_FAILED;
+			return;
+		}
+		j->pidfd = -1;
+		j->pid = 0;
+	}
+	if ((j->prepared || op == GOP_PURGE) &&
+	    guard_op(cfg, op, j->uuid, j->mode, false, &rep, err, sizeof(err)) <
+	        0) {
+		log_warnx("%s: %s", j->uuid, err);
+		vm_strcpy(j->st.reason, err, sizeof(j->st.reason));
+		j->rc = -1;
+		return;
+	}
+	j->prepared = false;
+	log_info("%s: vTPM stopped%s%s, state %s", j->uuid,
+	         how[0] ? " by " : "", how,
+	         op == GOP_PURGE ? "purged" : "released");
+}
+
+void
+job_run(const struct launcher_cfg *cfg, struct job *j)
+{
+	if (j->kind == JOB_START) {
+		job_start(cfg, j);
+	} else {
+		job_stop(cfg, j);
+	}
+}
