@@ -39,6 +39,9 @@ check "boot 2: EK public identical to boot 1 ($ek1)" \
 	test -n "$ek1" -a "$ek1" = "$(e2e_val boot2 ekpub)"
 check "boot 2: vtpmctl says READY, health restored" \
 	e2e_status_is vm '"\(.state) \(.health)"' "READY restored"
+why=$(e2e_status vm .reason)
+check "boot 2: vtpmctl says why: restored from the backup ('$why')" \
+	bash -c '[[ ${1,,} == *restored* ]]' _ "$why"
 # the backup is the generation before the last one: the SRK's
 # EvictControl was boot 1's last state change, so it may be gone
 echo "# boot 2: SRK at 0x81000001 after the restore: $(e2e_val boot2 srk)"
@@ -57,6 +60,8 @@ check "boot 3: it is a fresh TPM (no EK, provisioned again)" e2e_guest_is boot3 
 check "boot 3: a new EK" test "$(e2e_val boot3 ekpub)" != "$ek1"
 check "boot 3: vtpmctl says READY, health reset" \
 	e2e_status_is vm '"\(.state) \(.health)"' "READY reset"
-echo "# boot 3: reason shown by vtpmctl: '$(e2e_status vm .reason)'"
+why=$(e2e_status vm .reason)
+check "boot 3: vtpmctl says why: a reset ('$why')" \
+	bash -c '[[ ${1,,} == *reset* ]]' _ "$why"
 e2e_vm_stop vm
 t_done
