@@ -203,7 +203,7 @@ check "killed guardian is restarted" wait_for 10 bash -c "grep -q 'guardian rest
 # --- orderly stop
 kill -TERM "$INIT"
 check "SIGTERM: init stops everything and exits" wait_for 30 bash -c "! kill -0 $UNSHARE 2>/dev/null"
-check "init logged an orderly stop" grep -q 'init: stopped after' "$CLOG"
+check "init logged an orderly stop" grep -q 'init: stopped in [0-9]* ms' "$CLOG"
 check "nothing left in the container's PID namespace" test -z "$(ls /proc/$INIT 2>/dev/null)"
 check "no mount left behind" bash -c "! grep -q '$T_TMP' /proc/self/mountinfo"
 check "ready file removed" test ! -e "$RV/init.ready"
