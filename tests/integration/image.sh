@@ -7,7 +7,10 @@
 # swtpm started inside runs as tss and answers CMD_INIT, the TCTI loader
 # works inside, the daemons come up in order, a deployment goes READY
 # (vtpmctl status), a killed daemon is restarted with backoff while the
-# vTPMs keep running, and SIGTERM stops everything.
+# vTPMs keep running, SIGTERM stops everything, a restart on the same
+# /persist finds the state normal and still encrypted, and a boot on the
+# image defaults (no hardware TPM here) runs unencrypted with the domain
+# manager inside.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/image_lib.sh"
 
@@ -209,6 +212,24 @@ check "no mount left behind" bash -c "! grep -q '$T_TMP' /proc/self/mountinfo"
 check "ready file removed" test ! -e "$RV/init.ready"
 if [ $DEPLOY = 1 ]; then
 	check "the vTPMs' swtpm processes were stopped" bash -c "! kill -0 $VPA 2>/dev/null && ! kill -0 $VPE 2>/dev/null"
+	# --- a device reboot: the domain manager and the container start
+	# again on the same /persist; the VMs boot again
+	kill -TERM $DM
+	wait $DM 2>/dev/null
+	CLOG1=$CLOG CLOG=$T_TMP/container-again.log
+	check "container restarts on the same /persist" img_start "$R" "$P" "$RUNH" "$C" "$CLOG" --caps "$CAPS"
+	check "and is ready" wait_for 30 test -e "$RV/init.ready"
+	"$BIN/domainmgr" --root "$T_TMP" --config "$T_TMP/deployment.json" 2>>"$T_TMP/dm.log" &
+	DM=$!
+	t_track $DM
+	check "persistent vTPM READY again, state found normal and still encrypted" wait_for 20 bash -c \
+		"'$BIN/vtpmctl' --root '$T_TMP' --timeout 1000 status --json 2>/dev/null | jq -e '.[] | select(.uuid==\"$A\" and .state==\"READY\" and .encrypted==true and .health==\"normal\")' >/dev/null"
+	echo "# after the restart:"
+	"$BIN/vtpmctl" --root "$T_TMP" status | sed 's/^/#   /'
+	img_stop 30
+	check "restarted container stopped" bash -c "! kill -0 $UNSHARE 2>/dev/null"
+	[ "$T_FAILED" = 0 ] || { echo "# restarted container log:"; sed 's/^/#   /' "$CLOG"; }
+	CLOG=$CLOG1
 	kill -TERM $DM
 	wait $DM 2>/dev/null
 fi
