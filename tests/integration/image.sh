@@ -74,7 +74,14 @@ check "simulated hardware TPM listens on a free port" img_hwtpm "$T_TMP/hwtpm"
 # --- run the container
 P=$T_TMP/persist RUNH=$T_TMP/run C=$T_TMP/config CLOG=$T_TMP/container.log
 mkdir -p "$P" "$RUNH" "$C"
-echo "VTPM_TCTI=swtpm:host=127.0.0.1,port=$PORT" >"$C/vtpm.conf"
+# the config file sets the TCTI; its backoff loses to the environment's
+# (200 ms, checked below); a line that is not KEY=VALUE is ignored, not run
+cat >"$C/vtpm.conf" <<EOF
+# test config
+VTPM_TCTI=swtpm:host=127.0.0.1,port=$PORT
+VTPM_BACKOFF_MS=900
+touch /tmp/vtpm-config-was-executed
+EOF
 start_ns=$(date +%s%N)
 # only the capabilities the manifest asks for (a runtime grants that list)
 CAPS=${IMG_CAPS:-$(jq -r '.capabilities | map(ascii_downcase | sub("^cap_"; "")) | join(",")' "$TOP/images/vtpm/manifest.json")}
@@ -83,6 +90,8 @@ check "container init started" img_start "$R" "$P" "$RUNH" "$C" "$CLOG" --env VT
 RV=$RUNH/vtpm
 check "init becomes ready" wait_for 30 test -e "$RV/init.ready"
 echo "# cold start to ready: $((($(date +%s%N) - start_ns) / 1000000)) ms (polling)"
+check "config: a line that is not KEY=VALUE is logged and ignored" \
+	bash -c "grep -q 'ignored line' '$CLOG' && ! nsenter -t $INIT -m -r test -e /tmp/vtpm-config-was-executed"
 check "init is PID 1 in its own PID namespace" grep -q 'starting (pid 1,' "$CLOG"
 check "container has its own mount and PID namespaces" \
 	test "$(readlink /proc/$INIT/ns/pid)" != "$(readlink /proc/$$/ns/pid)" -a \
@@ -172,7 +181,15 @@ fi
 
 # --- a killed daemon is restarted (with backoff)
 nspid_of() { cat "$RV/init/$1.pid" 2>/dev/null; }
-hostpid_of() { img_hostpid "$(nspid_of "$1")"; }
+hostpid_of() { # NAME: host pid of that daemon (retried: /proc scans race)
+	local i h
+	for i in 1 2 3 4 5; do
+		h=$(img_hostpid "$(nspid_of "$1")") && [ -n "$h" ] && echo "$h" && return 0
+		sleep 0.2
+	done
+	echo "# no host pid for $1 (pid file: $(nspid_of "$1"))" >&2
+	return 1
+}
 swtpms_before=$(img_swtpms)
 old=$(hostpid_of launcher)
 kill -KILL "$old"
@@ -181,7 +198,7 @@ check "init restarts the launcher" wait_for 10 bash -c "[ -n \"\$(cat $RV/init/l
 check "restarted launcher has its socket again" wait_for 10 test -S "$RV/VtpmStatus.pub"
 new=$(hostpid_of launcher)
 kill -KILL "$new"
-check "second kill: backoff doubles (400 ms)" wait_for 5 grep -q 'launcher killed by signal 9.*restarting in 400 ms' "$CLOG"
+check "second kill: backoff doubles (400 ms; environment beat the config file's 900)" wait_for 5 grep -q 'launcher killed by signal 9.*restarting in 400 ms' "$CLOG"
 check "restarted again" wait_for 10 bash -c "grep -c 'launcher restarted' '$CLOG' | grep -q 2"
 swtpms_after=$(img_swtpms)
 if [ $REAL = 1 ]; then
