@@ -686,6 +686,34 @@ test_restart_mid_rotation(void **state)
 	}
 }
 
+/* a burst within the commit interval is committed once, when due */
+static void
+test_commit_interval(void **state)
+{
+	struct gd_vm *v;
+	int           next;
+
+	(void) state;
+	G.commit_ms = 200;
+	assert_true(call(GOP_PREPARE, UUID1).ok);
+	v = vm(UUID1);
+	swtpm_write(UUID1, 'a');
+	v->dirty = true;
+	assert_int_equal(gd_flush_due(&G), -1); /* due at once: committed */
+	assert_int_equal(v->m.generation, 1);
+	swtpm_write(UUID1, 'b');
+	v->dirty = true;
+	next = gd_flush_due(&G);
+	assert_true(next > 0 && next <= 200); /* not yet */
+	assert_int_equal(v->m.generation, 1);
+	swtpm_write(UUID1, 'c');
+	sleep_ms((unsigned) next + 5);
+	assert_int_equal(gd_flush_due(&G), -1);
+	assert_int_equal(v->m.generation, 2); /* b skipped, c committed */
+	assert_int_equal(current_tag(UUID1), 'c');
+	assert_false(v->dirty);
+}
+
 static void
 test_quarantine_cap(void **state)
 {
@@ -727,6 +755,8 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_mid_rotation, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_interval, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_quarantine_cap, setup,
 	                                    teardown),
