@@ -115,9 +115,12 @@ int gd_manifest_decode(const char *buf, size_t len, struct gd_manifest *m,
                        char *err, size_t errlen);
 /* -1 with errno ENOENT when absent; other errors (bad checksum, JSON) set
  * errno EINVAL and fill err. */
-int  gd_manifest_load(const char *path, struct gd_manifest *m, char *err,
-                      size_t errlen);
-int  gd_manifest_save(const char *path, const struct gd_manifest *m);
+int gd_manifest_load(const char *path, struct gd_manifest *m, char *err,
+                     size_t errlen);
+int gd_manifest_save(const char *path, const struct gd_manifest *m);
+/* durable: durable_write; otherwise atomic without fsync (see gd_prepare) */
+int  gd_manifest_write(const char *path, const struct gd_manifest *m,
+                       bool durable);
 void gd_manifest_init(struct gd_manifest *m, const char *uuid, bool encrypted);
 /* Check a swtpm state blob: header v2, totlen = file size, TLVs cover it. */
 bool gd_blob_check(const uint8_t *buf, size_t len, bool *encrypted, char *why,
@@ -151,6 +154,7 @@ int  gd_query(struct guardian *g, const struct guardian_req *rq,
 /* Load every manifest at startup; re-watch and catch up active ones. */
 int gd_load_all(struct guardian *g);
 int gd_save(struct guardian *g, struct gd_vm *v);
+int gd_save_quick(struct guardian *g, struct gd_vm *v);
 /* Move files to <mdir>/quarantine/<stamp>-<what>/, keep the cap. */
 int gd_quarantine(struct guardian *g, struct gd_vm *v, const char *what,
                   const char *const *paths, int n);
