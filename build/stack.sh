@@ -32,11 +32,12 @@ ORDER="guardian keybroker launcher domainmgr"
 
 usage() {
 	sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
+	[ "${cmd:-}" = -h ] || [ "${cmd:-}" = --help ] && exit 0
 	exit 2
 }
 
 cmd=${1:-}
-[ -n "$cmd" ] || usage
+case "$cmd" in "" | -h | --help) usage ;; esac
 shift
 ROOT="" CONFIG="" HWPORT="" NOHW=0 VERBOSE=""
 DM_ARGS=() L_ARGS=()
@@ -80,11 +81,12 @@ sock_of() {
 	esac
 }
 
-# pid_is PID NAME: PID is alive and its command line names NAME (a pid
-# file may outlive its process, and pids are reused)
+# pid_is PID NAME: PID is alive (not a zombie) and its command line names
+# NAME (a pid file may outlive its process, and pids are reused)
 pid_is() {
 	[ -n "$1" ] && [ -r "/proc/$1/cmdline" ] &&
-		tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q -- "$2"
+		tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q -- "$2" &&
+		! awk '{exit !($3 == "Z")}' "/proc/$1/stat" 2>/dev/null
 }
 pid_of() { [ -s "$PIDS/$1.pid" ] && cat "$PIDS/$1.pid"; }
 running() {
@@ -98,6 +100,7 @@ stop_pid() {
 	kill -TERM "$p" 2>/dev/null || return 0
 	for ((i = 0; i < 200; i++)); do
 		kill -0 "$p" 2>/dev/null || return 0
+		awk '{exit !($3 == "Z")}' "/proc/$p/stat" 2>/dev/null && return 0
 		sleep 0.05
 	done
 	say "$2 (pid $p) ignored SIGTERM for 10 s: SIGKILL"
@@ -108,6 +111,10 @@ free_port() {
 	local p
 	for _ in $(seq 200); do
 		p=$((20000 + RANDOM % 30000))
+		# in no state at all (TIME_WAIT too: swtpm's bind would fail)
+		if command -v ss >/dev/null; then
+			[ -z "$(ss -Htan "( sport = :$p or sport = :$((p + 1)) )" 2>/dev/null)" ] || continue
+		fi
 		if ! (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null &&
 			! (echo >/dev/tcp/127.0.0.1/$((p + 1))) 2>/dev/null; then
 			echo $p
@@ -185,30 +192,39 @@ start_daemon() {
 	say "started $name (pid $pid, log $LOG/$name.log)"
 }
 
+# is_swtpm PID: alive and really a swtpm (pids are reused)
+# (a zombie no longer counts: once the launcher is gone, its exited swtpm
+# children wait for a reaper that may never come in a container)
+is_swtpm() {
+	[ -n "$1" ] && [ "$(cat /proc/"$1"/comm 2>/dev/null)" = swtpm ] &&
+		! awk '{exit !($3 == "Z")}' "/proc/$1/stat" 2>/dev/null
+}
+
 stop_swtpms() {
-	local f p u n=0
+	local f p u i n=0 pids=()
 	for f in "$RUN"/swtpm/*.pid; do
 		[ -e "$f" ] || continue
 		p=$(cat "$f" 2>/dev/null)
 		u=$(basename "$f" .pid)
-		if [ -z "$p" ] || ! [ "$(cat /proc/"$p"/comm 2>/dev/null)" = swtpm ]; then
-			continue # gone, or the pid now belongs to something else
-		fi
-		# graceful first: swtpm saves its state and exits
+		is_swtpm "$p" || continue # gone, or the pid is someone else's now
+		pids+=("$p")
+		# graceful first, all at once: swtpm saves its state and exits
 		if command -v swtpm_ioctl >/dev/null && [ -S "$RUN/swtpm/$u.ctrl" ]; then
-			timeout 2 swtpm_ioctl --unix "$RUN/swtpm/$u.ctrl" -s >/dev/null 2>&1
-			for _ in $(seq 40); do
-				[ "$(cat /proc/"$p"/comm 2>/dev/null)" = swtpm ] || break
-				sleep 0.05
-			done
+			timeout 2 swtpm_ioctl --unix "$RUN/swtpm/$u.ctrl" -s >/dev/null 2>&1 &
 		fi
-		if [ "$(cat /proc/"$p"/comm 2>/dev/null)" = swtpm ]; then
-			stop_pid "$p" "swtpm $u"
-		fi
-		n=$((n + 1))
 	done
-	[ $n -gt 0 ] && say "stopped $n swtpm processes of the launcher"
-	return 0
+	[ ${#pids[@]} -gt 0 ] || return 0
+	for ((i = 0; i < 60; i++)); do
+		n=0
+		for p in "${pids[@]}"; do is_swtpm "$p" && n=$((n + 1)); done
+		[ $n = 0 ] && break
+		sleep 0.05
+	done
+	for p in "${pids[@]}"; do
+		is_swtpm "$p" && stop_pid "$p" "swtpm pid $p"
+	done
+	wait 2>/dev/null
+	say "stopped ${#pids[@]} swtpm processes of the launcher"
 }
 
 do_stop() {
@@ -245,8 +261,14 @@ do_start() {
 	fi
 
 	if [ $NOHW = 0 ] && command -v swtpm >/dev/null; then
-		port=${HWPORT:-$(free_port)}
-		if hwtpm_start "$port"; then
+		local tries=5 ok=0
+		[ -n "$HWPORT" ] && tries=1
+		for ((; tries > 0; tries--)); do
+			# a free port can be taken between the check and the bind
+			port=${HWPORT:-$(free_port)}
+			hwtpm_start "$port" && { ok=1; break; }
+		done
+		if [ $ok = 1 ]; then
 			tcti="swtpm:host=127.0.0.1,port=$port"
 			say "started hwtpm (pid $(cat "$HWDIR/swtpm.pid"), $tcti)"
 		else

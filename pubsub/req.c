@@ -222,13 +222,20 @@ req_server_close(struct req_server *s)
 	if (s == NULL) {
 		return;
 	}
-	/* closing the socket fails every pending aio: workers exit */
-	nng_close(s->sock);
+	/* Stop the workers before the socket goes: closing the socket while
+	 * a worker is inside nng_ctx_send (its reply already delivered, the
+	 * aio not yet completed) makes NNG 1.5.2 lock a destroyed mutex and
+	 * panic. A stopped aio fails every later operation with
+	 * NNG_ECANCELED, so each worker leaves its loop. */
 	for (int i = 0; i < s->nworkers; i++) {
 		nng_aio_stop(s->w[i].aio);
+	}
+	for (int i = 0; i < s->nworkers; i++) {
 		pthread_join(s->w[i].thread, NULL);
+		nng_ctx_close(s->w[i].ctx);
 		nng_aio_free(s->w[i].aio);
 	}
+	nng_close(s->sock);
 	free(s);
 }
 

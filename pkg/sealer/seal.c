@@ -477,9 +477,56 @@ start_session(struct tpm *t, TPM2_SE type, TPMA_SESSION attrs, bool plain,
 	return 0;
 }
 
+/* The PolicyOR digest over the branches' digests (trial session). */
+static int
+or_digest(struct tpm *t, const struct seal_blob *b, TPM2B_DIGEST *out,
+          TSS2_RC *rc, char *err, size_t errlen)
+{
+	TPMT_SYM_DEF  sym = {.algorithm = TPM2_ALG_NULL};
+	ESYS_TR       sess = ESYS_TR_NONE;
+	TPML_DIGEST   list = {.count = (UINT32) b->nbranches};
+	TPM2B_DIGEST *dig = NULL;
+	char          rcs[128];
+
+	for (int k = 0; k < b->nbranches; k++) {
+		list.digests[k] = b->branch[k].digest;
+	}
+	TPM_RETRY(*rc, Esys_StartAuthSession(
+	                   t->ectx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+	                   ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_TRIAL,
+	                   &sym, TPM2_ALG_SHA256, &sess));
+	if (*rc == TSS2_RC_SUCCESS) {
+		TPM_RETRY(*rc,
+		          Esys_PolicyOR(t->ectx, sess, ESYS_TR_NONE,
+		                        ESYS_TR_NONE, ESYS_TR_NONE, &list));
+	}
+	if (*rc == TSS2_RC_SUCCESS) {
+		TPM_RETRY(*rc, Esys_PolicyGetDigest(t->ectx, sess, ESYS_TR_NONE,
+		                                    ESYS_TR_NONE, ESYS_TR_NONE,
+		                                    &dig));
+	}
+	tpm_flush(t, &sess);
+	if (*rc != TSS2_RC_SUCCESS) {
+		snprintf(err, errlen, "PolicyOR (trial): %s",
+		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		return -1;
+	}
+	*out = *dig;
+	Esys_Free(dig);
+	return 0;
+}
+
 int
 seal_create(struct tpm *t, uint32_t mask, const uint8_t *master,
             struct seal_blob *b, TSS2_RC *rc, char *err, size_t errlen)
+{
+	return seal_create_or(t, mask, master, NULL, b, rc, err, errlen);
+}
+
+int
+seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
+               const uint8_t (*predicted)[32], struct seal_blob *b, TSS2_RC *rc,
+               char *err, size_t errlen)
 {
 	TPM2B_SENSITIVE_CREATE insens;
 	TPM2B_PUBLIC           tmpl;
@@ -503,6 +550,21 @@ seal_create(struct tpm *t, uint32_t mask, const uint8_t *master,
 		return -1;
 	}
 	b->auth_policy = b->branch[0].digest;
+	if (predicted != NULL) {
+		/* second branch: the values a planned update will produce */
+		b->nbranches = 2;
+		b->branch[1].mask = mask;
+		for (int i = 0; i < SEAL_PCR_MAX; i++) {
+			if (mask & (1u << i)) {
+				memcpy(b->branch[1].values[i], predicted[i],
+				       32);
+			}
+		}
+		if (branch_digest(t, &b->branch[1], rc, err, errlen) < 0 ||
+		    or_digest(t, b, &b->auth_policy, rc, err, errlen) < 0) {
+			return -1;
+		}
+	}
 
 	memset(&tmpl, 0, sizeof(tmpl));
 	tmpl.publicArea.type = TPM2_ALG_KEYEDHASH;
@@ -574,13 +636,6 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 	                  rc, err, errlen) < 0) {
 		goto out;
 	}
-	if (b->nbranches != 1) {
-		/* a PolicyOR of branches is not written yet (issue 8) */
-		snprintf(err, errlen, "sealed blob has %d policy branches",
-		         b->nbranches);
-		*rc = TSS2_ESYS_RC_NOT_IMPLEMENTED;
-		goto out;
-	}
 	/* empty pcrDigest: the TPM takes the PCRs' values now */
 	pcr_selection(b->branch[0].mask, &sel);
 	TPM_RETRY(*rc, Esys_PolicyPCR(t->ectx, sess, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -590,11 +645,34 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
 		goto out;
 	}
+	if (b->nbranches > 1) {
+		/* the current values must be one of the branches */
+		TPML_DIGEST list = {.count = (UINT32) b->nbranches};
+
+		for (int k = 0; k < b->nbranches; k++) {
+			list.digests[k] = b->branch[k].digest;
+		}
+		TPM_RETRY(*rc,
+		          Esys_PolicyOR(t->ectx, sess, ESYS_TR_NONE,
+		                        ESYS_TR_NONE, ESYS_TR_NONE, &list));
+		if (*rc != TSS2_RC_SUCCESS) {
+			snprintf(err, errlen, "PolicyOR over %d branches: %s",
+			         b->nbranches,
+			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+			if ((*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER) {
+				ret = -2; /* the PCRs match no branch */
+			}
+			goto out;
+		}
+	}
 	TPM_RETRY(*rc, Esys_Unseal(t->ectx, obj, sess, ESYS_TR_NONE,
 	                           ESYS_TR_NONE, &out));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "Unseal: %s",
 		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		if (tpm_rc_is_policy(*rc)) {
+			ret = -2;
+		}
 		goto out;
 	}
 	if (out->size != SEAL_MASTER_LEN) {

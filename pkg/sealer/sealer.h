@@ -102,9 +102,16 @@ int seal_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][32],
  * of the PCRs in mask; fills b. */
 int seal_create(struct tpm *t, uint32_t mask, const uint8_t *master,
                 struct seal_blob *b, TSS2_RC *rc, char *err, size_t errlen);
+/* The same with a second policy branch: the PCRs of mask may also hold
+ * predicted[index] (a planned update); authPolicy = PolicyOR of both
+ * PolicyPCR digests. */
+int seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
+                   const uint8_t (*predicted)[32], struct seal_blob *b,
+                   TSS2_RC *rc, char *err, size_t errlen);
 /* Policy-session unseal into master (SEAL_MASTER_LEN bytes, caller's
- * secmem). Returns 0; -1 with *rc set (tpm_rc_is_policy(*rc): the policy
- * failed) and err. */
+ * secmem): PolicyPCR on the values now, then PolicyOR over the branches
+ * when there are two. Returns 0; -2 when the PCR policy did not hold; -1
+ * on other errors; *rc and err say what. */
 int seal_unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master,
                 TSS2_RC *rc, char *err, size_t errlen);
 /* The same without the hygiene (unsalted session, no parameter

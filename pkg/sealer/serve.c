@@ -180,7 +180,7 @@ do_unseal(struct broker *b, struct round *r)
 {
 	char    err[REASON_LEN] = "", pcrs[PCRS_LEN], rcs[128];
 	TSS2_RC rc = TSS2_RC_SUCCESS;
-	int     attempt;
+	int     attempt, ret;
 
 	if (b->no_tpm) {
 		fill_no_tpm(b, r, NULL);
@@ -193,16 +193,17 @@ do_unseal(struct broker *b, struct round *r)
 			fill_no_tpm(b, r, err);
 			goto out;
 		}
+		ret = -1;
 		if (ensure_sealed(b, &rc, err, sizeof(err)) == 0 &&
-		    seal_unseal(&b->tpm, &b->blob, r->master, &rc, err,
-		                sizeof(err)) == 0) {
+		    (ret = seal_unseal(&b->tpm, &b->blob, r->master, &rc, err,
+		                       sizeof(err))) == 0) {
 			b->unseals++;
 			r->status = KEY_OK;
 			r->rc = 0;
 			goto out;
 		}
 		r->rc = rc;
-		if (tpm_rc_is_policy(rc)) {
+		if (ret == -2) {
 			char why[REASON_LEN];
 
 			if (seal_changed_pcrs(&b->tpm, &b->blob, &r->changed,

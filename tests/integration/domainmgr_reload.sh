@@ -8,6 +8,11 @@
 
 [ -x "$BIN/domainmgr" ] && [ -x "$BIN/vtpmctl" ] || skip_all "build first (make all)"
 
+check "vtpmctl --help names its commands" bash -c "'$BIN/vtpmctl' --help | grep -q 'status \[--json\]' && '$BIN/vtpmctl' --help | grep -q 'purge UUID'"
+check "domainmgr --help and --version" bash -c "'$BIN/domainmgr' --help | grep -q -- '--config FILE' && '$BIN/domainmgr' --version | grep -q '^domainmgr '"
+check "domainmgr without --config is a usage error" bash -c "'$BIN/domainmgr' 2>/dev/null; [ \$? = 2 ]"
+check "domainmgr -n rejects the example's TPM 1.2 app" bash -c "out=\$('$BIN/domainmgr' -n --config '$TOP/examples/deployment.json' 2>&1); [ \$? = 1 ] && grep -q 'TPM 1.2 is not supported' <<<\"\$out\""
+
 ROOT=$T_TMP/root
 RUN=$ROOT/run/vtpm
 CFGDIR=$T_TMP/cfg

@@ -33,6 +33,7 @@ check "HALTING -> STOPPED" wait_for 10 is_state "$A" STOPPED
 check "swtpm process gone" bash -c "! kill -0 $P 2>/dev/null"
 check "control socket removed" test ! -e "$(ctrl "$A")"
 check "state file on disk" test -s "$ROOT/persist/swtpm/tpm-state-$A/tpm2-00.permall"
+check "without a key broker the state is plain (compressible)" bash -c "$(declare -f incompressible); ! incompressible $ROOT/persist/swtpm/tpm-state-$A/tpm2-00.permall"
 check "stopped by CMD_SHUTDOWN, no signal needed" grep -q "$A: vTPM stopped by CMD_SHUTDOWN" "$LLOG"
 
 dom "$A HALTED tis persistent 1 alpha"

@@ -347,6 +347,34 @@ test_request_reply(void **state)
 	assert_true(now_ms() - t0 < 2000);
 }
 
+/* Closing a server right after it answered (its worker may still be
+ * inside nng_ctx_send) must not crash: NNG 1.5.2 panicked on a destroyed
+ * mutex when the socket was closed first. */
+static void
+test_close_right_after_reply(void **state)
+{
+	struct req_server  *srv;
+	struct guardian_req q;
+	struct guardian_rep r;
+	enum msg_type       rt;
+	char                err[256];
+
+	(void) state;
+	memset(&q, 0, sizeof(q));
+	q.op = GOP_PREPARE;
+	mkuuid(q.uuid, 5);
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(req_server_open(&srv, rundir, "guardian",
+		                     guardian_types, 4, NULL, guardian_echo,
+		                     NULL),
+		    0);
+		assert_int_equal(req_call(rundir, "guardian", MSG_GUARDIAN_REQ,
+		                     &q, &rt, &r, 2000, err, sizeof(err)),
+		    0);
+		req_server_close(srv);
+	}
+}
+
 static void
 test_malformed_request_gets_error(void **state)
 {
@@ -416,6 +444,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_snapshot_fetch_absent_publisher, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_request_reply, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(test_close_right_after_reply, setup,
 	        teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed_request_gets_error,
 	        setup, teardown),

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "pubsub.h"
 #include "sealer.h"
 
+#include <openssl/evp.h>
 #include <tss2/tss2_tcti.h>
 
 /* ---- HKDF ---- */
@@ -274,16 +276,78 @@ hw_teardown(void **state)
 	} while (0)
 
 static void
-extend_pcr(struct tpm *t, int pcr)
+extend_pcr_with(struct tpm *t, int pcr, uint8_t byte)
 {
 	TPML_DIGEST_VALUES v = {.count = 1};
 
 	v.digests[0].hashAlg = TPM2_ALG_SHA256;
-	memset(v.digests[0].digest.sha256, 0x42, 32);
+	memset(v.digests[0].digest.sha256, byte, 32);
 	assert_int_equal(Esys_PCR_Extend(t->ectx, ESYS_TR_PCR0 + (ESYS_TR) pcr,
 	                                 ESYS_TR_PASSWORD, ESYS_TR_NONE,
 	                                 ESYS_TR_NONE, &v),
 	                 0);
+}
+
+static void
+extend_pcr(struct tpm *t, int pcr)
+{
+	extend_pcr_with(t, pcr, 0x42);
+}
+
+/* Two branches (current values OR predicted ones): either opens it, any
+ * other value does not. The groundwork of planned updates (issue 8). */
+static void
+test_policy_or_branch(void **state)
+{
+	struct tpm       t;
+	struct seal_blob b, b2;
+	uint8_t          master[32], got[32], cur[SEAL_PCR_MAX][32];
+	uint8_t          pred[SEAL_PCR_MAX][32], ext[64];
+	char             err[REASON_LEN], path[256];
+	uint32_t         mask, changed = 0;
+	unsigned int     n = 0;
+	TSS2_RC          rc;
+
+	(void) state;
+	NEED_HW();
+	assert_int_equal(tpm_open(&t, tcti, err, sizeof(err)), 0);
+	assert_int_equal(
+	    seal_pcrs_parse(SEAL_DEFAULT_PCRS, &mask, err, sizeof(err)), 0);
+	assert_int_equal(seal_pcr_read(&t, mask, cur, &rc, err, sizeof(err)),
+	                 0);
+	/* predicted: PCR 8 after one extend with 32 x 0x77 */
+	memcpy(pred, cur, sizeof(pred));
+	memcpy(ext, cur[8], 32);
+	memset(ext + 32, 0x77, 32);
+	EVP_Digest(ext, sizeof(ext), pred[8], &n, EVP_sha256(), NULL);
+	for (int i = 0; i < 32; i++) {
+		master[i] = (uint8_t) (0x5a ^ i);
+	}
+	assert_int_equal(seal_create_or(&t, mask, master,
+	                                (const uint8_t(*)[32]) pred, &b, &rc,
+	                                err, sizeof(err)),
+	                 0);
+	assert_int_equal(b.nbranches, 2);
+	assert_memory_not_equal(b.auth_policy.buffer, b.branch[0].digest.buffer,
+	                        32);
+	snprintf(path, sizeof(path), "%s/or.json", dir);
+	assert_int_equal(seal_blob_store(path, &b), 0);
+	assert_int_equal(seal_blob_load(path, &b2, err, sizeof(err)), 0);
+	assert_int_equal(b2.nbranches, 2);
+
+	assert_int_equal(seal_unseal(&t, &b2, got, &rc, err, sizeof(err)), 0);
+	assert_memory_equal(got, master, 32);
+	extend_pcr_with(&t, 8, 0x77); /* the update happened as predicted */
+	memset(got, 0, sizeof(got));
+	assert_int_equal(seal_unseal(&t, &b2, got, &rc, err, sizeof(err)), 0);
+	assert_memory_equal(got, master, 32);
+	extend_pcr_with(&t, 8, 0x77); /* anything else: refused */
+	assert_int_equal(seal_unseal(&t, &b2, got, &rc, err, sizeof(err)), -2);
+	assert_non_null(strstr(err, "PolicyOR"));
+	assert_int_equal(
+	    seal_changed_pcrs(&t, &b2, &changed, &rc, err, sizeof(err)), 0);
+	assert_int_equal(changed, 1u << 8);
+	tpm_close(&t);
 }
 
 static void
@@ -325,13 +389,93 @@ test_seal_unseal_mismatch(void **state)
 
 	/* a vault PCR changes: the TPM refuses and we can name it */
 	extend_pcr(&t, 7);
-	assert_int_equal(seal_unseal(&t, &b2, got, &rc, err, sizeof(err)), -1);
+	assert_int_equal(seal_unseal(&t, &b2, got, &rc, err, sizeof(err)), -2);
 	assert_true(tpm_rc_is_policy(rc));
 	assert_int_equal(
 	    seal_changed_pcrs(&t, &b2, &changed, &rc, err, sizeof(err)), 0);
 	assert_int_equal(changed, 1u << 7);
 	/* PCR 16 is not in the set: extending it changes nothing */
 	tpm_close(&t);
+}
+
+/* Count places in this process's memory holding the 32 bytes whose XOR
+ * with mask is xpat (the pattern itself never sits in memory in clear).
+ * Freed heap counts too: ASan keeps freed chunks in quarantine unwiped. */
+static int
+memory_hits(const uint8_t *xpat, const uint8_t *mask)
+{
+	FILE   *maps = fopen("/proc/self/maps", "r");
+	int     mem = open("/proc/self/mem", O_RDONLY), hits = 0;
+	uint8_t buf[1 << 16];
+	char    line[512];
+
+	assert_non_null(maps);
+	assert_true(mem >= 0);
+	while (fgets(line, sizeof(line), maps) != NULL) {
+		unsigned long lo, hi;
+		char          perms[8];
+
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 ||
+		    perms[0] != 'r' || hi - lo > (256ul << 20) ||
+		    strstr(line, "[vvar]") != NULL) {
+			continue;
+		}
+		for (unsigned long a = lo; a < hi; a += sizeof(buf) - 32) {
+			ssize_t n = pread(mem, buf, sizeof(buf), (off_t) a);
+			for (ssize_t i = 0; i + 32 <= n; i++) {
+				int k = 0;
+				while (k < 32 &&
+				       (buf[i + k] ^ mask[k]) == xpat[k]) {
+					k++;
+				}
+				hits += k == 32;
+			}
+			if (n < (ssize_t) sizeof(buf)) {
+				break;
+			}
+		}
+	}
+	fclose(maps);
+	close(mem);
+	explicit_bzero(buf, sizeof(buf));
+	return hits;
+}
+
+/* Seal and unseal, wipe our copies: no copy of the master key is left
+ * anywhere in the process (ESAPI's buffers, OpenSSL's, the heap). */
+static void
+test_no_master_left(void **state)
+{
+	struct tpm       t;
+	struct seal_blob b;
+	uint8_t         *master = secmem_alloc(32), *got = secmem_alloc(32);
+	uint8_t          mask[32], xpat[32];
+	char             err[REASON_LEN];
+	uint32_t         mask_pcrs;
+	TSS2_RC          rc;
+
+	(void) state;
+	NEED_HW();
+	assert_int_equal(seal_pcrs_parse("0-4", &mask_pcrs, err, sizeof(err)),
+	                 0);
+	assert_int_equal(getentropy(master, 32), 0);
+	assert_int_equal(getentropy(mask, 32), 0);
+	for (int i = 0; i < 32; i++) {
+		mask[i] |= 1; /* never xpat == pattern */
+		xpat[i] = master[i] ^ mask[i];
+	}
+	assert_int_equal(tpm_open(&t, tcti, err, sizeof(err)), 0);
+	assert_int_equal(
+	    seal_create(&t, mask_pcrs, master, &b, &rc, err, sizeof(err)), 0);
+	assert_int_equal(seal_unseal(&t, &b, got, &rc, err, sizeof(err)), 0);
+	assert_memory_equal(got, master, 32);
+	/* the check can fail: while we hold it, it is found */
+	assert_true(memory_hits(xpat, mask) >= 2);
+	secmem_free(master, 32);
+	secmem_free(got, 32);
+	assert_int_equal(memory_hits(xpat, mask), 0);
+	tpm_close(&t);
+	assert_int_equal(memory_hits(xpat, mask), 0);
 }
 
 static void
@@ -460,6 +604,8 @@ main(void)
 	    cmocka_unit_test(test_retry_backoff),
 	    cmocka_unit_test(test_broker_no_tpm),
 	    cmocka_unit_test(test_seal_unseal_mismatch),
+	    cmocka_unit_test(test_no_master_left),
+	    cmocka_unit_test(test_policy_or_branch),
 	    cmocka_unit_test(test_broker_release_shared),
 	};
 

@@ -27,6 +27,7 @@
 #define GD_QUAR_MAX_ENTRIES 4          /* quarantine entries kept per VM */
 #define GD_QUAR_MAX_BYTES   (4u << 20) /* and their total size */
 #define GD_PURGED_KEEP_MS   60000      /* "purged" item stays this long */
+#define GD_COMMIT_MS        20         /* default --commit-interval (ms) */
 
 /* One state generation the guardian holds a hard link to. */
 struct gd_gen {
@@ -77,6 +78,8 @@ struct gd_vm {
 	bool               have_manifest;
 	int                wd;      /* inotify watch, -1 when not watched */
 	bool               pending; /* a commit failed: retry on the tick */
+	bool               dirty;   /* swtpm wrote; commit when due */
+	uint64_t           last_sync_ms; /* now_ms() of the last gd_sync */
 	bool               purged;
 	uint64_t           purged_at;    /* now_ms() of the purge */
 	struct vtpm_state_health health; /* as last published */
@@ -99,10 +102,11 @@ struct guardian {
 	struct gd_vm     *vms;
 	int               ifd; /* inotify fd, -1 in tests without watching */
 	struct topic_pub *pub; /* NULL: do not publish (unit tests) */
-	unsigned          quar_max_entries;
-	size_t            quar_max_bytes;
-	uint64_t          rotations; /* generations adopted (stats) */
-	uint64_t          commit_failures;
+	unsigned commit_ms;    /* least time between two commits of a VM */
+	unsigned quar_max_entries;
+	size_t   quar_max_bytes;
+	uint64_t rotations; /* generations adopted (stats) */
+	uint64_t commit_failures;
 };
 
 /* manifest.c */
@@ -161,6 +165,9 @@ void gd_watch_rm(struct guardian *g, struct gd_vm *v);
 int gd_sync(struct guardian *g, struct gd_vm *v);
 /* Read and act on inotify events (call when g->ifd is readable). */
 int gd_watch_process(struct guardian *g);
+/* Commit the VMs whose new generation is due (commit_ms after their
+ * last commit); returns ms until the next one is due, or -1. */
+int gd_flush_due(struct guardian *g);
 /* Sync every watched VM (after IN_Q_OVERFLOW, and on the retry tick). */
 void gd_rescan(struct guardian *g, bool only_pending);
 

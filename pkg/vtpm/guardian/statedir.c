@@ -54,6 +54,7 @@ gd_init(struct guardian *g, const char *root, uid_t swtpm_uid, gid_t swtpm_gid,
 	g->swtpm_uid = swtpm_uid;
 	g->swtpm_gid = swtpm_gid;
 	g->do_chown = do_chown;
+	g->commit_ms = GD_COMMIT_MS;
 	g->quar_max_entries = GD_QUAR_MAX_ENTRIES;
 	g->quar_max_bytes = GD_QUAR_MAX_BYTES;
 	pthread_mutex_init(&g->lock, NULL);
@@ -929,6 +930,22 @@ prepare_ephemeral(struct guardian *g, struct gd_vm *v,
 		         strerror(errno));
 		goto fail;
 	}
+	if (g->do_chown) {
+		/* the swtpm uid must traverse <root>/run and <run> (mkdir_p
+		 * made them 0700): add search permission, nothing else */
+		char        up[PATH_LEN], *slash;
+		struct stat st;
+		snprintf(up, sizeof(up), "%s", g->paths.run);
+		for (int i = 0; i < 2; i++) {
+			if (stat(up, &st) == 0 && !(st.st_mode & S_IXOTH)) {
+				chmod(up, (st.st_mode & 07777) | 0111);
+			}
+			if ((slash = strrchr(up, '/')) == NULL || slash == up) {
+				break;
+			}
+			*slash = '\0';
+		}
+	}
 	if (remove_tree(v->sdir) < 0) {
 		snprintf(err, sizeof(err), "empty %s: %s", v->sdir,
 		         strerror(errno));
@@ -1161,9 +1178,19 @@ int
 gd_release(struct guardian *g, const struct guardian_req *rq,
            struct guardian_rep *rp)
 {
-	struct gd_vm *v = known_vm(g, rq, rp, "release");
+	struct gd_vm *v;
 	char          reason[REASON_LEN];
 
+	if (rq->mode == VTPM_MODE_EPHEMERAL &&
+	    gd_vm_find(g, rq->uuid) == NULL) {
+		/* ephemeral state has nothing to commit, even if we restarted
+		 */
+		snprintf(rp->uuid, sizeof(rp->uuid), "%s", rq->uuid);
+		rp->ok = true;
+		rp->classification = STATE_UNKNOWN;
+		return 0;
+	}
+	v = known_vm(g, rq, rp, "release");
 	if (v == NULL) {
 		return 0;
 	}

@@ -84,6 +84,16 @@ job_start(const struct launcher_cfg *cfg, struct job *j)
 	}
 	j->prepared = true;
 	j->st.health = rep.classification;
+	if (rep.classification == STATE_RESTORED ||
+	    rep.classification == STATE_RESET) {
+		/* the guardian found the current generation bad: say so */
+		vm_fmt(j->st.reason, sizeof(j->st.reason),
+		       "%s by the guardian%s%s",
+		       rep.classification == STATE_RESTORED
+		           ? "state restored from backup"
+		           : "STATE RESET (fresh TPM)",
+		       rep.reason[0] ? ": " : "", rep.reason);
+	}
 	if (rep.encrypted && !have_key) {
 		snprintf(msg, sizeof(msg), "state is encrypted but no key: %s",
 		         why);

@@ -1,0 +1,571 @@
+/*
+ * launch.c: how fast a VM gets its vTPM.
+ *   (a) BOOTING published -> READY seen, p50/p99 over 200 launches
+ *   (b) 64-VM boot storm: 64 BOOTING at once -> all READY
+ *   (c) the same for an EVE-style baseline: start swtpm, poll the pid file
+ *       every 500 ms, CMD_INIT, CMD_SHUTDOWN, poll for its exit every 1 s,
+ *       start again, poll the pid file every 500 ms; one VM at a time (the
+ *       storm is extrapolated from the measured launches: 64 x mean)
+ *   (d) raw floor: swtpm --daemon + CMD_INIT alone
+ *   (e) storm floor: 64 swtpm started at once, each answering CMD_INIT
+ * plus the launcher's RSS. One JSON document on stdout.
+ * The launcher runs --no-guardian --no-keybroker --swtpm-user root, so it
+ * does the same work as the floors (no uid switch, no key).
+ */
+#include "common.h"
+#include "log.h"
+#include "pubsub.h"
+#include "swtpm_ctrl.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LAUNCHES 200
+#define STORM    64
+
+extern char **environ;
+
+static char              tmp[128], run[512];
+static struct topic_pub *dpub;
+static struct topic_sub *vsub;
+
+static void
+uuid_of(char *u, int i)
+{
+	snprintf(u, UUID_LEN, "00000000-0000-4000-8000-%012d", i);
+}
+
+static void
+publish(int i, int state)
+{
+	struct domain_status d;
+
+	memset(&d, 0, sizeof(d));
+	uuid_of(d.uuid, i);
+	snprintf(d.name, sizeof(d.name), "bench%d", i);
+	d.state = state;
+	d.vtpm.enabled = true;
+	snprintf(d.vtpm.version, sizeof(d.vtpm.version), "2.0");
+	if (topic_pub_set(dpub, d.uuid, &d) < 0) {
+		fatalx("publish %s", d.uuid);
+	}
+}
+
+static int
+vstate(int i)
+{
+	struct vtpm_status v;
+	char               u[UUID_LEN];
+
+	uuid_of(u, i);
+	return topic_sub_get(vsub, u, &v) == 0 ? v.state : -1;
+}
+
+/* wait until VMs first..first+n-1 are all in state; 0 or -1 on timeout */
+static int
+wait_all(int first, int n, int state, int timeout_ms)
+{
+	uint64_t      end = now_ms() + (uint64_t) timeout_ms;
+	struct pollfd p = {topic_sub_fd(vsub), POLLIN, 0};
+	int           i;
+
+	for (;;) {
+		int t = topic_sub_process(vsub);
+		for (i = first; i < first + n && vstate(i) == state; i++) {
+		}
+		if (i == first + n) {
+			return 0;
+		}
+		if (now_ms() > end) {
+			return -1;
+		}
+		(void) poll(&p, 1, t < 50 ? t : 50);
+	}
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+	return x < y ? -1 : x > y;
+}
+
+static double
+pct(uint64_t *v, int n, double p)
+{
+	qsort(v, (size_t) n, sizeof(*v), cmp_u64);
+	return (double) v[(int) ((n - 1) * p)] / 1000.0;
+}
+
+static double
+mean(const uint64_t *v, int n)
+{
+	double s = 0;
+	for (int i = 0; i < n; i++) {
+		s += (double) v[i];
+	}
+	return s / n / 1000.0;
+}
+
+static pid_t
+spawn(char *const argv[])
+{
+	pid_t                      pid;
+	posix_spawn_file_actions_t fa;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", 1, 0);
+	if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) != 0) {
+		fatal("spawn %s", argv[0]);
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	return pid;
+}
+
+static long
+rss_kb(pid_t pid, const char *field)
+{
+	char  p[64], line[256];
+	long  v = -1;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/proc/%d/status", (int) pid);
+	if ((f = fopen(p, "r")) == NULL) {
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, field, strlen(field)) == 0) {
+			v = atol(line + strlen(field) + 1);
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+/* ---- raw swtpm, for the floors and the baseline ---- */
+
+struct raw {
+	char dir[300], ctrl[300], pidf[300], a_dir[320], a_ctrl[320],
+	    a_pid[320];
+};
+
+static void
+raw_paths(struct raw *r, const char *tag, int i)
+{
+	snprintf(r->dir, sizeof(r->dir), "%s/raw-%s-%d", tmp, tag, i);
+	snprintf(r->ctrl, sizeof(r->ctrl), "%s/%s-%d.ctrl", tmp, tag, i);
+	snprintf(r->pidf, sizeof(r->pidf), "%s/%s-%d.pid", tmp, tag, i);
+	snprintf(r->a_dir, sizeof(r->a_dir), "dir=%s", r->dir);
+	snprintf(r->a_ctrl, sizeof(r->a_ctrl), "type=unixio,path=%s", r->ctrl);
+	snprintf(r->a_pid, sizeof(r->a_pid), "file=%s", r->pidf);
+	mkdir_p(r->dir, 0700);
+	unlink(r->pidf);
+}
+
+/* swtpm --daemon: returns once the daemonizing parent has exited */
+static void
+raw_start(struct raw *r)
+{
+	char *argv[] = {"/usr/bin/swtpm", "socket",   "--tpm2",  "--tpmstate",
+	                r->a_dir,         "--ctrl",   r->a_ctrl, "--pid",
+	                r->a_pid,         "--daemon", NULL};
+	pid_t pid = spawn(argv);
+	waitpid(pid, NULL, 0);
+}
+
+static int
+raw_init(const struct raw *r)
+{
+	uint32_t res;
+	uint64_t end = now_ms() + 10000;
+	int      fd, rc;
+
+	/* poll every 1 ms: at least as eager as the launcher (1-4 ms) */
+	while ((fd = swtpm_ctrl_connect(r->ctrl, 10000)) < 0) {
+		if (now_ms() > end) {
+			return -1;
+		}
+		sleep_ms(1);
+	}
+	rc = swtpm_ctrl_init(fd, 0, &res);
+	close(fd);
+	return rc < 0 || res != 0 ? -1 : 0;
+}
+
+static pid_t
+raw_pid(const struct raw *r)
+{
+	char  *b;
+	size_t l;
+	pid_t  p = 0;
+
+	if (read_file(r->pidf, 64, &b, &l) == 0) {
+		p = (pid_t) atoi(b);
+		free(b);
+	}
+	return p;
+}
+
+static void
+raw_stop(const struct raw *r)
+{
+	uint32_t res;
+	pid_t    p = raw_pid(r);
+	int      fd = swtpm_ctrl_connect(r->ctrl, 2000);
+
+	if (fd >= 0) {
+		(void) swtpm_ctrl_shutdown(fd, &res);
+		close(fd);
+	}
+	/* we are the subreaper: the daemonized swtpm is our child */
+	for (int i = 0; p > 0 && i < 2000 && waitpid(p, NULL, WNOHANG) == 0;
+	     i++) {
+		sleep_ms(1);
+	}
+}
+
+/* EVE-style: the serialized start-stop-restart with sleep polling */
+static int
+eve_launch(int i)
+{
+	struct raw r;
+	pid_t      p;
+
+	raw_paths(&r, "eve", i);
+	raw_start(&r);
+	do {
+		sleep_ms(500);
+	} while (access(r.pidf, F_OK) < 0);
+	if (raw_init(&r) < 0) {
+		return -1;
+	}
+	p = raw_pid(&r);
+	{
+		uint32_t res;
+		int      fd = swtpm_ctrl_connect(r.ctrl, 2000);
+		if (fd >= 0) {
+			(void) swtpm_ctrl_shutdown(fd, &res);
+			close(fd);
+		}
+	}
+	do {
+		sleep_ms(1000);
+	} while (p > 0 && waitpid(p, NULL, WNOHANG) == 0);
+	unlink(r.pidf);
+	raw_start(&r);
+	do {
+		sleep_ms(500);
+	} while (access(r.pidf, F_OK) < 0);
+	raw_stop(&r);
+	return 0;
+}
+
+/* (f) the real path: guardian + key broker on a simulated hardware TPM,
+ * swtpm as tss with an encrypted state. -1 when a part is missing. */
+#define FULL 50
+static int
+full_path(const char *out, uint64_t *lat, long rss_sum[3])
+{
+	static const struct topic_sub_cb nocb = {NULL, NULL, NULL};
+	struct peer_policy               pol;
+	char  root[300], hw[320], cmd[900], g[256], k[256], l[256], tcti[64];
+	char  sock[600];
+	pid_t gp, kp, lp;
+	int   port = 20000 + (int) (now_us() % 30000), rc = -1;
+
+	snprintf(g, sizeof(g), "%s/bin/vtpm-guardian", out);
+	snprintf(k, sizeof(k), "%s/bin/vtpm-keybroker", out);
+	snprintf(l, sizeof(l), "%s/bin/vtpm-launcher", out);
+	if (access(g, X_OK) < 0 || access(k, X_OK) < 0 ||
+	    access("build/hwtpm.sh", X_OK) < 0) {
+		return -1;
+	}
+	snprintf(root, sizeof(root), "%s/full", tmp);
+	snprintf(hw, sizeof(hw), "%s/hwtpm", tmp);
+	snprintf(run, sizeof(run), "%s/run/vtpm", root);
+	mkdir_p(run, 0700);
+	/* swtpm runs as tss here: it must traverse down to <root>/run */
+	chmod(tmp, 0711);
+	chmod(root, 0711);
+	snprintf(cmd, sizeof(cmd),
+	         "build/hwtpm.sh start --dir %s --port %d >/dev/null 2>&1", hw,
+	         port);
+	if (system(cmd) != 0) {
+		return -1;
+	}
+	snprintf(tcti, sizeof(tcti), "swtpm:host=127.0.0.1,port=%d", port);
+	{
+		char *ga[] = {g, "--root", root, "-q", NULL};
+		char *ka[] = {k, "--root", root, "--tcti", tcti, "-q", NULL};
+		gp = spawn(ga);
+		snprintf(sock, sizeof(sock), "%s/guardian.req", run);
+		for (int i = 0; i < 200 && access(sock, F_OK) < 0; i++) {
+			sleep_ms(50);
+		}
+		kp = spawn(ka);
+		snprintf(sock, sizeof(sock), "%s/keybroker.req", run);
+		for (int i = 0; i < 600 && access(sock, F_OK) < 0; i++) {
+			sleep_ms(50);
+		}
+	}
+	{
+		char *la[] = {l, "--root", root, "--stop-on-exit", "-q", NULL};
+		lp = spawn(la);
+	}
+	peer_policy_init(&pol);
+	if (topic_pub_open(&dpub, run, MSG_DOMAIN_STATUS, &pol) < 0 ||
+	    topic_sub_open(&vsub, run, MSG_VTPM_STATUS, &nocb, NULL) < 0) {
+		goto out;
+	}
+	topic_sub_set_retry(vsub, 10);
+	publish(200000, DOM_BOOTING); /* warm-up: seals the master key */
+	if (wait_all(200000, 1, VTPM_READY, 30000) < 0) {
+		goto out;
+	}
+	for (int i = 0; i < FULL; i++) {
+		uint64_t t0 = now_us();
+		publish(3000 + i, DOM_BOOTING);
+		if (wait_all(3000 + i, 1, VTPM_READY, 20000) < 0) {
+			goto out;
+		}
+		lat[i] = now_us() - t0;
+		publish(3000 + i, DOM_HALTED);
+		wait_all(3000 + i, 1, VTPM_STOPPED, 10000);
+	}
+	rss_sum[0] = rss_kb(lp, "VmHWM:");
+	rss_sum[1] = rss_kb(gp, "VmHWM:");
+	rss_sum[2] = rss_kb(kp, "VmHWM:");
+	rc = 0;
+out:
+	kill(lp, SIGTERM);
+	waitpid(lp, NULL, 0);
+	kill(kp, SIGTERM);
+	kill(gp, SIGTERM);
+	waitpid(kp, NULL, 0);
+	waitpid(gp, NULL, 0);
+	snprintf(cmd, sizeof(cmd),
+	         "build/hwtpm.sh stop --dir %s >/dev/null 2>&1", hw);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "launch: hwtpm stop failed\n");
+	}
+	topic_sub_close(vsub);
+	topic_pub_close(dpub);
+	return rc;
+}
+
+int
+main(void)
+{
+	static uint64_t    lat[LAUNCHES], raw[LAUNCHES], eve[64], full[FULL];
+	long               full_rss[3] = {-1, -1, -1};
+	struct peer_policy pol;
+	static const struct topic_sub_cb nocb = {NULL, NULL, NULL};
+	char                             root_arg[300];
+	const char *out = getenv("OUT") ? getenv("OUT") : "out";
+	char        lbin[256];
+	int   eve_n = getenv("BENCH_EVE_N") ? atoi(getenv("BENCH_EVE_N")) : 8;
+	pid_t lpid;
+	uint64_t t0, storm_us, floor_us;
+	long     rss_storm, rss_peak, rss_idle;
+
+	log_init(LOG_LVL_WARN, 0);
+	log_procinit("bench-launch");
+	signal(SIGPIPE, SIG_IGN);
+	/* daemonized swtpm processes become our children, so their exit is
+	 * seen at once (waitpid), not whenever init reaps them */
+	(void) prctl(PR_SET_CHILD_SUBREAPER, 1);
+	if (eve_n < 1 || eve_n > 64) {
+		eve_n = 8;
+	}
+	snprintf(tmp, sizeof(tmp), "/tmp/vtpm-bench-launch.XXXXXX");
+	if (mkdtemp(tmp) == NULL) {
+		fatal("mkdtemp");
+	}
+	snprintf(run, sizeof(run), "%s/run/vtpm", tmp);
+	mkdir_p(run, 0700);
+	snprintf(root_arg, sizeof(root_arg), "%s", tmp);
+	snprintf(lbin, sizeof(lbin), "%s/bin/vtpm-launcher", out);
+	peer_policy_init(&pol);
+	if (topic_pub_open(&dpub, run, MSG_DOMAIN_STATUS, &pol) < 0 ||
+	    topic_sub_open(&vsub, run, MSG_VTPM_STATUS, &nocb, NULL) < 0) {
+		fatalx("pubsub in %s", run);
+	}
+	topic_sub_set_retry(vsub, 10);
+	{
+		char *argv[] = {lbin,
+		                "--root",
+		                root_arg,
+		                "--no-guardian",
+		                "--no-keybroker",
+		                "--swtpm-user",
+		                "root",
+		                "--stop-on-exit",
+		                "-q",
+		                NULL};
+		lpid = spawn(argv);
+	}
+	/* warm-up: one VM through, so both sides are connected */
+	publish(100000, DOM_BOOTING);
+	if (wait_all(100000, 1, VTPM_READY, 20000) < 0) {
+		fatalx("launcher never became READY for the warm-up VM");
+	}
+	publish(100000, DOM_HALTED);
+	wait_all(100000, 1, VTPM_STOPPED, 10000);
+	rss_idle = rss_kb(lpid, "VmRSS:");
+
+	/* (a) */
+	fprintf(stderr, "launch: %d sequential launches\n", LAUNCHES);
+	for (int i = 0; i < LAUNCHES; i++) {
+		t0 = now_us();
+		publish(i, DOM_BOOTING);
+		if (wait_all(i, 1, VTPM_READY, 20000) < 0) {
+			fatalx("VM %d not READY", i);
+		}
+		lat[i] = now_us() - t0;
+		publish(i, DOM_HALTED);
+		wait_all(i, 1, VTPM_STOPPED, 10000);
+	}
+	/* (b) */
+	fprintf(stderr, "launch: %d-VM storm\n", STORM);
+	t0 = now_us();
+	for (int i = 1000; i < 1000 + STORM; i++) {
+		publish(i, DOM_BOOTING);
+	}
+	if (wait_all(1000, STORM, VTPM_READY, 60000) < 0) {
+		fatalx("storm: not all READY");
+	}
+	storm_us = now_us() - t0;
+	rss_storm = rss_kb(lpid, "VmRSS:");
+	rss_peak = rss_kb(lpid, "VmHWM:");
+	for (int i = 1000; i < 1000 + STORM; i++) {
+		publish(i, DOM_HALTED);
+	}
+	wait_all(1000, STORM, VTPM_STOPPED, 60000);
+
+	/* (d) */
+	fprintf(stderr, "launch: raw floor\n");
+	for (int i = 0; i < LAUNCHES; i++) {
+		struct raw r;
+		raw_paths(&r, "raw", i);
+		t0 = now_us();
+		raw_start(&r);
+		if (raw_init(&r) < 0) {
+			fatalx("raw floor: CMD_INIT %d", i);
+		}
+		raw[i] = now_us() - t0;
+		raw_stop(&r);
+	}
+	/* (e) */
+	fprintf(stderr, "launch: storm floor\n");
+	{
+		static struct raw r[STORM];
+		for (int i = 0; i < STORM; i++) {
+			raw_paths(&r[i], "storm", i);
+		}
+		t0 = now_us();
+		for (int i = 0; i < STORM; i++) {
+			char *argv[] = {
+			    "/usr/bin/swtpm", "socket",   "--tpm2",
+			    "--tpmstate",     r[i].a_dir, "--ctrl",
+			    r[i].a_ctrl,      "--pid",    r[i].a_pid,
+			    "--daemon",       NULL};
+			(void) spawn(argv); /* reaped below */
+		}
+		for (int i = 0; i < STORM; i++) {
+			if (raw_init(&r[i]) < 0) {
+				fatalx("storm floor: CMD_INIT %d", i);
+			}
+		}
+		floor_us = now_us() - t0;
+		while (waitpid(-1, NULL, WNOHANG) > 0) {
+		}
+		for (int i = 0; i < STORM; i++) {
+			raw_stop(&r[i]);
+		}
+		while (waitpid(-1, NULL, WNOHANG) > 0) {
+		}
+	}
+	/* (c) */
+	fprintf(stderr, "launch: EVE-style baseline, %d launches (~2 s each)\n",
+	        eve_n);
+	for (int i = 0; i < eve_n; i++) {
+		t0 = now_us();
+		if (eve_launch(i) < 0) {
+			fatalx("EVE-style launch %d failed", i);
+		}
+		eve[i] = now_us() - t0;
+	}
+
+	kill(lpid, SIGTERM);
+	waitpid(lpid, NULL, 0);
+	topic_sub_close(vsub);
+	topic_pub_close(dpub);
+	fprintf(stderr,
+	        "launch: full path (guardian + key broker), %d launches\n",
+	        FULL);
+	int full_ok = full_path(out, full, full_rss) == 0;
+	remove_tree(tmp);
+
+	double l50 = pct(lat, LAUNCHES, 0.5), l99 = pct(lat, LAUNCHES, 0.99);
+	double r50 = pct(raw, LAUNCHES, 0.5), r99 = pct(raw, LAUNCHES, 0.99);
+	double emean = mean(eve, eve_n);
+	double e50 = pct(eve, eve_n, 0.5), e99 = pct(eve, eve_n, 0.99);
+	double st = storm_us / 1000.0, fl = floor_us / 1000.0;
+	double estorm = emean * STORM;
+
+	printf("{\"bench\":\"launch\",\"launches\":%d,\"storm_vms\":%d,\n",
+	       LAUNCHES, STORM);
+	printf(
+	    " \"launcher\":{\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"mean_ms\":%.2f,"
+	    "\"storm_all_ready_ms\":%.1f},\n",
+	    l50, l99, mean(lat, LAUNCHES), st);
+	printf(" \"eve_style_baseline\":{\"launches\":%d,\"p50_ms\":%.1f,"
+	       "\"p99_ms\":%.1f,\"mean_ms\":%.1f,\"storm_all_ready_ms\":%.0f,"
+	       "\"storm_extrapolated\":true,\"storm_note\":\"serialized: %d x "
+	       "measured mean launch\"},\n",
+	       eve_n, e50, e99, emean, estorm, STORM);
+	printf(" \"raw_floor\":{\"what\":\"swtpm --daemon + CMD_INIT\","
+	       "\"p50_ms\":%.2f,\"p99_ms\":%.2f},\n",
+	       r50, r99);
+	printf(" \"storm_floor\":{\"what\":\"64 swtpm --daemon at once, each "
+	       "CMD_INIT\",\"all_ready_ms\":%.1f},\n",
+	       fl);
+	printf(
+	    " \"rss_kb\":{\"launcher_idle\":%ld,\"launcher_after_storm\":%ld,"
+	    "\"launcher_peak\":%ld},\n",
+	    rss_idle, rss_storm, rss_peak);
+	printf(" \"ratios\":{\"p50_vs_raw_floor\":%.2f,\"eve_p50_vs_launcher_"
+	       "p50\":"
+	       "%.0f,\"storm_vs_storm_floor\":%.2f,\"eve_storm_vs_launcher_"
+	       "storm\":"
+	       "%.0f},\n",
+	       l50 / r50, e50 / l50, st / fl, estorm / st);
+	if (full_ok) {
+		printf(
+		    " \"full_path\":{\"what\":\"guardian + key broker (hwtpm "
+		    "swtpm), encrypted state, swtpm as tss\",\"launches\":%d,"
+		    "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"peak_rss_kb\":{"
+		    "\"launcher\":%ld,\"guardian\":%ld,\"keybroker\":%ld}},\n",
+		    FULL, pct(full, FULL, 0.5), pct(full, FULL, 0.99),
+		    full_rss[0], full_rss[1], full_rss[2]);
+	} else {
+		printf(" \"full_path\":null,\n");
+	}
+	printf(" \"goals\":{\"p50_le_25ms\":%s,\"p50_within_3x_raw\":%s,"
+	       "\"ge_80x_eve\":%s,\"storm_within_2_5x_floor\":%s,"
+	       "\"launcher_rss_le_10MB\":%s}}\n",
+	       l50 <= 25 ? "true" : "false", l50 <= 3 * r50 ? "true" : "false",
+	       e50 / l50 >= 80 ? "true" : "false",
+	       st <= 2.5 * fl ? "true" : "false",
+	       rss_peak <= 10240 ? "true" : "false");
+	return 0;
+}
