@@ -165,8 +165,10 @@ int broker_release(struct broker *b, const char *uuid, uid_t peer,
 uint64_t broker_unseals(struct broker *b);
 void     broker_status(struct broker *b, struct keybroker_status *out);
 /* Hooks for update.c and escrow.c. The TPM lock serializes the TPM and
- * the blob in use; the others are called with it held. */
-struct tpm *broker_tpm_lock(struct broker *b); /* NULL: no hardware TPM */
+ * the blob in use; the others are called with it held. broker_tpm_lock
+ * always takes the lock (unlock it even when it returns NULL: no
+ * hardware TPM). */
+struct tpm *broker_tpm_lock(struct broker *b);
 void        broker_tpm_unlock(struct broker *b);
 /* Load (or provision) the active blob unless one is in use. */
 int  broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err,

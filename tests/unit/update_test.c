@@ -15,6 +15,9 @@
 
 #include "common.h"
 #include "sealer.h"
+#include "vtpmctl.h"
+
+#include <openssl/pem.h>
 
 #define H8 "8888888888888888888888888888888888888888888888888888888888888888"
 #define H9 "9999999999999999999999999999999999999999999999999999999999999999"
@@ -271,6 +274,144 @@ test_crash_hook(void **state)
 	unsetenv("VTPM_TEST_CRASH_AT");
 }
 
+/* ---- escrow helpers (escrow.c) ---- */
+
+static void
+write_pub(const char *path, EVP_PKEY *k)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(PEM_write_PUBKEY(f, k), 1);
+	fclose(f);
+}
+
+static void
+test_escrow_wrap(void **state)
+{
+	EVP_PKEY          *k = EVP_RSA_gen(2048), *other = EVP_RSA_gen(2048);
+	EVP_PKEY          *loaded = NULL, *small;
+	uint8_t            master[SEAL_MASTER_LEN], back[SEAL_MASTER_LEN];
+	uint8_t            w[ESCROW_WRAP_MAX];
+	size_t             wlen;
+	char               fp[65], fp2[65], id[65], id2[65], err[256];
+	char               path[] = "/tmp/escrow-test.XXXXXX";
+	struct escrow_file ef, eb;
+	int                fd = mkstemp(path);
+
+	(void) state;
+	assert_non_null(k);
+	assert_non_null(other);
+	assert_true(fd >= 0);
+	close(fd);
+	for (int i = 0; i < SEAL_MASTER_LEN; i++) {
+		master[i] = (uint8_t) (i * 7 + 1);
+	}
+	/* wrap to the public half, unwrap with the private one */
+	write_pub(path, k);
+	assert_int_equal(
+	    escrow_load_pubkey(path, &loaded, fp, err, sizeof(err)), 0);
+	assert_int_equal(strlen(fp), 64);
+	assert_int_equal(escrow_fingerprint(k, fp2), 0);
+	assert_string_equal(fp, fp2);
+	assert_int_equal(
+	    escrow_wrap(loaded, master, sizeof(master), w, sizeof(w), &wlen),
+	    0);
+	assert_int_equal(wlen, 256);
+	EVP_PKEY_free(loaded);
+	loaded = NULL;
+	assert_int_equal(escrow_unwrap(k, w, wlen, back), 0);
+	assert_memory_equal(master, back, sizeof(master));
+	/* another key cannot unwrap it; a flipped bit is refused */
+	assert_int_equal(escrow_unwrap(other, w, wlen, back), -1);
+	w[10] ^= 1;
+	assert_int_equal(escrow_unwrap(k, w, wlen, back), -1);
+	w[10] ^= 1;
+	/* master id: deterministic, depends on the key, is not the key */
+	assert_int_equal(escrow_master_id(master, id), 0);
+	assert_int_equal(escrow_master_id(master, id2), 0);
+	assert_string_equal(id, id2);
+	back[0] ^= 1;
+	assert_int_equal(escrow_master_id(back, id2), 0);
+	assert_string_not_equal(id, id2);
+	/* the record round trip */
+	memset(&ef, 0, sizeof(ef));
+	memcpy(ef.key_fp, fp, 65);
+	memcpy(ef.master_id, id, 65);
+	memcpy(ef.wrapped, w, wlen);
+	ef.wlen = wlen;
+	assert_int_equal(escrow_file_store(path, &ef), 0);
+	assert_int_equal(escrow_file_load(path, &eb, err, sizeof(err)), 0);
+	assert_string_equal(eb.key_fp, fp);
+	assert_string_equal(eb.master_id, id);
+	assert_int_equal(eb.wlen, wlen);
+	assert_memory_equal(eb.wrapped, w, wlen);
+	/* not a public key / too small a key: refused with the path */
+	assert_int_equal(
+	    escrow_load_pubkey(path, &loaded, fp, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, path));
+	small = EVP_RSA_gen(1024);
+	write_pub(path, small);
+	assert_int_equal(
+	    escrow_load_pubkey(path, &loaded, fp, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "2048"));
+	EVP_PKEY_free(small);
+	unlink(path);
+	assert_int_equal(escrow_file_load(path, &eb, err, sizeof(err)), -1);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(other);
+}
+
+static void
+test_escrow_unhex(void **state)
+{
+	uint8_t b[4];
+	size_t  n;
+
+	(void) state;
+	assert_int_equal(escrow_unhex("0aff\n", b, sizeof(b), &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(b[1], 0xff);
+	assert_int_equal(escrow_unhex("abc", b, sizeof(b), &n), -1);
+	assert_int_equal(escrow_unhex("0011223344", b, sizeof(b), &n), -1);
+	assert_int_equal(escrow_unhex("zz", b, sizeof(b), &n), -1);
+}
+
+/* vtpmctl keys status, in words */
+static void
+test_keys_print(void **state)
+{
+	struct key_admin_rep r;
+	char                *buf = NULL;
+	size_t               len = 0;
+	FILE                *f;
+
+	(void) state;
+	memset(&r, 0, sizeof(r));
+	r.status = KEY_POLICY_MISMATCH;
+	snprintf(r.reason, sizeof(r.reason), "the PCRs match no branch");
+	snprintf(r.pcrs, sizeof(r.pcrs), "0,8");
+	snprintf(r.changed_pcrs, sizeof(r.changed_pcrs), "8");
+	r.branches = 2;
+	r.matches = -1;
+	r.pending = true;
+	r.boots_seen = 1;
+	r.pending_boots = 3;
+	r.escrow = ESCROW_STORED;
+	memset(r.digest1, 0xab, 32);
+	assert_non_null(f = open_memstream(&buf, &len));
+	assert_int_equal(vctl_keys_print(&r, f), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "key broker: policy-mismatch: the PCRs"));
+	assert_non_null(strstr(buf, "PCRs 0,8, 2 branches (PolicyOR)"));
+	assert_non_null(strstr(buf, "branch 1 (predicted): abab"));
+	assert_non_null(strstr(buf, "match: no branch; changed: 8"));
+	assert_non_null(strstr(buf, "pending update: yes (boots on the old "
+	                            "image 1 of 3)"));
+	assert_non_null(strstr(buf, "escrow: stored"));
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -283,6 +424,9 @@ main(void)
 	    cmocka_unit_test(test_state_file),
 	    cmocka_unit_test(test_wire),
 	    cmocka_unit_test(test_crash_hook),
+	    cmocka_unit_test(test_escrow_wrap),
+	    cmocka_unit_test(test_escrow_unhex),
+	    cmocka_unit_test(test_keys_print),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
