@@ -178,6 +178,8 @@ void broker_set_blob(struct broker *b, const struct seal_blob *blob);
 const struct broker_cfg *broker_config(const struct broker *b);
 const char              *broker_sealpath(const struct broker *b);
 struct update           *broker_update(struct broker *b);
+/* One unseal now to refresh KeyBrokerStatus (TPM lock not held). */
+void broker_recheck(struct broker *b);
 
 /* update.c: planned OS updates (issue 8). Files in the vault dir: the
  * active blob (master.sealed.json: the committed values), the pending

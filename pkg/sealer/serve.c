@@ -512,7 +512,8 @@ broker_tpm_lock(struct broker *b)
 	if (b->no_tpm) {
 		return NULL;
 	}
-	if (!tpm_is_open(&b->tpm) && tpm_reopen(&b->tpm, err, sizeof(err)) < 0) {
+	if (!tpm_is_open(&b->tpm) &&
+	    tpm_reopen(&b->tpm, err, sizeof(err)) < 0) {
 		log_warnx("tpm %s: %s", b->cfg.tcti, err);
 		return NULL;
 	}
@@ -565,4 +566,20 @@ struct update *
 broker_update(struct broker *b)
 {
 	return b->upd;
+}
+
+void
+broker_recheck(struct broker *b)
+{
+	struct round *r = secmem_alloc(sizeof(*r));
+
+	if (r == NULL) {
+		return;
+	}
+	memset(r, 0, sizeof(*r));
+	do_unseal(b, r);
+	pthread_mutex_lock(&b->mu);
+	round_status(b, r);
+	pthread_mutex_unlock(&b->mu);
+	secmem_free(r, sizeof(*r));
 }

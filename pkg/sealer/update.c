@@ -762,12 +762,17 @@ admin_handle(void *arg, enum msg_type type, const void *req, uid_t peer,
 	case KOP_STATUS:
 		return update_status(u->b, rp);
 	case KOP_ANNOUNCE:
-		return update_announce(u->b, rq, rp);
+		update_announce(u->b, rq, rp);
+		broker_recheck(u->b); /* KeyBrokerStatus: the blob changed */
+		return 0;
 	case KOP_RECOVER_BEGIN:
 		return escrow_recover_begin(u->esc, rp);
 	case KOP_RECOVER:
 		escrow_recover(u->esc, rq, rp);
 		fill_pending(u, rp);
+		if (rp->status == KEY_OK) {
+			broker_recheck(u->b); /* READY again */
+		}
 		return 0;
 	default:
 		memset(rp, 0, sizeof(*rp));

@@ -79,6 +79,7 @@ check "after the crash: the update is still pending" test "$(kjson .pending)" = 
 keys recover-begin >"$T_TMP/transport4.pem"
 "$VER" escrow recover --private "$C/priv.pem" --escrow "$V/master.escrow.json" --to "$T_TMP/transport4.pem" >"$T_TMP/wrapped4.hex"
 check "recover: imported and resealed" bash -c "'$BIN/vtpmctl' --root '$ROOT' keys recover '$T_TMP/wrapped4.hex' >/dev/null"
+check "recovered: KeyBrokerStatus READY without a release" status_is '^state READY '
 call $U1
 check "recovered: the same key on image E" test "$ST:$SHA" = "ok:$S1"
 check "recovered: one branch, nothing pending, matches now" test "$(kjson '"\(.branches) \(.pending) \(.matches)"')" = "1 false 0"

@@ -21,7 +21,11 @@ mkdir -p "$RUN"
 "$BIN/vtpm-guardian" --root "$ROOT" -v 2>"$T_TMP/guardian.log" &
 t_track $!
 wait_for 10 test -S "$RUN/guardian.req" || skip_all "guardian did not start"
-kb_start --tcti "$TCTI" --launcher-uid "$(id -u)"
+C=$T_TMP/controller
+mkdir -p "$C"
+"$BIN/vtpm-verify" escrow keygen --private "$C/priv.pem" --public "$C/pub.pem" || skip_all "vtpm-verify escrow keygen failed"
+KBARGS=(--tcti "$TCTI" --launcher-uid "$(id -u)" --escrow-pubkey "$C/pub.pem")
+kb_start "${KBARGS[@]}"
 start_domains
 start_launcher --stop-on-exit
 V1=$(uuid 1) V2=$(uuid 2)
@@ -50,7 +54,7 @@ predict B "$T_TMP/pred-B.json"
 check "announce B" bash -c "keys() { '$BIN/vtpmctl' --root '$ROOT' --timeout 10000 keys \"\$@\"; }; keys announce '$T_TMP/pred-B.json' >/dev/null"
 kb_stop
 boot B
-kb_start --tcti "$TCTI" --launcher-uid "$(id -u)"
+kb_start "${KBARGS[@]}"
 check "broker committed the update on B" grep -q "update committed" "$KBLOG"
 for v in $V1 $V2; do
 	up "$v"
@@ -67,7 +71,7 @@ predict C "$T_TMP/pred-C.json"
 keys announce "$T_TMP/pred-C.json" >/dev/null
 kb_stop
 boot D
-kb_start --tcti "$TCTI" --launcher-uid "$(id -u)"
+kb_start "${KBARGS[@]}"
 up "$V1"
 check "wrong prediction: $V1 FAILED with policy-mismatch" \
 	wait_for 30 bash -c "awk -v u=$V1 '\$1==u' $DUMP | grep -q 'FAILED.*policy-mismatch'"
@@ -81,12 +85,31 @@ check "wrong prediction: state files unchanged" test "$(sums)" = "$H0"
 # back on the old image B: the states work again
 kb_stop
 boot B
-kb_start --tcti "$TCTI" --launcher-uid "$(id -u)"
+kb_start "${KBARGS[@]}"
 for v in $V1 $V2; do
 	up "$v"
 	check "back on B: $v READY, encrypted, state normal" wait_for 30 bash -c "[ \"\$(awk -v u=$v '\$1==u{print \$2, \$7, \$6}' $DUMP)\" = 'READY 1 normal' ]"
 	tpm "$v" tpm2_startup -c
 	check "back on B: $v's NV index is there" nvthere "$v"
+	down "$v"
+done
+
+# D again (still matches no branch): the escrow recovery brings the VMs back
+kb_stop
+boot D
+kb_start "${KBARGS[@]}"
+up "$V1"
+check "on D again: $V1 FAILED with policy-mismatch" \
+	wait_for 30 bash -c "awk -v u=$V1 '\$1==u' $DUMP | grep -q 'FAILED.*policy-mismatch'"
+down "$V1" || dom "$V1 HALTED tis persistent 1 vm"
+keys recover-begin >"$T_TMP/transport.pem"
+"$BIN/vtpm-verify" escrow recover --private "$C/priv.pem" --escrow "$ROOT/persist/vtpm/master.escrow.json" --to "$T_TMP/transport.pem" >"$T_TMP/wrapped.hex"
+check "escrow recovery on D answered ok" bash -c "'$BIN/vtpmctl' --root '$ROOT' keys recover '$T_TMP/wrapped.hex' >/dev/null"
+for v in $V1 $V2; do
+	up "$v"
+	check "recovered on D: $v READY, encrypted, state normal" wait_for 30 bash -c "[ \"\$(awk -v u=$v '\$1==u{print \$2, \$7, \$6}' $DUMP)\" = 'READY 1 normal' ]"
+	tpm "$v" tpm2_startup -c
+	check "recovered on D: $v's NV index is there" nvthere "$v"
 	down "$v"
 done
 kill -TERM $LPID
