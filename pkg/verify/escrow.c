@@ -48,7 +48,7 @@ escrow_usage(FILE *f)
 static const char *
 opt(int argc, char **argv, const char *name)
 {
-	for (int i = 1; i + 1 < argc; i++) {
+	for (int i = 1; i + 1 < argc; i++) { /* argv[0]: the subcommand */
 		if (strcmp(argv[i], name) == 0) {
 			return argv[i + 1];
 		}
@@ -163,7 +163,7 @@ out:
 int
 escrow_cmd(int argc, char **argv)
 {
-	const char *sub = argc > 1 ? argv[1] : "";
+	const char *sub = argc > 0 ? argv[0] : "";
 
 	if (strcmp(sub, "keygen") == 0 && opt(argc, argv, "--private") &&
 	    opt(argc, argv, "--public")) {

@@ -5,8 +5,9 @@
 
 #include <stdio.h>
 
-/* escrow.c: "escrow keygen|recover ..." (argv[0] is "escrow"). Returns
- * the exit code. */
+/* escrow.c: the arguments after "escrow": argv[0] is keygen or recover.
+ * Returns the exit code. A table entry for vtpm-verify's command table:
+ *   {"escrow", <wrapper calling escrow_cmd(argc, argv)>, "keygen|recover"} */
 int  escrow_cmd(int argc, char **argv);
 void escrow_usage(FILE *f);
 

@@ -36,7 +36,7 @@ main(int argc, char **argv)
 	log_procinit("vtpm-verify");
 	log_init(LOG_LVL_WARN, 0);
 	if (optind < argc && strcmp(argv[optind], "escrow") == 0) {
-		return escrow_cmd(argc - optind, argv + optind);
+		return escrow_cmd(argc - optind - 1, argv + optind + 1);
 	}
 	usage(stderr);
 	return 2;
