@@ -65,8 +65,8 @@ t_track $KB
 wait_for 10 test -S "$RUN/keybroker-admin.req"
 keys recover-begin >"$T_TMP/transport3.pem"
 "$VER" escrow recover --private "$C/priv.pem" --escrow "$V/master.escrow.json" --to "$T_TMP/transport3.pem" >"$T_TMP/wrapped3.hex"
-keys recover "$T_TMP/wrapped3.hex" >/dev/null 2>&1 &
-AP=$!
+"$BIN/vtpmctl" --root "$ROOT" keys recover "$T_TMP/wrapped3.hex" >/dev/null 2>&1 &
+AP=$! # vtpmctl itself: killed below, so NNG cannot resend to the next broker
 check "recover-sealed: broker SIGKILLed itself" wait_for 10 bash -c "! kill -0 $KB 2>/dev/null"
 kill "$AP" 2>/dev/null
 wait "$AP" 2>/dev/null
