@@ -144,10 +144,11 @@ struct broker_cfg {
 	uid_t    launcher_uid;
 	uint32_t pcrs;
 	int      nworkers;
-	/* update.c (issue 8) */
-	int  pending_boots;     /* boots on the old values before a pending
-	                           update is dropped (default 3) */
-	char escrow_pubkey[4096]; /* controller RSA public key (PEM), "" = off */
+	/* update.c (issue 8): boots on the old values before a pending
+	 * update is dropped (default 3); the controller's RSA public key
+	 * (PEM) for the recovery escrow, "" = off */
+	int  pending_boots;
+	char escrow_pubkey[4096];
 };
 
 struct broker;
@@ -171,8 +172,7 @@ void     broker_status(struct broker *b, struct keybroker_status *out);
 struct tpm *broker_tpm_lock(struct broker *b);
 void        broker_tpm_unlock(struct broker *b);
 /* Load (or provision) the active blob unless one is in use. */
-int  broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err,
-                        size_t errlen);
+int broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err, size_t errlen);
 const struct seal_blob *broker_blob(struct broker *b); /* NULL: none yet */
 void broker_set_blob(struct broker *b, const struct seal_blob *blob);
 const struct broker_cfg *broker_config(const struct broker *b);
@@ -185,23 +185,23 @@ void broker_recheck(struct broker *b);
  * active blob (master.sealed.json: the committed values), the pending
  * blob (master.pending.json: current OR predicted) and update.json (the
  * pending update's boot counter). */
-#define UPDATE_PENDING_FILE "master.pending.json"
-#define UPDATE_STATE_FILE   "update.json"
+#define UPDATE_PENDING_FILE  "master.pending.json"
+#define UPDATE_STATE_FILE    "update.json"
 #define UPDATE_DEFAULT_BOOTS 3
 
 struct update_state {
-	int64_t  boots_seen;  /* boots on the old values since announce */
-	uint32_t last_reset;  /* TPM resetCount last seen (a boot = change) */
-	int64_t  announced;   /* unix time */
+	int64_t  boots_seen; /* boots on the old values since announce */
+	uint32_t last_reset; /* TPM resetCount last seen (a boot = change) */
+	int64_t  announced;  /* unix time */
 };
 
 /* What a broker start does with a pending update. */
 enum update_action {
-	UPD_NONE = 0,     /* no pending update */
-	UPD_COMMIT,       /* PCRs hold the predicted values: reseal to them */
-	UPD_KEEP,         /* old values, boots left: keep both branches */
-	UPD_DROP,         /* old values, boots used up: drop the pending one */
-	UPD_MISMATCH,     /* neither: keep everything, releases are refused */
+	UPD_NONE = 0, /* no pending update */
+	UPD_COMMIT,   /* PCRs hold the predicted values: reseal to them */
+	UPD_KEEP,     /* old values, boots left: keep both branches */
+	UPD_DROP,     /* old values, boots used up: drop the pending one */
+	UPD_MISMATCH, /* neither: keep everything, releases are refused */
 };
 
 /* Parse the update agent's prediction file: a JSON array of {bank:
@@ -237,8 +237,7 @@ void update_crash_point(const char *step);
 struct update;
 /* At broker start, before the first check (TPM lock not held): commit,
  * keep or drop a pending update; then serve keybroker-admin. */
-int  update_open(struct update **up, struct broker *b, char *err,
-                 size_t errlen);
+int update_open(struct update **up, struct broker *b, char *err, size_t errlen);
 void update_close(struct update *u);
 /* The request handlers (tests call them directly). */
 int update_announce(struct broker *b, const struct key_admin_req *rq,
@@ -259,8 +258,8 @@ struct escrow_file {
 	size_t  wlen;
 };
 
-int escrow_load_pubkey(const char *path, EVP_PKEY **out, char fp[65],
-                       char *err, size_t errlen);
+int escrow_load_pubkey(const char *path, EVP_PKEY **out, char fp[65], char *err,
+                       size_t errlen);
 int escrow_fingerprint(EVP_PKEY *k, char fp[65]);
 int escrow_wrap(EVP_PKEY *pub, const uint8_t *in, size_t inlen, uint8_t *out,
                 size_t max, size_t *outlen);
@@ -275,8 +274,7 @@ int escrow_file_load(const char *path, struct escrow_file *f, char *err,
 
 struct escrow;
 /* NULL in *ep when escrow is off; writes the record when missing. */
-int  escrow_open(struct escrow **ep, struct broker *b, char *err,
-                 size_t errlen);
+int escrow_open(struct escrow **ep, struct broker *b, char *err, size_t errlen);
 void escrow_close(struct escrow *e);
 void escrow_fill(struct escrow *e, struct key_admin_rep *rep);
 int  escrow_recover_begin(struct escrow *e, struct key_admin_rep *rep);
