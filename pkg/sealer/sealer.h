@@ -204,6 +204,8 @@ enum update_action {
 	UPD_MISMATCH, /* neither: keep everything, releases are refused */
 };
 
+/* predict.c: the pure logic (no TPM) */
+
 /* Parse the update agent's prediction file: a JSON array of {bank:
  * "sha256", index (0-15), value (64 hex)}, or {"predicted": [...]}. Fills
  * out->v[index] and *named (bit per index). 0 or -1 with err. */
@@ -234,6 +236,7 @@ void update_drop_pending(struct broker *b);
 /* VTPM_TEST_CRASH_AT=step: SIGKILL ourselves at that step (tests only). */
 void update_crash_point(const char *step);
 
+/* update.c: the TPM side, the keybroker-admin socket */
 struct update;
 /* At broker start, before the first check (TPM lock not held): commit,
  * keep or drop a pending update; then serve keybroker-admin. */

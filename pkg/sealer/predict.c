@@ -1,0 +1,290 @@
+/*
+ * predict.c: the pure logic of planned OS updates (issue 8), no TPM: the
+ * update agent's prediction file, PCR lists, the predicted set, which
+ * policy branch the PCRs match, the boot decision (commit, keep, drop,
+ * mismatch), update.json, and the test-only crash hook. Unit-tested in
+ * tests/unit/update_test.c; update.c does the TPM side.
+ */
+#include "sealer.h"
+#include "common.h"
+#include "log.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+update_crash_point(const char *step)
+{
+	const char *want = getenv("VTPM_TEST_CRASH_AT");
+
+	if (want != NULL && strcmp(want, step) == 0) {
+		log_warnx("VTPM_TEST_CRASH_AT=%s: killing myself (test hook)",
+		          step);
+		raise(SIGKILL);
+	}
+}
+
+static int
+hexnib(char c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	if (c >= 'A' && c <= 'F') {
+		return c - 'A' + 10;
+	}
+	return -1;
+}
+
+static int
+unhex32(const char *s, uint8_t *out)
+{
+	if (s == NULL || strlen(s) != 64) {
+		return -1;
+	}
+	for (int i = 0; i < 32; i++) {
+		int hi = hexnib(s[2 * i]), lo = hexnib(s[2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			return -1;
+		}
+		out[i] = (uint8_t) (hi << 4 | lo);
+	}
+	return 0;
+}
+
+int
+update_parse_prediction(const char *json, size_t len, struct pcr_values *out,
+                        uint32_t *named, char *err, size_t errlen)
+{
+	cJSON       *o = cJSON_ParseWithLength(json, len);
+	const cJSON *arr, *e;
+	int          k = 0, rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	*named = 0;
+	if (o == NULL) {
+		snprintf(err, errlen, "not JSON");
+		return -1;
+	}
+	arr = cJSON_IsArray(o)
+	          ? o
+	          : cJSON_GetObjectItemCaseSensitive(o, "predicted");
+	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1) {
+		snprintf(err, errlen,
+		         "expected a non-empty array of {bank, index, value} "
+		         "(or {\"predicted\": [...]})");
+		goto out;
+	}
+	cJSON_ArrayForEach(e, arr)
+	{
+		const cJSON *bank = cJSON_GetObjectItemCaseSensitive(e, "bank");
+		const cJSON *idx = cJSON_GetObjectItemCaseSensitive(e, "index");
+		const cJSON *val = cJSON_GetObjectItemCaseSensitive(e, "value");
+		int          i;
+
+		if (!cJSON_IsObject(e)) {
+			snprintf(err, errlen, "entry %d: not an object", k);
+			goto out;
+		}
+		if (!cJSON_IsString(bank) ||
+		    strcmp(bank->valuestring, "sha256") != 0) {
+			snprintf(err, errlen,
+			         "entry %d: bank must be \"sha256\" (the vault "
+			         "bank)",
+			         k);
+			goto out;
+		}
+		if (!cJSON_IsNumber(idx) || idx->valuedouble < 0 ||
+		    idx->valuedouble > 15 ||
+		    idx->valuedouble != (double) (int) idx->valuedouble) {
+			snprintf(err, errlen, "entry %d: index must be 0-15",
+			         k);
+			goto out;
+		}
+		i = (int) idx->valuedouble;
+		if (*named & (1u << i)) {
+			snprintf(err, errlen, "entry %d: PCR %d given twice", k,
+			         i);
+			goto out;
+		}
+		if (!cJSON_IsString(val) ||
+		    unhex32(val->valuestring, out->v[i]) < 0) {
+			snprintf(err, errlen,
+			         "entry %d (PCR %d): value must be 64 hex "
+			         "digits (sha256)",
+			         k, i);
+			goto out;
+		}
+		*named |= 1u << i;
+		k++;
+	}
+	rc = 0;
+out:
+	cJSON_Delete(o);
+	return rc;
+}
+
+int
+update_pcrlist_parse(const char *s, uint32_t *mask)
+{
+	const char *p = s;
+
+	*mask = 0;
+	while (p != NULL && *p != '\0') {
+		char *end;
+		long  i;
+
+		if (*p < '0' || *p > '9') {
+			return -1;
+		}
+		i = strtol(p, &end, 10);
+		if (i < 0 || i > 15 || (*mask & (1u << i))) {
+			return -1;
+		}
+		*mask |= 1u << i;
+		p = end;
+		if (*p == ',') {
+			p++;
+			if (*p == '\0') {
+				return -1;
+			}
+		} else if (*p != '\0') {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+update_predicted(uint32_t mask, uint32_t named, const struct pcr_values *given,
+                 const uint8_t (*cur)[32], uint8_t (*out)[32], char     *err,
+                 size_t errlen)
+{
+	char set[PCRS_LEN], extra[PCRS_LEN];
+
+	if (named == 0) {
+		snprintf(err, errlen, "the prediction names no PCR");
+		return -1;
+	}
+	if (named & ~mask) {
+		seal_pcrs_format(named & ~mask, extra, sizeof(extra));
+		seal_pcrs_format(mask, set, sizeof(set));
+		snprintf(err, errlen,
+		         "predicted PCRs %s are not in the sealed set %s",
+		         extra, set);
+		return -1;
+	}
+	for (int i = 0; i < SEAL_PCR_MAX; i++) {
+		if (mask & (1u << i)) {
+			memcpy(out[i],
+			       (named & (1u << i)) ? given->v[i] : cur[i], 32);
+		}
+	}
+	return 0;
+}
+
+int
+update_match(const struct seal_blob *b, const uint8_t (*now)[32])
+{
+	/* the predicted branch first: a prediction equal to the current
+	 * values then simply commits */
+	for (int k = b->nbranches - 1; k >= 0; k--) {
+		const struct seal_branch *br = &b->branch[k];
+		bool                      same = true;
+
+		for (int i = 0; i < SEAL_PCR_MAX && same; i++) {
+			if ((br->mask & (1u << i)) &&
+			    memcmp(br->values[i], now[i], 32) != 0) {
+				same = false;
+			}
+		}
+		if (same) {
+			return k;
+		}
+	}
+	return -1;
+}
+
+enum update_action
+update_decide(bool pending, int match, struct update_state *st,
+              uint32_t reset_count, int pending_boots)
+{
+	if (!pending) {
+		return UPD_NONE;
+	}
+	if (match == 1) {
+		return UPD_COMMIT;
+	}
+	if (match != 0) {
+		return UPD_MISMATCH;
+	}
+	/* old values: a boot is a new TPM resetCount (a broker restart
+	 * without a reboot does not count) */
+	if (reset_count != st->last_reset) {
+		st->boots_seen++;
+		st->last_reset = reset_count;
+	}
+	return st->boots_seen >= pending_boots ? UPD_DROP : UPD_KEEP;
+}
+
+int
+update_state_load(const char *path, struct update_state *st, char *err,
+                  size_t errlen)
+{
+	char        *txt = NULL;
+	size_t       len;
+	cJSON       *o;
+	const cJSON *v;
+	int          rc = -1;
+
+	memset(st, 0, sizeof(*st));
+	if (read_file(path, 4096, &txt, &len) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((o = cJSON_ParseWithLength(txt, len)) == NULL) {
+		snprintf(err, errlen, "%s: not JSON", path);
+		goto out;
+	}
+	if (cJSON_IsNumber(
+	        v = cJSON_GetObjectItemCaseSensitive(o, "boots_seen"))) {
+		st->boots_seen = (int64_t) v->valuedouble;
+	}
+	if (cJSON_IsNumber(
+	        v = cJSON_GetObjectItemCaseSensitive(o, "last_reset"))) {
+		st->last_reset = (uint32_t) v->valuedouble;
+	}
+	if (cJSON_IsNumber(
+	        v = cJSON_GetObjectItemCaseSensitive(o, "announced"))) {
+		st->announced = (int64_t) v->valuedouble;
+	}
+	rc = 0;
+	cJSON_Delete(o);
+out:
+	free(txt);
+	return rc;
+}
+
+int
+update_state_store(const char *path, const struct update_state *st)
+{
+	char buf[256];
+	int  n;
+
+	n = snprintf(buf, sizeof(buf),
+	             "{\n\t\"version\": 1,\n\t\"boots_seen\": %lld,\n"
+	             "\t\"last_reset\": %u,\n\t\"announced\": %lld\n}\n",
+	             (long long) st->boots_seen, st->last_reset,
+	             (long long) st->announced);
+	if (n < 0 || (size_t) n >= sizeof(buf)) {
+		return -1;
+	}
+	return durable_write(path, buf, (size_t) n, 0600);
+}
