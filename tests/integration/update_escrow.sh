@@ -38,9 +38,16 @@ check "escrow record is 0600" test "$(stat -c %a "$V/master.escrow.json")" = 600
 check "status: escrow stored, controller key named" test "$(kjson '"\(.escrow) \(.escrow_key | length)"')" = "stored 64"
 check "record names RSA-OAEP-SHA256" test "$(jq -r .alg "$V/master.escrow.json")" = RSA-OAEP-SHA256
 
+# the master, for the scans only (a shell variable, never a file)
+MASTER=$("$BIN/escrow_peek" --private "$C/priv.pem" --escrow "$V/master.escrow.json")
+check "test tool unwraps the record to a 256-bit master" test ${#MASTER} = 64
+scan_mem() { [ "$(id -u)" != 0 ] || "$BIN/key_scan" --pid "$KB" <<<"$MASTER"; }
+check "no master in the broker's memory after the escrow wrap" scan_mem
+
 # a wrong prediction: the device boots an image nobody announced
 predict D "$T_TMP/pred-D.json"
 keys announce "$T_TMP/pred-D.json" >/dev/null
+check "no master in the broker's memory after an announce" scan_mem
 kb_stop
 boot E
 kb_start --tcti "$TCTI" --escrow-pubkey "$C/pub.pem"
@@ -79,6 +86,7 @@ check "after the crash: the update is still pending" test "$(kjson .pending)" = 
 keys recover-begin >"$T_TMP/transport4.pem"
 "$VER" escrow recover --private "$C/priv.pem" --escrow "$V/master.escrow.json" --to "$T_TMP/transport4.pem" >"$T_TMP/wrapped4.hex"
 check "recover: imported and resealed" bash -c "'$BIN/vtpmctl' --root '$ROOT' keys recover '$T_TMP/wrapped4.hex' >/dev/null"
+check "no master in the broker's memory after the recovery" scan_mem
 check "recovered: KeyBrokerStatus READY without a release" status_is '^state READY '
 call $U1
 check "recovered: the same key on image E" test "$ST:$SHA" = "ok:$S1"
@@ -90,5 +98,16 @@ check "recovered: survives a broker restart" test "$ST:$SHA" = "ok:$S1"
 boot A
 call $U1
 check "recovered on E: image A is refused now" test "$ST" = policy-mismatch
+# a planned update after the recovery: commit at start, memory clean
+boot E
+predict F "$T_TMP/pred-F.json"
+keys announce "$T_TMP/pred-F.json" >/dev/null
+kb_stop
+boot F
+kb_start --tcti "$TCTI" --escrow-pubkey "$C/pub.pem"
+call $U1
+check "announced F after the recovery: committed, same key" test "$ST:$SHA:$(kjson .pending)" = "ok:$S1:false"
+check "no master in the broker's memory after a commit and a release" scan_mem
 check "no controller secret on the device" bash -c "! grep -rq 'PRIVATE KEY' '$ROOT'"
+check "no master in any file under the root (binary or hex)" bash -c "'$BIN/key_scan' '$ROOT' <<<'$MASTER'"
 t_done
