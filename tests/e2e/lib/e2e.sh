@@ -328,14 +328,33 @@ e2e_vm_start() {
 }
 
 e2e_vm_wait() {
-	local n=$1 boot=$2 f i
+	local n=$1 boot=$2 f i seen=0
 	f=$(e2e_serial "$n")
 	for ((i = 0; i < E2E_BOOT_TIMEOUT * 10; i++)); do
 		grep -aq '^E2E done' "$f" 2>/dev/null && break
+		# every 2 s: has the VM died without finishing? (once it was seen
+		# running, or after 30 s; its last serial output gets a moment)
+		if [ $((i % 20)) = 19 ]; then
+			if e2e_vm_alive "$n"; then
+				seen=1
+			elif [ $seen = 1 ] || [ $i -gt 300 ]; then
+				sleep 0.5
+				break
+			fi
+		fi
 		sleep 0.1
 	done
 	tr -d '\r' <"$f" >"$T_TMP/$boot.serial.txt" 2>/dev/null
 	grep -aq '^E2E done' "$T_TMP/$boot.serial.txt"
+}
+
+# e2e_vm_alive NAME: its QEMU still runs (stack: the VM is not HALTED yet)
+e2e_vm_alive() {
+	if [ $E2E_MODE = stack ]; then
+		[ "$(e2e_status "$1" .domain_state)" != HALTED ]
+	else
+		kill -0 "${VM_QEMU[$1]:-0}" 2>/dev/null
+	fi
 }
 
 # e2e_vm_halted NAME: the stack has the VM halted and its vTPM stopped
