@@ -67,7 +67,7 @@ e2e_initrd() {
 	cp "$1" "$d/test.sh"
 	for f in "${@:3}"; do cp "$f" "$d/"; done
 	(cd "$d" && ls | cpio -o -H newc --quiet | gzip -1) >"$d.cpio.gz"
-	cat "$E2E_GUEST/initrd.gz" "$d.cpio.gz" >"$2"
+	cat "$E2E_GUEST/initrd.cpio" "$d.cpio.gz" >"$2"
 	rm -rf "$d" "$d.cpio.gz"
 }
 
