@@ -104,8 +104,7 @@ main(int argc, char **argv)
 			         "%s", optarg);
 			break;
 		case 'B':
-			cfg.pending_boots = atoi(optarg);
-			if (cfg.pending_boots < 1 || cfg.pending_boots > 1000) {
+			if (opt_int(optarg, 1, 1000, &cfg.pending_boots) < 0) {
 				fprintf(stderr,
 				        "vtpm-keybroker: --pending-boots %s: "
 				        "1-1000\n",
