@@ -17,7 +17,7 @@ LDLIBS   := -lnng -lcjson -ltss2-esys -ltss2-tctildr -ltss2-rc -ltss2-mu \
             -lcrypto -lsqlite3 -lpthread
 
 # Daemons: name, source folder, binary.
-DAEMONS        := launcher guardian keybroker domainmgr vtpmctl
+DAEMONS        := launcher guardian keybroker domainmgr vtpmctl verify
 launcher_DIR   := pkg/vtpm/launcher
 launcher_BIN   := vtpm-launcher
 guardian_DIR   := pkg/vtpm/guardian
@@ -28,6 +28,8 @@ domainmgr_DIR  := pkg/domainmgr
 domainmgr_BIN  := domainmgr
 vtpmctl_DIR    := pkg/vtpm/ctl
 vtpmctl_BIN    := vtpmctl
+verify_DIR     := pkg/verify
+verify_BIN     := vtpm-verify
 
 COMMON_SRC := $(wildcard pubsub/*.c pkg/common/*.c)
 # A daemon whose folder does not exist yet simply builds nothing.

@@ -30,6 +30,8 @@ union msg_any {
 	struct guardian_req      grq;
 	struct guardian_rep      grp;
 	struct error_rep         err;
+	struct attest_req        arq;
+	struct attest_rep        arp;
 };
 
 struct req_server;
@@ -250,6 +252,8 @@ reply_type_for(enum msg_type req)
 		return MSG_KEY_RELEASE_REP;
 	case MSG_GUARDIAN_REQ:
 		return MSG_GUARDIAN_REP;
+	case MSG_ATTEST_REQ:
+		return MSG_ATTEST_REP;
 	default:
 		return MSG_NONE;
 	}

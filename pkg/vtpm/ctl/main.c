@@ -30,7 +30,16 @@ usage(FILE *f)
 	    "channel,\n"
 	    "                           for the tpm2-tss cmd TCTI:\n"
 	    "                           tpm2_getrandom -T \"cmd:vtpmctl "
-	    "--root DIR tpm UUID\" 8\n\n"
+	    "--root DIR tpm UUID\" 8\n"
+	    "  attest UUID              JSON for a verifier: this device's AK "
+	    "and the\n"
+	    "                           VM's vTPM EK with its certificate\n"
+	    "  attest --device          this device's hardware EK, AK, AK "
+	    "certificate\n"
+	    "  attest --activate FILE   answer a vtpm-verify challenge "
+	    "(JSON)\n"
+	    "  attest --set-ak-cert F   store the AK certificate (PEM) the "
+	    "verifier issued\n\n"
 	    "Options:\n"
 	    "      --timeout MS         bound on each request (default "
 	    "3000)\n");
@@ -190,6 +199,9 @@ main(int argc, char **argv)
 			return 2;
 		}
 		return vctl_tpm_bridge(co.paths.run, argv[0], timeout);
+	}
+	if (strcmp(cmd, "attest") == 0) {
+		return vctl_attest(co.paths.run, argc, argv, timeout);
 	}
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);

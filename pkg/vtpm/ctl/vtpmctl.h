@@ -63,4 +63,8 @@ int vctl_purge(const char *rundir, const char *uuid, bool force,
  * the tpm2-tss cmd TCTI. Returns the exit code (3: not in this build). */
 int vctl_tpm_bridge(const char *rundir, const char *uuid, int timeout_ms);
 
+/* attest.c: vtpmctl attest UUID | --device | --activate FILE |
+ * --set-ak-cert FILE. Returns the exit code. */
+int vctl_attest(const char *rundir, int argc, char **argv, int timeout_ms);
+
 #endif
