@@ -153,6 +153,9 @@ main(int argc, char **argv)
 	int                c, timeout = 3000;
 	const char        *cmd;
 
+	/* tpm2-tss would print expected errors (no EK yet); we report
+	 * TPM errors ourselves */
+	setenv("TSS2_LOG", "all+none", 0);
 	common_opts_init(&co);
 	/* "+": stop at the command; its own options follow it */
 	while ((c = getopt_long(argc, argv, "+" COMMON_SHORTOPTS, longopts,
