@@ -129,7 +129,7 @@ bench: deps all $(BENCHES)
 	bench/run.sh
 
 soak: deps all
-	SOAK=1 tests/run.sh --integration
+	SOAK=1 TEST_TIMEOUT=$${TEST_TIMEOUT:-43200} tests/run.sh --integration
 
 fuzz: deps $(FUZZERS)
 	@for f in $(FUZZERS); do \

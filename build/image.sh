@@ -184,12 +184,23 @@ sz() { # files... -> bytes (regular files only)
 }
 R=$ROOTFS
 L=$R$MULTIARCH
+# shellcheck disable=SC2046 # paths without spaces
 s_daemons=$(sz $(for d in $present; do echo "$R/usr/bin/$d"; done))
 s_swtpm=$(sz "$R/usr/bin/swtpm" "$R/usr/bin/swtpm_ioctl" "$L"/swtpm/* "$L"/libtpms.so*)
 s_tss2=$(sz "$L"/libtss2-*)
 s_busybox=$(sz "$R/usr/bin/busybox")
 s_total=$(du -sb --apparent-size "$R" | cut -f1)
 s_other=$((s_total - s_daemons - s_swtpm - s_tss2 - s_busybox))
+# everything swtpm itself needs (its ldd closure: libtpms, libcrypto,
+# libseccomp, libc, the loader): "beyond swtpm's own libraries"
+swtpm_closure=$(ldd /usr/bin/swtpm | awk '/=> \//{print $3} /^\t\/[^ ]*ld-linux/{print $1}' |
+	while read -r l; do echo "$R/usr${l#/usr}"; done | sort -u)
+# shellcheck disable=SC2086 # paths without spaces
+s_swtpm_closure=$(sz "$R/usr/bin/swtpm" $swtpm_closure)
+# the biggest parts of "other"
+s_libc=$(sz "$L/libc.so.6" "$R/usr/lib64/ld-linux-x86-64.so.2")
+s_crypto=$(sz "$L/libcrypto.so.3")
+s_nng=$(sz "$L"/libnng.so* "$L"/libmbed*)
 s_blob=$(du -sb --apparent-size "$LAYOUT/blobs" | cut -f1)
 digest=$(umoci stat --image "$LAYOUT:latest" --json >/dev/null 2>&1;
 	jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]=="latest") | .digest' "$LAYOUT/index.json")
@@ -198,7 +209,11 @@ cat >"$IMGDIR/vtpm.sizes.json" <<EOF
  "daemons_present": "${present# }", "daemons_absent": "${absent# }",
  "bytes": {"total": $s_total, "daemons": $s_daemons, "swtpm_libtpms": $s_swtpm,
            "tss2": $s_tss2, "other_libs_and_files": $s_other, "busybox": $s_busybox,
-           "beyond_swtpm": $((s_total - s_swtpm)), "oci_blobs_compressed": $s_blob}}
+           "other_of_which": {"libc_and_loader": $s_libc, "libcrypto": $s_crypto, "nng_and_mbedtls": $s_nng},
+           "beyond_swtpm": $((s_total - s_swtpm)),
+           "swtpm_with_all_its_libs": $s_swtpm_closure,
+           "beyond_swtpm_and_all_its_libs": $((s_total - s_swtpm_closure)),
+           "oci_blobs_compressed": $s_blob}}
 EOF
 
 mb() { awk -v b="$1" 'BEGIN{printf "%6.2f MB", b/1000000}'; }
@@ -207,6 +222,6 @@ echo "  manifest  $digest"
 echo "  daemons   $(mb $s_daemons)  (${present# }${absent:+; not built yet:$absent})"
 echo "  swtpm     $(mb $s_swtpm)  (swtpm, swtpm_ioctl, libswtpm_libtpms, libtpms)"
 echo "  tss2      $(mb $s_tss2)  (libtss2-*: esys, mu, rc, sys, tctildr, tcti-device/swtpm/mssim)"
-echo "  other     $(mb $s_other)  (libc, libcrypto, libnng, libcjson, ...; init, /etc)"
+echo "  other     $(mb $s_other)  (libcrypto $(mb $s_crypto | tr -d ' '), libc+ld.so $(mb $s_libc | tr -d ' '), nng+mbedtls $(mb $s_nng | tr -d ' '), cjson, seccomp, gcc_s; init, /etc)"
 echo "  busybox   $(mb $s_busybox)"
-echo "  total     $(mb $s_total) uncompressed; $(mb $((s_total - s_swtpm))) beyond swtpm+libtpms; $(mb $s_blob) as OCI blobs"
+echo "  total     $(mb $s_total) uncompressed; $(mb $((s_total - s_swtpm))) beyond swtpm+libtpms; $(mb $((s_total - s_swtpm_closure))) beyond swtpm and all its libraries (libcrypto, libc, ...); $(mb $s_blob) as OCI blobs"

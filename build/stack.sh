@@ -32,11 +32,12 @@ ORDER="guardian keybroker launcher domainmgr"
 
 usage() {
 	sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
+	[ "${cmd:-}" = -h ] || [ "${cmd:-}" = --help ] && exit 0
 	exit 2
 }
 
 cmd=${1:-}
-[ -n "$cmd" ] || usage
+case "$cmd" in "" | -h | --help) usage ;; esac
 shift
 ROOT="" CONFIG="" HWPORT="" NOHW=0 VERBOSE=""
 DM_ARGS=() L_ARGS=()

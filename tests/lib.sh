@@ -8,14 +8,28 @@ T_FAILED=0
 T_TMP=$(mktemp -d /tmp/vtpm-test.XXXXXX)
 chmod 0755 "$T_TMP"
 
+# A tracked pid is signalled only while it is still the same process (same
+# start time): pids are recycled fast (pid_max 32768, many tests at once),
+# and a dead tracked pid must never hit someone else's process.
+declare -A T_START=()
+t_starttime() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	s=${s##*) }
+	# shellcheck disable=SC2086
+	set -- $s
+	echo "${20}"
+}
+t_same() { [ -n "${T_START[$1]:-}" ] && [ "$(t_starttime "$1")" = "${T_START[$1]}" ]; }
+
 t_cleanup() {
 	local p
 	for p in "${T_PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null
+		t_same "$p" && kill -TERM "$p" 2>/dev/null
 	done
 	for p in "${T_PIDS[@]}"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-		kill -KILL "$p" 2>/dev/null
+		for _ in $(seq 50); do t_same "$p" || break; sleep 0.05; done
+		t_same "$p" && kill -KILL "$p" 2>/dev/null
 	done
 	if [ -n "${T_KEEP:-}" ]; then
 		echo "# kept $T_TMP"
@@ -26,7 +40,13 @@ t_cleanup() {
 trap t_cleanup EXIT
 
 # Remember a pid to stop at exit.
-t_track() { T_PIDS+=("$@"); }
+t_track() {
+	local p
+	for p in "$@"; do
+		T_PIDS+=("$p")
+		T_START[$p]=$(t_starttime "$p")
+	done
+}
 
 ok() { echo "ok - $*"; }
 notok() { echo "not ok - $*"; T_FAILED=1; }

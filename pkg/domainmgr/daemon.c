@@ -106,6 +106,7 @@ vt_set(void *arg, const char *key, const void *item)
 	struct daemon            *d = arg;
 
 	log_debug("vtpm %s: %s %s", key, vtpm_state_name(v->state), v->reason);
+	dm_vtpm_event(&d->dm, key);
 	d->vtpm_changed = true;
 }
 
@@ -115,6 +116,7 @@ vt_del(void *arg, const char *key)
 	struct daemon *d = arg;
 
 	log_debug("vtpm %s: item removed", key);
+	dm_vtpm_event(&d->dm, key);
 	d->vtpm_changed = true;
 }
 

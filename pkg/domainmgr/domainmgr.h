@@ -86,6 +86,12 @@ struct dm_app {
 
 	struct domain_status pub; /* what was last published */
 	bool                 published;
+
+	/* A FAILED VtpmStatus left from an earlier boot must not decide this
+	 * one: at BOOTING it is stale until the launcher publishes again. */
+	uint64_t vt_events;   /* VtpmStatus publications seen for this app */
+	uint64_t boot_events; /* vt_events when BOOTING began */
+	bool     boot_stale;  /* BOOTING began with a FAILED status */
 };
 
 /* What the lifecycle needs from the outside world (the daemon gives real
@@ -139,7 +145,9 @@ int dm_step(struct dm *dm, uint64_t now);
 /* A VM process exited (waitpid status). 0 when the pid was one of ours. */
 int dm_vm_exited(struct dm *dm, pid_t pid, int status, uint64_t now);
 /* Terminate every VM (daemon shutdown); returns how many were signalled. */
-int            dm_stop_all(struct dm *dm, bool force);
+int dm_stop_all(struct dm *dm, bool force);
+/* The launcher published (or removed) uuid's VtpmStatus. */
+void           dm_vtpm_event(struct dm *dm, const char *uuid);
 struct dm_app *dm_find(struct dm *dm, const char *uuid);
 size_t         dm_running_vms(const struct dm *dm);
 
@@ -172,7 +180,8 @@ struct dm_qemu_bufs {
 int dm_qemu_argv(const struct dm_qemu *q, const struct dm_app *a,
                  const char *ctrl_socket, const char **argv, size_t max,
                  struct dm_qemu_bufs *bufs, char *err, size_t errlen);
-/* fork+exec QEMU: stdin /dev/null, stdout /dev/null, stderr inherited. */
+/* posix_spawn QEMU: stdin and stdout /dev/null, stderr inherited, own
+ * process group, no blocked signals. */
 int dm_qemu_spawn(const struct dm_qemu *q, const struct dm_app *a,
                   const char *ctrl_socket, pid_t *pid, char *err,
                   size_t errlen);

@@ -191,6 +191,32 @@ dm_apply_config(struct dm *dm, const struct dmcfg *cfg, uint64_t now)
 	}
 }
 
+/* BOOTING begins: remember whether the launcher's current answer is a
+ * FAILED from before (the next boot must not be decided by it). */
+static void
+enter_booting(struct dm *dm, struct dm_app *a, uint64_t now)
+{
+	struct vtpm_status v;
+
+	a->spec = a->want;
+	a->boot_request = false;
+	a->boot_stale = a->spec.enabled &&
+	                dm->ops.vtpm_get(dm->ops.arg, a->uuid, &v) == 0 &&
+	                v.state == VTPM_FAILED;
+	a->boot_events = a->vt_events;
+	set_state(dm, a, DOM_BOOTING, "", now);
+}
+
+void
+dm_vtpm_event(struct dm *dm, const char *uuid)
+{
+	struct dm_app *a = dm_find(dm, uuid);
+
+	if (a != NULL) {
+		a->vt_events++;
+	}
+}
+
 /* Is the launcher done with this app's swtpm? */
 static bool
 vtpm_quiet(struct dm *dm, const struct dm_app *a, bool for_delete)
@@ -246,6 +272,12 @@ try_boot(struct dm *dm, struct dm_app *a, uint64_t now)
 				a->warned_ms = now;
 			}
 			return false;
+		}
+		if (v.state == VTPM_FAILED && a->boot_stale &&
+		    a->vt_events == a->boot_events &&
+		    now - a->since_ms < dm->to.halt_ms) {
+			return false; /* the last boot's answer: wait for this
+			                 one */
 		}
 		if (v.state == VTPM_READY && v.ctrl_socket[0] != '\0') {
 			ctrl = v.ctrl_socket;
@@ -317,9 +349,7 @@ advance(struct dm *dm, struct dm_app *a, uint64_t now)
 		} else if (!want_run) {
 			set_state(dm, a, DOM_HALTED, "", now);
 		} else {
-			a->spec = a->want;
-			a->boot_request = false;
-			set_state(dm, a, DOM_BOOTING, "", now);
+			enter_booting(dm, a, now);
 		}
 		return true;
 	case DOM_BOOTING:
@@ -388,9 +418,7 @@ advance(struct dm *dm, struct dm_app *a, uint64_t now)
 			return false;
 		}
 		if (want_run && a->boot_request) {
-			a->spec = a->want;
-			a->boot_request = false;
-			set_state(dm, a, DOM_BOOTING, "", now);
+			enter_booting(dm, a, now);
 			return true;
 		}
 		if (!a->activate) {
@@ -440,6 +468,9 @@ app_wakeup(const struct dm *dm, const struct dm_app *a, uint64_t now)
 	switch (a->state) {
 	case DOM_BOOTING:
 		due = a->warned_ms + dm->to.warn_ms;
+		if (a->boot_stale && a->since_ms + dm->to.halt_ms < due) {
+			due = a->since_ms + dm->to.halt_ms;
+		}
 		break;
 	case DOM_HALTING:
 		if (a->vm_pid > 0) {

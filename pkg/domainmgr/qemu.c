@@ -14,10 +14,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+extern char **environ;
 
 int
 dm_qemu_serial_path(const struct dm_qemu *q, const struct dm_app *a, char *dst,
@@ -158,12 +161,15 @@ int
 dm_qemu_spawn(const struct dm_qemu *q, const struct dm_app *a,
               const char *ctrl_socket, pid_t *pid, char *err, size_t errlen)
 {
-	const char         *argv[DM_QEMU_ARGV_MAX];
-	struct dm_qemu_bufs b;
-	char                cmd[1024];
-	size_t              o = 0;
-	pid_t               p;
-	int                 nul;
+	const char                *argv[DM_QEMU_ARGV_MAX];
+	struct dm_qemu_bufs        b;
+	char                       cmd[1024];
+	size_t                     o = 0;
+	pid_t                      p;
+	int                        rc;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t          attr;
+	sigset_t                   none;
 
 	if (dm_qemu_argv(q, a, ctrl_socket, argv, DM_QEMU_ARGV_MAX, &b, err,
 	                 errlen) < 0) {
@@ -175,32 +181,44 @@ dm_qemu_spawn(const struct dm_qemu *q, const struct dm_app *a,
 		o = w < 0 ? o : o + (size_t) w;
 	}
 	log_debug("app %s: exec %s", a->uuid, cmd);
-	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (nul < 0) {
-		snprintf(err, errlen, "open /dev/null: %s", strerror(errno));
+	/* posix_spawn, not fork+exec: NNG's threads may hold locks (malloc)
+	 * that a forked child of a threaded process could deadlock on */
+	if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
+		snprintf(err, errlen, "posix_spawn_file_actions_init: %s",
+		         strerror(rc));
 		return -1;
 	}
-	p = fork();
-	if (p < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		close(nul);
+	if ((rc = posix_spawnattr_init(&attr)) != 0) {
+		snprintf(err, errlen, "posix_spawnattr_init: %s", strerror(rc));
+		posix_spawn_file_actions_destroy(&fa);
 		return -1;
 	}
-	if (p == 0) {
-		sigset_t none;
-
-		/* the daemon blocks its signals; QEMU must not inherit that */
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		dup2(nul, STDIN_FILENO);
-		dup2(nul, STDOUT_FILENO);
-		setpgid(0, 0); /* a terminal's ^C goes to the daemon only */
-		execvp(argv[0], (char *const *) argv);
-		dprintf(STDERR_FILENO, "exec %s: %s\n", argv[0],
-		        strerror(errno));
-		_exit(127);
+	/* the daemon blocks its signals for its signalfd; QEMU must not
+	 * inherit that, and a terminal's ^C goes to the daemon only */
+	sigemptyset(&none);
+	if ((rc = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO,
+	                                           "/dev/null", O_RDONLY, 0)) ||
+	    (rc = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO,
+	                                           "/dev/null", O_WRONLY, 0)) ||
+	    (rc = posix_spawnattr_setsigmask(&attr, &none)) ||
+	    (rc = posix_spawnattr_setpgroup(&attr, 0)) ||
+	    (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+	                                              POSIX_SPAWN_SETPGROUP))) {
+		snprintf(err, errlen, "posix_spawn setup: %s", strerror(rc));
+		goto fail;
 	}
-	close(nul);
+	rc = posix_spawnp(&p, argv[0], &fa, &attr, (char *const *) argv,
+	                  environ);
+	if (rc != 0) {
+		snprintf(err, errlen, "spawn %s: %s", argv[0], strerror(rc));
+		goto fail;
+	}
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
 	*pid = p;
 	return 0;
+fail:
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	return -1;
 }

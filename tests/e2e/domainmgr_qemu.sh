@@ -72,6 +72,11 @@ S_TIS=$(cat "$RUN/swtpm/$TIS.pid" 2>/dev/null)
 check "tis VM runs QEMU with the vTPM's control socket" \
 	bash -c "tr '\0' ' ' </proc/$P_TIS/cmdline | grep -q 'path=$RUN/swtpm/$TIS.ctrl.*-device tpm-tis,tpmdev=tpm0'"
 
+# QEMU holds the crb vTPM's control socket: vtpmctl tpm must say so, in time
+timeout 20 "$BIN/vtpmctl" --root "$ROOT" --timeout 1000 tpm $CRB </dev/null 2>"$T_TMP/tpm.err"
+check "vtpmctl tpm on a VM-attached vTPM fails" test $? = 1
+check "...naming the attached VM as the likely cause" grep -q "is a VM attached" "$T_TMP/tpm.err"
+
 conf false >"$CFG.tmp" && mv "$CFG.tmp" "$CFG"
 dom() { "$BIN/vtpmctl" --root "$ROOT" --timeout 1000 status --json 2>/dev/null | jq -r ".[] | select(.uuid==\"$1\") | .domain_state"; }
 check "halted through the config: HALTED" wait_for 20 bash -c "[ \"\$('$BIN/vtpmctl' --root '$ROOT' --timeout 1000 status --json | jq -r '.[] | select(.uuid==\"$TIS\") | .domain_state')\" = HALTED ]"

@@ -81,6 +81,18 @@ check "purge of a READY vTPM is refused without --force" \
 	bash -c "! '$BIN/vtpmctl' --root '$ROOT' purge $TIS 2>$T_TMP/purge.err"
 check "...saying why" grep -q "READY" "$T_TMP/purge.err"
 
+# domainmgr restarted: the vTPMs stay (same swtpm), the apps run again
+P_BEFORE="$(swtpm_pid $TIS) $(swtpm_pid $CRB) $(swtpm_pid $EPH)"
+DMP=$(cat "$ROOT/pids/domainmgr.pid")
+kill -TERM "$DMP"
+check "domainmgr stops on SIGTERM" wait_for 10 bash -c "! kill -0 $DMP 2>/dev/null || awk '{exit !(\$3 == \"Z\")}' /proc/$DMP/stat"
+setsid "$BIN/domainmgr" --root "$ROOT" --config "$CFG" --linger=300 --delete-timeout=3000 \
+	>>"$ROOT/log/domainmgr.log" 2>&1 </dev/null &
+echo $! >"$ROOT/pids/domainmgr.pid"
+t_track $!
+check "restarted domainmgr: apps RUNNING again" wait_for 15 both $TIS READY/RUNNING
+check "...on the same swtpm processes" test "$(swtpm_pid $TIS) $(swtpm_pid $CRB) $(swtpm_pid $EPH)" = "$P_BEFORE"
+
 # halt the tis app, delete the crb app
 P_TIS=$(swtpm_pid $TIS)
 P_CRB=$(swtpm_pid $CRB)

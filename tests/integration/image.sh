@@ -7,7 +7,10 @@
 # swtpm started inside runs as tss and answers CMD_INIT, the TCTI loader
 # works inside, the daemons come up in order, a deployment goes READY
 # (vtpmctl status), a killed daemon is restarted with backoff while the
-# vTPMs keep running, and SIGTERM stops everything.
+# vTPMs keep running, SIGTERM stops everything, a restart on the same
+# /persist finds the state normal and still encrypted, and a boot on the
+# image defaults (no hardware TPM here) runs unencrypted with the domain
+# manager inside.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/image_lib.sh"
 
@@ -71,7 +74,14 @@ check "simulated hardware TPM listens on a free port" img_hwtpm "$T_TMP/hwtpm"
 # --- run the container
 P=$T_TMP/persist RUNH=$T_TMP/run C=$T_TMP/config CLOG=$T_TMP/container.log
 mkdir -p "$P" "$RUNH" "$C"
-echo "VTPM_TCTI=swtpm:host=127.0.0.1,port=$PORT" >"$C/vtpm.conf"
+# the config file sets the TCTI; its backoff loses to the environment's
+# (200 ms, checked below); a line that is not KEY=VALUE is ignored, not run
+cat >"$C/vtpm.conf" <<EOF
+# test config
+VTPM_TCTI=swtpm:host=127.0.0.1,port=$PORT
+VTPM_BACKOFF_MS=900
+touch /tmp/vtpm-config-was-executed
+EOF
 start_ns=$(date +%s%N)
 # only the capabilities the manifest asks for (a runtime grants that list)
 CAPS=${IMG_CAPS:-$(jq -r '.capabilities | map(ascii_downcase | sub("^cap_"; "")) | join(",")' "$TOP/images/vtpm/manifest.json")}
@@ -80,6 +90,8 @@ check "container init started" img_start "$R" "$P" "$RUNH" "$C" "$CLOG" --env VT
 RV=$RUNH/vtpm
 check "init becomes ready" wait_for 30 test -e "$RV/init.ready"
 echo "# cold start to ready: $((($(date +%s%N) - start_ns) / 1000000)) ms (polling)"
+check "config: a line that is not KEY=VALUE is logged and ignored" \
+	bash -c "grep -q 'ignored line' '$CLOG' && ! nsenter -t $INIT -m -r test -e /tmp/vtpm-config-was-executed"
 check "init is PID 1 in its own PID namespace" grep -q 'starting (pid 1,' "$CLOG"
 check "container has its own mount and PID namespaces" \
 	test "$(readlink /proc/$INIT/ns/pid)" != "$(readlink /proc/$$/ns/pid)" -a \
@@ -169,7 +181,15 @@ fi
 
 # --- a killed daemon is restarted (with backoff)
 nspid_of() { cat "$RV/init/$1.pid" 2>/dev/null; }
-hostpid_of() { img_hostpid "$(nspid_of "$1")"; }
+hostpid_of() { # NAME: host pid of that daemon (retried: /proc scans race)
+	local i h
+	for i in 1 2 3 4 5; do
+		h=$(img_hostpid "$(nspid_of "$1")") && [ -n "$h" ] && echo "$h" && return 0
+		sleep 0.2
+	done
+	echo "# no host pid for $1 (pid file: $(nspid_of "$1"))" >&2
+	return 1
+}
 swtpms_before=$(img_swtpms)
 old=$(hostpid_of launcher)
 kill -KILL "$old"
@@ -178,7 +198,7 @@ check "init restarts the launcher" wait_for 10 bash -c "[ -n \"\$(cat $RV/init/l
 check "restarted launcher has its socket again" wait_for 10 test -S "$RV/VtpmStatus.pub"
 new=$(hostpid_of launcher)
 kill -KILL "$new"
-check "second kill: backoff doubles (400 ms)" wait_for 5 grep -q 'launcher killed by signal 9.*restarting in 400 ms' "$CLOG"
+check "second kill: backoff doubles (400 ms; environment beat the config file's 900)" wait_for 5 grep -q 'launcher killed by signal 9.*restarting in 400 ms' "$CLOG"
 check "restarted again" wait_for 10 bash -c "grep -c 'launcher restarted' '$CLOG' | grep -q 2"
 swtpms_after=$(img_swtpms)
 if [ $REAL = 1 ]; then
@@ -203,12 +223,30 @@ check "killed guardian is restarted" wait_for 10 bash -c "grep -q 'guardian rest
 # --- orderly stop
 kill -TERM "$INIT"
 check "SIGTERM: init stops everything and exits" wait_for 30 bash -c "! kill -0 $UNSHARE 2>/dev/null"
-check "init logged an orderly stop" grep -q 'init: stopped after' "$CLOG"
+check "init logged an orderly stop" grep -q 'init: stopped in [0-9]* ms' "$CLOG"
 check "nothing left in the container's PID namespace" test -z "$(ls /proc/$INIT 2>/dev/null)"
 check "no mount left behind" bash -c "! grep -q '$T_TMP' /proc/self/mountinfo"
 check "ready file removed" test ! -e "$RV/init.ready"
 if [ $DEPLOY = 1 ]; then
 	check "the vTPMs' swtpm processes were stopped" bash -c "! kill -0 $VPA 2>/dev/null && ! kill -0 $VPE 2>/dev/null"
+	# --- a device reboot: the domain manager and the container start
+	# again on the same /persist; the VMs boot again
+	kill -TERM $DM
+	wait $DM 2>/dev/null
+	CLOG1=$CLOG CLOG=$T_TMP/container-again.log
+	check "container restarts on the same /persist" img_start "$R" "$P" "$RUNH" "$C" "$CLOG" --caps "$CAPS"
+	check "and is ready" wait_for 30 test -e "$RV/init.ready"
+	"$BIN/domainmgr" --root "$T_TMP" --config "$T_TMP/deployment.json" 2>>"$T_TMP/dm.log" &
+	DM=$!
+	t_track $DM
+	check "persistent vTPM READY again, state found normal and still encrypted" wait_for 20 bash -c \
+		"'$BIN/vtpmctl' --root '$T_TMP' --timeout 1000 status --json 2>/dev/null | jq -e '.[] | select(.uuid==\"$A\" and .state==\"READY\" and .encrypted==true and .health==\"normal\")' >/dev/null"
+	echo "# after the restart:"
+	"$BIN/vtpmctl" --root "$T_TMP" status | sed 's/^/#   /'
+	img_stop 30
+	check "restarted container stopped" bash -c "! kill -0 $UNSHARE 2>/dev/null"
+	[ "$T_FAILED" = 0 ] || { echo "# restarted container log:"; sed 's/^/#   /' "$CLOG"; }
+	CLOG=$CLOG1
 	kill -TERM $DM
 	wait $DM 2>/dev/null
 fi

@@ -8,9 +8,30 @@
 . "$(dirname "$0")/launcher.inc"
 command -v swtpm >/dev/null || skip_all "swtpm not installed"
 
+# stop the current launcher and wait: the next one needs its sockets
+stop_launcher() {
+	kill -TERM $LPID
+	check "launcher $LPID exits on SIGTERM" wait_for 30 bash -c "! kill -0 $LPID 2>/dev/null"
+}
+
 start_domains
-start_launcher --no-guardian --no-keybroker --stop-on-exit
-A=$(uuid 1) B=$(uuid 2)
+start_launcher --no-guardian --no-keybroker --stop-on-exit --stop-timeout 500
+A=$(uuid 1) B=$(uuid 2) H=$(uuid 9)
+
+# a client (as QEMU would) holds the one control connection: CMD_SHUTDOWN
+# cannot get through, so the stop falls back to SIGTERM after the timeout
+dom "$H BOOTING tis persistent 1 held"
+check "READY" wait_for 10 is_state "$H" READY
+HP=$(vpid "$H")
+python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(60)' "$(ctrl "$H")" &
+HOLDER=$!
+t_track $HOLDER
+sleep 0.3
+dom "$H HALTED tis persistent 1 held"
+check "control channel held: STOPPED anyway" wait_for 15 is_state "$H" STOPPED
+check "...by SIGTERM after the stop timeout" wait_for 5 grep -q "$H: vTPM stopped by SIGTERM" "$LLOG"
+check "...and the process is gone" bash -c "! kill -0 $HP 2>/dev/null"
+kill $HOLDER 2>/dev/null
 
 dom "$A BOOTING tis persistent 1 a"
 check "READY" wait_for 10 is_state "$A" READY
@@ -38,8 +59,7 @@ check "health says reset" test "$(field "$B" 6)" = reset
 check "reason says the state was reset and why" bash -c "awk -v u=$B '\$1==u' $DUMP | grep -q 'STATE RESET (fresh TPM) after CMD_INIT'"
 check "old state kept aside" bash -c "ls -d $ST.reset-* >/dev/null"
 
-kill -TERM $LPID
-wait_for 10 bash -c "! kill -0 $LPID 2>/dev/null"
+stop_launcher
 
 # guardian configured (no --no-guardian) but not running
 start_launcher --no-keybroker --stop-on-exit
@@ -48,8 +68,7 @@ dom "$C BOOTING tis persistent 1 c"
 check "guardian absent: FAILED" wait_for 20 is_state "$C" FAILED
 check "reason: guardian unavailable" bash -c "awk -v u=$C '\$1==u' $DUMP | grep -q 'guardian unavailable'"
 check "no swtpm started without the guardian" test ! -e "$SW/$C.pid"
-kill -TERM $LPID
-wait_for 10 bash -c "! kill -0 $LPID 2>/dev/null"
+stop_launcher
 
 # key broker configured but not running; ephemeral VMs need no key
 start_launcher --no-guardian --stop-on-exit
@@ -59,8 +78,7 @@ dom "$E BOOTING tis ephemeral 1 e"
 check "key broker absent: persistent VM FAILED" wait_for 20 is_state "$D" FAILED
 check "reason: keybroker unavailable" bash -c "awk -v u=$D '\$1==u' $DUMP | grep -q 'keybroker unavailable'"
 check "ephemeral VM READY without any key" wait_for 10 is_state "$E" READY
-kill -TERM $LPID
-wait_for 10 bash -c "! kill -0 $LPID 2>/dev/null"
+stop_launcher
 
 # a swtpm that exits at once
 printf '#!/bin/sh\necho broken >&2\nexit 3\n' >"$T_TMP/badswtpm"

@@ -62,6 +62,7 @@ check "corrupt state: READY again" wait_for 30 is_state "$A" READY
 check "health restored or reset, reason says what was done" \
 	bash -c "awk -v u=$A '\$1==u' $DUMP | grep -Eq ' (restored|reset) .*(restored from backup|STATE RESET)'"
 awk -v u="$A" '$1==u' "$DUMP" | sed 's/^/# /'
+grep -E "VmHWM|VmRSS|Threads" /proc/$LPID/status | sed "s/^/# launcher /"
 
 # no hardware TPM: the broker answers no-hw-tpm; the state was encrypted
 dom "$A HALTED tis persistent 1 a"

@@ -8,7 +8,8 @@
  *   guardian_call --run DIR raw JSON
  *     sends JSON as is, prints the raw reply (bad-request tests).
  *   guardian_call --run DIR bench UUID N
- *     N prepare requests on one connection; prints the mean latency (us).
+ *     N times: release (not timed), prepare (timed), on one connection;
+ *     prints {"n", "mean_ms", "p50_ms", "p99_ms", "max_ms"}.
  */
 #include "common.h"
 #include "log.h"
@@ -72,6 +73,58 @@ raw(const char *run, const char *json, int timeout)
 	printf("%.*s\n", (int) len, buf);
 	nng_free(buf, len);
 	nng_close(s);
+	return 0;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+	return x < y ? -1 : x > y;
+}
+
+static int
+bench(const char *run, struct guardian_req *q, int n, int timeout)
+{
+	struct req_client  *cl;
+	struct guardian_rep r;
+	enum msg_type       rt;
+	char                err[REASON_LEN];
+	uint64_t           *us, sum = 0;
+
+	if (n < 1 || (us = calloc((size_t) n, sizeof(*us))) == NULL) {
+		return 2;
+	}
+	if (req_client_open(&cl, run, "guardian") < 0) {
+		free(us);
+		return 2;
+	}
+	for (int i = 0; i < n; i++) {
+		uint64_t t0;
+		q->op = GOP_RELEASE;
+		req_client_call(cl, MSG_GUARDIAN_REQ, q, &rt, &r, timeout, err,
+		                sizeof(err));
+		q->op = GOP_PREPARE;
+		t0 = now_us();
+		if (req_client_call(cl, MSG_GUARDIAN_REQ, q, &rt, &r, timeout,
+		                    err, sizeof(err)) < 0 ||
+		    !r.ok) {
+			fprintf(stderr, "guardian_call bench: %s %s\n", err,
+			        r.reason);
+			req_client_close(cl);
+			free(us);
+			return 1;
+		}
+		us[i] = now_us() - t0;
+		sum += us[i];
+	}
+	req_client_close(cl);
+	qsort(us, (size_t) n, sizeof(*us), cmp_u64);
+	printf("{\"n\": %d, \"mean_ms\": %.3f, \"p50_ms\": %.3f, "
+	       "\"p99_ms\": %.3f, \"max_ms\": %.3f}\n",
+	       n, sum / 1000.0 / n, us[n / 2] / 1000.0,
+	       us[n * 99 / 100] / 1000.0, us[n - 1] / 1000.0);
+	free(us);
 	return 0;
 }
 
@@ -143,27 +196,9 @@ main(int argc, char **argv)
 	}
 	snprintf(q.uuid, sizeof(q.uuid), "%s", uuid);
 	if (strcmp(op, "bench") == 0) {
-		struct req_client *cl;
-		int      n = argc - optind > 2 ? atoi(argv[optind + 2]) : 100;
-		uint64_t t0;
-		q.op = GOP_PREPARE;
-		if (req_client_open(&cl, run, "guardian") < 0) {
-			return 2;
-		}
-		t0 = now_us();
-		for (int i = 0; i < n; i++) {
-			if (req_client_call(cl, MSG_GUARDIAN_REQ, &q, &rt, &r,
-			                    timeout, err, sizeof(err)) < 0 ||
-			    !r.ok) {
-				fprintf(stderr, "guardian_call bench: %s\n",
-				        err);
-				req_client_close(cl);
-				return 1;
-			}
-		}
-		printf("%.1f\n", (double) (now_us() - t0) / n);
-		req_client_close(cl);
-		return 0;
+		return bench(run, &q,
+		             argc - optind > 2 ? atoi(argv[optind + 2]) : 100,
+		             timeout);
 	}
 	for (q.op = 0;
 	     guardian_op_name(q.op) != NULL &&

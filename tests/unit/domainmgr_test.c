@@ -161,6 +161,7 @@ vtpm(const char *uuid, int state, const char *ctrl, const char *reason)
 	snprintf(v->ctrl_socket, sizeof(v->ctrl_socket), "%s", ctrl);
 	snprintf(v->reason, sizeof(v->reason), "%s", reason);
 	F.has_vt[slot(uuid)] = true;
+	dm_vtpm_event(&DM, uuid); /* as the daemon's subscriber does */
 }
 
 static void
@@ -241,10 +242,11 @@ test_vtpm_failed_boots_without_tpm(void **state)
 	seen = 0;
 	start_world(true);
 	config(APP1);
-	vtpm(U1, VTPM_FAILED, "", "key refused: policy-mismatch");
 	step_at(0);
-	EXPECT("U1 CREATING", "U1 BOOTING",
-	       "U1 RUNNING vtpm failed: key refused: policy-mismatch");
+	EXPECT("U1 CREATING", "U1 BOOTING");
+	vtpm(U1, VTPM_FAILED, "", "key refused: policy-mismatch");
+	step_at(1);
+	EXPECT("U1 RUNNING vtpm failed: key refused: policy-mismatch");
 	assert_int_equal(F.starts, 1);
 	assert_string_equal(F.start_ctrl, "");
 }
@@ -453,6 +455,52 @@ test_vm_exit_then_reboot_on_reload(void **state)
 	assert_int_equal(F.starts, 2);
 }
 
+/* swtpm died, the VM halted; on the next boot the old FAILED must not
+ * decide: the launcher gets to try again. */
+static void
+test_stale_failed_does_not_decide_next_boot(void **state)
+{
+	(void) state;
+	seen = 0;
+	start_world(true);
+	config(APP1);
+	vtpm(U1, VTPM_READY, "/c", "");
+	step_at(0);
+	EXPECT("U1 CREATING", "U1 BOOTING", "U1 RUNNING");
+	vtpm(U1, VTPM_FAILED, "", "swtpm exited (signal 9)");
+	config(APP1_OFF);
+	step_at(1);
+	EXPECT("U1 HALTING");
+	dm_vm_exited(&DM, 1000, SIGTERM, NOW);
+	step_at(1);
+	EXPECT("U1 HALTED"); /* FAILED counts as stopped for halting */
+	config(APP1);
+	step_at(1);
+	EXPECT("U1 BOOTING");
+	step_at(TO.halt_ms - 10);
+	NONE(); /* the stale FAILED is not this boot's answer */
+	assert_int_equal(F.starts, 1);
+	vtpm(U1, VTPM_STARTING, "", "");
+	step_at(1);
+	NONE();
+	vtpm(U1, VTPM_READY, "/c2", "");
+	step_at(1);
+	EXPECT("U1 RUNNING");
+	assert_string_equal(F.start_ctrl, "/c2");
+	/* and when the launcher never answers again, the VM still boots */
+	vtpm(U1, VTPM_FAILED, "", "swtpm exited (signal 9)");
+	dm_vm_exited(&DM, 1001, 0, NOW);
+	step_at(1);
+	EXPECT("U1 HALTING vm exited", "U1 HALTED vm exited");
+	config(APP1);
+	step_at(1);
+	EXPECT("U1 BOOTING");
+	assert_int_equal(dm_step(&DM, NOW), (int) TO.halt_ms);
+	step_at(TO.halt_ms);
+	EXPECT("U1 RUNNING vtpm failed: swtpm exited (signal 9)");
+	assert_string_equal(F.start_ctrl, "");
+}
+
 static void
 test_spec_change_applies_at_next_boot(void **state)
 {
@@ -607,6 +655,8 @@ main(void)
 	                              teardown),
 	    cmocka_unit_test_teardown(test_vm_exit_then_reboot_on_reload,
 	                              teardown),
+	    cmocka_unit_test_teardown(
+	        test_stale_failed_does_not_decide_next_boot, teardown),
 	    cmocka_unit_test_teardown(test_spec_change_applies_at_next_boot,
 	                              teardown),
 	    cmocka_unit_test_teardown(test_readded_while_deleted, teardown),

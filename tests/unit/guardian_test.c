@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -686,6 +687,92 @@ test_restart_mid_rotation(void **state)
 	}
 }
 
+/* a burst within the commit interval is committed once, when due */
+static void
+test_commit_interval(void **state)
+{
+	struct gd_vm *v;
+	int           next;
+
+	(void) state;
+	G.commit_ms = 200;
+	assert_true(call(GOP_PREPARE, UUID1).ok);
+	v = vm(UUID1);
+	swtpm_write(UUID1, 'a');
+	v->dirty = true;
+	v->last_sync_ms = now_ms() - 1000;      /* after a quiet second */
+	assert_int_equal(gd_flush_due(&G), -1); /* due at once: committed */
+	assert_int_equal(v->m.generation, 1);
+	swtpm_write(UUID1, 'b');
+	v->dirty = true;
+	next = gd_flush_due(&G);
+	assert_true(next > 0 && next <= 200); /* not yet */
+	assert_int_equal(v->m.generation, 1);
+	swtpm_write(UUID1, 'c');
+	sleep_ms((unsigned) next + 5);
+	assert_int_equal(gd_flush_due(&G), -1);
+	assert_int_equal(v->m.generation, 2); /* b skipped, c committed */
+	assert_int_equal(current_tag(UUID1), 'c');
+	assert_false(v->dirty);
+}
+
+/* inotify events as the kernel sends them, through a pipe: a rename of
+ * tpm2-00.permall commits; IN_Q_OVERFLOW rescans every watched VM. */
+static void
+push_event(int fd, int wd, uint32_t mask, const char *name)
+{
+	char                  buf[sizeof(struct inotify_event) + 32];
+	struct inotify_event *ev = (struct inotify_event *) buf;
+	size_t                len = name ? 32 : 0;
+
+	memset(buf, 0, sizeof(buf));
+	ev->wd = wd;
+	ev->mask = mask;
+	ev->len = (uint32_t) len;
+	if (name) {
+		snprintf(ev->name, 32, "%s", name);
+	}
+	assert_int_equal(write(fd, buf, sizeof(*ev) + len),
+	                 (ssize_t) (sizeof(*ev) + len));
+}
+
+static void
+test_watch_events(void **state)
+{
+	struct gd_vm *a, *b;
+	int           p[2];
+
+	(void) state;
+	G.commit_ms = 0;
+	assert_true(call(GOP_PREPARE, UUID1).ok);
+	assert_true(call(GOP_PREPARE, UUID2).ok);
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	G.ifd = p[0];
+	a = vm(UUID1);
+	b = vm(UUID2);
+	a->wd = 7; /* as if inotify_add_watch had said so */
+	b->wd = 8;
+	swtpm_write(UUID1, 'a');
+	push_event(p[1], 7, IN_MOVED_TO, GD_PERMALL);
+	push_event(p[1], 7, IN_CLOSE_WRITE, "notes.txt"); /* ignored */
+	assert_int_equal(gd_watch_process(&G), 0);
+	assert_int_equal(a->m.generation, 1);
+	assert_int_equal(b->m.generation, 0);
+	/* lost events: the overflow makes the guardian look everywhere */
+	swtpm_write(UUID1, 'b');
+	swtpm_write(UUID2, 'x');
+	push_event(p[1], -1, IN_Q_OVERFLOW, NULL);
+	assert_int_equal(gd_watch_process(&G), 0);
+	assert_int_equal(a->m.generation, 2);
+	assert_int_equal(b->m.generation, 1);
+	/* the directory went away: the watch is dropped, nothing crashes */
+	push_event(p[1], 8, IN_IGNORED, NULL);
+	assert_int_equal(gd_watch_process(&G), 0);
+	assert_int_equal(b->wd, -1);
+	close(p[1]);
+	/* gd_fini closes G.ifd (our pipe's read end) */
+}
+
 static void
 test_quarantine_cap(void **state)
 {
@@ -727,6 +814,9 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_mid_rotation, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_watch_events, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_interval, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_quarantine_cap, setup,
 	                                    teardown),

@@ -219,6 +219,26 @@ test_vm_halted_after_failure(void **state)
 	assert_int_equal(vm_next_action(&vm, &pub), ACT_STOP);
 }
 
+static void
+test_vm_version_12_refused(void **state)
+{
+	struct vm            vm;
+	struct domain_status d = dom(DOM_BOOTING, true, VTPM_MODE_PERSISTENT);
+	int                  pub;
+
+	(void) state;
+	snprintf(d.vtpm.version, sizeof(d.vtpm.version), "1.2");
+	vm_init(&vm, U1);
+	vm_on_domain(&vm, &d);
+	assert_int_equal(vm_next_action(&vm, &pub), ACT_NONE);
+	assert_int_equal(pub, 1);
+	assert_int_equal(vm.st.state, VTPM_FAILED);
+	assert_non_null(strstr(vm.st.reason, "1.2 is not supported"));
+	snprintf(d.vtpm.version, sizeof(d.vtpm.version), "2.0");
+	vm_on_domain(&vm, &d);
+	assert_int_equal(vm_next_action(&vm, &pub), ACT_START);
+}
+
 /* ---- spawn.c ---- */
 
 static bool
@@ -599,6 +619,7 @@ main(void)
 	    cmocka_unit_test(test_vm_deleted_purges),
 	    cmocka_unit_test(test_vm_topic_delete_releases),
 	    cmocka_unit_test(test_vm_halted_after_failure),
+	    cmocka_unit_test(test_vm_version_12_refused),
 	    cmocka_unit_test_setup_teardown(test_argv, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pidfile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_meta_roundtrip, setup,

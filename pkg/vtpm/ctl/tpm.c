@@ -11,24 +11,6 @@
 #include "vtpmctl.h"
 
 #include "common.h"
-
-#include <stdio.h>
-
-/* The control-channel helpers come with the launcher (pkg/common/
- * swtpm_ctrl.h); a tree without them builds vtpmctl without this bridge. */
-#if !__has_include("swtpm_ctrl.h")
-int
-vctl_tpm_bridge(const char *rundir, const char *uuid, int timeout_ms)
-{
-	(void) rundir;
-	(void) timeout_ms;
-	fprintf(stderr,
-	        "vtpmctl: tpm %s: not available in this build (it needs "
-	        "pkg/common/swtpm_ctrl.h from the launcher)\n",
-	        uuid);
-	return 3;
-}
-#else
 #include "swtpm_ctrl.h"
 
 #include <errno.h>
@@ -187,4 +169,3 @@ vctl_tpm_bridge(const char *rundir, const char *uuid, int timeout_ms)
 	close(tpmfd);
 	return rc;
 }
-#endif

@@ -27,6 +27,7 @@
 #define GD_QUAR_MAX_ENTRIES 4          /* quarantine entries kept per VM */
 #define GD_QUAR_MAX_BYTES   (4u << 20) /* and their total size */
 #define GD_PURGED_KEEP_MS   60000      /* "purged" item stays this long */
+#define GD_COMMIT_MS        20         /* default --commit-interval (ms) */
 
 /* One state generation the guardian holds a hard link to. */
 struct gd_gen {
@@ -77,6 +78,8 @@ struct gd_vm {
 	bool               have_manifest;
 	int                wd;      /* inotify watch, -1 when not watched */
 	bool               pending; /* a commit failed: retry on the tick */
+	bool               dirty;   /* swtpm wrote; commit when due */
+	uint64_t           last_sync_ms; /* now_ms() of the last gd_sync */
 	bool               purged;
 	uint64_t           purged_at;    /* now_ms() of the purge */
 	struct vtpm_state_health health; /* as last published */
@@ -99,10 +102,11 @@ struct guardian {
 	struct gd_vm     *vms;
 	int               ifd; /* inotify fd, -1 in tests without watching */
 	struct topic_pub *pub; /* NULL: do not publish (unit tests) */
-	unsigned          quar_max_entries;
-	size_t            quar_max_bytes;
-	uint64_t          rotations; /* generations adopted (stats) */
-	uint64_t          commit_failures;
+	unsigned commit_ms;    /* least time between two commits of a VM */
+	unsigned quar_max_entries;
+	size_t   quar_max_bytes;
+	uint64_t rotations; /* generations adopted (stats) */
+	uint64_t commit_failures;
 };
 
 /* manifest.c */
@@ -111,9 +115,12 @@ int gd_manifest_decode(const char *buf, size_t len, struct gd_manifest *m,
                        char *err, size_t errlen);
 /* -1 with errno ENOENT when absent; other errors (bad checksum, JSON) set
  * errno EINVAL and fill err. */
-int  gd_manifest_load(const char *path, struct gd_manifest *m, char *err,
-                      size_t errlen);
-int  gd_manifest_save(const char *path, const struct gd_manifest *m);
+int gd_manifest_load(const char *path, struct gd_manifest *m, char *err,
+                     size_t errlen);
+int gd_manifest_save(const char *path, const struct gd_manifest *m);
+/* durable: durable_write; otherwise atomic without fsync (see gd_prepare) */
+int  gd_manifest_write(const char *path, const struct gd_manifest *m,
+                       bool durable);
 void gd_manifest_init(struct gd_manifest *m, const char *uuid, bool encrypted);
 /* Check a swtpm state blob: header v2, totlen = file size, TLVs cover it. */
 bool gd_blob_check(const uint8_t *buf, size_t len, bool *encrypted, char *why,
@@ -147,6 +154,7 @@ int  gd_query(struct guardian *g, const struct guardian_req *rq,
 /* Load every manifest at startup; re-watch and catch up active ones. */
 int gd_load_all(struct guardian *g);
 int gd_save(struct guardian *g, struct gd_vm *v);
+int gd_save_quick(struct guardian *g, struct gd_vm *v);
 /* Move files to <mdir>/quarantine/<stamp>-<what>/, keep the cap. */
 int gd_quarantine(struct guardian *g, struct gd_vm *v, const char *what,
                   const char *const *paths, int n);
@@ -161,6 +169,9 @@ void gd_watch_rm(struct guardian *g, struct gd_vm *v);
 int gd_sync(struct guardian *g, struct gd_vm *v);
 /* Read and act on inotify events (call when g->ifd is readable). */
 int gd_watch_process(struct guardian *g);
+/* Commit the VMs whose new generation is due (commit_ms after their
+ * last commit); returns ms until the next one is due, or -1. */
+int gd_flush_due(struct guardian *g);
 /* Sync every watched VM (after IN_Q_OVERFLOW, and on the retry tick). */
 void gd_rescan(struct guardian *g, bool only_pending);
 

@@ -34,7 +34,11 @@ usage(FILE *f)
 	    "<root>/run/vtpm/guardian.req, publishes VtpmStateHealth.\n"
 	    "  -u, --swtpm-user USER  owner of the state directories (default\n"
 	    "                         tss; ignored with a warning when not "
-	    "root)\n");
+	    "root)\n"
+	    "  -c, --commit-interval MS  least time between two commits of "
+	    "one\n"
+	    "                         VM's state during a burst of writes\n"
+	    "                         (default 20; 0: every generation)\n");
 	common_usage(f);
 }
 
@@ -44,6 +48,7 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 	    COMMON_LONGOPTS,
 	    {"swtpm-user", required_argument, NULL, 'u'},
+	    {"commit-interval", required_argument, NULL, 'c'},
 	    {NULL, 0, NULL, 0}};
 	struct common_opts co;
 	struct guardian    g;
@@ -54,9 +59,11 @@ main(int argc, char **argv)
 	bool               do_chown = false;
 	struct sigaction   sa;
 	int                c;
+	long               commit_ms = GD_COMMIT_MS;
+	char              *end;
 
 	common_opts_init(&co);
-	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "u:", opts,
+	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "u:c:", opts,
 	                        NULL)) != -1) {
 		if (common_opts_handle(&co, c, optarg, "vtpm-guardian",
 		                       usage)) {
@@ -64,6 +71,19 @@ main(int argc, char **argv)
 		}
 		if (c == 'u') {
 			user = optarg;
+			continue;
+		}
+		if (c == 'c') {
+			commit_ms = strtol(optarg, &end, 10);
+			if (*end != '\0' || commit_ms < 0 ||
+			    commit_ms > 10000) {
+				fprintf(
+				    stderr,
+				    "vtpm-guardian: --commit-interval %s: want "
+				    "0..10000 ms\n",
+				    optarg);
+				return 2;
+			}
 			continue;
 		}
 		usage(stderr);
@@ -102,6 +122,7 @@ main(int argc, char **argv)
 		          co.paths.state);
 		return 1;
 	}
+	g.commit_ms = (unsigned) commit_ms;
 	if (gd_watch_open(&g) < 0 || gd_serve_open(&g, &srv) < 0) {
 		gd_fini(&g);
 		return 1;
@@ -121,7 +142,12 @@ main(int argc, char **argv)
 
 	while (!quit) {
 		struct pollfd pfd = {.fd = g.ifd, .events = POLLIN};
-		int           n = poll(&pfd, 1, 250);
+		int           due, n;
+		/* commit what is due; sleep until the next one is */
+		pthread_mutex_lock(&g.lock);
+		due = gd_flush_due(&g);
+		pthread_mutex_unlock(&g.lock);
+		n = poll(&pfd, 1, due >= 0 && due < 250 ? due : 250);
 		if (n > 0 && (pfd.revents & POLLIN)) {
 			pthread_mutex_lock(&g.lock);
 			gd_watch_process(&g);

@@ -294,8 +294,39 @@ gd_manifest_load(const char *path, struct gd_manifest *m, char *err,
 	return rc;
 }
 
+/* Atomic (temp file + rename) but not fsynced: the old or the new
+ * content after a crash of the process, and after a power cut whatever the
+ * file system kept of the rename. */
+static int
+quick_write(const char *path, const void *buf, size_t len)
+{
+	char    tmp[PATH_LEN];
+	int     fd, saved;
+	ssize_t n;
+
+	if (path_join(tmp, sizeof(tmp), "%s.tmp.%d", path, (int) getpid()) <
+	    0) {
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		return -1;
+	}
+	n = write(fd, buf, len);
+	if (n != (ssize_t) len || close(fd) < 0 || rename(tmp, path) < 0) {
+		saved = n >= 0 && n != (ssize_t) len ? ENOSPC : errno;
+		if (n != (ssize_t) len) {
+			close(fd);
+		}
+		unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
 int
-gd_manifest_save(const char *path, const struct gd_manifest *m)
+gd_manifest_write(const char *path, const struct gd_manifest *m, bool durable)
 {
 	char  *buf;
 	size_t len;
@@ -305,9 +336,16 @@ gd_manifest_save(const char *path, const struct gd_manifest *m)
 		errno = ENOMEM;
 		return -1;
 	}
-	rc = durable_write(path, buf, len, 0600);
+	rc = durable ? durable_write(path, buf, len, 0600)
+	             : quick_write(path, buf, len);
 	free(buf);
 	return rc;
+}
+
+int
+gd_manifest_save(const char *path, const struct gd_manifest *m)
+{
+	return gd_manifest_write(path, m, true);
 }
 
 static uint32_t

@@ -54,6 +54,7 @@ gd_init(struct guardian *g, const char *root, uid_t swtpm_uid, gid_t swtpm_gid,
 	g->swtpm_uid = swtpm_uid;
 	g->swtpm_gid = swtpm_gid;
 	g->do_chown = do_chown;
+	g->commit_ms = GD_COMMIT_MS;
 	g->quar_max_entries = GD_QUAR_MAX_ENTRIES;
 	g->quar_max_bytes = GD_QUAR_MAX_BYTES;
 	pthread_mutex_init(&g->lock, NULL);
@@ -174,19 +175,32 @@ sfile(const struct gd_vm *v, const char *name, char *dst, size_t len)
 	snprintf(dst, len, "%s/%s", v->sdir, name);
 }
 
-int
-gd_save(struct guardian *g, struct gd_vm *v)
+static int
+save(struct gd_vm *v, bool durable)
 {
 	char path[PATH_LEN];
 
-	(void) g;
 	snprintf(path, sizeof(path), "%s/%s", v->mdir, GD_MANIFEST);
-	if (gd_manifest_save(path, &v->m) < 0) {
+	if (gd_manifest_write(path, &v->m, durable) < 0) {
 		log_warn("vm %s: write manifest %s", v->uuid, path);
 		return -1;
 	}
 	v->have_manifest = true;
 	return 0;
+}
+
+int
+gd_save(struct guardian *g, struct gd_vm *v)
+{
+	(void) g;
+	return save(v, true);
+}
+
+int
+gd_save_quick(struct guardian *g, struct gd_vm *v)
+{
+	(void) g;
+	return save(v, false);
 }
 
 /* ---- quarantine ---- */
@@ -1038,7 +1052,13 @@ gd_prepare(struct guardian *g, const struct guardian_req *rq,
 	v->m.active = true;
 	v->m.classification = cls;
 	snprintf(v->m.reason, sizeof(v->m.reason), "%s", reason);
-	if (gd_save(g, v) < 0) {
+	/* The boot path (new, normal) writes the manifest atomically but
+	 * without fsync: it only marks the VM active. Lost in a power cut, the
+	 * old manifest still names durable, verified generations; the first
+	 * commit of this boot makes "active" durable. A restore or reset is
+	 * written durably. */
+	if ((cls == STATE_NEW || cls == STATE_NORMAL ? gd_save_quick(g, v)
+	                                             : gd_save(g, v)) < 0) {
 		snprintf(err, sizeof(err), "write manifest in %s: %s", v->mdir,
 		         strerror(errno));
 		goto fail;
@@ -1177,9 +1197,19 @@ int
 gd_release(struct guardian *g, const struct guardian_req *rq,
            struct guardian_rep *rp)
 {
-	struct gd_vm *v = known_vm(g, rq, rp, "release");
+	struct gd_vm *v;
 	char          reason[REASON_LEN];
 
+	if (rq->mode == VTPM_MODE_EPHEMERAL &&
+	    gd_vm_find(g, rq->uuid) == NULL) {
+		/* ephemeral state has nothing to commit, even if we restarted
+		 */
+		snprintf(rp->uuid, sizeof(rp->uuid), "%s", rq->uuid);
+		rp->ok = true;
+		rp->classification = STATE_UNKNOWN;
+		return 0;
+	}
+	v = known_vm(g, rq, rp, "release");
 	if (v == NULL) {
 		return 0;
 	}

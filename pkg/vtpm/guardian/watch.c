@@ -91,6 +91,8 @@ gd_sync(struct guardian *g, struct gd_vm *v)
 	bool               same_content;
 	int                saved;
 
+	v->dirty = false;
+	v->last_sync_ms = now_ms();
 	if (v->mode != VTPM_MODE_PERSISTENT || !v->have_manifest || v->purged) {
 		return 0;
 	}
@@ -109,6 +111,8 @@ gd_sync(struct guardian *g, struct gd_vm *v)
 			v->pending = false;
 			gd_publish(g, v, v->m.classification, v->m.reason);
 		}
+		log_debug("vm %s: sync: current is g%" PRIu64 ", nothing new",
+		          v->uuid, v->m.cur.id);
 		return 0; /* already the current generation */
 	}
 	/* Take a name for whatever is swtpm's current file right now. Any
@@ -301,6 +305,8 @@ gd_watch_process(struct guardian *g)
 			if (ev->len == 0) {
 				continue;
 			}
+			log_debug("vm %s: inotify %s 0x%x", v->uuid, ev->name,
+			          ev->mask);
 			if (strcmp(ev->name, GD_PERMALL) == 0) {
 				int i;
 				for (i = 0; i < nt && touched[i] != v; i++) {
@@ -322,7 +328,31 @@ gd_watch_process(struct guardian *g)
 		return 0;
 	}
 	for (int i = 0; i < nt; i++) {
-		gd_sync(g, touched[i]);
+		touched[i]->dirty = true;
 	}
+	gd_flush_due(g);
 	return 0;
+}
+
+int
+gd_flush_due(struct guardian *g)
+{
+	uint64_t now = now_ms();
+	int      next = -1;
+
+	for (struct gd_vm *v = g->vms; v != NULL; v = v->next) {
+		uint64_t due;
+		if (!v->dirty) {
+			continue;
+		}
+		due = v->last_sync_ms + g->commit_ms;
+		if (now >= due) {
+			gd_sync(g, v);
+			continue;
+		}
+		if (next < 0 || due - now < (uint64_t) next) {
+			next = (int) (due - now);
+		}
+	}
+	return next;
 }

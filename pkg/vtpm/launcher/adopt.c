@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,8 +278,19 @@ adopt_scan(const struct launcher_cfg *cfg,
 		st.state = VTPM_READY;
 		st.health = STATE_UNKNOWN;
 		if (adopt_read_meta(cfg, uuid, &st) < 0) {
-			log_warnx("%s: %s.meta missing or bad: health unknown",
-			          uuid, uuid);
+			/* the meta file is written at READY: without it the
+			 * start never finished (no health check), so no guest
+			 * uses this swtpm; end it, the VM starts afresh */
+			log_warnx(
+			    "%s: swtpm %d never became READY (no %s.meta): "
+			    "stopping it",
+			    uuid, (int) pid, uuid);
+			(void) pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+			(void) poll(&(struct pollfd){pidfd, POLLIN, 0}, 1,
+			            2000);
+			close(pidfd);
+			sup_cleanup_files(cfg, uuid);
+			continue;
 		}
 		st.pid = pid;
 		(void) spawn_paths(cfg, uuid, st.ctrl_socket, NULL, NULL,

@@ -164,6 +164,25 @@ local_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
 	return 0;
 }
 
+/* A service whose socket file is missing is not running: say so at once
+ * instead of waiting for the request timeout. */
+static int
+service_there(const struct launcher_cfg *cfg, const char *name, char *err,
+              size_t errlen)
+{
+	char        path[PATH_LEN];
+	struct stat sb;
+
+	if (path_join(path, sizeof(path), "%s/%s.req", cfg->paths.run, name) <
+	        0 ||
+	    stat(path, &sb) < 0) {
+		vm_fmt(err, errlen, "%s unavailable: %s/%s.req: %s", name,
+		       cfg->paths.run, name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
 guard_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
          bool encrypted, struct guardian_rep *rep, char *err, size_t errlen)
@@ -177,6 +196,9 @@ guard_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
 	if (cfg->guardian == NULL) {
 		return local_op(cfg, op, uuid, mode, encrypted, rep, err,
 		                errlen);
+	}
+	if (service_there(cfg, "guardian", err, errlen) < 0) {
+		return -1;
 	}
 	memset(&req, 0, sizeof(req));
 	req.op = op;
@@ -209,6 +231,9 @@ guard_key(const struct launcher_cfg *cfg, const char *uuid, uint8_t *key,
 	if (cfg->keybroker == NULL) {
 		snprintf(why, whylen, "no key broker (--no-keybroker)");
 		return 0;
+	}
+	if (service_there(cfg, "keybroker", why, whylen) < 0) {
+		return -1;
 	}
 	/* the reply holds the key: locked memory, wiped on free */
 	if ((rep = secmem_alloc(sizeof(*rep))) == NULL) {

@@ -16,6 +16,7 @@
  *    not destroy a TPM; only an explicit DELETED does).
  *  - vTPM disabled: no swtpm and no VtpmStatus item (one that runs is
  *    stopped and released).
+ *  - vtpm.version other than "2.0" (TPM 1.2): FAILED, never started.
  *  - CREATING / RUNNING: nothing (a swtpm that died stays FAILED until
  *    the next BOOTING).
  */
@@ -129,6 +130,17 @@ vm_next_action(struct vm *vm, int *publish)
 			}
 			*publish = 1;
 		}
+	}
+	if (vm->want_start && vm->dom.vtpm.version[0] != '\0' &&
+	    strcmp(vm->dom.vtpm.version, "2.0") != 0) {
+		/* the domain manager rejects these; never start one anyway */
+		vm->want_start = false;
+		vm_status_base(vm, &vm->st, VTPM_FAILED);
+		vm_fmt(vm->st.reason, sizeof(vm->st.reason),
+		       "vTPM version %s is not supported (only 2.0)",
+		       vm->dom.vtpm.version);
+		*publish = 1;
+		return ACT_NONE;
 	}
 	if (vm->want_start) {
 		if (vm->phase == VP_RUNNING) {

@@ -1,5 +1,5 @@
-# guest: one script for every boot of a stack-driven VM. It reports what it
-# sees as values and the host decides what was expected:
+# guest: one script for every boot of a VM in the scenario tests. It
+# reports what it sees as values and the host decides what was expected:
 #   tpm      yes|no       /dev/tpm0 and /dev/tpmrm0 exist
 #   version  2            kernel's TPM major version
 #   driver   tpm_tis|tpm_crb
@@ -7,6 +7,7 @@
 #   phase    create|check|none  EK absent (provisioned now) / present / no TPM
 #   ekpub    SHA-256 of the EK public (tpm2_readpublic -o)
 #   srk      yes|no       SRK at 0x81000001 (after this boot's provisioning)
+# With /hold in the initramfs it stays up afterwards until the host stops it.
 if [ -c /dev/tpm0 ] && [ -c /dev/tpmrm0 ]; then
 	e2e_val tpm yes
 	e2e_val version "$(cat /sys/class/tpm/tpm0/tpm_version_major 2>/dev/null)"
@@ -36,3 +37,8 @@ else
 	e2e_val sysclass "$(ls /sys/class/tpm 2>/dev/null | tr '\n' ' ')"
 fi
 e2e_ok "probe ran"
+if [ -f /hold ]; then
+	# the host stops this VM (activate false): stay up until then
+	echo "E2E done hold"
+	while :; do sleep 3600; done
+fi
