@@ -636,7 +636,7 @@ attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 
 	memset(rep, 0, sizeof(*rep));
 	memcpy(rep->uuid, req->uuid, sizeof(rep->uuid));
-	if (peer != 0 && peer != launcher) {
+	if (peer != launcher) {
 		say(rep->reason, sizeof(rep->reason),
 		    "uid %d may not ask for attestation", (int) peer);
 		log_warnx("attest %s refused: %s", attest_op_name(req->op),

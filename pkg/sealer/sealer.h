@@ -154,8 +154,9 @@ struct evp_pkey_st;
 /* Look up (or create and persist) EK 0x81010001 and AK 0x81010002 on the
  * hardware TPM. Call with the TPM lock held. */
 int attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen);
-/* Serve one AttestRequest (takes mu around TPM use). peer must be root
- * or launcher. Always fills rep; returns 0. */
+/* Serve one AttestRequest (takes mu around TPM use). peer must be the
+ * launcher's uid (the socket already admits only that one). Always
+ * fills rep; returns 0. */
 int attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
                   const struct attest_req *req, uid_t peer, uid_t launcher,
                   struct attest_rep *rep);

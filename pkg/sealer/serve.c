@@ -473,9 +473,6 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	peer_policy_init(&rpol);
 	rpol.only_listed = true; /* the launcher's uid and nobody else */
 	(void) peer_policy_add(&rpol, cfg->launcher_uid);
-	/* root may ask for attestation (vtpmctl attest); KeyRelease still
-	 * answers the launcher's uid only (broker_release) */
-	(void) peer_policy_add(&rpol, 0);
 	if (req_server_open(&b->srv, cfg->rundir, "keybroker", accept,
 	                    b->cfg.nworkers, &rpol, handle, b) < 0) {
 		say(err, errlen, "cannot serve keybroker in %s", cfg->rundir);
