@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 /* The broker's certificate for ek, as DER in der. Returns its length,
@@ -75,7 +76,7 @@ lek_provision(const struct launcher_cfg *cfg, const char *uuid, bool *cert,
 {
 	struct tek_vtpm v;
 	TPM2B_PUBLIC   *ek = NULL;
-	char            ctrl[SOCK_LEN], e[REASON_LEN];
+	char            ctrl[SOCK_LEN], e[REASON_LEN], fp[65] = "";
 	uint8_t         der[TEK_CERT_MAX];
 	int             n, ret = -1;
 	uint64_t        t0 = now_ms(), t1, t2;
@@ -109,6 +110,10 @@ lek_provision(const struct launcher_cfg *cfg, const char *uuid, bool *cert,
 			       TEK_EKCERT_INDEX, e);
 			goto out;
 		} else {
+			uint8_t d[SHA256_DIGEST_LENGTH];
+
+			SHA256(der, (size_t) n, d);
+			tek_hex(d, sizeof(d), fp, sizeof(fp));
 			*cert = true;
 		}
 	}
@@ -127,6 +132,9 @@ out:
 		         (unsigned long long) (now_ms() - t0),
 		         (unsigned long long) (t1 - t0),
 		         (unsigned long long) (t2 - t1));
+		if (*cert) {
+			log_info("%s: EK certificate sha256 %s", uuid, fp);
+		}
 	}
 	return ret;
 }
