@@ -16,6 +16,7 @@
  *                             reported EK for that VM; then the EK -> device
  *                             binding, with a clone alert when the EK was
  *                             seen behind another device
+ *   alerts                    the clone alerts recorded, as a JSON array
  */
 #include "verify.h"
 #include "common.h"
@@ -471,4 +472,43 @@ out:
 	cJSON_Delete(o);
 	free(d);
 	return rc;
+}
+
+static void
+alert_json(void *arg, const char *ek, const char *first, const char *second,
+           const char *vm, int64_t at)
+{
+	cJSON *a = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(a, "ek", ek ? ek : "");
+	cJSON_AddStringToObject(a, "first_device", first ? first : "");
+	cJSON_AddStringToObject(a, "second_device", second ? second : "");
+	cJSON_AddStringToObject(a, "vm", vm ? vm : "");
+	cJSON_AddNumberToObject(a, "at", (double) at);
+	cJSON_AddItemToArray(arg, a);
+}
+
+int
+vfy_cmd_alerts(struct vfy_ctx *c, int argc, char **argv)
+{
+	cJSON *list;
+	char   err[512];
+
+	(void) argv;
+	if (argc != 0) {
+		fprintf(stderr, "vtpm-verify: alerts takes no arguments\n");
+		return 2;
+	}
+	if (vfy_ctx_registry(c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: %s\n", err);
+		return 1;
+	}
+	list = cJSON_CreateArray();
+	if (c->reg.ops->alert_list(c->reg.h, alert_json, list, err,
+	                           sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: %s\n", err);
+		cJSON_Delete(list);
+		return 1;
+	}
+	return print_json(list) < 0 ? 1 : 0;
 }

@@ -26,6 +26,7 @@ static const struct vfy_command commands[] = {
      "--ek-cert F --ak-cert F [--vm UUID] [--device ID]: chain only"},
     {"check", vfy_cmd_check,
      "FILE: a vtpmctl attest UUID report: chain, binding, clone alert"},
+    {"alerts", vfy_cmd_alerts, "the clone alerts recorded (JSON array)"},
 };
 
 int

@@ -220,6 +220,33 @@ sq_alert_count(void *h, char *err, size_t errlen)
 	return n;
 }
 
+static int
+sq_alert_list(void *h,
+              void (*fn)(void *arg, const char *ek_fp, const char *first,
+                         const char *second, const char *vm, int64_t at),
+              void *arg, char *err, size_t errlen)
+{
+	sqlite3      *db = h;
+	sqlite3_stmt *st;
+	int           rc;
+
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT ek_fp, first_device, second_device, vm, "
+	                       "at FROM alerts ORDER BY rowid",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		return dberr(db, "prepare", err, errlen);
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		fn(arg, (const char *) sqlite3_column_text(st, 0),
+		   (const char *) sqlite3_column_text(st, 1),
+		   (const char *) sqlite3_column_text(st, 2),
+		   (const char *) sqlite3_column_text(st, 3),
+		   (int64_t) sqlite3_column_int64(st, 4));
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : dberr(db, "select alerts", err, errlen);
+}
+
 const struct registry_ops vfy_registry_sqlite = {
     .name = "sqlite",
     .open = sq_open,
@@ -229,6 +256,7 @@ const struct registry_ops vfy_registry_sqlite = {
     .bind = sq_bind,
     .alert_add = sq_alert_add,
     .alert_count = sq_alert_count,
+    .alert_list = sq_alert_list,
 };
 
 int

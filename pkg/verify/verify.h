@@ -52,6 +52,12 @@ struct registry_ops {
 	                 size_t errlen);
 	/* number of clone alerts recorded, or -1 */
 	int (*alert_count)(void *h, char *err, size_t errlen);
+	/* fn for every alert, oldest first; 0 or -1 */
+	int (*alert_list)(void *h,
+	                  void (*fn)(void *arg, const char *ek_fp,
+	                             const char *first, const char *second,
+	                             const char *vm, int64_t at),
+	                  void *arg, char *err, size_t errlen);
 };
 
 extern const struct registry_ops vfy_registry_sqlite;
@@ -111,5 +117,6 @@ int vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv);
 int vfy_cmd_activate(struct vfy_ctx *c, int argc, char **argv);
 int vfy_cmd_verify_cert(struct vfy_ctx *c, int argc, char **argv);
 int vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv);
+int vfy_cmd_alerts(struct vfy_ctx *c, int argc, char **argv);
 
 #endif

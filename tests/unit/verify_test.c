@@ -218,6 +218,21 @@ test_pub_hex_and_name(void **state)
 	assert_int_equal(tek_pub_from_hex("0102", &back), -1);
 }
 
+static int n_alerts;
+
+static void
+count_alert(void *arg, const char *ek, const char *first, const char *second,
+            const char *vm, int64_t at)
+{
+	(void) arg;
+	assert_string_equal(ek, "ek1");
+	assert_string_equal(first, "dev-a");
+	assert_string_equal(second, "dev-b");
+	assert_string_equal(vm, "vm");
+	assert_true(at > 0);
+	n_alerts++;
+}
+
 static void
 test_registry_bindings(void **state)
 {
@@ -262,6 +277,10 @@ test_registry_bindings(void **state)
 	                                  err, sizeof(err)),
 	                 0);
 	assert_int_equal(r.ops->alert_count(r.h, err, sizeof(err)), 1);
+	n_alerts = 0;
+	assert_int_equal(
+	    r.ops->alert_list(r.h, count_alert, NULL, err, sizeof(err)), 0);
+	assert_int_equal(n_alerts, 1);
 	vfy_registry_close(&r);
 	/* persistent: a reopen sees the same */
 	assert_int_equal(vfy_registry_open(&r, path, err, sizeof(err)), 0);
