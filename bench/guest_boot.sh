@@ -24,7 +24,7 @@ trap '[ -n "$SWTPM_PID" ] && kill $SWTPM_PID 2>/dev/null; rm -rf "$TMP"' EXIT
 mkdir "$TMP/r"
 cp tests/e2e/guest/boot_ready.sh "$TMP/r/test.sh"
 (cd "$TMP/r" && echo test.sh | cpio -o -H newc --quiet | gzip -1) >"$TMP/t.cpio.gz"
-cat "$GUEST/initrd.gz" "$TMP/t.cpio.gz" >"$TMP/initrd"
+cat "$GUEST/initrd.cpio" "$TMP/t.cpio.gz" >"$TMP/initrd"
 
 # one_boot VARIANT: prints "WALL_MS UPTIME_S DEVICE"
 one_boot() {

@@ -39,7 +39,7 @@ boot() {
 	awk -v a="$t0" -v b="$t1" -v u="${4:-}" -v d="${5:-}" \
 		'BEGIN { printf "%.1f %s %s\n", (b - a) * 1000, u, d }'
 	# it powers off by itself: wait until it is halted before the next one
-	wait_for 60 e2e_vm_halted "$vm" || echo "guest_boot: $vm did not halt" >&2
+	e2e_poll 60 e2e_vm_halted "$vm" || echo "guest_boot: $vm did not halt" >&2
 }
 
 declare -a W_none W_vtpm U_none U_vtpm

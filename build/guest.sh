@@ -2,7 +2,9 @@
 # build/guest.sh: the Linux guest for the end-to-end tests (tests/e2e/).
 #
 #   out/guest/vmlinuz      Debian 12 cloud kernel (TPM TIS and CRB built in)
-#   out/guest/initrd.gz    busybox-static + tpm2-tools + their libraries + /init
+#   out/guest/initrd.cpio  busybox-static + tpm2-tools + their libraries + /init
+#   out/guest/initrd.gz    the same, gzip'd (smaller; the uncompressed one
+#                          boots ~0.5 s faster under TCG: no gunzip)
 #   out/guest/stamp        what the two were built from (the cache key)
 #
 # The kernel comes from the package registry with `apt-get download` (no
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	-h | --help)
-		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -56,7 +58,7 @@ flock 9
 SELF=$(sha256sum "$0" | cut -c1-16)
 if [ $force = 0 ] && [ "$max_age" -gt 0 ] && [ -f "$G/stamp" ] &&
 	[ $(($(date +%s) - $(stat -c %Y "$G/stamp"))) -lt "$max_age" ] &&
-	grep -q "script=$SELF\$" "$G/stamp" && [ -s "$G/vmlinuz" ] && [ -s "$G/initrd.gz" ]; then
+	grep -q "script=$SELF\$" "$G/stamp" && [ -s "$G/vmlinuz" ] && [ -s "$G/initrd.cpio" ] && [ -s "$G/initrd.gz" ]; then
 	exit 0
 fi
 
@@ -86,7 +88,7 @@ BB_VER=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null) ||
 KEY="kernel=$KPKG/$KVER tpm2-tools=$TOOLS_VER busybox=$BB_VER script=$SELF"
 
 if [ $force = 0 ] && [ -f "$G/stamp" ] && [ "$(cat "$G/stamp")" = "$KEY" ] &&
-	[ -s "$G/vmlinuz" ] && [ -s "$G/initrd.gz" ]; then
+	[ -s "$G/vmlinuz" ] && [ -s "$G/initrd.cpio" ] && [ -s "$G/initrd.gz" ]; then
 	touch "$G/stamp" # checked just now
 	exit 0
 fi
@@ -204,9 +206,11 @@ echo o >/proc/sysrq-trigger
 EOF
 chmod 0755 "$R/init"
 
-(cd "$R" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) |
-	gzip -6 >"$G/initrd.gz.tmp"
+(cd "$R" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) \
+	>"$G/initrd.cpio.tmp"
+gzip -6 <"$G/initrd.cpio.tmp" >"$G/initrd.gz.tmp"
 mv "$G/vmlinuz.tmp" "$G/vmlinuz"
+mv "$G/initrd.cpio.tmp" "$G/initrd.cpio"
 mv "$G/initrd.gz.tmp" "$G/initrd.gz"
 echo "$KEY" >"$G/stamp"
-echo "guest: $G/vmlinuz ($(du -h "$G/vmlinuz" | cut -f1)), $G/initrd.gz ($(du -h "$G/initrd.gz" | cut -f1))" >&2
+echo "guest: $G/vmlinuz ($(du -h "$G/vmlinuz" | cut -f1)), $G/initrd.cpio ($(du -h "$G/initrd.cpio" | cut -f1)), $G/initrd.gz ($(du -h "$G/initrd.gz" | cut -f1))" >&2

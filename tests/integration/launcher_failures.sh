@@ -23,7 +23,7 @@ A=$(uuid 1) B=$(uuid 2) H=$(uuid 9)
 dom "$H BOOTING tis persistent 1 held"
 check "READY" wait_for 10 is_state "$H" READY
 HP=$(vpid "$H")
-python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); open(sys.argv[2], "w").close(); time.sleep(60)' "$(ctrl "$H")" "$T_TMP/held" &
+python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); open(sys.argv[2],"w").close(); time.sleep(60)' "$(ctrl "$H")" "$T_TMP/held" &
 HOLDER=$!
 t_track $HOLDER
 check "a client holds the control channel" wait_for 10 test -e "$T_TMP/held"

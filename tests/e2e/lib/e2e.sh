@@ -14,6 +14,16 @@ E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QEMU=${QEMU:-qemu-system-x86_64}
 E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-150}
 
+# e2e_untrack PID: forget a pid we have reaped (t_cleanup must not signal
+# whatever process gets that number next)
+e2e_untrack() {
+	local p keep=()
+	for p in "${T_PIDS[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	T_PIDS=("${keep[@]}")
+}
+
 e2e_require() {
 	command -v "$QEMU" >/dev/null || skip_all "$QEMU not installed (build/deps.sh)"
 	command -v swtpm >/dev/null || skip_all "swtpm not installed (build/deps.sh)"
@@ -50,6 +60,7 @@ e2e_swtpm_wait() {
 	done
 	kill -TERM "$E2E_SWTPM_PID" 2>/dev/null
 	wait "$E2E_SWTPM_PID" 2>/dev/null
+	e2e_untrack "$E2E_SWTPM_PID"
 	return 0
 }
 
@@ -67,7 +78,7 @@ e2e_initrd() {
 	cp "$1" "$d/test.sh"
 	for f in "${@:3}"; do cp "$f" "$d/"; done
 	(cd "$d" && ls | cpio -o -H newc --quiet | gzip -1) >"$d.cpio.gz"
-	cat "$E2E_GUEST/initrd.gz" "$d.cpio.gz" >"$2"
+	cat "$E2E_GUEST/initrd.cpio" "$d.cpio.gz" >"$2"
 	rm -rf "$d" "$d.cpio.gz"
 }
 
@@ -94,6 +105,7 @@ e2e_boot() {
 	t_track $pid
 	wait $pid
 	rc=$?
+	e2e_untrack $pid
 	tr -d '\r' <"$serial" >"$serial.txt"
 	if [ $rc -ne 0 ]; then
 		echo "# $name: qemu exited $rc; $(tail -3 "$T_TMP/$name.qemu.log")"
@@ -234,9 +246,19 @@ e2e_config_write() {
 	mv "$E2E_CFG.tmp" "$E2E_CFG"
 }
 
+E2E_DM_QEMU=()
 e2e_stack_stop() {
+	local p
 	[ -d "$E2E_ROOT/pids" ] || return 0
 	"$TOP/build/stack.sh" stop --root "$E2E_ROOT" >>"$T_TMP/stack.log" 2>&1
+	# a QEMU of ours that outlived domainmgr (checked: still our guest)
+	for p in "${E2E_DM_QEMU[@]}"; do
+		if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF "$T_TMP/guest.initrd"; then
+			echo "# QEMU pid $p outlived domainmgr: SIGKILL"
+			kill -KILL "$p" 2>/dev/null
+		fi
+	done
+	return 0
 }
 
 e2e_env_start() {
@@ -315,14 +337,51 @@ e2e_vm_start() {
 }
 
 e2e_vm_wait() {
-	local n=$1 boot=$2 f i
+	local n=$1 boot=$2 f i seen=0
 	f=$(e2e_serial "$n")
 	for ((i = 0; i < E2E_BOOT_TIMEOUT * 10; i++)); do
 		grep -aq '^E2E done' "$f" 2>/dev/null && break
+		# every 2 s: has the VM died without finishing? (once it was seen
+		# running, or after 30 s; its last serial output gets a moment)
+		if [ $((i % 20)) = 19 ]; then
+			if e2e_vm_alive "$n"; then
+				seen=1
+			elif [ $seen = 1 ] || [ $i -gt 300 ]; then
+				sleep 0.5
+				break
+			fi
+		fi
 		sleep 0.1
 	done
 	tr -d '\r' <"$f" >"$T_TMP/$boot.serial.txt" 2>/dev/null
+	if [ $E2E_MODE = stack ]; then
+		# domainmgr stops its QEMUs itself; should it die, ours go too
+		i=$(sed -n "s/.*app ${VM_UUID[$n]} .*: vm pid \([0-9]*\) started.*/\1/p" \
+			"$E2E_ROOT/log/domainmgr.log" 2>/dev/null | tail -1)
+		[ -n "$i" ] && E2E_DM_QEMU+=("$i")
+	fi
 	grep -aq '^E2E done' "$T_TMP/$boot.serial.txt"
+}
+
+# e2e_poll SECONDS CMD...: like wait_for, every 0.25 s (for vtpmctl queries,
+# which cost more than a file test)
+e2e_poll() {
+	local secs=$1 i
+	shift
+	for ((i = 0; i < secs * 4; i++)); do
+		"$@" && return 0
+		sleep 0.25
+	done
+	return 1
+}
+
+# e2e_vm_alive NAME: its QEMU still runs (stack: the VM is not HALTED yet)
+e2e_vm_alive() {
+	if [ $E2E_MODE = stack ]; then
+		[ "$(e2e_status "$1" .domain_state)" != HALTED ]
+	else
+		kill -0 "${VM_QEMU[$1]:-0}" 2>/dev/null
+	fi
 }
 
 # e2e_vm_halted NAME: the stack has the VM halted and its vTPM stopped
@@ -341,7 +400,7 @@ e2e_vm_stop() {
 	if [ $E2E_MODE = stack ]; then
 		e2e_config_write
 		for n in "$@"; do
-			if ! wait_for 60 e2e_vm_halted "$n"; then
+			if ! e2e_poll 60 e2e_vm_halted "$n"; then
 				notok "$n: halted within 60 s of activate false (status: $(e2e_status "$n" '"\(.domain_state) \(.state) \(.reason)"'))"
 			fi
 		done
@@ -349,8 +408,11 @@ e2e_vm_stop() {
 	fi
 	for n in "$@"; do
 		p=${VM_QEMU[$n]:-}
-		[ -n "$p" ] && kill -TERM "$p" 2>/dev/null
-		[ -n "$p" ] && wait "$p" 2>/dev/null
+		if [ -n "$p" ]; then
+			kill -TERM "$p" 2>/dev/null
+			wait "$p" 2>/dev/null
+			e2e_untrack "$p"
+		fi
 		p=${VM_SWTPM[$n]:-}
 		if [ -n "$p" ]; then
 			for _ in $(seq 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
@@ -360,6 +422,7 @@ e2e_vm_stop() {
 				kill -TERM "$p" 2>/dev/null
 			fi
 			wait "$p" 2>/dev/null
+			e2e_untrack "$p"
 		fi
 		VM_QEMU[$n]='' VM_SWTPM[$n]=''
 	done
