@@ -40,6 +40,8 @@ enum msg_type {
 	MSG_GUARDIAN_REQ     = 7, /* launcher/ctl -> guardian: GuardianRequest */
 	MSG_GUARDIAN_REP     = 8, /* guardian -> requester: GuardianReply */
 	MSG_ERROR_REP        = 9, /* any server: Error {reason} */
+	MSG_ATTEST_REQ       = 10, /* launcher/ctl -> broker: AttestRequest */
+	MSG_ATTEST_REP       = 11, /* broker -> requester: AttestReply */
 	/* 20-29: planned updates and key escrow (issue 8), keybroker-admin */
 	MSG_KEY_ADMIN_REQ    = 20, /* update agent/ctl -> broker: KeyAdmin */
 	MSG_KEY_ADMIN_REP    = 21, /* broker -> requester: KeyAdminReply */
@@ -64,6 +66,7 @@ struct vtpm_spec {
 	char version[8];   /* "2.0" (1.2 is rejected by the config parser) */
 	int  model;        /* enum vtpm_model */
 	int  mode;         /* enum vtpm_mode */
+	bool ek; /* provision + certify the vTPM EK at creation (default true) */
 };
 
 /* DomainStatus {uuid, name, state, vtpm{...}, reason} */
@@ -185,6 +188,43 @@ struct guardian_rep {
 	bool    encrypted; /* the state on disk was written encrypted */
 	int64_t generation;
 	char    reason[REASON_LEN];
+};
+
+/* AttestRequest.op */
+enum attest_op {
+	AOP_INFO = 0,    /* the device: hardware EK, AK public, AK cert */
+	AOP_ACTIVATE,    /* ActivateCredential on a verifier's challenge */
+	AOP_SET_AK_CERT, /* store the AK certificate the verifier issued */
+	AOP_CERTIFY_EK,  /* issue an X.509 certificate for a vTPM EK */
+};
+#define ATTEST_PUB_LEN  2048 /* hex of a marshalled TPM2B_PUBLIC */
+#define ATTEST_BLOB_LEN 1024 /* hex of TPM2B_ID_OBJECT / ENCRYPTED_SECRET */
+#define ATTEST_PEM_LEN  4096 /* one PEM certificate */
+#define ATTEST_ID_LEN   80   /* device identity: hex of the AK name */
+
+/* AttestRequest {op, uuid (the VM for certify-ek; the zero UUID for
+ * device ops), ek_pub, credential_blob, secret, ak_cert} */
+struct attest_req {
+	int  op; /* enum attest_op */
+	char uuid[UUID_LEN];
+	char ek_pub[ATTEST_PUB_LEN];           /* certify-ek: the vTPM EK */
+	char credential_blob[ATTEST_BLOB_LEN]; /* activate */
+	char secret[ATTEST_BLOB_LEN];          /* activate */
+	char ak_cert[ATTEST_PEM_LEN];          /* set-ak-cert */
+};
+
+/* AttestReply {uuid, ok, device_id, ek_pub, ak_pub, ak_cert, credential,
+ * ek_cert, reason} */
+struct attest_rep {
+	char uuid[UUID_LEN];
+	bool ok;
+	char device_id[ATTEST_ID_LEN];  /* hex AK name */
+	char ek_pub[ATTEST_PUB_LEN];    /* info: hardware EK (hex TPM2B) */
+	char ak_pub[ATTEST_PUB_LEN];    /* info: AK (hex TPM2B_PUBLIC) */
+	char ak_cert[ATTEST_PEM_LEN];   /* info: stored AK certificate */
+	char credential[ATTEST_BLOB_LEN]; /* activate: recovered secret, hex */
+	char ek_cert[ATTEST_PEM_LEN];   /* certify-ek: the new certificate */
+	char reason[REASON_LEN];
 };
 
 /* Error {reason}: a server could not decode or serve a request */
@@ -319,5 +359,6 @@ const char *key_status_name(int v);
 const char *guardian_op_name(int v);
 const char *key_admin_op_name(int v);
 const char *escrow_state_name(int v);
+const char *attest_op_name(int v);
 
 #endif

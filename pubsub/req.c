@@ -32,6 +32,8 @@ union msg_any {
 	struct error_rep         err;
 	struct key_admin_req     karq;
 	struct key_admin_rep     karp;
+	struct attest_req        arq;
+	struct attest_rep        arp;
 };
 
 struct req_server;
@@ -254,6 +256,8 @@ reply_type_for(enum msg_type req)
 		return MSG_GUARDIAN_REP;
 	case MSG_KEY_ADMIN_REQ:
 		return MSG_KEY_ADMIN_REP;
+	case MSG_ATTEST_REQ:
+		return MSG_ATTEST_REP;
 	default:
 		return MSG_NONE;
 	}

@@ -31,6 +31,8 @@ static const char *const kops[] = {"status", "announce", "recover-begin",
     "recover", NULL};
 static const char *const escrow_states[] = {"off", "stored", "missing",
     NULL};
+static const char *const aops[] = {"info", "activate", "set-ak-cert",
+    "certify-ek", NULL};
 
 static const char *
 enum_name(const char *const *names, int v)
@@ -53,6 +55,7 @@ const char *key_status_name(int v) { return enum_name(key_statuses, v); }
 const char *guardian_op_name(int v) { return enum_name(gops, v); }
 const char *key_admin_op_name(int v) { return enum_name(kops, v); }
 const char *escrow_state_name(int v) { return enum_name(escrow_states, v); }
+const char *attest_op_name(int v) { return enum_name(aops, v); }
 
 /* ---- field table helpers ---- */
 
@@ -87,6 +90,7 @@ static const struct field vtpm_spec_fields[] = {
         .size = sizeof(((struct vtpm_spec *) 0)->version), .defstr = "2.0"},
     FENUM(struct vtpm_spec, model, 0, models, VTPM_MODEL_TIS),
     FENUM(struct vtpm_spec, mode, 0, modes, VTPM_MODE_PERSISTENT),
+    FBOOL(struct vtpm_spec, ek, 0, 1),
 };
 static const struct schema vtpm_spec_schema =
     SCHEMA("vtpm", MSG_NONE, struct vtpm_spec, vtpm_spec_fields);
@@ -200,6 +204,27 @@ static const struct field error_fields[] = {
     FSTR(struct error_rep, reason, FF_REQUIRED),
 };
 
+static const struct field attest_req_fields[] = {
+    FENUM(struct attest_req, op, FF_REQUIRED, aops, 0),
+    FUUID(struct attest_req, uuid, FF_REQUIRED),
+    FSTR(struct attest_req, ek_pub, FF_OMIT_EMPTY),
+    FSTR(struct attest_req, credential_blob, FF_OMIT_EMPTY),
+    FSTR(struct attest_req, secret, FF_OMIT_EMPTY),
+    FSTR(struct attest_req, ak_cert, FF_OMIT_EMPTY),
+};
+
+static const struct field attest_rep_fields[] = {
+    FUUID(struct attest_rep, uuid, FF_REQUIRED),
+    FBOOL(struct attest_rep, ok, FF_REQUIRED, 0),
+    FSTR(struct attest_rep, device_id, FF_OMIT_EMPTY),
+    FSTR(struct attest_rep, ek_pub, FF_OMIT_EMPTY),
+    FSTR(struct attest_rep, ak_pub, FF_OMIT_EMPTY),
+    FSTR(struct attest_rep, ak_cert, FF_OMIT_EMPTY),
+    FSTR(struct attest_rep, credential, FF_OMIT_EMPTY),
+    FSTR(struct attest_rep, ek_cert, FF_OMIT_EMPTY),
+    FSTR(struct attest_rep, reason, FF_OMIT_EMPTY),
+};
+
 /* Indexed by enum msg_type: the one table of the vocabulary. */
 static const struct schema schemas[MSG_TYPE_COUNT] = {
     [MSG_DOMAIN_STATUS] = SCHEMA("DomainStatus", MSG_DOMAIN_STATUS,
@@ -224,6 +249,10 @@ static const struct schema schemas[MSG_TYPE_COUNT] = {
         struct key_admin_req, key_admin_req_fields),
     [MSG_KEY_ADMIN_REP] = SCHEMA("KeyAdminReply", MSG_KEY_ADMIN_REP,
         struct key_admin_rep, key_admin_rep_fields),
+    [MSG_ATTEST_REQ] = SCHEMA("AttestRequest", MSG_ATTEST_REQ,
+        struct attest_req, attest_req_fields),
+    [MSG_ATTEST_REP] = SCHEMA("AttestReply", MSG_ATTEST_REP,
+        struct attest_rep, attest_rep_fields),
 };
 
 const struct schema *
@@ -534,20 +563,25 @@ schema_encode(const struct schema *s, const void *in)
 		case FK_UUID: {
 			/* never trust a struct to be NUL-terminated */
 			size_t len = strnlen(src, f->size);
-			char   buf[STATE_DIR_LEN + 1];
+			char   sbuf[STATE_DIR_LEN + 1], *buf = sbuf;
 
 			if (len == 0 && (f->flags & FF_OMIT_EMPTY)) {
 				continue;
 			}
-			if (len >= sizeof(buf)) {
-				len = sizeof(buf) - 1;
-			}
 			if (len == f->size) {
 				len--;
+			}
+			/* long fields (certificates, key blobs): heap copy */
+			if (len >= sizeof(sbuf) && (buf = malloc(len + 1)) == NULL) {
+				cJSON_Delete(obj);
+				return NULL;
 			}
 			memcpy(buf, src, len);
 			buf[len] = '\0';
 			v = cJSON_CreateString(buf);
+			if (buf != sbuf) {
+				free(buf);
+			}
 			break;
 		}
 		case FK_INT:

@@ -136,6 +136,43 @@ int kdf_hkdf_sha256(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt,
                     size_t saltlen, const uint8_t *info, size_t infolen,
                     uint8_t *out, size_t outlen);
 
+/* attest.c: the attestation key (AK, restricted RSA-2048 signing key
+ * under the hardware EK, both persistent), ActivateCredential, and X.509
+ * certificates for vTPM EKs signed by the AK (TPM2_Hash ticket +
+ * TPM2_Sign). */
+#define ATTEST_AK_CERT_FILE "ak.crt"
+#define ATTEST_TBS_MAX      1024 /* TPM2_Hash takes at most this much */
+struct attest {
+	bool         ready; /* EK and AK looked up or made */
+	char         vault[4096];
+	TPM2B_PUBLIC ek_pub, ak_pub;
+	TPM2B_NAME   ak_name;
+	char         device_id[ATTEST_ID_LEN]; /* hex of ak_name */
+	unsigned     certs;                    /* EK certificates issued */
+};
+struct x509_st;
+struct evp_pkey_st;
+/* Look up (or create and persist) EK 0x81010001 and AK 0x81010002 on the
+ * hardware TPM. Call with the TPM lock held. */
+int attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen);
+/* Serve one AttestRequest (takes mu around TPM use). peer must be the
+ * launcher's uid (the socket already admits only that one). Always
+ * fills rep; returns 0. */
+int attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
+                  const struct attest_req *req, uid_t peer, uid_t launcher,
+                  struct attest_rep *rep);
+/* Pure parts (unit tests): the TBSCertificate of a vTPM EK certificate
+ * (sha256WithRSAEncryption, SAN urn:uuid:<vm> and
+ * urn:vtpm:device:<device_id>, issuer CN tek_ak_cn(device_id)) in *tbs
+ * (OPENSSL_malloc'd); and the certificate from a TBS and its RSA
+ * signature, as DER (*der OPENSSL_malloc'd). 0 or -1. */
+int attest_ek_tbs(struct evp_pkey_st *ek, const char *uuid,
+                  const char *device_id, const uint8_t serial[16],
+                  uint8_t **tbs, size_t *tbslen);
+int attest_cert_assemble(const uint8_t *tbs, size_t tbslen,
+                         const uint8_t *sig, size_t siglen, uint8_t **der,
+                         size_t *derlen);
+
 /* serve.c: requests and status. */
 struct broker_cfg {
 	char     rundir[4096];

@@ -66,6 +66,7 @@ struct broker {
 	struct topic_pub  *pub;
 	struct req_server *srv;
 	struct update     *upd; /* update.c: pending update, admin socket */
+	struct attest      att; /* attest.c; TPM use under tpm_mu */
 };
 
 /* Publish a new status when it changed (call with mu held). */
@@ -357,7 +358,13 @@ handle(void *arg, enum msg_type type, const void *req, uid_t peer,
        enum msg_type *rep_type, void *rep, char *err, size_t errlen)
 {
 	const struct key_release_req *kr = req;
+	struct broker                *b = arg;
 
+	if (type == MSG_ATTEST_REQ) {
+		*rep_type = MSG_ATTEST_REP;
+		return attest_handle(&b->att, &b->tpm, &b->tpm_mu, req, peer,
+		                     b->cfg.launcher_uid, rep);
+	}
 	if (type != MSG_KEY_RELEASE_REQ) {
 		say(err, errlen, "keybroker serves KeyRelease only");
 		return -1;
@@ -389,7 +396,8 @@ int
 broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
             size_t errlen)
 {
-	static const enum msg_type accept[] = {MSG_KEY_RELEASE_REQ, MSG_NONE};
+	static const enum msg_type accept[] = {MSG_KEY_RELEASE_REQ,
+	                                       MSG_ATTEST_REQ, MSG_NONE};
 	struct peer_policy         tpol, rpol;
 	struct broker             *b;
 	struct round              *r;
@@ -457,6 +465,15 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	round_status(b, r);
 	pthread_mutex_unlock(&b->mu);
 	secmem_free(r, sizeof(*r));
+	/* the AK once at start, so no VM's first launch pays for it */
+	say(b->att.vault, sizeof(b->att.vault), "%s", cfg->vault);
+	pthread_mutex_lock(&b->tpm_mu);
+	if (!b->no_tpm && tpm_is_open(&b->tpm) &&
+	    attest_setup(&b->att, &b->tpm, terr, sizeof(terr)) < 0) {
+		log_warnx("attestation not ready (retried on request): %s",
+		          terr);
+	}
+	pthread_mutex_unlock(&b->tpm_mu);
 
 	peer_policy_init(&rpol);
 	rpol.only_listed = true; /* the launcher's uid and nobody else */

@@ -1,43 +1,125 @@
-/* main.c: vtpm-verify, the controller-side tool: one subcommand. */
+/* main.c: vtpm-verify: global options, then one subcommand from the
+ * table below (each in its own file; add a line to add a command). */
 #include "escrow.h"
+#include "verify.h"
 
 #include "common.h"
 #include "log.h"
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* escrow.c keeps its own argument parsing; it needs no verifier context */
+static int
+cmd_escrow(struct vfy_ctx *c, int argc, char **argv)
+{
+	(void) c;
+	return escrow_cmd(argc, argv);
+}
+
+struct vfy_command {
+	const char *name;
+	int (*fn)(struct vfy_ctx *c, int argc, char **argv);
+	const char *help;
+};
+
+static const struct vfy_command commands[] = {
+    {"ca", vfy_cmd_ca, "print the CA certificate (created if absent)"},
+    {"challenge", vfy_cmd_challenge,
+     "FILE: MakeCredential challenge for the device in FILE"},
+    {"activate", vfy_cmd_activate,
+     "FILE: check the device's answer, issue its AK certificate"},
+    {"verify-cert", vfy_cmd_verify_cert,
+     "--ek-cert F --ak-cert F [--vm UUID] [--device ID]: chain only"},
+    {"check", vfy_cmd_check,
+     "FILE: a vtpmctl attest UUID report: chain, binding, clone alert"},
+    {"alerts", vfy_cmd_alerts, "the clone alerts recorded (JSON array)"},
+    {"escrow", cmd_escrow,
+     "keygen|recover ...: recovery escrow (docs/updates.md)"},
+};
+
+int
+vfy_ctx_registry(struct vfy_ctx *c, char *err, size_t errlen)
+{
+	if (c->reg_open) {
+		return 0;
+	}
+	if (vfy_registry_open(&c->reg, c->db, err, errlen) < 0) {
+		return -1;
+	}
+	c->reg_open = true;
+	return 0;
+}
 
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: vtpm-verify COMMAND ...\n\nCommands:\n");
-	escrow_usage(f);
-	fprintf(f, "\n");
+	fprintf(f, "usage: vtpm-verify [--db DSN] [--ca DIR] COMMAND ...\n"
+	           "The verifier: AK activation, EK certificate chains, the "
+	           "device registry\nand clone alerts.\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+	}
+	fprintf(f, "\nOptions:\n"
+	           "      --db DSN     registry: sqlite:PATH or PATH (default "
+	           "vtpm-verify.db)\n"
+	           "      --ca DIR     CA key and certificate (default "
+	           "vtpm-verify-ca)\n"
+	           "Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 clone "
+	           "alert.\n");
 	common_usage(f);
 }
 
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {COMMON_LONGOPTS,
-	                                         {NULL, 0, NULL, 0}};
-	struct common_opts         co;
-	int                        c;
+	enum { O_DB = 256, O_CA };
+	static const struct option longopts[] = {
+	    COMMON_LONGOPTS,
+	    {"db", required_argument, NULL, O_DB},
+	    {"ca", required_argument, NULL, O_CA},
+	    {NULL, 0, NULL, 0}};
+	struct common_opts co;
+	struct vfy_ctx     ctx;
+	int                c, rc;
 
+	memset(&ctx, 0, sizeof(ctx));
+	snprintf(ctx.db, sizeof(ctx.db), "vtpm-verify.db");
+	snprintf(ctx.ca, sizeof(ctx.ca), "vtpm-verify-ca");
 	common_opts_init(&co);
 	while ((c = getopt_long(argc, argv, "+" COMMON_SHORTOPTS, longopts,
 	                        NULL)) != -1) {
-		if (!common_opts_handle(&co, c, optarg, "vtpm-verify", usage)) {
+		if (common_opts_handle(&co, c, optarg, "vtpm-verify", usage)) {
+			continue;
+		}
+		if (c == O_DB) {
+			snprintf(ctx.db, sizeof(ctx.db), "%s", optarg);
+		} else if (c == O_CA) {
+			snprintf(ctx.ca, sizeof(ctx.ca), "%s", optarg);
+		} else {
 			usage(stderr);
 			return 2;
 		}
 	}
-	log_procinit("vtpm-verify");
-	log_init(LOG_LVL_WARN, 0);
-	if (optind < argc && strcmp(argv[optind], "escrow") == 0) {
-		return escrow_cmd(argc - optind - 1, argv + optind + 1);
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
 	}
+	log_procinit("vtpm-verify");
+	log_init(LOG_LVL_WARN, co.syslog);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[optind], commands[i].name) == 0) {
+			rc = commands[i].fn(&ctx, argc - optind - 1,
+			                    argv + optind + 1);
+			if (ctx.reg_open) {
+				vfy_registry_close(&ctx.reg);
+			}
+			return rc;
+		}
+	}
+	fprintf(stderr, "vtpm-verify: unknown command %s\n", argv[optind]);
 	usage(stderr);
 	return 2;
 }

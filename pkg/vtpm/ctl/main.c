@@ -46,6 +46,15 @@ usage(FILE *f)
 	    "master (hex)\n"
 	    "                           and reseal it to the PCRs now "
 	    "(root)\n\n"
+	    "  attest UUID              JSON for a verifier: this device's AK "
+	    "and the\n"
+	    "                           VM's vTPM EK with its certificate\n"
+	    "  attest --device          this device's hardware EK, AK, AK "
+	    "certificate\n"
+	    "  attest --activate FILE   answer a vtpm-verify challenge "
+	    "(JSON)\n"
+	    "  attest --set-ak-cert F   store the AK certificate (PEM) the "
+	    "verifier issued\n\n"
 	    "Options:\n"
 	    "      --timeout MS         bound on each request (default "
 	    "3000)\n");
@@ -159,6 +168,9 @@ main(int argc, char **argv)
 	int                c, timeout = 3000;
 	const char        *cmd;
 
+	/* tpm2-tss would print expected errors (no EK yet); we report
+	 * TPM errors ourselves */
+	setenv("TSS2_LOG", "all+none", 0);
 	common_opts_init(&co);
 	/* "+": stop at the command; its own options follow it */
 	while ((c = getopt_long(argc, argv, "+" COMMON_SHORTOPTS, longopts,
@@ -208,6 +220,9 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "keys") == 0) {
 		return vctl_keys(co.paths.run, timeout, argc, argv);
+	}
+	if (strcmp(cmd, "attest") == 0) {
+		return vctl_attest(co.paths.run, argc, argv, timeout);
 	}
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);

@@ -69,5 +69,8 @@ int vctl_tpm_bridge(const char *rundir, const char *uuid, int timeout_ms);
 struct key_admin_rep;
 int vctl_keys(const char *rundir, int timeout_ms, int argc, char **argv);
 int vctl_keys_print(const struct key_admin_rep *r, FILE *f);
+/* attest.c: vtpmctl attest UUID | --device | --activate FILE |
+ * --set-ak-cert FILE. Returns the exit code. */
+int vctl_attest(const char *rundir, int argc, char **argv, int timeout_ms);
 
 #endif

@@ -147,6 +147,18 @@ job_start(const struct launcher_cfg *cfg, struct job *j)
 	fail(j, msg);
 	goto out;
 ready:
+	if (j->ek && j->mode == VTPM_MODE_PERSISTENT &&
+	    (j->st.health == STATE_NEW || j->st.health == STATE_RESET)) {
+		bool cert;
+
+		/* a fresh TPM (first start, or a reset one): its EK,
+		 * before READY */
+		if (lek_provision(cfg, j->uuid, &cert, err, sizeof(err)) < 0) {
+			kill_now(&j->pid, &j->pidfd);
+			fail(j, err);
+			goto out;
+		}
+	}
 	j->rc = 0;
 	j->st.state = VTPM_READY;
 	j->st.pid = j->pid;

@@ -162,7 +162,7 @@ e2e_count() {
 #   e2e_status NAME JQ                vtpmctl status --json, jq filter on the
 #                                     VM's row (stack only)
 # E2E_MODE is "stack" or "raw"; E2E_RAW=1 forces raw.
-declare -A VM_UUID VM_MODEL VM_MODE VM_TPM VM_ACT VM_QEMU VM_SWTPM
+declare -A VM_UUID VM_MODEL VM_MODE VM_TPM VM_ACT VM_QEMU VM_SWTPM VM_EK
 VM_NAMES=()
 E2E_MODE=raw
 E2E_ROOT=$T_TMP/root
@@ -217,6 +217,9 @@ e2e_env() {
 e2e_vm() {
 	VM_NAMES+=("$1")
 	VM_UUID[$1]=$2 VM_MODEL[$1]=$3 VM_MODE[$1]=$4 VM_TPM[$1]=$5 VM_ACT[$1]=false
+	# 6th argument: vtpm.ek (host-provisioned EK); off unless asked, the
+	# scenario guests provision their own EK at 0x81010001
+	VM_EK[$1]=${6:-false}
 }
 
 e2e_serial() { echo "$T_TMP/serial-${VM_UUID[$1]}.log"; }
@@ -234,8 +237,8 @@ e2e_config_write() {
 			[ "${VM_TPM[$n]}" = on ] || en=false
 			printf '  {"uuid": "%s", "name": "%s", "activate": %s,\n' \
 				"${VM_UUID[$n]}" "$n" "${VM_ACT[$n]}"
-			printf '   "vtpm": {"enabled": %s, "version": "2.0", "model": "%s", "mode": "%s"}}' \
-				"$en" "${VM_MODEL[$n]}" "${VM_MODE[$n]}"
+			printf '   "vtpm": {"enabled": %s, "version": "2.0", "model": "%s", "mode": "%s", "ek": %s}}' \
+				"$en" "${VM_MODEL[$n]}" "${VM_MODE[$n]}" "${VM_EK[$n]}"
 		done
 		echo
 		echo ']}'

@@ -1,0 +1,88 @@
+/*
+ * tpm_ek.h: TPM helpers the launcher, the key broker, vtpmctl and the
+ * verifier share: the standard RSA-2048 EK template, a tpm2-tss TCTI over
+ * a raw TPM command fd (swtpm's CMD_SET_DATAFD channel), EK provisioning
+ * and the EK-certificate NV index, and conversions between TPM public
+ * areas, hex, names and OpenSSL keys.
+ */
+#ifndef VTPM_TPM_EK_H
+#define VTPM_TPM_EK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <tss2/tss2_esys.h>
+
+#define TEK_EK_HANDLE    0x81010001u /* vTPM and hardware EK (TCG) */
+#define TEK_AK_HANDLE    0x81010002u /* hardware AK (broker) */
+#define TEK_EKCERT_INDEX 0x01c00002u /* RSA EK certificate NV index */
+#define TEK_CERT_MAX     2048        /* largest EK certificate we write */
+
+/* The TCG EK Credential Profile template L-1 (RSA-2048, AES-128-CFB,
+ * PolicySecret(TPM_RH_ENDORSEMENT) as authPolicy). */
+void tek_ek_template(TPM2B_PUBLIC *pub);
+/* Does pub look like an EK of template L-1 (type, size, attributes,
+ * policy, symmetric)? */
+bool tek_is_ek_template(const TPM2B_PUBLIC *pub);
+
+/* A TCTI whose transmit/receive exchange raw TPM commands over fd (which
+ * stays the caller's). Heap-allocated; free with tek_tcti_free. */
+TSS2_TCTI_CONTEXT *tek_tcti_new(int fd, int timeout_ms);
+void               tek_tcti_free(TSS2_TCTI_CONTEXT *t);
+
+/* A vTPM's command channel before any VM attached: CMD_SET_DATAFD on
+ * the control socket (closed right after), ESYS over the fd, and
+ * TPM2_Startup(CLEAR) when the TPM was not started yet. */
+struct tek_vtpm {
+	char               ctrl[108];
+	int                fd;
+	TSS2_TCTI_CONTEXT *tcti;
+	ESYS_CONTEXT      *ectx;
+	bool               started; /* we sent Startup: undo it on close */
+};
+int tek_vtpm_open(struct tek_vtpm *v, const char *ctrl, int timeout_ms,
+                  char *err, size_t errlen);
+/* Close; when we started the TPM: Shutdown(CLEAR) and CMD_INIT again,
+ * so the VM's firmware finds a TPM waiting for its own Startup. */
+int tek_vtpm_close(struct tek_vtpm *v, char *err, size_t errlen);
+
+/* TPM2_Startup(CLEAR); an already started TPM is fine. */
+int tek_startup(ESYS_CONTEXT *e, char *err, size_t errlen);
+/* CreatePrimary(endorsement, template L-1) and EvictControl to handle
+ * (an object already there is evicted first). *pub (Esys-allocated,
+ * Esys_Free) gets the EK public area. */
+int tek_ek_provision(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
+                     char *err, size_t errlen);
+/* ReadPublic of the persistent object at handle. 0, 1 when absent, -1. */
+int tek_read_public(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
+                    char *err, size_t errlen);
+/* Define index (platform auth, the attributes swtpm_setup uses for EK
+ * certificates) with len bytes, write der, lock it. */
+int tek_nv_write_cert(ESYS_CONTEXT *e, uint32_t index, const uint8_t *der,
+                      size_t len, char *err, size_t errlen);
+/* Read index (owner auth) into buf. Returns the length, 0 when the index
+ * does not exist, -1 on error. */
+int tek_nv_read(ESYS_CONTEXT *e, uint32_t index, uint8_t *buf, size_t max,
+                char *err, size_t errlen);
+
+/* Hex of a marshalled TPM2B_PUBLIC and back. 0 or -1. */
+int tek_pub_to_hex(const TPM2B_PUBLIC *pub, char *hex, size_t hexlen);
+int tek_pub_from_hex(const char *hex, TPM2B_PUBLIC *pub);
+/* The TPM name of pub: nameAlg (2 bytes) || H(marshalled TPMT_PUBLIC). */
+int tek_pub_name(const TPM2B_PUBLIC *pub, TPM2B_NAME *name);
+/* An OpenSSL key for an RSA public area (caller frees). NULL on error. */
+EVP_PKEY *tek_pub_to_pkey(const TPM2B_PUBLIC *pub);
+/* Plain hex of bytes (lowercase) and back; hex_decode returns the byte
+ * count or -1. */
+void tek_hex(const uint8_t *b, size_t n, char *out, size_t outlen);
+int  tek_unhex(const char *hex, uint8_t *out, size_t max);
+/* The common name of the AK certificate's subject (and so of every EK
+ * certificate's issuer) for a device: "vtpm-ak-" + 32 hex digits of the
+ * AK name's digest. device_id is the hex AK name. */
+void tek_ak_cn(const char *device_id, char *cn, size_t len);
+/* "0x%x (text)" */
+const char *tek_rc_str(TSS2_RC rc, char *buf, size_t len);
+
+#endif

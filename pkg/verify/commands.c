@@ -1,0 +1,514 @@
+/*
+ * commands.c: the vtpm-verify subcommands (exit codes: 0 ok, 1 refused or
+ * failed, 2 usage, 3 clone alert).
+ *
+ *   ca                        print the CA certificate (created if absent)
+ *   challenge FILE            a MakeCredential challenge for the device in
+ *                             FILE (vtpmctl attest --device / attest UUID)
+ *   activate FILE             check the device's answer ({device_id,
+ *                             credential}); on success issue and print
+ *                             its AK certificate, mark it active
+ *   verify-cert --ek-cert F --ak-cert F [--vm UUID] [--device ID]
+ *                             the chain vTPM EK <- AK <- CA only
+ *   check FILE                a vtpmctl attest UUID report: the device is
+ *                             active, its AK is the registered one, the EK
+ *                             certificate chain holds and certifies the
+ *                             reported EK for that VM; then the EK -> device
+ *                             binding, with a clone alert when the EK was
+ *                             seen behind another device
+ *   alerts                    the clone alerts recorded, as a JSON array
+ */
+#include "verify.h"
+#include "common.h"
+#include "tpm_ek.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <tss2/tss2_mu.h>
+
+static cJSON *
+load_json(const char *path)
+{
+	char  *buf = NULL;
+	size_t len = 0;
+	cJSON *o;
+
+	if (read_file(path, 256 * 1024, &buf, &len) < 0) {
+		fprintf(stderr, "vtpm-verify: read %s: %s\n", path,
+		        strerror(errno));
+		return NULL;
+	}
+	o = cJSON_ParseWithLength(buf, len);
+	free(buf);
+	if (!cJSON_IsObject(o)) {
+		fprintf(stderr, "vtpm-verify: %s: not a JSON object\n", path);
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+static const char *
+str(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int
+print_json(cJSON *o)
+{
+	char *s = cJSON_Print(o);
+
+	cJSON_Delete(o);
+	if (s == NULL) {
+		return -1;
+	}
+	printf("%s\n", s);
+	free(s); /* cJSON_Print's buffer */
+	return 0;
+}
+
+static void
+sha256_hex(const uint8_t *b, size_t n, char out[65])
+{
+	uint8_t d[32];
+
+	SHA256(b, n, d);
+	tek_hex(d, sizeof(d), out, 65);
+}
+
+int
+vfy_cmd_ca(struct vfy_ctx *c, int argc, char **argv)
+{
+	EVP_PKEY *k;
+	X509     *x;
+	char      err[512];
+
+	(void) argv;
+	if (argc != 0) {
+		fprintf(stderr, "vtpm-verify: ca takes no arguments\n");
+		return 2;
+	}
+	if (vfy_ca_load(c->ca, &k, &x, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: CA %s: %s\n", c->ca, err);
+		return 1;
+	}
+	PEM_write_X509(stdout, x);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return 0;
+}
+
+int
+vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
+{
+	struct vfy_device     *d = calloc(1, sizeof(*d));
+	TPM2B_PUBLIC           ek, ak;
+	TPM2B_NAME             name;
+	TPM2B_ID_OBJECT        blob;
+	TPM2B_ENCRYPTED_SECRET sec;
+	uint8_t                cred[VFY_CRED_LEN], buf[sizeof(sec)];
+	char                   err[512], id[ATTEST_ID_LEN], hex[1100];
+	const char            *ekh, *akh, *did;
+	cJSON                 *o = NULL, *dev, *out;
+	size_t                 off;
+	int                    rc = 1;
+
+	if (argc != 1) {
+		fprintf(stderr, "vtpm-verify: challenge DEVICE.json\n");
+		free(d);
+		return 2;
+	}
+	if (d == NULL || (o = load_json(argv[0])) == NULL) {
+		goto out;
+	}
+	dev = cJSON_GetObjectItemCaseSensitive(o, "device");
+	dev = cJSON_IsObject(dev) ? dev : o;
+	ekh = str(dev, "ek_pub");
+	akh = str(dev, "ak_pub");
+	did = str(dev, "device_id");
+	if (ekh == NULL || akh == NULL || tek_pub_from_hex(ekh, &ek) < 0 ||
+	    tek_pub_from_hex(akh, &ak) < 0) {
+		fprintf(stderr,
+		        "vtpm-verify: %s: needs ek_pub and ak_pub (hex "
+		        "TPM2B_PUBLIC)\n",
+		        argv[0]);
+		goto out;
+	}
+	if (!tek_is_ek_template(&ek)) {
+		fprintf(stderr,
+		        "vtpm-verify: %s: ek_pub is not an EK of the "
+		        "standard RSA-2048 template\n",
+		        argv[0]);
+		goto out;
+	}
+	if (!vfy_is_ak(&ak) || tek_pub_name(&ak, &name) < 0) {
+		fprintf(stderr,
+		        "vtpm-verify: %s: ak_pub is not a restricted "
+		        "fixedTPM signing key\n",
+		        argv[0]);
+		goto out;
+	}
+	tek_hex(name.name, name.size, id, sizeof(id));
+	if (did != NULL && strcmp(did, id) != 0) {
+		fprintf(stderr,
+		        "vtpm-verify: %s: device_id %s is not the AK's "
+		        "name %s\n",
+		        argv[0], did, id);
+		goto out;
+	}
+	if (RAND_bytes(cred, sizeof(cred)) != 1 ||
+	    vfy_make_credential(&ek, &name, cred, sizeof(cred), &blob, &sec,
+	                        err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: device %s: MakeCredential: %s\n",
+		        id, err[0] ? err : "no randomness");
+		goto out;
+	}
+	if (vfy_ctx_registry(c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: %s\n", err);
+		goto out;
+	}
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	snprintf(d->ek_pub, sizeof(d->ek_pub), "%s", ekh);
+	snprintf(d->ak_pub, sizeof(d->ak_pub), "%s", akh);
+	snprintf(d->state, sizeof(d->state), "pending");
+	sha256_hex(cred, sizeof(cred), d->secret_hash);
+	if (c->reg.ops->device_put(c->reg.h, d, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: device %s: %s\n", id, err);
+		goto out;
+	}
+	out = cJSON_CreateObject();
+	cJSON_AddStringToObject(out, "device_id", id);
+	off = 0;
+	(void) Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, buf, sizeof(buf), &off);
+	tek_hex(buf, off, hex, sizeof(hex));
+	cJSON_AddStringToObject(out, "credential_blob", hex);
+	off = 0;
+	(void) Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&sec, buf, sizeof(buf),
+	                                              &off);
+	tek_hex(buf, off, hex, sizeof(hex));
+	cJSON_AddStringToObject(out, "secret", hex);
+	rc = print_json(out) < 0 ? 1 : 0;
+out:
+	OPENSSL_cleanse(cred, sizeof(cred));
+	cJSON_Delete(o);
+	free(d);
+	return rc;
+}
+
+int
+vfy_cmd_activate(struct vfy_ctx *c, int argc, char **argv)
+{
+	struct vfy_device *d = calloc(1, sizeof(*d));
+	TPM2B_PUBLIC       ak;
+	EVP_PKEY          *cak = NULL;
+	X509              *cacert = NULL;
+	uint8_t            cred[64];
+	char               err[512], h[65];
+	const char        *id, *cr;
+	cJSON             *o = NULL;
+	int                n, rc = 1;
+
+	if (argc != 1) {
+		fprintf(stderr, "vtpm-verify: activate RESPONSE.json\n");
+		free(d);
+		return 2;
+	}
+	if (d == NULL || (o = load_json(argv[0])) == NULL) {
+		goto out;
+	}
+	id = str(o, "device_id");
+	cr = str(o, "credential");
+	if (id == NULL || cr == NULL) {
+		fprintf(stderr,
+		        "vtpm-verify: %s: needs device_id and "
+		        "credential\n",
+		        argv[0]);
+		goto out;
+	}
+	if (vfy_ctx_registry(c, err, sizeof(err)) < 0 ||
+	    (n = c->reg.ops->device_get(c->reg.h, id, d, err, sizeof(err))) <
+	        0) {
+		fprintf(stderr, "vtpm-verify: %s\n", err);
+		goto out;
+	}
+	if (n == 0 || strcmp(d->state, "pending") != 0) {
+		fprintf(stderr,
+		        "vtpm-verify: device %s: no challenge "
+		        "pending\n",
+		        id);
+		goto out;
+	}
+	n = tek_unhex(cr, cred, sizeof(cred));
+	if (n > 0) {
+		sha256_hex(cred, (size_t) n, h);
+	}
+	if (n <= 0 || CRYPTO_memcmp(h, d->secret_hash, 64) != 0) {
+		fprintf(stderr,
+		        "vtpm-verify: device %s: activation FAILED: the "
+		        "answer is not the challenge's secret (AK not in the "
+		        "TPM of that EK)\n",
+		        id);
+		goto out;
+	}
+	if (tek_pub_from_hex(d->ak_pub, &ak) < 0 ||
+	    vfy_ca_load(c->ca, &cak, &cacert, err, sizeof(err)) < 0 ||
+	    vfy_issue_ak_cert(cak, cacert, &ak, d->id, d->ak_cert,
+	                      sizeof(d->ak_cert), err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: device %s: %s\n", id, err);
+		goto out;
+	}
+	snprintf(d->state, sizeof(d->state), "active");
+	d->secret_hash[0] = '\0'; /* one answer per challenge */
+	if (c->reg.ops->device_put(c->reg.h, d, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: device %s: %s\n", id, err);
+		goto out;
+	}
+	fputs(d->ak_cert, stdout);
+	fprintf(stderr,
+	        "vtpm-verify: device %s: AK activated, certificate "
+	        "issued\n",
+	        id);
+	rc = 0;
+out:
+	EVP_PKEY_free(cak);
+	X509_free(cacert);
+	cJSON_Delete(o);
+	free(d);
+	return rc;
+}
+
+static char *
+slurp(const char *path)
+{
+	char  *buf = NULL;
+	size_t len = 0;
+
+	if (read_file(path, ATTEST_PEM_LEN, &buf, &len) < 0) {
+		fprintf(stderr, "vtpm-verify: read %s: %s\n", path,
+		        strerror(errno));
+		return NULL;
+	}
+	return buf;
+}
+
+int
+vfy_cmd_verify_cert(struct vfy_ctx *c, int argc, char **argv)
+{
+	const char *ekf = NULL, *akf = NULL, *vm = NULL, *dev = NULL;
+	char       *ek = NULL, *ak = NULL, err[512];
+	EVP_PKEY   *k = NULL;
+	X509       *ca = NULL;
+	int         rc = 1;
+
+	for (int i = 0; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--ek-cert") == 0) {
+			ekf = argv[i + 1];
+		} else if (strcmp(argv[i], "--ak-cert") == 0) {
+			akf = argv[i + 1];
+		} else if (strcmp(argv[i], "--vm") == 0) {
+			vm = argv[i + 1];
+		} else if (strcmp(argv[i], "--device") == 0) {
+			dev = argv[i + 1];
+		} else {
+			ekf = NULL;
+			break;
+		}
+	}
+	if (ekf == NULL || akf == NULL || argc % 2 != 0) {
+		fprintf(stderr,
+		        "vtpm-verify: verify-cert --ek-cert F --ak-cert "
+		        "F [--vm UUID] [--device ID]\n");
+		return 2;
+	}
+	if ((ek = slurp(ekf)) == NULL || (ak = slurp(akf)) == NULL) {
+		goto out;
+	}
+	if (vfy_ca_load(c->ca, &k, &ca, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: CA %s: %s\n", c->ca, err);
+		goto out;
+	}
+	if (vfy_check_ek_cert(ca, ak, ek, NULL, vm, dev, err, sizeof(err)) <
+	    0) {
+		fprintf(stderr, "vtpm-verify: %s: %s\n", ekf, err);
+		goto out;
+	}
+	printf("%s: ok (vTPM EK <- AK <- CA)\n", ekf);
+	rc = 0;
+out:
+	free(ek);
+	free(ak);
+	EVP_PKEY_free(k);
+	X509_free(ca);
+	return rc;
+}
+
+int
+vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
+{
+	struct vfy_device *d = calloc(1, sizeof(*d));
+	TPM2B_PUBLIC       ek;
+	TPM2B_NAME         ekname;
+	EVP_PKEY          *k = NULL;
+	X509              *ca = NULL;
+	char               err[512], fp[ATTEST_ID_LEN], other[ATTEST_ID_LEN];
+	const char        *id, *akh, *uuid, *ekh, *ekc;
+	cJSON             *o = NULL, *dev, *vm, *out = NULL;
+	int                n, rc = 1;
+
+	if (argc != 1) {
+		fprintf(stderr, "vtpm-verify: check REPORT.json\n");
+		free(d);
+		return 2;
+	}
+	if (d == NULL || (o = load_json(argv[0])) == NULL) {
+		goto out;
+	}
+	dev = cJSON_GetObjectItemCaseSensitive(o, "device");
+	vm = cJSON_GetObjectItemCaseSensitive(o, "vm");
+	id = str(dev, "device_id");
+	akh = str(dev, "ak_pub");
+	uuid = str(vm, "uuid");
+	ekh = str(vm, "ek_pub");
+	ekc = str(vm, "ek_cert");
+	if (id == NULL || akh == NULL || uuid == NULL || ekh == NULL ||
+	    ekc == NULL || !uuid_valid(uuid)) {
+		fprintf(stderr,
+		        "vtpm-verify: %s: not a vtpmctl attest UUID "
+		        "report\n",
+		        argv[0]);
+		goto out;
+	}
+	out = cJSON_CreateObject();
+	cJSON_AddStringToObject(out, "device_id", id);
+	cJSON_AddStringToObject(out, "vm", uuid);
+	if (vfy_ctx_registry(c, err, sizeof(err)) < 0 ||
+	    (n = c->reg.ops->device_get(c->reg.h, id, d, err, sizeof(err))) <
+	        0) {
+		fprintf(stderr, "vtpm-verify: %s\n", err);
+		goto out;
+	}
+	if (n == 0 || strcmp(d->state, "active") != 0) {
+		snprintf(err, sizeof(err),
+		         "device %s is not enrolled (no "
+		         "activated AK)",
+		         id);
+		goto refuse;
+	}
+	if (strcmp(d->ak_pub, akh) != 0) {
+		snprintf(err, sizeof(err),
+		         "device %s reports another AK than the one activated",
+		         id);
+		goto refuse;
+	}
+	if (tek_pub_from_hex(ekh, &ek) < 0 || !tek_is_ek_template(&ek) ||
+	    tek_pub_name(&ek, &ekname) < 0) {
+		snprintf(err, sizeof(err),
+		         "VM %s: ek_pub is not an EK of the "
+		         "standard template",
+		         uuid);
+		goto refuse;
+	}
+	if (vfy_ca_load(c->ca, &k, &ca, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: CA %s: %s\n", c->ca, err);
+		goto out;
+	}
+	/* the chain must end in THIS device's registered AK */
+	if (vfy_check_ek_cert(ca, d->ak_cert, ekc, &ek, uuid, id, err,
+	                      sizeof(err)) < 0) {
+		goto refuse;
+	}
+	tek_hex(ekname.name, ekname.size, fp, sizeof(fp));
+	cJSON_AddStringToObject(out, "ek", fp);
+	n = c->reg.ops->bind(c->reg.h, fp, id, uuid, other, sizeof(other), err,
+	                     sizeof(err));
+	if (n < 0) {
+		fprintf(stderr, "vtpm-verify: %s\n", err);
+		goto out;
+	}
+	cJSON_AddBoolToObject(out, "chain_ok", true);
+	if (n == 1) {
+		if (c->reg.ops->alert_add(c->reg.h, fp, other, id, uuid, err,
+		                          sizeof(err)) < 0) {
+			fprintf(stderr, "vtpm-verify: %s\n", err);
+		}
+		cJSON_AddBoolToObject(out, "clone", true);
+		cJSON_AddStringToObject(out, "also_behind", other);
+		fprintf(
+		    stderr,
+		    "vtpm-verify: CLONE ALERT: vTPM EK %s of VM %s is behind "
+		    "device %s and device %s\n",
+		    fp, uuid, other, id);
+		(void) print_json(out);
+		out = NULL;
+		rc = 3;
+		goto out;
+	}
+	cJSON_AddBoolToObject(out, "clone", false);
+	(void) print_json(out);
+	out = NULL;
+	rc = 0;
+	goto out;
+refuse:
+	fprintf(stderr, "vtpm-verify: %s: REFUSED: %s\n", argv[0], err);
+	cJSON_AddBoolToObject(out, "chain_ok", false);
+	cJSON_AddStringToObject(out, "reason", err);
+	(void) print_json(out);
+	out = NULL;
+out:
+	cJSON_Delete(out);
+	EVP_PKEY_free(k);
+	X509_free(ca);
+	cJSON_Delete(o);
+	free(d);
+	return rc;
+}
+
+static void
+alert_json(void *arg, const char *ek, const char *first, const char *second,
+           const char *vm, int64_t at)
+{
+	cJSON *a = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(a, "ek", ek ? ek : "");
+	cJSON_AddStringToObject(a, "first_device", first ? first : "");
+	cJSON_AddStringToObject(a, "second_device", second ? second : "");
+	cJSON_AddStringToObject(a, "vm", vm ? vm : "");
+	cJSON_AddNumberToObject(a, "at", (double) at);
+	cJSON_AddItemToArray(arg, a);
+}
+
+int
+vfy_cmd_alerts(struct vfy_ctx *c, int argc, char **argv)
+{
+	cJSON *list;
+	char   err[512];
+
+	(void) argv;
+	if (argc != 0) {
+		fprintf(stderr, "vtpm-verify: alerts takes no arguments\n");
+		return 2;
+	}
+	if (vfy_ctx_registry(c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: %s\n", err);
+		return 1;
+	}
+	list = cJSON_CreateArray();
+	if (c->reg.ops->alert_list(c->reg.h, alert_json, list, err,
+	                           sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: %s\n", err);
+		cJSON_Delete(list);
+		return 1;
+	}
+	return print_json(list) < 0 ? 1 : 0;
+}
