@@ -107,22 +107,7 @@ stop_pid() {
 	kill -KILL "$p" 2>/dev/null
 }
 
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 30000))
-		# in no state at all (TIME_WAIT too: swtpm's bind would fail)
-		if command -v ss >/dev/null; then
-			[ -z "$(ss -Htan "( sport = :$p or sport = :$((p + 1)) )" 2>/dev/null)" ] || continue
-		fi
-		if ! (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null &&
-			! (echo >/dev/tcp/127.0.0.1/$((p + 1))) 2>/dev/null; then
-			echo $p
-			return 0
-		fi
-	done
-	return 1
-}
+. "$TOP/build/ports.sh"
 
 hwtpm_start() {
 	local port=$1

@@ -59,19 +59,7 @@ check() {
 skip_all() { echo "skipped: $*"; exit 77; }
 t_done() { exit "$T_FAILED"; }
 
-# A free TCP port (and port+1 free too, for swtpm's control channel).
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null &&
-			! (echo >/dev/tcp/127.0.0.1/$((p + 1))) 2>/dev/null; then
-			echo $p
-			return 0
-		fi
-	done
-	return 1
-}
+. "$TOP/build/ports.sh"
 
 # wait_for SECONDS CMD...: poll CMD every 50 ms until it succeeds.
 wait_for() {

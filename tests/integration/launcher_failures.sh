@@ -23,10 +23,10 @@ A=$(uuid 1) B=$(uuid 2) H=$(uuid 9)
 dom "$H BOOTING tis persistent 1 held"
 check "READY" wait_for 10 is_state "$H" READY
 HP=$(vpid "$H")
-python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(60)' "$(ctrl "$H")" &
+python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); open(sys.argv[2],"w").close(); time.sleep(60)' "$(ctrl "$H")" "$T_TMP/held" &
 HOLDER=$!
 t_track $HOLDER
-sleep 0.3
+check "a client holds the control channel" wait_for 10 test -e "$T_TMP/held"
 dom "$H HALTED tis persistent 1 held"
 check "control channel held: STOPPED anyway" wait_for 15 is_state "$H" STOPPED
 check "...by SIGTERM after the stop timeout" wait_for 5 grep -q "$H: vTPM stopped by SIGTERM" "$LLOG"

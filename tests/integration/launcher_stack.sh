@@ -10,9 +10,14 @@
 command -v swtpm >/dev/null || skip_all "swtpm not installed"
 [ -x "$BIN/vtpm-guardian" ] && [ -x "$BIN/vtpm-keybroker" ] || skip_all "guardian or key broker not built"
 
-PORT=$(free_port)
 HW=$T_TMP/hwtpm
-"$TOP/build/hwtpm.sh" start --dir "$HW" --port "$PORT" >"$T_TMP/hwtpm.log" 2>&1 || skip_all "hwtpm did not start"
+# a loaded machine (or a port taken meanwhile) can fail one start: retry
+for _ in 1 2 3; do
+	PORT=$(free_port)
+	"$TOP/build/hwtpm.sh" start --dir "$HW" --port "$PORT" >>"$T_TMP/hwtpm.log" 2>&1 && break
+	PORT=
+done
+[ -n "$PORT" ] || skip_all "hwtpm did not start: $(tail -1 "$T_TMP/hwtpm.log")"
 t_track "$(cat "$HW/swtpm.pid")"
 mkdir -p "$RUN"
 "$BIN/vtpm-guardian" --root "$ROOT" -v 2>"$T_TMP/guardian.log" &

@@ -133,31 +133,69 @@ bool gd_info_matches(const struct gd_info *fi, const struct gd_gen *g);
 void gd_sha_hex(const uint8_t *sha, char *hex); /* hex of 65 bytes */
 
 /* statedir.c */
+#define GD_RESTORE_TMP                                                         \
+	".guardian-restore" /* our temp file in the state dir                  \
+	                     */
 int           gd_init(struct guardian *g, const char *root, uid_t swtpm_uid,
                       gid_t swtpm_gid, bool do_chown);
 void          gd_fini(struct guardian *g);
 struct gd_vm *gd_vm_find(struct guardian *g, const char *uuid);
 struct gd_vm *gd_vm_get(struct guardian *g, const char *uuid, int mode);
 void gd_gen_path(const struct gd_vm *v, uint64_t id, char *dst, size_t len);
-int  gd_prepare(struct guardian *g, const struct guardian_req *rq,
-                struct guardian_rep *rp);
-int  gd_restore(struct guardian *g, const struct guardian_req *rq,
-                struct guardian_rep *rp);
-int  gd_reset(struct guardian *g, const struct guardian_req *rq,
-              struct guardian_rep *rp);
-int  gd_release(struct guardian *g, const struct guardian_req *rq,
-                struct guardian_rep *rp);
-int  gd_purge(struct guardian *g, const struct guardian_req *rq,
-              struct guardian_rep *rp);
-int  gd_query(struct guardian *g, const struct guardian_req *rq,
-              struct guardian_rep *rp);
-/* Load every manifest at startup; re-watch and catch up active ones. */
-int gd_load_all(struct guardian *g);
-int gd_save(struct guardian *g, struct gd_vm *v);
-int gd_save_quick(struct guardian *g, struct gd_vm *v);
+/* <sdir>/<name> */
+void gd_sfile(const struct gd_vm *v, const char *name, char *dst, size_t len);
+int  gd_save(struct guardian *g, struct gd_vm *v);       /* durable */
+int  gd_save_quick(struct guardian *g, struct gd_vm *v); /* atomic only */
 /* Move files to <mdir>/quarantine/<stamp>-<what>/, keep the cap. */
 int gd_quarantine(struct guardian *g, struct gd_vm *v, const char *what,
                   const char *const *paths, int n);
+/* The state dir exists, is a directory, 0700, owned by the swtpm uid. */
+int gd_ensure_sdir(struct guardian *g, struct gd_vm *v, char *err,
+                   size_t errlen);
+/* Log foreign files; -1 when the directory cannot be read. */
+int gd_scan_foreign(struct gd_vm *v, char *err, size_t errlen);
+/* ids of the g<id>.permall files, newest first */
+int gd_list_gens(const struct gd_vm *v, uint64_t *ids, int max);
+/* Remove what the manifest does not reference (interrupted rotations). */
+void gd_gc_mdir(struct gd_vm *v);
+/* Copy src in as swtpm's current file (new inode, durable); the old one
+ * goes to quarantine under what. */
+int gd_put_back(struct guardian *g, struct gd_vm *v, const char *src,
+                const char *what, char *err, size_t errlen);
+/* Link swtpm's current file as g<next_id>, hash and fsync it, fill gen. */
+int gd_link_current(struct gd_vm *v, struct gd_gen *gen, struct gd_info *fi,
+                    char *err, size_t errlen);
+/* A verified copy of the current generation becomes the backup. */
+int  gd_backup_copy(struct guardian *g, struct gd_vm *v, char *err,
+                    size_t errlen);
+void gd_unlink_gen(struct gd_vm *v, uint64_t id); /* unless referenced */
+/* Fresh state: swtpm's files and our generations to quarantine. */
+int  gd_do_reset(struct guardian *g, struct gd_vm *v, bool encrypted, int cls,
+                 const char *why);
+void gd_fill_rep(const struct gd_vm *v, struct guardian_rep *rp, bool ok,
+                 int cls, const char *reason);
+
+/* classify.c */
+/* Ephemeral state: empty the directory, fresh every time. */
+int gd_prepare_ephemeral(struct guardian *g, struct gd_vm *v,
+                         const struct guardian_req *rq,
+                         struct guardian_rep       *rp);
+int gd_prepare(struct guardian *g, const struct guardian_req *rq,
+               struct guardian_rep *rp);
+
+/* ops.c */
+int gd_restore(struct guardian *g, const struct guardian_req *rq,
+               struct guardian_rep *rp);
+int gd_reset(struct guardian *g, const struct guardian_req *rq,
+             struct guardian_rep *rp);
+int gd_release(struct guardian *g, const struct guardian_req *rq,
+               struct guardian_rep *rp);
+int gd_purge(struct guardian *g, const struct guardian_req *rq,
+             struct guardian_rep *rp);
+int gd_query(struct guardian *g, const struct guardian_req *rq,
+             struct guardian_rep *rp);
+/* Load every manifest at startup; re-watch and catch up active ones. */
+int gd_load_all(struct guardian *g);
 
 /* watch.c */
 int  gd_watch_open(struct guardian *g);

@@ -271,7 +271,7 @@ e2e_env_start() {
 	trap 'e2e_stack_stop; t_cleanup' EXIT
 	local try port
 	for try in 1 2 3; do
-		port=$(e2e_free_port) || break
+		port=$(free_port) || break
 		if ! "$TOP/build/stack.sh" start --root "$E2E_ROOT" --config "$E2E_CFG" \
 			--hwtpm-port "$port" "${qa[@]}" >>"$T_TMP/stack.log" 2>&1; then
 			cat "$T_TMP/stack.log"
@@ -287,22 +287,6 @@ e2e_env_start() {
 	done
 	check "stack: build/stack.sh start (hwtpm, guardian, keybroker, launcher, domainmgr --qemu)" \
 		test -s "$E2E_ROOT/pids/domainmgr.pid" -a -s "$E2E_ROOT/pids/hwtpm.port"
-}
-
-# A TCP port pair (P, P+1) outside the kernel's ephemeral range that no
-# socket in any state uses (free_port's connect test cannot see a port
-# held by an outgoing connection).
-e2e_free_port() {
-	local p lo
-	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-	for _ in $(seq 100); do
-		p=$((10000 + RANDOM % (lo - 10002)))
-		if [ -z "$(ss -Htan "( sport = :$p or sport = :$((p + 1)) )" 2>/dev/null)" ]; then
-			echo $p
-			return 0
-		fi
-	done
-	free_port
 }
 
 e2e_status() {
