@@ -5,11 +5,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/types.h>
 
 #define VTPM_VERSION "0.1.0"
-#define PATH_LEN 4096
+#define PATH_LEN     4096
 
 /* paths.c: every daemon takes --root DIR; all its paths live under it. */
 struct paths {
@@ -49,20 +50,24 @@ struct common_opts {
 	int          checkonly; /* -n: check config and exit */
 };
 /* Long options every daemon accepts; put first in the daemon's table. */
-#define COMMON_LONGOPTS                                                       \
-	{"root", required_argument, NULL, 'R'},                               \
-	    {"verbose", no_argument, NULL, 'v'},                              \
-	    {"quiet", no_argument, NULL, 'q'},                                \
-	    {"syslog", no_argument, NULL, 'S'},                               \
-	    {"help", no_argument, NULL, 'h'},                                 \
-	    {"version", no_argument, NULL, 'V'}
+#define COMMON_LONGOPTS                                                        \
+	{"root", required_argument, NULL, 'R'},                                \
+	    {"verbose", no_argument, NULL, 'v'},                               \
+	    {"quiet", no_argument, NULL, 'q'},                                 \
+	    {"syslog", no_argument, NULL, 'S'},                                \
+	    {"help", no_argument, NULL, 'h'},                                  \
+	{                                                                      \
+		"version", no_argument, NULL, 'V'                              \
+	}
 #define COMMON_SHORTOPTS "R:vqShVn"
 void common_opts_init(struct common_opts *o);
 /* Handles a common option; returns 1 when handled, 0 when not ours, and
  * exits for --help/--version (only called from main). */
-int common_opts_handle(struct common_opts *o, int c, const char *arg,
-    const char *prog, void (*usage)(FILE *));
+int  common_opts_handle(struct common_opts *o, int c, const char *arg,
+                        const char *prog, void (*usage)(FILE *));
 void common_usage(FILE *f);
+/* A whole decimal number in [min, max] (option values): 0, or -1. */
+int opt_int(const char *s, int min, int max, int *out);
 /* Applies --root, creates directories, starts logging. */
 int common_opts_finish(struct common_opts *o, const char *procname);
 
@@ -71,9 +76,14 @@ void *secmem_alloc(size_t len);
 void  secmem_free(void *p, size_t len);
 
 /* misc.c */
-uint64_t now_ms(void);  /* CLOCK_MONOTONIC */
+uint64_t now_ms(void); /* CLOCK_MONOTONIC */
 uint64_t now_us(void);
 void     sleep_ms(unsigned ms);
+
+/* signals.c */
+/* Set by SIGTERM/SIGINT once signals_catch_quit() ran; SIGPIPE is ignored. */
+extern volatile sig_atomic_t sig_quit;
+void                         signals_catch_quit(void);
 
 /* misc.c */
 bool uuid_valid(const char *s); /* 8-4-4-4-12 hex, lower or upper */

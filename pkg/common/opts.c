@@ -2,6 +2,7 @@
 #include "common.h"
 #include "log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +30,13 @@ common_usage(FILE *f)
 
 int
 common_opts_handle(struct common_opts *o, int c, const char *arg,
-    const char *prog, void (*usage)(FILE *))
+                   const char *prog, void (*usage)(FILE *))
 {
 	switch (c) {
 	case 'R':
 		if (paths_init(&o->paths, arg) < 0) {
 			fprintf(stderr, "%s: --root %s: path too long\n", prog,
-			    arg);
+			        arg);
 			exit(2);
 		}
 		return 1;
@@ -73,5 +74,20 @@ common_opts_finish(struct common_opts *o, const char *procname)
 	if (!o->checkonly && paths_mkdirs(&o->paths) < 0) {
 		return -1;
 	}
+	return 0;
+}
+
+int
+opt_int(const char *s, int min, int max, int *out)
+{
+	char *end;
+	long  v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
+		return -1;
+	}
+	*out = (int) v;
 	return 0;
 }

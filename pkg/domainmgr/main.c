@@ -43,19 +43,6 @@ usage(FILE *f)
 	common_usage(f);
 }
 
-static int
-parse_ms(const char *s, unsigned *out)
-{
-	char         *end;
-	unsigned long v = strtoul(s, &end, 10);
-
-	if (*s == '\0' || *end != '\0' || v > 3600000) {
-		return -1;
-	}
-	*out = (unsigned) v;
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -157,12 +144,17 @@ main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		if (ms != NULL && parse_ms(optarg, ms) < 0) {
-			fprintf(stderr,
-			        "domainmgr: %s: not a number of "
-			        "milliseconds\n",
-			        optarg);
-			return 2;
+		if (ms != NULL) {
+			int v;
+
+			if (opt_int(optarg, 0, 3600000, &v) < 0) {
+				fprintf(stderr,
+				        "domainmgr: %s: not a number of "
+				        "milliseconds (0-3600000)\n",
+				        optarg);
+				return 2;
+			}
+			*ms = (unsigned) v;
 		}
 	}
 	if (optind < argc || o.config == NULL) {

@@ -7,20 +7,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t quit;
-
-static void
-on_signal(int sig)
-{
-	(void) sig;
-	quit = 1;
-}
 
 static void
 usage(FILE *f)
@@ -55,9 +47,9 @@ main(int argc, char **argv)
 	struct common_opts o;
 	struct broker_cfg  cfg;
 	struct broker     *b;
-	struct sigaction   sa;
 	const char        *pcrs = SEAL_DEFAULT_PCRS;
-	char               err[512], *end;
+	char               err[512];
+	int                uid;
 	int                c;
 
 	/* tpm2-tss would print expected errors (an absent SRK); we log
@@ -76,9 +68,7 @@ main(int argc, char **argv)
 			snprintf(cfg.tcti, sizeof(cfg.tcti), "%s", optarg);
 			break;
 		case 'u':
-			errno = 0;
-			cfg.launcher_uid = (uid_t) strtoul(optarg, &end, 10);
-			if (errno || *end || *optarg == '\0') {
+			if (opt_int(optarg, 0, INT_MAX, &uid) < 0) {
 				fprintf(
 				    stderr,
 				    "vtpm-keybroker: --launcher-uid %s: not a "
@@ -86,13 +76,13 @@ main(int argc, char **argv)
 				    optarg);
 				return 2;
 			}
+			cfg.launcher_uid = (uid_t) uid;
 			break;
 		case 'p':
 			pcrs = optarg;
 			break;
 		case 'w':
-			cfg.nworkers = atoi(optarg);
-			if (cfg.nworkers < 1 || cfg.nworkers > 64) {
+			if (opt_int(optarg, 1, 64, &cfg.nworkers) < 0) {
 				fprintf(stderr,
 				        "vtpm-keybroker: --workers %s: 1-64\n",
 				        optarg);
@@ -128,16 +118,12 @@ main(int argc, char **argv)
 	/* no core dumps and no ptrace by other uids: keys live here */
 	(void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	signals_catch_quit();
 
 	if (broker_open(&b, &cfg, err, sizeof(err)) < 0) {
 		fatalx("%s", err);
 	}
-	while (!quit) {
+	while (!sig_quit) {
 		sleep_ms(200);
 	}
 	log_info("stopping");

@@ -22,15 +22,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t quit;
-
-static void
-on_signal(int sig)
-{
-	(void) sig;
-	quit = 1;
-}
-
 static const char *const states[] = {
     "CREATING", "BOOTING", "RUNNING", "HALTING", "HALTED", "DELETED", NULL};
 
@@ -172,9 +163,7 @@ main(int argc, char **argv)
 	}
 	log_init(LOG_LVL_WARN, 0);
 	log_procinit("domain_pub");
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
-	signal(SIGPIPE, SIG_IGN);
+	signals_catch_quit();
 	peer_policy_init(&pol);
 	if (mkdir_p(run, 0700) < 0 ||
 	    topic_pub_open(&pub, run, MSG_DOMAIN_STATUS, &pol) < 0) {
@@ -189,7 +178,7 @@ main(int argc, char **argv)
 		topic_sub_set_retry(sub, 20);
 		d.dirty = true;
 	}
-	while (!quit) {
+	while (!sig_quit) {
 		struct pollfd p[2];
 		int           n = 0, timeout = 200;
 

@@ -22,15 +22,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t quit;
-
-static void
-on_signal(int sig)
-{
-	(void) sig;
-	quit = 1;
-}
-
 static void
 usage(FILE *f)
 {
@@ -77,10 +68,10 @@ synced(void *arg)
 static int
 write_dump(struct dump_ctx *c)
 {
-	char   *buf = NULL;
-	size_t  len = 0;
-	FILE   *f   = open_memstream(&buf, &len);
-	int     rc;
+	char  *buf = NULL;
+	size_t len = 0;
+	FILE  *f = open_memstream(&buf, &len);
+	int    rc;
 
 	if (f == NULL) {
 		return -1;
@@ -94,7 +85,7 @@ write_dump(struct dump_ctx *c)
 
 static int
 guardian_ok(void *arg, enum msg_type t, const void *req, uid_t uid,
-    enum msg_type *rt, void *rep, char *err, size_t errlen)
+            enum msg_type *rt, void *rep, char *err, size_t errlen)
 {
 	const struct guardian_req *g = req;
 	struct guardian_rep       *r = rep;
@@ -104,7 +95,7 @@ guardian_ok(void *arg, enum msg_type t, const void *req, uid_t uid,
 	(void) err;
 	(void) errlen;
 	log_info("request %s %s from uid %d", guardian_op_name(g->op), g->uuid,
-	    (int) uid);
+	         (int) uid);
 	*rt = MSG_GUARDIAN_REP;
 	snprintf(r->uuid, sizeof(r->uuid), "%s", g->uuid);
 	r->ok = true;
@@ -114,7 +105,8 @@ guardian_ok(void *arg, enum msg_type t, const void *req, uid_t uid,
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"run", required_argument, NULL, 'r'},
+	static const struct option opts[] = {
+	    {"run", required_argument, NULL, 'r'},
 	    {"items", required_argument, NULL, 'i'},
 	    {"first", required_argument, NULL, 'f'},
 	    {"name", required_argument, NULL, 'n'},
@@ -122,7 +114,8 @@ main(int argc, char **argv)
 	    {"perms", required_argument, NULL, 'p'},
 	    {"allow-uid", required_argument, NULL, 'u'},
 	    {"timeout", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
 	const char        *run = NULL, *name = "item", *dump = NULL, *mode;
 	int                items = 0, first = 0, timeout = 2000, c, rc = 0;
 	struct peer_policy pol;
@@ -136,16 +129,36 @@ main(int argc, char **argv)
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'r': run = optarg; break;
-		case 'i': items = atoi(optarg); break;
-		case 'f': first = atoi(optarg); break;
-		case 'n': name = optarg; break;
-		case 'd': dump = optarg; break;
-		case 'p': pol.perms = (unsigned) strtoul(optarg, NULL, 8); break;
-		case 'u': peer_policy_add(&pol, (uid_t) atoi(optarg)); break;
-		case 't': timeout = atoi(optarg); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'r':
+			run = optarg;
+			break;
+		case 'i':
+			items = atoi(optarg);
+			break;
+		case 'f':
+			first = atoi(optarg);
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'd':
+			dump = optarg;
+			break;
+		case 'p':
+			pol.perms = (unsigned) strtoul(optarg, NULL, 8);
+			break;
+		case 'u':
+			peer_policy_add(&pol, (uid_t) atoi(optarg));
+			break;
+		case 't':
+			timeout = atoi(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (run == NULL) {
@@ -154,8 +167,7 @@ main(int argc, char **argv)
 	}
 	log_procinit("pubsub_peer");
 	log_init(LOG_LVL_INFO, 0);
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
+	signals_catch_quit();
 
 	if (strcmp(mode, "pub") == 0) {
 		struct topic_pub *p;
@@ -166,25 +178,25 @@ main(int argc, char **argv)
 			struct vtpm_status v;
 			memset(&v, 0, sizeof(v));
 			snprintf(v.uuid, sizeof(v.uuid),
-			    "00000000-0000-0000-0000-%012d", i);
+			         "00000000-0000-0000-0000-%012d", i);
 			snprintf(v.name, sizeof(v.name), "%s", name);
 			v.state = VTPM_READY;
 			topic_pub_set(p, v.uuid, &v);
 		}
 		log_info("published %d items", items);
-		while (!quit) {
+		while (!sig_quit) {
 			pause();
 		}
 		topic_pub_close(p);
 	} else if (strcmp(mode, "sub") == 0 && dump != NULL) {
 		struct dump_ctx           ctx = {.path = dump};
-		const struct topic_sub_cb cb  = {dirty, dirty_del, synced};
+		const struct topic_sub_cb cb = {dirty, dirty_del, synced};
 		if (topic_sub_open(&ctx.sub, run, MSG_VTPM_STATUS, &cb, &ctx) <
 		    0) {
 			return 1;
 		}
-		while (!quit) {
-			int           t   = topic_sub_process(ctx.sub);
+		while (!sig_quit) {
+			int           t = topic_sub_process(ctx.sub);
 			struct pollfd pfd = {topic_sub_fd(ctx.sub), POLLIN, 0};
 			if (ctx.dirty) {
 				ctx.dirty = false;
@@ -197,10 +209,10 @@ main(int argc, char **argv)
 		static const enum msg_type acc[] = {MSG_GUARDIAN_REQ, MSG_NONE};
 		struct req_server         *s;
 		if (req_server_open(&s, run, "guardian", acc, 2, &pol,
-		        guardian_ok, NULL) < 0) {
+		                    guardian_ok, NULL) < 0) {
 			return 1;
 		}
-		while (!quit) {
+		while (!sig_quit) {
 			pause();
 		}
 		req_server_close(s);
@@ -212,9 +224,9 @@ main(int argc, char **argv)
 		memset(&q, 0, sizeof(q));
 		q.op = GOP_QUERY;
 		snprintf(q.uuid, sizeof(q.uuid), "%s",
-		    "00000000-0000-0000-0000-000000000001");
+		         "00000000-0000-0000-0000-000000000001");
 		if (req_call(run, "guardian", MSG_GUARDIAN_REQ, &q, &rt, &r,
-		        timeout, err, sizeof(err)) < 0) {
+		             timeout, err, sizeof(err)) < 0) {
 			log_warnx("call: %s", err);
 			rc = 1;
 		}

@@ -14,15 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t quit;
-
-static void
-on_signal(int sig)
-{
-	(void) sig;
-	quit = 1;
-}
-
 static void
 usage(FILE *f)
 {
@@ -57,10 +48,8 @@ main(int argc, char **argv)
 	uid_t              uid = geteuid();
 	gid_t              gid = getegid();
 	bool               do_chown = false;
-	struct sigaction   sa;
 	int                c;
-	long               commit_ms = GD_COMMIT_MS;
-	char              *end;
+	int                commit_ms = GD_COMMIT_MS;
 
 	common_opts_init(&co);
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "u:c:", opts,
@@ -74,9 +63,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		if (c == 'c') {
-			commit_ms = strtol(optarg, &end, 10);
-			if (*end != '\0' || commit_ms < 0 ||
-			    commit_ms > 10000) {
+			if (opt_int(optarg, 0, 10000, &commit_ms) < 0) {
 				fprintf(
 				    stderr,
 				    "vtpm-guardian: --commit-interval %s: want "
@@ -128,11 +115,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	signals_catch_quit();
 
 	pthread_mutex_lock(&g.lock);
 	gd_load_all(&g);
@@ -140,7 +123,7 @@ main(int argc, char **argv)
 	log_info("serving %s/guardian.req, state in %s (swtpm uid %d)",
 	         g.paths.run, g.paths.state, (int) uid);
 
-	while (!quit) {
+	while (!sig_quit) {
 		struct pollfd pfd = {.fd = g.ifd, .events = POLLIN};
 		int           due, n;
 		/* commit what is due; sleep until the next one is */

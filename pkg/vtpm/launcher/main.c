@@ -13,15 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t quit;
-
-static void
-on_signal(int sig)
-{
-	(void) sig;
-	quit = 1;
-}
-
 static void
 usage(FILE *f)
 {
@@ -49,19 +40,6 @@ usage(FILE *f)
 	common_usage(f);
 }
 
-static int
-int_arg(const char *s, int min, int max, int *out)
-{
-	char *end;
-	long  v = strtol(s, &end, 10);
-
-	if (*s == '\0' || *end != '\0' || v < min || v > max) {
-		return -1;
-	}
-	*out = (int) v;
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -79,7 +57,6 @@ main(int argc, char **argv)
 	struct common_opts  co;
 	struct launcher_cfg cfg;
 	struct launcher    *l;
-	struct sigaction    sa;
 	struct passwd      *pw;
 	int                 c;
 
@@ -103,7 +80,7 @@ main(int argc, char **argv)
 			         optarg);
 			break;
 		case 'm':
-			if (int_arg(optarg, 1, 4096, &cfg.max_parallel) < 0) {
+			if (opt_int(optarg, 1, 4096, &cfg.max_parallel) < 0) {
 				fprintf(stderr,
 				        "vtpm-launcher: --max-parallel "
 				        "%s: want 1..4096\n",
@@ -125,7 +102,7 @@ main(int argc, char **argv)
 			break;
 		case 'T':
 		case 'I':
-			if (int_arg(optarg, 10, 600000,
+			if (opt_int(optarg, 10, 600000,
 			            c == 'T' ? &cfg.stop_timeout_ms
 			                     : &cfg.start_timeout_ms) < 0) {
 				fprintf(stderr,
@@ -176,12 +153,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	signals_catch_quit();
 
 	if (launcher_open(&l, &cfg) < 0) {
 		log_warnx("cannot start");
@@ -192,7 +164,7 @@ main(int argc, char **argv)
 	         cfg.runas ? cfg.swtpm_user : "", cfg.max_parallel,
 	         cfg.no_guardian ? ", no guardian" : "",
 	         cfg.no_keybroker ? ", no key broker" : "");
-	launcher_run(l, &quit);
+	launcher_run(l, &sig_quit);
 	launcher_close(l);
 	return 0;
 }
