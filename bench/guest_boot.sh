@@ -70,7 +70,8 @@ load0=$(cut -d' ' -f1 /proc/loadavg)
 declare -a W_none W_vtpm U_none U_vtpm
 for ((i = 0; i < RUNS; i++)); do
 	for v in none vtpm; do
-		read -r w u d < <(one_boot $v)
+		out=$(one_boot $v)
+		read -r w u d <<<"$out"
 		want=none
 		[ $v = vtpm ] && want=tpm
 		if [ -z "$w" ] || [ "$d" != "$want" ]; then
@@ -88,7 +89,8 @@ done
 declare -a I_none I_vtpm
 for ((i = 0; i < ${ICOUNT_RUNS:-3}; i++)); do
 	for v in none vtpm; do
-		read -r w u d < <(one_boot $v -icount shift=1,sleep=on)
+		out=$(one_boot $v -icount shift=1,sleep=on)
+		read -r w u d <<<"$out"
 		if [ -z "$u" ]; then
 			echo "guest_boot: icount run $i $v: no result" >&2
 			exit 1
