@@ -34,18 +34,22 @@ boot() {
 		sleep 0.02
 	done
 	local t1=$EPOCHREALTIME
+	# it powers off by itself: wait until it is halted before the next
+	# one (and before answering: the caller reads one line and moves on)
+	e2e_poll 60 e2e_vm_halted "$vm" || echo "guest_boot: $vm did not halt" >&2
 	# shellcheck disable=SC2086
 	set -- $line
 	awk -v a="$t0" -v b="$t1" -v u="${4:-}" -v d="${5:-}" \
 		'BEGIN { printf "%.1f %s %s\n", (b - a) * 1000, u, d }'
-	# it powers off by itself: wait until it is halted before the next one
-	e2e_poll 60 e2e_vm_halted "$vm" || echo "guest_boot: $vm did not halt" >&2
 }
 
 declare -a W_none W_vtpm U_none U_vtpm
 for ((r = 0; r < RUNS; r++)); do
 	for v in none vtpm; do
-		read -r w u d < <(boot $v)
+		# a command substitution, not < <(...): it must have ended before
+		# the next boot (a process substitution runs on in the background)
+		out=$(boot $v)
+		read -r w u d <<<"$out"
 		want=none
 		[ $v = vtpm ] && want=tpm
 		if [ -z "$u" ] || [ "$d" != "$want" ]; then

@@ -293,7 +293,7 @@ e2e_env_start() {
 }
 
 e2e_status() {
-	"$BIN/vtpmctl" --root "$E2E_ROOT" status --json 2>/dev/null |
+	"$BIN/vtpmctl" --root "$E2E_ROOT" --timeout 1000 status --json 2>/dev/null |
 		jq -r --arg u "${VM_UUID[$1]}" ".[] | select(.uuid == \$u) | $2"
 }
 
@@ -363,12 +363,12 @@ e2e_vm_wait() {
 	grep -aq '^E2E done' "$T_TMP/$boot.serial.txt"
 }
 
-# e2e_poll SECONDS CMD...: like wait_for, every 0.25 s (for vtpmctl queries,
-# which cost more than a file test)
+# e2e_poll SECONDS CMD...: like wait_for, every 0.25 s and bounded by the
+# clock (a vtpmctl query costs more than a file test, up to its timeout)
 e2e_poll() {
-	local secs=$1 i
+	local end=$((SECONDS + $1))
 	shift
-	for ((i = 0; i < secs * 4; i++)); do
+	while [ $SECONDS -lt $end ]; do
 		"$@" && return 0
 		sleep 0.25
 	done
