@@ -86,6 +86,10 @@ extern volatile sig_atomic_t sig_quit;
 void                         signals_catch_quit(void);
 
 /* misc.c */
+/* snprintf into a bounded reason or error buffer that may truncate on
+ * purpose (gcc's -Wformat-truncation does not look through it). */
+void strfmt(char *dst, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 bool uuid_valid(const char *s); /* 8-4-4-4-12 hex, lower or upper */
 
 #endif

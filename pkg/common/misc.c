@@ -2,6 +2,8 @@
 #include "common.h"
 
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -45,4 +47,14 @@ uuid_valid(const char *s)
 		}
 	}
 	return true;
+}
+
+void
+strfmt(char *dst, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void) vsnprintf(dst, len, fmt, ap);
+	va_end(ap);
 }

@@ -34,24 +34,12 @@
 	 TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |          \
 	 TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT)
 
-static void say(char *dst, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void
-say(char *dst, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	(void) vsnprintf(dst, len, fmt, ap);
-	va_end(ap);
-}
-
 static int
 fail_rc(char *err, size_t errlen, const char *what, TSS2_RC rc)
 {
 	char b[128];
 
-	say(err, errlen, "%s: %s", what, tpm_rc_str(rc, b, sizeof(b)));
+	strfmt(err, errlen, "%s: %s", what, tpm_rc_str(rc, b, sizeof(b)));
 	return -1;
 }
 
@@ -177,20 +165,20 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	}
 	r = tek_read_public(t->ectx, TEK_EK_HANDLE, &pub, e2, sizeof(e2));
 	if (r < 0) {
-		say(err, errlen, "hardware EK: %s", e2);
+		strfmt(err, errlen, "hardware EK: %s", e2);
 		return -1;
 	}
 	if (r == 1) {
 		if (tek_ek_provision(t->ectx, TEK_EK_HANDLE, &pub, e2,
 		                     sizeof(e2)) < 0) {
-			say(err, errlen, "hardware EK: %s", e2);
+			strfmt(err, errlen, "hardware EK: %s", e2);
 			return -1;
 		}
 		made_ek = true;
 	}
 	if (!tek_is_ek_template(pub)) {
 		Esys_Free(pub);
-		say(err, errlen,
+		strfmt(err, errlen,
 		    "persistent handle 0x%x holds a key that is not an "
 		    "RSA-2048 EK of the standard template",
 		    TEK_EK_HANDLE);
@@ -200,14 +188,14 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	Esys_Free(pub);
 	r = tek_read_public(t->ectx, TEK_AK_HANDLE, &pub, e2, sizeof(e2));
 	if (r < 0) {
-		say(err, errlen, "AK: %s", e2);
+		strfmt(err, errlen, "AK: %s", e2);
 		return -1;
 	}
 	if (r == 1) {
 		if (ak_create(t, e2, sizeof(e2)) < 0 ||
 		    tek_read_public(t->ectx, TEK_AK_HANDLE, &pub, e2,
 		                    sizeof(e2)) != 0) {
-			say(err, errlen, "AK: %s", e2);
+			strfmt(err, errlen, "AK: %s", e2);
 			return -1;
 		}
 		made_ak = true;
@@ -215,7 +203,7 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	if (pub->publicArea.type != TPM2_ALG_RSA ||
 	    pub->publicArea.objectAttributes != AK_ATTRS) {
 		Esys_Free(pub);
-		say(err, errlen,
+		strfmt(err, errlen,
 		    "persistent handle 0x%x holds a key that is not a "
 		    "restricted fixedTPM signing key",
 		    TEK_AK_HANDLE);
@@ -224,7 +212,7 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	a->ak_pub = *pub;
 	Esys_Free(pub);
 	if (tek_pub_name(&a->ak_pub, &a->ak_name) < 0) {
-		say(err, errlen, "AK: cannot compute its name");
+		strfmt(err, errlen, "AK: cannot compute its name");
 		return -1;
 	}
 	tek_hex(a->ak_name.name, a->ak_name.size, a->device_id,
@@ -397,7 +385,7 @@ ak_sign(struct tpm *t, const uint8_t *tbs, size_t len, uint8_t *sig,
 	int                ret = -1;
 
 	if (len > sizeof(data.buffer)) {
-		say(err, errlen,
+		strfmt(err, errlen,
 		    "TBSCertificate of %zu bytes (TPM2_Hash takes "
 		    "%zu)",
 		    len, sizeof(data.buffer));
@@ -423,7 +411,7 @@ ak_sign(struct tpm *t, const uint8_t *tbs, size_t len, uint8_t *sig,
 		goto out;
 	}
 	if (s->signature.rsassa.sig.size > *siglen) {
-		say(err, errlen, "signature too long");
+		strfmt(err, errlen, "signature too long");
 		goto out;
 	}
 	*siglen = s->signature.rsassa.sig.size;
@@ -475,18 +463,18 @@ certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
 
 	if (tek_pub_from_hex(req->ek_pub, &ek) < 0 ||
 	    (pk = tek_pub_to_pkey(&ek)) == NULL) {
-		say(err, errlen,
+		strfmt(err, errlen,
 		    "ek_pub is not a hex TPM2B_PUBLIC of an RSA "
 		    "key");
 		return -1;
 	}
 	if (!tek_is_ek_template(&ek)) {
-		say(err, errlen, "ek_pub does not follow the EK template L-1");
+		strfmt(err, errlen, "ek_pub does not follow the EK template L-1");
 		EVP_PKEY_free(pk);
 		return -1;
 	}
 	if (RAND_bytes(serial, sizeof(serial)) != 1) {
-		say(err, errlen, "RAND_bytes failed");
+		strfmt(err, errlen, "RAND_bytes failed");
 		EVP_PKEY_free(pk);
 		return -1;
 	}
@@ -494,7 +482,7 @@ certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
 	serial[0] |= 0x40; /* and 16 bytes long */
 	if (attest_ek_tbs(pk, req->uuid, a->device_id, serial, &tbs, &tbslen) <
 	    0) {
-		say(err, errlen, "cannot build the TBSCertificate");
+		strfmt(err, errlen, "cannot build the TBSCertificate");
 		goto out;
 	}
 	if (ak_sign(t, tbs, tbslen, sig, &siglen, err, errlen) < 0) {
@@ -502,7 +490,7 @@ certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
 	}
 	if (attest_cert_assemble(tbs, tbslen, sig, siglen, &der, &derlen) < 0 ||
 	    der_to_pem(der, derlen, rep->ek_cert, sizeof(rep->ek_cert)) < 0) {
-		say(err, errlen, "cannot assemble the certificate");
+		strfmt(err, errlen, "cannot assemble the certificate");
 		goto out;
 	}
 	a->certs++;
@@ -531,7 +519,7 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 	n = tek_unhex(req->credential_blob, buf, sizeof(buf));
 	if (n <= 0 || Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, (size_t) n, &off,
 	                                                &blob) != 0) {
-		say(err, errlen,
+		strfmt(err, errlen,
 		    "credential_blob is not a hex TPM2B_ID_OBJECT");
 		return -1;
 	}
@@ -539,7 +527,7 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 	n = tek_unhex(req->secret, buf, sizeof(buf));
 	if (n <= 0 || Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(
 	                  buf, (size_t) n, &off, &sec) != 0) {
-		say(err, errlen, "secret is not a hex TPM2B_ENCRYPTED_SECRET");
+		strfmt(err, errlen, "secret is not a hex TPM2B_ENCRYPTED_SECRET");
 		return -1;
 	}
 	if (handle_of(t->ectx, TEK_EK_HANDLE, &ek, err, errlen) < 0 ||
@@ -589,14 +577,14 @@ set_ak_cert(struct attest *a, const struct attest_req *req, char *err,
 
 	theirs = x ? X509_get0_pubkey(x) : NULL;
 	if (theirs == NULL) {
-		say(err, errlen, "ak_cert is not a PEM certificate");
+		strfmt(err, errlen, "ak_cert is not a PEM certificate");
 	} else if (mine == NULL || EVP_PKEY_eq(mine, theirs) != 1) {
-		say(err, errlen, "ak_cert certifies another key than this AK");
+		strfmt(err, errlen, "ak_cert certifies another key than this AK");
 	} else {
 		ak_cert_path(a, path, sizeof(path));
 		if (durable_write(path, req->ak_cert, strlen(req->ak_cert),
 		                  0644) < 0) {
-			say(err, errlen, "write %s: %s", path, strerror(errno));
+			strfmt(err, errlen, "write %s: %s", path, strerror(errno));
 		} else {
 			log_info("attestation: AK certificate stored in %s",
 			         path);
@@ -637,7 +625,7 @@ attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 	memset(rep, 0, sizeof(*rep));
 	memcpy(rep->uuid, req->uuid, sizeof(rep->uuid));
 	if (peer != launcher) {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "uid %d may not ask for attestation", (int) peer);
 		log_warnx("attest %s refused: %s", attest_op_name(req->op),
 		          rep->reason);
@@ -645,17 +633,17 @@ attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 	}
 	pthread_mutex_lock(mu);
 	if (t->tcti[0] == '\0') {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "no hardware TPM (--tcti none): no attestation key");
 		goto out;
 	}
 	if (!tpm_is_open(t) && tpm_reopen(t, err, sizeof(err)) < 0) {
-		say(rep->reason, sizeof(rep->reason), "no hardware TPM: %s",
+		strfmt(rep->reason, sizeof(rep->reason), "no hardware TPM: %s",
 		    err);
 		goto out;
 	}
 	if (attest_setup(a, t, err, sizeof(err)) < 0) {
-		say(rep->reason, sizeof(rep->reason), "%s", err);
+		strfmt(rep->reason, sizeof(rep->reason), "%s", err);
 		goto out;
 	}
 	memcpy(rep->device_id, a->device_id, sizeof(rep->device_id));
@@ -674,11 +662,11 @@ attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 		ret = certify_ek(a, t, req, rep, err, sizeof(err));
 		break;
 	default:
-		say(err, sizeof(err), "unknown op %d", req->op);
+		strfmt(err, sizeof(err), "unknown op %d", req->op);
 		break;
 	}
 	if (ret < 0) {
-		say(rep->reason, sizeof(rep->reason), "%s", err);
+		strfmt(rep->reason, sizeof(rep->reason), "%s", err);
 	}
 out:
 	pthread_mutex_unlock(mu);

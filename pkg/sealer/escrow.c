@@ -46,18 +46,6 @@ struct escrow {
 	time_t         transport_at;
 };
 
-static void say(char *dst, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void
-say(char *dst, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	(void) vsnprintf(dst, len, fmt, ap);
-	va_end(ap);
-}
-
 static void
 tohex(char *dst, const uint8_t *p, size_t n)
 {
@@ -118,14 +106,14 @@ escrow_load_pubkey(const char *path, EVP_PKEY **out, char fp[65], char *err,
 
 	*out = NULL;
 	if (f == NULL) {
-		say(err, errlen, "escrow key %s: %s", path, strerror(errno));
+		strfmt(err, errlen, "escrow key %s: %s", path, strerror(errno));
 		return -1;
 	}
 	k = PEM_read_PUBKEY(f, NULL, NULL, NULL);
 	fclose(f);
 	if (k == NULL || EVP_PKEY_get_base_id(k) != EVP_PKEY_RSA ||
 	    EVP_PKEY_get_bits(k) < 2048) {
-		say(err, errlen,
+		strfmt(err, errlen,
 		    "escrow key %s: not an RSA public key of 2048 bits or "
 		    "more (PEM)",
 		    path);
@@ -133,7 +121,7 @@ escrow_load_pubkey(const char *path, EVP_PKEY **out, char fp[65], char *err,
 		return -1;
 	}
 	if (escrow_fingerprint(k, fp) < 0) {
-		say(err, errlen, "escrow key %s: cannot encode it", path);
+		strfmt(err, errlen, "escrow key %s: cannot encode it", path);
 		EVP_PKEY_free(k);
 		return -1;
 	}
@@ -242,7 +230,7 @@ escrow_file_load(const char *path, struct escrow_file *f, char *err,
 
 	memset(f, 0, sizeof(*f));
 	if (read_file(path, 16384, &txt, &len) < 0) {
-		say(err, errlen, "%s: %s", path, strerror(errno));
+		strfmt(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	o = cJSON_ParseWithLength(txt, len);
@@ -254,7 +242,7 @@ escrow_file_load(const char *path, struct escrow_file *f, char *err,
 	    !cJSON_IsString(w) ||
 	    escrow_unhex(w->valuestring, f->wrapped, sizeof(f->wrapped),
 	                 &f->wlen) < 0) {
-		say(err, errlen, "%s: not an escrow record", path);
+		strfmt(err, errlen, "%s: not an escrow record", path);
 		goto out;
 	}
 	memcpy(f->key_fp, fp->valuestring, 65);
@@ -328,7 +316,7 @@ escrow_open(struct escrow **ep, struct broker *b, char *err, size_t errlen)
 		return 0; /* off */
 	}
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
-		say(err, errlen, "out of memory");
+		strfmt(err, errlen, "out of memory");
 		return -1;
 	}
 	e->b = b;
@@ -384,14 +372,14 @@ escrow_recover_begin(struct escrow *e, struct key_admin_rep *rep)
 	memset(rep, 0, sizeof(*rep));
 	rep->status = KEY_ERROR;
 	if (e == NULL) {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "recovery escrow is off (no --escrow-pubkey)");
 		return 0;
 	}
 	EVP_PKEY_free(e->transport);
 	e->transport = EVP_RSA_gen(2048);
 	if (e->transport == NULL || (bio = BIO_new(BIO_s_mem())) == NULL) {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "cannot make a transport key");
 		return 0;
 	}
@@ -405,7 +393,7 @@ escrow_recover_begin(struct escrow *e, struct key_admin_rep *rep)
 		         "%d s)",
 		         TRANSPORT_TTL);
 	} else {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "cannot encode the transport key");
 	}
 	BIO_free(bio);
@@ -429,39 +417,39 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 	memset(rep, 0, sizeof(*rep));
 	rep->status = KEY_ERROR;
 	if (e == NULL) {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "recovery escrow is off (no --escrow-pubkey)");
 		return 0;
 	}
 	if (e->transport == NULL ||
 	    time(NULL) - e->transport_at > TRANSPORT_TTL) {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "no recovery begun in the last %d s (recover-begin first)",
 		    TRANSPORT_TTL);
 		return 0;
 	}
 	if (escrow_unhex(rq->data, wrapped, sizeof(wrapped), &wlen) < 0) {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "data: expected the re-wrapped master in hex");
 		return 0;
 	}
 	if (escrow_file_load(e->path, &f, err, sizeof(err)) < 0) {
-		say(rep->reason, sizeof(rep->reason), "%s", err);
+		strfmt(rep->reason, sizeof(rep->reason), "%s", err);
 		return 0;
 	}
 	if ((master = secmem_alloc(2 * SEAL_MASTER_LEN)) == NULL) {
-		say(rep->reason, sizeof(rep->reason), "cannot lock memory");
+		strfmt(rep->reason, sizeof(rep->reason), "cannot lock memory");
 		return 0;
 	}
 	check = master + SEAL_MASTER_LEN;
 	if (escrow_unwrap(e->transport, wrapped, wlen, master) < 0) {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "cannot unwrap the master with the transport key (made for "
 		    "another recovery?)");
 		goto out;
 	}
 	if (escrow_master_id(master, id) < 0 || strcmp(id, f.master_id) != 0) {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "the recovered key is not this device's master (master id "
 		    "differs from %s)",
 		    e->path);
@@ -471,7 +459,7 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 	locked = true;
 	if (t == NULL) {
 		rep->status = KEY_NO_HW_TPM;
-		say(rep->reason, sizeof(rep->reason), "no hardware TPM");
+		strfmt(rep->reason, sizeof(rep->reason), "no hardware TPM");
 		goto out;
 	}
 	{
@@ -486,14 +474,14 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 		        0 ||
 		    seal_unseal(t, &nb, check, &rc, err, sizeof(err)) < 0 ||
 		    memcmp(master, check, SEAL_MASTER_LEN) != 0) {
-			say(rep->reason, sizeof(rep->reason),
+			strfmt(rep->reason, sizeof(rep->reason),
 			    "reseal under the current values: %s", err);
 			goto out;
 		}
 	}
 	update_crash_point("recover-sealed");
 	if (seal_blob_store(broker_sealpath(e->b), &nb) < 0) {
-		say(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
+		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
 		    broker_sealpath(e->b), strerror(errno));
 		goto out;
 	}

@@ -22,19 +22,6 @@
 
 #include <openssl/rand.h>
 
-/* snprintf that may truncate on purpose (reasons are bounded) */
-static void say(char *dst, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void
-say(char *dst, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	(void) vsnprintf(dst, len, fmt, ap);
-	va_end(ap);
-}
-
 /* One unseal and the requests that share it; allocated in secmem. */
 struct round {
 	bool     done;
@@ -82,7 +69,7 @@ set_status(struct broker *b, int state, TSS2_RC rc, uint32_t changed,
 	seal_pcrs_format(b->have_blob ? b->blob.mask : b->cfg.pcrs, s->pcrs,
 	                 sizeof(s->pcrs));
 	seal_pcrs_format(changed, s->changed_pcrs, sizeof(s->changed_pcrs));
-	say(s->reason, sizeof(s->reason), "%s", reason ? reason : "");
+	strfmt(s->reason, sizeof(s->reason), "%s", reason ? reason : "");
 	if (old != state) {
 		log_info("status %s -> %s%s%s", kb_state_name(old),
 		         kb_state_name(state), s->reason[0] ? ": " : "",
@@ -125,17 +112,17 @@ ensure_sealed(struct broker *b, TSS2_RC *rc, char *err, size_t errlen)
 		return 0;
 	}
 	if (errno != ENOENT) {
-		say(err, errlen, "%s: %s", b->sealpath, strerror(errno));
+		strfmt(err, errlen, "%s: %s", b->sealpath, strerror(errno));
 		return -1;
 	}
 	master = secmem_alloc(2 * SEAL_MASTER_LEN);
 	if (master == NULL) {
-		say(err, errlen, "cannot lock memory for the master key");
+		strfmt(err, errlen, "cannot lock memory for the master key");
 		return -1;
 	}
 	check = master + SEAL_MASTER_LEN;
 	if (RAND_priv_bytes(master, SEAL_MASTER_LEN) != 1) {
-		say(err, errlen, "RAND_priv_bytes failed");
+		strfmt(err, errlen, "RAND_priv_bytes failed");
 		goto fail;
 	}
 	if (seal_create(&b->tpm, b->cfg.pcrs, master, &b->blob, rc, err,
@@ -147,11 +134,11 @@ ensure_sealed(struct broker *b, TSS2_RC *rc, char *err, size_t errlen)
 		goto fail;
 	}
 	if (memcmp(master, check, SEAL_MASTER_LEN) != 0) {
-		say(err, errlen, "new sealed blob unseals to another key");
+		strfmt(err, errlen, "new sealed blob unseals to another key");
 		goto fail;
 	}
 	if (seal_blob_store(b->sealpath, &b->blob) < 0) {
-		say(err, errlen, "cannot write %s: %s", b->sealpath,
+		strfmt(err, errlen, "cannot write %s: %s", b->sealpath,
 		    strerror(errno));
 		goto fail;
 	}
@@ -172,7 +159,7 @@ static void
 fill_no_tpm(struct broker *b, struct round *r, const char *why)
 {
 	r->status = KEY_NO_HW_TPM;
-	say(r->reason, sizeof(r->reason), "no hardware TPM (tcti %s)%s%s",
+	strfmt(r->reason, sizeof(r->reason), "no hardware TPM (tcti %s)%s%s",
 	    b->cfg.tcti, why ? ": " : "", why ? why : "");
 }
 
@@ -210,19 +197,19 @@ do_unseal(struct broker *b, struct round *r)
 
 			if (seal_changed_pcrs(&b->tpm, &b->blob, &r->changed,
 			                      &rc, why, sizeof(why)) < 0) {
-				say(r->reason, sizeof(r->reason),
+				strfmt(r->reason, sizeof(r->reason),
 				    "vault PCR policy failed (%s); cannot tell "
 				    "which PCRs changed: %s",
 				    err, why);
 			} else if (r->changed == 0) {
-				say(r->reason, sizeof(r->reason),
+				strfmt(r->reason, sizeof(r->reason),
 				    "vault PCR policy failed (%s) although the "
 				    "PCRs hold their seal-time values",
 				    err);
 			} else {
 				seal_pcrs_format(r->changed, pcrs,
 				                 sizeof(pcrs));
-				say(r->reason, sizeof(r->reason),
+				strfmt(r->reason, sizeof(r->reason),
 				    "PCRs changed since sealing: %s (%s)", pcrs,
 				    err);
 			}
@@ -249,7 +236,7 @@ do_unseal(struct broker *b, struct round *r)
 		}
 	}
 	r->status = KEY_ERROR;
-	say(r->reason, sizeof(r->reason), "%s",
+	strfmt(r->reason, sizeof(r->reason), "%s",
 	    err[0] ? err : tpm_rc_str(rc, rcs, sizeof(rcs)));
 out:
 	pthread_mutex_unlock(&b->tpm_mu);
@@ -283,10 +270,10 @@ broker_release(struct broker *b, const char *uuid, uid_t peer,
 	int           shared;
 
 	memset(rep, 0, sizeof(*rep));
-	say(rep->uuid, sizeof(rep->uuid), "%s", uuid);
+	strfmt(rep->uuid, sizeof(rep->uuid), "%s", uuid);
 	if (peer != b->cfg.launcher_uid) {
 		rep->status = KEY_DENIED;
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "uid %d is not the launcher's (%d)", (int) peer,
 		    (int) b->cfg.launcher_uid);
 		log_warnx("vm %s: key refused: %s", uuid, rep->reason);
@@ -305,7 +292,7 @@ broker_release(struct broker *b, const char *uuid, uid_t peer,
 		if (r == NULL) {
 			pthread_mutex_unlock(&b->mu);
 			rep->status = KEY_ERROR;
-			say(rep->reason, sizeof(rep->reason),
+			strfmt(rep->reason, sizeof(rep->reason),
 			    "cannot lock memory for the key");
 			return 0;
 		}
@@ -329,11 +316,11 @@ broker_release(struct broker *b, const char *uuid, uid_t peer,
 
 	/* master is read-only once done; users keeps the round alive */
 	rep->status = r->status;
-	say(rep->reason, sizeof(rep->reason), "%s", r->reason);
+	strfmt(rep->reason, sizeof(rep->reason), "%s", r->reason);
 	if (r->status == KEY_OK && kdf_vm_key(r->master, SEAL_MASTER_LEN, uuid,
 	                                      rep->key, sizeof(rep->key)) < 0) {
 		rep->status = KEY_ERROR;
-		say(rep->reason, sizeof(rep->reason), "HKDF failed");
+		strfmt(rep->reason, sizeof(rep->reason), "HKDF failed");
 	}
 
 	pthread_mutex_lock(&b->mu);
@@ -366,7 +353,7 @@ handle(void *arg, enum msg_type type, const void *req, uid_t peer,
 		                     b->cfg.launcher_uid, rep);
 	}
 	if (type != MSG_KEY_RELEASE_REQ) {
-		say(err, errlen, "keybroker serves KeyRelease only");
+		strfmt(err, errlen, "keybroker serves KeyRelease only");
 		return -1;
 	}
 	*rep_type = MSG_KEY_RELEASE_REP;
@@ -409,7 +396,7 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	 * glibc's mmap threshold so that buffer goes back to the kernel. */
 
 	if ((b = calloc(1, sizeof(*b))) == NULL) {
-		say(err, errlen, "out of memory");
+		strfmt(err, errlen, "out of memory");
 		return -1;
 	}
 	b->cfg = *cfg;
@@ -421,10 +408,10 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	pthread_mutex_init(&b->tpm_mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	b->tpm.srk = ESYS_TR_NONE;
-	say(b->st.uuid, sizeof(b->st.uuid), "%s", KEYBROKER_STATUS_KEY);
+	strfmt(b->st.uuid, sizeof(b->st.uuid), "%s", KEYBROKER_STATUS_KEY);
 	if (path_join(b->sealpath, sizeof(b->sealpath), "%s/%s", cfg->vault,
 	              SEAL_FILE) < 0) {
-		say(err, errlen, "%s: path too long", cfg->vault);
+		strfmt(err, errlen, "%s: path too long", cfg->vault);
 		goto fail;
 	}
 
@@ -434,7 +421,7 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	}
 	if (topic_pub_open(&b->pub, cfg->rundir, MSG_KEYBROKER_STATUS, &tpol) <
 	    0) {
-		say(err, errlen, "cannot publish KeyBrokerStatus in %s",
+		strfmt(err, errlen, "cannot publish KeyBrokerStatus in %s",
 		    cfg->rundir);
 		goto fail;
 	}
@@ -456,7 +443,7 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	/* provision or load, then one check so the status tells the truth
 	 * from the start (releases still unseal on their own) */
 	if ((r = secmem_alloc(sizeof(*r))) == NULL) {
-		say(err, errlen, "cannot lock memory for the key");
+		strfmt(err, errlen, "cannot lock memory for the key");
 		goto fail;
 	}
 	memset(r, 0, sizeof(*r));
@@ -466,7 +453,7 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	pthread_mutex_unlock(&b->mu);
 	secmem_free(r, sizeof(*r));
 	/* the AK once at start, so no VM's first launch pays for it */
-	say(b->att.vault, sizeof(b->att.vault), "%s", cfg->vault);
+	strfmt(b->att.vault, sizeof(b->att.vault), "%s", cfg->vault);
 	pthread_mutex_lock(&b->tpm_mu);
 	if (!b->no_tpm && tpm_is_open(&b->tpm) &&
 	    attest_setup(&b->att, &b->tpm, terr, sizeof(terr)) < 0) {
@@ -480,7 +467,7 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	(void) peer_policy_add(&rpol, cfg->launcher_uid);
 	if (req_server_open(&b->srv, cfg->rundir, "keybroker", accept,
 	                    b->cfg.nworkers, &rpol, handle, b) < 0) {
-		say(err, errlen, "cannot serve keybroker in %s", cfg->rundir);
+		strfmt(err, errlen, "cannot serve keybroker in %s", cfg->rundir);
 		goto fail;
 	}
 	if (cfg->launcher_uid != geteuid() && geteuid() == 0 &&

@@ -36,19 +36,6 @@ struct update {
 	struct escrow     *esc; /* NULL: escrow off */
 };
 
-/* snprintf that may truncate on purpose (reasons are bounded) */
-static void say(char *dst, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void
-say(char *dst, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	(void) vsnprintf(dst, len, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- on the TPM ---- */
 
 static int
@@ -305,7 +292,7 @@ update_status(struct broker *b, struct key_admin_rep *rep)
 	t = broker_tpm_lock(b);
 	if (t != NULL && broker_ensure_blob(b, &rc, err, sizeof(err)) < 0) {
 		rep->status = KEY_ERROR;
-		say(rep->reason, sizeof(rep->reason), "%s", err);
+		strfmt(rep->reason, sizeof(rep->reason), "%s", err);
 		goto out;
 	}
 	bl = broker_blob(b);
@@ -314,7 +301,7 @@ update_status(struct broker *b, struct key_admin_rep *rep)
 		if (seal_blob_load(broker_sealpath(b), &fb, err, sizeof(err)) <
 		    0) {
 			rep->status = t == NULL ? KEY_NO_HW_TPM : KEY_ERROR;
-			say(rep->reason, sizeof(rep->reason), "%s", err);
+			strfmt(rep->reason, sizeof(rep->reason), "%s", err);
 			goto out;
 		}
 		bl = &fb;
@@ -326,11 +313,11 @@ update_status(struct broker *b, struct key_admin_rep *rep)
 	fill_policy(rep, bl, (const uint8_t(*)[32]) now, have_now);
 	rep->status = t == NULL ? KEY_NO_HW_TPM : KEY_OK;
 	if (t == NULL) {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "no hardware TPM (tcti %s)", broker_config(b)->tcti);
 	} else if (rep->matches < 0) {
 		rep->status = KEY_POLICY_MISMATCH;
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "the PCRs match no branch (changed: %s)",
 		    rep->changed_pcrs);
 	}
@@ -362,24 +349,24 @@ update_announce(struct broker *b, const struct key_admin_req *rq,
 	memset(rep, 0, sizeof(*rep));
 	rep->status = KEY_ERROR;
 	if (u == NULL) {
-		say(rep->reason, sizeof(rep->reason), "no update module");
+		strfmt(rep->reason, sizeof(rep->reason), "no update module");
 		return 0;
 	}
 	if (update_pcrlist_parse(rq->pcrs, &named) < 0) {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "pcrs \"%.64s\": expected a list of 0-15", rq->pcrs);
 		return 0;
 	}
 	if ((t = broker_tpm_lock(b)) == NULL) {
 		rep->status = KEY_NO_HW_TPM;
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "no hardware TPM (tcti %s): cannot reseal",
 		    broker_config(b)->tcti);
 		goto out;
 	}
 	if (broker_ensure_blob(b, &rc, err, sizeof(err)) < 0 ||
 	    (bl = broker_blob(b)) == NULL) {
-		say(rep->reason, sizeof(rep->reason), "%s", err);
+		strfmt(rep->reason, sizeof(rep->reason), "%s", err);
 		goto out;
 	}
 	cur = *bl;
@@ -387,18 +374,18 @@ update_announce(struct broker *b, const struct key_admin_req *rq,
 	    update_predicted(cur.mask, named, &rq->values,
 	                     (const uint8_t(*)[32]) now, pred, err,
 	                     sizeof(err)) < 0) {
-		say(rep->reason, sizeof(rep->reason), "%s", err);
+		strfmt(rep->reason, sizeof(rep->reason), "%s", err);
 		goto out;
 	}
 	if ((master = secmem_alloc(2 * SEAL_MASTER_LEN)) == NULL) {
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "cannot lock memory for the key");
 		goto out;
 	}
 	ret = seal_unseal(t, &cur, master, &rc, err, sizeof(err));
 	if (ret < 0) {
 		rep->status = ret == -2 ? KEY_POLICY_MISMATCH : KEY_ERROR;
-		say(rep->reason, sizeof(rep->reason),
+		strfmt(rep->reason, sizeof(rep->reason),
 		    "the current policy does not hold, refusing to "
 		    "reseal: %s",
 		    err);
@@ -409,24 +396,24 @@ update_announce(struct broker *b, const struct key_admin_req *rq,
 	                master + SEAL_MASTER_LEN, err, sizeof(err)) < 0 ||
 	    seal_proven(t, cur.mask, master, (const uint8_t(*)[32]) pred, &pend,
 	                master + SEAL_MASTER_LEN, err, sizeof(err)) < 0) {
-		say(rep->reason, sizeof(rep->reason), "reseal: %s", err);
+		strfmt(rep->reason, sizeof(rep->reason), "reseal: %s", err);
 		goto out;
 	}
 	update_crash_point("announce-sealed");
 	memset(&st, 0, sizeof(st));
 	st.announced = (int64_t) time(NULL);
 	if (reset_count(t, &st.last_reset, err, sizeof(err)) < 0) {
-		say(rep->reason, sizeof(rep->reason), "%s", err);
+		strfmt(rep->reason, sizeof(rep->reason), "%s", err);
 		goto out;
 	}
 	if (update_state_store(u->statepath, &st) < 0) {
-		say(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
+		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
 		    u->statepath, strerror(errno));
 		goto out;
 	}
 	update_crash_point("announce-state-written");
 	if (seal_blob_store(u->pendpath, &pend) < 0) {
-		say(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
+		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
 		    u->pendpath, strerror(errno));
 		goto out;
 	}
@@ -473,7 +460,7 @@ admin_handle(void *arg, enum msg_type type, const void *req, uid_t peer,
 	if (peer != 0 && peer != geteuid()) {
 		memset(rp, 0, sizeof(*rp));
 		rp->status = KEY_DENIED;
-		say(rp->reason, sizeof(rp->reason),
+		strfmt(rp->reason, sizeof(rp->reason),
 		    "uid %d: keybroker-admin is root's", (int) peer);
 		log_warnx("keybroker-admin: %s %s refused: %s",
 		          key_admin_op_name(rq->op), "request", rp->reason);
@@ -500,7 +487,7 @@ admin_handle(void *arg, enum msg_type type, const void *req, uid_t peer,
 	default:
 		memset(rp, 0, sizeof(*rp));
 		rp->status = KEY_ERROR;
-		say(rp->reason, sizeof(rp->reason), "unknown op %d", rq->op);
+		strfmt(rp->reason, sizeof(rp->reason), "unknown op %d", rq->op);
 		return 0;
 	}
 }
