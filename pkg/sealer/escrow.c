@@ -17,6 +17,7 @@
  * The wrap/unwrap helpers are shared with the controller side.
  */
 #include "sealer.h"
+#include "tpm_ek.h"
 #include "common.h"
 #include "log.h"
 
@@ -46,37 +47,27 @@ struct escrow {
 	time_t         transport_at;
 };
 
-static void
-tohex(char *dst, const uint8_t *p, size_t n)
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		dst[2 * i] = hx[p[i] >> 4];
-		dst[2 * i + 1] = hx[p[i] & 15];
-	}
-	dst[2 * n] = '\0';
-}
-
 int
 escrow_unhex(const char *s, uint8_t *out, size_t max, size_t *n)
 {
+	char   hex[2 * ESCROW_WRAP_MAX + 1]; /* the largest thing we read */
 	size_t len = strlen(s);
+	int    got;
 
+	/* a file or a paste may end in a newline */
 	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' ')) {
 		len--;
 	}
-	if (len % 2 || len / 2 > max) {
+
+	if (len > 2 * max || len >= sizeof(hex)) {
 		return -1;
 	}
-	for (size_t i = 0; i < len / 2; i++) {
-		unsigned v;
-		if (sscanf(s + 2 * i, "%2x", &v) != 1) {
-			return -1;
-		}
-		out[i] = (uint8_t) v;
+	memcpy(hex, s, len);
+	hex[len] = '\0';
+	if ((got = tek_unhex(hex, out, max)) < 0) {
+		return -1;
 	}
-	*n = len / 2;
+	*n = (size_t) got;
 	return 0;
 }
 
@@ -93,7 +84,7 @@ escrow_fingerprint(EVP_PKEY *k, char fp[65])
 		return -1;
 	}
 	OPENSSL_free(der);
-	tohex(fp, md, 32);
+	tek_hex(md, 32, fp, 65);
 	return 0;
 }
 
@@ -191,7 +182,7 @@ escrow_master_id(const uint8_t *master, char id[65])
 	                    sizeof(info) - 1, out, sizeof(out)) < 0) {
 		return -1;
 	}
-	tohex(id, out, sizeof(out));
+	tek_hex(out, sizeof(out), id, 65);
 	return 0;
 }
 
@@ -202,7 +193,7 @@ escrow_file_store(const char *path, const struct escrow_file *f)
 	cJSON *o = cJSON_CreateObject();
 	int    rc = -1;
 
-	tohex(hex, f->wrapped, f->wlen);
+	tek_hex(f->wrapped, f->wlen, hex, 2 * f->wlen + 1);
 	if (o == NULL || !cJSON_AddNumberToObject(o, "version", 1) ||
 	    !cJSON_AddStringToObject(o, "alg", "RSA-OAEP-SHA256") ||
 	    !cJSON_AddStringToObject(o, "controller_key", f->key_fp) ||

@@ -1,6 +1,7 @@
 /* seal.c: the vault PCR set, the SRK, sealing the master key under a
  * PolicyPCR, the policy-session unseal, and the sealed-blob file. */
 #include "sealer.h"
+#include "tpm_ek.h"
 #include "common.h"
 #include "log.h"
 
@@ -755,34 +756,16 @@ seal_changed_pcrs(struct tpm *t, const struct seal_blob *b, uint32_t *changed,
 
 /* ---- file ---- */
 
-static void
-hex_of(char *dst, const uint8_t *src, size_t n)
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		dst[2 * i] = hx[src[i] >> 4];
-		dst[2 * i + 1] = hx[src[i] & 15];
-	}
-	dst[2 * n] = '\0';
-}
-
+/* tek_unhex with the length in an out-parameter, as the parser wants it */
 static int
 unhex(const char *s, uint8_t *dst, size_t max, size_t *n)
 {
-	size_t len = strlen(s);
+	int len = tek_unhex(s, dst, max);
 
-	if (len % 2 || len / 2 > max) {
+	if (len < 0) {
 		return -1;
 	}
-	for (size_t i = 0; i < len / 2; i++) {
-		unsigned v;
-		if (sscanf(s + 2 * i, "%2x", &v) != 1) {
-			return -1;
-		}
-		dst[i] = (uint8_t) v;
-	}
-	*n = len / 2;
+	*n = (size_t) len;
 	return 0;
 }
 
@@ -795,7 +778,7 @@ add_hex(cJSON *o, const char *name, const uint8_t *p, size_t n)
 	if (h == NULL) {
 		return -1;
 	}
-	hex_of(h, p, n);
+	tek_hex(p, n, h, 2 * n + 1);
 	rc = cJSON_AddStringToObject(o, name, h) ? 0 : -1;
 	free(h);
 	return rc;
