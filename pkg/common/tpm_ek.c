@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <openssl/core_names.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <openssl/param_build.h>
 #include <openssl/sha.h>
 #include <tss2/tss2_mu.h>
@@ -626,5 +628,45 @@ tek_vtpm_close(struct tek_vtpm *v, char *err, size_t errlen)
 			close(cfd);
 		}
 	}
+	return ret;
+}
+
+int
+tek_x509_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX      ctx;
+	X509_EXTENSION *ex;
+	int             ok;
+
+	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+	ex = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	if (ex == NULL) {
+		return -1;
+	}
+	ok = X509_add_ext(x, ex, -1);
+	X509_EXTENSION_free(ex);
+	return ok ? 0 : -1;
+}
+
+int
+tek_der_to_pem(const uint8_t *der, size_t len, char *pem, size_t pemlen)
+{
+	const unsigned char *p = der;
+	X509                *x = d2i_X509(NULL, &p, (long) len);
+	BIO                 *bio = BIO_new(BIO_s_mem());
+	char                *data;
+	long                 n;
+	int                  ret = -1;
+
+	if (x != NULL && bio != NULL && PEM_write_bio_X509(bio, x)) {
+		n = BIO_get_mem_data(bio, &data);
+		if (n > 0 && (size_t) n < pemlen) {
+			memcpy(pem, data, (size_t) n);
+			pem[n] = '\0';
+			ret = 0;
+		}
+	}
+	BIO_free(bio);
+	X509_free(x);
 	return ret;
 }

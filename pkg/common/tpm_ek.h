@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <tss2/tss2_esys.h>
 
 #define TEK_EK_HANDLE    0x81010001u /* vTPM and hardware EK (TCG) */
@@ -82,6 +83,12 @@ int  tek_unhex(const char *hex, uint8_t *out, size_t max);
  * certificate's issuer) for a device: "vtpm-ak-" + 32 hex digits of the
  * AK name's digest. device_id is the hex AK name. */
 void tek_ak_cn(const char *device_id, char *cn, size_t len);
+/* Add extension nid (OpenSSL config syntax, e.g. "critical,CA:FALSE") to
+ * x; issuer (may be NULL) resolves "keyid" references. 0 or -1. */
+int tek_x509_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
+/* A DER certificate as NUL-terminated PEM in pem; -1 if it does not parse
+ * or fit. */
+int tek_der_to_pem(const uint8_t *der, size_t len, char *pem, size_t pemlen);
 /* "0x%x (text)" */
 const char *tek_rc_str(TSS2_RC rc, char *buf, size_t len);
 

@@ -228,23 +228,6 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 
 /* ---- certificates (pure) ---- */
 
-static int
-add_ext(X509 *x, int nid, const char *value)
-{
-	X509V3_CTX      ctx;
-	X509_EXTENSION *ex;
-	int             ok;
-
-	X509V3_set_ctx(&ctx, NULL, x, NULL, NULL, 0);
-	ex = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (ex == NULL) {
-		return -1;
-	}
-	ok = X509_add_ext(x, ex, -1);
-	X509_EXTENSION_free(ex);
-	return ok ? 0 : -1;
-}
-
 int
 attest_ek_tbs(EVP_PKEY *ek, const char *uuid, const char *device_id,
               const uint8_t serial[16], uint8_t **tbs, size_t *tbslen)
@@ -283,10 +266,10 @@ attest_ek_tbs(EVP_PKEY *ek, const char *uuid, const char *device_id,
 	    X509_time_adj_ex(X509_getm_notAfter(x), 365 * 30, 0, NULL) ==
 	        NULL ||
 	    !X509_set_pubkey(x, ek) ||
-	    add_ext(x, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-	    add_ext(x, NID_key_usage, "critical,keyEncipherment") < 0 ||
-	    add_ext(x, NID_ext_key_usage, "2.23.133.8.1") < 0 ||
-	    add_ext(x, NID_subject_alt_name, san) < 0) {
+	    tek_x509_add_ext(x, NULL, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+	    tek_x509_add_ext(x, NULL, NID_key_usage, "critical,keyEncipherment") < 0 ||
+	    tek_x509_add_ext(x, NULL, NID_ext_key_usage, "2.23.133.8.1") < 0 ||
+	    tek_x509_add_ext(x, NULL, NID_subject_alt_name, san) < 0) {
 		goto out;
 	}
 	/* the TBS names its signature algorithm: set it without signing */
@@ -425,33 +408,6 @@ out:
 }
 
 static int
-der_to_pem(const uint8_t *der, size_t len, char *pem, size_t pemlen)
-{
-	const unsigned char *p = der;
-	X509                *x = d2i_X509(NULL, &p, (long) len);
-	BIO                 *bio;
-	char                *data;
-	long                 n;
-	int                  ret = -1;
-
-	if (x == NULL) {
-		return -1;
-	}
-	if ((bio = BIO_new(BIO_s_mem())) != NULL &&
-	    PEM_write_bio_X509(bio, x)) {
-		n = BIO_get_mem_data(bio, &data);
-		if (n > 0 && (size_t) n < pemlen) {
-			memcpy(pem, data, (size_t) n);
-			pem[n] = '\0';
-			ret = 0;
-		}
-	}
-	BIO_free(bio);
-	X509_free(x);
-	return ret;
-}
-
-static int
 certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
            struct attest_rep *rep, char *err, size_t errlen)
 {
@@ -489,7 +445,7 @@ certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
 		goto out;
 	}
 	if (attest_cert_assemble(tbs, tbslen, sig, siglen, &der, &derlen) < 0 ||
-	    der_to_pem(der, derlen, rep->ek_cert, sizeof(rep->ek_cert)) < 0) {
+	    tek_der_to_pem(der, derlen, rep->ek_cert, sizeof(rep->ek_cert)) < 0) {
 		strfmt(err, errlen, "cannot assemble the certificate");
 		goto out;
 	}

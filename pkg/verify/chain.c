@@ -21,23 +21,6 @@
 #include <openssl/x509v3.h>
 
 static int
-add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX      ctx;
-	X509_EXTENSION *ex;
-	int             ok;
-
-	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-	ex = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (ex == NULL) {
-		return -1;
-	}
-	ok = X509_add_ext(x, ex, -1);
-	X509_EXTENSION_free(ex);
-	return ok ? 0 : -1;
-}
-
-static int
 set_serial(X509 *x)
 {
 	uint8_t s[16];
@@ -77,9 +60,9 @@ make_ca(const char *keyp, const char *crtp, char *err, size_t errlen)
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(x), 365 * 30, 0, NULL) ||
 	    !X509_set_pubkey(x, k) ||
-	    add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
-	    add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
-	    add_ext(x, x, NID_subject_key_identifier, "hash") < 0 ||
+	    tek_x509_add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
+	    tek_x509_add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
+	    tek_x509_add_ext(x, x, NID_subject_key_identifier, "hash") < 0 ||
 	    !X509_sign(x, k, EVP_sha256())) {
 		snprintf(err, errlen, "cannot create the CA");
 		goto out;
@@ -184,12 +167,12 @@ vfy_issue_ak_cert(EVP_PKEY *cakey, X509 *cacert, const TPM2B_PUBLIC *ak,
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(x), 365 * 30, 0, NULL) ||
 	    !X509_set_pubkey(x, pk) ||
-	    add_ext(x, cacert, NID_basic_constraints,
+	    tek_x509_add_ext(x, cacert, NID_basic_constraints,
 	            "critical,CA:TRUE,pathlen:0") < 0 ||
-	    add_ext(x, cacert, NID_key_usage,
+	    tek_x509_add_ext(x, cacert, NID_key_usage,
 	            "critical,keyCertSign,digitalSignature") < 0 ||
-	    add_ext(x, cacert, NID_subject_alt_name, san) < 0 ||
-	    add_ext(x, cacert, NID_authority_key_identifier, "keyid") < 0 ||
+	    tek_x509_add_ext(x, cacert, NID_subject_alt_name, san) < 0 ||
+	    tek_x509_add_ext(x, cacert, NID_authority_key_identifier, "keyid") < 0 ||
 	    !X509_sign(x, cakey, EVP_sha256())) {
 		snprintf(err, errlen, "cannot issue the AK certificate");
 		goto out;

@@ -147,29 +147,6 @@ signed_by_ak(const uint8_t *der, size_t len, const char *ak_pub_hex)
 }
 
 static int
-der_to_pem(const uint8_t *der, size_t len, char *pem, size_t pemlen)
-{
-	const unsigned char *p = der;
-	X509                *x = d2i_X509(NULL, &p, (long) len);
-	BIO                 *bio = BIO_new(BIO_s_mem());
-	char                *data;
-	long                 n;
-	int                  ret = -1;
-
-	if (x != NULL && bio != NULL && PEM_write_bio_X509(bio, x)) {
-		n = BIO_get_mem_data(bio, &data);
-		if (n > 0 && (size_t) n < pemlen) {
-			memcpy(pem, data, (size_t) n);
-			pem[n] = '\0';
-			ret = 0;
-		}
-	}
-	BIO_free(bio);
-	X509_free(x);
-	return ret;
-}
-
-static int
 attest_vm(const char *rundir, const char *uuid, int timeout_ms)
 {
 	struct vctl_status     st;
@@ -229,7 +206,7 @@ attest_vm(const char *rundir, const char *uuid, int timeout_ms)
 		goto out;
 	}
 	if (n > 0 && signed_by_ak(der, (size_t) n, dev->ak_pub)) {
-		(void) der_to_pem(der, (size_t) n, pem, sizeof(pem));
+		(void) tek_der_to_pem(der, (size_t) n, pem, sizeof(pem));
 	}
 	if (pem[0] == '\0') {
 		/* none in NV, or one from another device's AK: ask ours */
