@@ -139,7 +139,7 @@ ensure_sealed(struct broker *b, TSS2_RC *rc, char *err, size_t errlen)
 	}
 	if (seal_blob_store(b->sealpath, &b->blob) < 0) {
 		strfmt(err, errlen, "cannot write %s: %s", b->sealpath,
-		    strerror(errno));
+		       strerror(errno));
 		goto fail;
 	}
 	secmem_free(master, 2 * SEAL_MASTER_LEN);
@@ -156,11 +156,22 @@ fail:
 }
 
 static void
-fill_no_tpm(struct broker *b, struct round *r, const char *why)
+fill_no_tpm(struct broker *b, struct round *r)
 {
 	r->status = KEY_NO_HW_TPM;
-	strfmt(r->reason, sizeof(r->reason), "no hardware TPM (tcti %s)%s%s",
-	    b->cfg.tcti, why ? ": " : "", why ? why : "");
+	strfmt(r->reason, sizeof(r->reason), "no hardware TPM (tcti %s)",
+	       b->cfg.tcti);
+}
+
+/* A configured TPM that cannot be opened (or went away) is a refusal,
+ * never "no hardware TPM": that would let a state be written in the
+ * clear on a device that has one. */
+static void
+fill_tpm_gone(struct broker *b, struct round *r, const char *why)
+{
+	r->status = KEY_ERROR;
+	strfmt(r->reason, sizeof(r->reason),
+	       "hardware TPM (tcti %s) cannot be opened: %s", b->cfg.tcti, why);
 }
 
 /* The unseal of one round, on the TPM now. */
@@ -172,14 +183,14 @@ do_unseal(struct broker *b, struct round *r)
 	int     attempt, ret;
 
 	if (b->no_tpm) {
-		fill_no_tpm(b, r, NULL);
+		fill_no_tpm(b, r);
 		return;
 	}
 	pthread_mutex_lock(&b->tpm_mu);
 	for (attempt = 0; attempt < 2; attempt++) {
 		if (!tpm_is_open(&b->tpm) &&
 		    tpm_reopen(&b->tpm, err, sizeof(err)) < 0) {
-			fill_no_tpm(b, r, err);
+			fill_tpm_gone(b, r, err);
 			goto out;
 		}
 		ret = -1;
@@ -197,12 +208,14 @@ do_unseal(struct broker *b, struct round *r)
 
 			if (seal_changed_pcrs(&b->tpm, &b->blob, &r->changed,
 			                      &rc, why, sizeof(why)) < 0) {
-				strfmt(r->reason, sizeof(r->reason),
+				strfmt(
+				    r->reason, sizeof(r->reason),
 				    "vault PCR policy failed (%s); cannot tell "
 				    "which PCRs changed: %s",
 				    err, why);
 			} else if (r->changed == 0) {
-				strfmt(r->reason, sizeof(r->reason),
+				strfmt(
+				    r->reason, sizeof(r->reason),
 				    "vault PCR policy failed (%s) although the "
 				    "PCRs hold their seal-time values",
 				    err);
@@ -210,8 +223,8 @@ do_unseal(struct broker *b, struct round *r)
 				seal_pcrs_format(r->changed, pcrs,
 				                 sizeof(pcrs));
 				strfmt(r->reason, sizeof(r->reason),
-				    "PCRs changed since sealing: %s (%s)", pcrs,
-				    err);
+				       "PCRs changed since sealing: %s (%s)",
+				       pcrs, err);
 			}
 			r->status = KEY_POLICY_MISMATCH;
 			goto out;
@@ -221,7 +234,7 @@ do_unseal(struct broker *b, struct round *r)
 			log_warnx("tpm %s: %s: re-opening the connection",
 			          b->cfg.tcti, err);
 			if (tpm_reopen(&b->tpm, err, sizeof(err)) < 0) {
-				fill_no_tpm(b, r, err);
+				fill_tpm_gone(b, r, err);
 				goto out;
 			}
 			continue;
@@ -237,7 +250,7 @@ do_unseal(struct broker *b, struct round *r)
 	}
 	r->status = KEY_ERROR;
 	strfmt(r->reason, sizeof(r->reason), "%s",
-	    err[0] ? err : tpm_rc_str(rc, rcs, sizeof(rcs)));
+	       err[0] ? err : tpm_rc_str(rc, rcs, sizeof(rcs)));
 out:
 	pthread_mutex_unlock(&b->tpm_mu);
 }
@@ -274,8 +287,8 @@ broker_release(struct broker *b, const char *uuid, uid_t peer,
 	if (peer != b->cfg.launcher_uid) {
 		rep->status = KEY_DENIED;
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "uid %d is not the launcher's (%d)", (int) peer,
-		    (int) b->cfg.launcher_uid);
+		       "uid %d is not the launcher's (%d)", (int) peer,
+		       (int) b->cfg.launcher_uid);
 		log_warnx("vm %s: key refused: %s", uuid, rep->reason);
 		return 0;
 	}
@@ -293,7 +306,7 @@ broker_release(struct broker *b, const char *uuid, uid_t peer,
 			pthread_mutex_unlock(&b->mu);
 			rep->status = KEY_ERROR;
 			strfmt(rep->reason, sizeof(rep->reason),
-			    "cannot lock memory for the key");
+			       "cannot lock memory for the key");
 			return 0;
 		}
 		memset(r, 0, sizeof(*r));
@@ -422,7 +435,7 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	if (topic_pub_open(&b->pub, cfg->rundir, MSG_KEYBROKER_STATUS, &tpol) <
 	    0) {
 		strfmt(err, errlen, "cannot publish KeyBrokerStatus in %s",
-		    cfg->rundir);
+		       cfg->rundir);
 		goto fail;
 	}
 	pthread_mutex_lock(&b->mu);
@@ -433,7 +446,7 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 		log_info("--tcti none: no hardware TPM, every release answers "
 		         "no-hw-tpm");
 	} else if (tpm_open(&b->tpm, cfg->tcti, terr, sizeof(terr)) < 0) {
-		log_warnx("%s: will answer no-hw-tpm until it can be opened",
+		log_warnx("%s: releases are refused until it can be opened",
 		          terr);
 	}
 	/* a pending planned update: commit, keep or drop it (update.c) */
@@ -467,7 +480,8 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	(void) peer_policy_add(&rpol, cfg->launcher_uid);
 	if (req_server_open(&b->srv, cfg->rundir, "keybroker", accept,
 	                    b->cfg.nworkers, &rpol, handle, b) < 0) {
-		strfmt(err, errlen, "cannot serve keybroker in %s", cfg->rundir);
+		strfmt(err, errlen, "cannot serve keybroker in %s",
+		       cfg->rundir);
 		goto fail;
 	}
 	if (cfg->launcher_uid != geteuid() && geteuid() == 0 &&

@@ -250,10 +250,12 @@ guard_key(const struct launcher_cfg *cfg, const char *uuid, uint8_t *key,
 		memcpy(key, rep->key, KEY_LEN);
 		rc = 1;
 	} else {
+		/* only a device without a hardware TPM may run unencrypted;
+		 * every other answer is a refusal */
 		snprintf(why, whylen, "keybroker: %s%s%s",
 		         key_status_name(rep->status),
 		         rep->reason[0] ? ": " : "", rep->reason);
-		rc = 0;
+		rc = rep->status == KEY_NO_HW_TPM ? 0 : -1;
 	}
 	secmem_free(rep, sizeof(*rep));
 	return rc;

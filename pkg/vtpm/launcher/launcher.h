@@ -160,8 +160,10 @@ void guard_close(struct launcher_cfg *cfg);
 int guard_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
              bool encrypted, struct guardian_rep *rep, char *err,
              size_t errlen);
-/* Key release into key (KEY_LEN, secmem). 1 have key, 0 no key (reason
- * in why), -1 broker unavailable (err). */
+/* Key release into key (KEY_LEN, secmem). 1 have key; 0 no key and none
+ * to be had (--no-keybroker, or the broker has no hardware TPM: the state
+ * may be plain; why says which); -1 refused (policy-mismatch, error,
+ * denied) or the broker unavailable: no vTPM (why says what). */
 int guard_key(const struct launcher_cfg *cfg, const char *uuid, uint8_t *key,
               char *why, size_t whylen);
 
@@ -170,8 +172,8 @@ int guard_key(const struct launcher_cfg *cfg, const char *uuid, uint8_t *key,
  * the control channel's CMD_SET_DATAFD before any VM attaches. The TPM
  * is left waiting for the VM firmware's own TPM2_Startup. 0 or -1 with
  * err; *cert tells whether a certificate was written. */
-int lek_provision(const struct launcher_cfg *cfg, const char *uuid,
-                  bool *cert, char *err, size_t errlen);
+int lek_provision(const struct launcher_cfg *cfg, const char *uuid, bool *cert,
+                  char *err, size_t errlen);
 
 /* start.c: the jobs */
 void job_run(const struct launcher_cfg *cfg, struct job *j);

@@ -41,6 +41,18 @@ fail(struct job *j, const char *reason)
 	log_warnx("%s: vTPM failed: %s", j->uuid, reason);
 }
 
+/* A persistent state that runs unencrypted says why in the status
+ * (after what the guardian said, if anything). */
+static void
+plain_why(struct job *j, const char *why)
+{
+	char prev[REASON_LEN];
+
+	vm_strcpy(prev, j->st.reason, sizeof(prev));
+	vm_fmt(j->st.reason, sizeof(j->st.reason), "%s%sunencrypted: %s", prev,
+	       prev[0] ? "; " : "", why);
+}
+
 static void
 job_start(const struct launcher_cfg *cfg, struct job *j)
 {
@@ -101,13 +113,14 @@ job_start(const struct launcher_cfg *cfg, struct job *j)
 		goto out;
 	}
 	if (have_key && !rep.encrypted) {
-		log_warnx("%s: existing state is not encrypted: starting it "
-		          "unencrypted",
-		          j->uuid);
-		have_key = false;
+		/* never run a plain state on a device that has a key */
+		fail(j, "state is not encrypted but a key is available: "
+		        "refusing to run it in the clear");
+		goto out;
 	} else if (!have_key && j->mode == VTPM_MODE_PERSISTENT &&
 	           cfg->keybroker != NULL) {
 		log_warnx("%s: state unencrypted: %s", j->uuid, why);
+		plain_why(j, why);
 	}
 	if (spawn_start(cfg, j->uuid, rep.state_dir, have_key ? key : NULL,
 	                &j->pid, &j->pidfd, &init_failed, err,
