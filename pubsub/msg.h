@@ -106,6 +106,8 @@ enum state_class {
 	STATE_PURGED,   /* removed on delete */
 	STATE_ERROR,    /* could not be checked (I/O, disk full...) */
 	STATE_UNKNOWN,  /* not (yet) classified */
+	STATE_UPGRADED, /* plain state found with a key: encrypted in place */
+	STATE_ROLLBACK, /* older than the hardware-TPM-bound checkpoint */
 };
 
 /* VtpmStateHealth {uuid, classification, generation, last_backup, reason} */
@@ -168,7 +170,13 @@ enum guardian_op {
 	GOP_RELEASE,     /* VM halted: commit last generation, stop watching */
 	GOP_PURGE,       /* VM deleted: remove everything */
 	GOP_QUERY,       /* report classification without changing anything */
+	GOP_UPGRADE,     /* take <state>/.upgrade/ (the plain state re-written
+	                    encrypted) as the current generation */
 };
+/* GOP_UPGRADE: the launcher writes the encrypted state here (inside the
+ * state directory: one filesystem, so the guardian can rename it in) */
+#define UPGRADE_DIR     ".upgrade"
+#define UPGRADE_SRC_DIR ".upgrade-plain" /* a copy the plain swtpm reads */
 
 /* GuardianRequest {op, uuid, mode, encrypted} */
 struct guardian_req {
@@ -178,8 +186,10 @@ struct guardian_req {
 	bool encrypted; /* the state will be written encrypted */
 };
 
+#define SHA_HEX_LEN 65 /* hex of a SHA-256 + NUL */
+
 /* GuardianReply {uuid, ok, classification, state_dir, encrypted, generation,
- * reason} */
+ * sha256, backup_sha256, reason} */
 struct guardian_rep {
 	char    uuid[UUID_LEN];
 	bool    ok;
@@ -187,6 +197,8 @@ struct guardian_rep {
 	char    state_dir[STATE_DIR_LEN];
 	bool    encrypted; /* the state on disk was written encrypted */
 	int64_t generation;
+	char    sha256[SHA_HEX_LEN];        /* current generation, "" none */
+	char    backup_sha256[SHA_HEX_LEN]; /* its backup, "" none */
 	char    reason[REASON_LEN];
 };
 

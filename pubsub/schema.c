@@ -20,13 +20,13 @@ static const char *const vtpm_states[] = {"STARTING", "READY", "FAILED",
 static const char *const models[] = {"tis", "crb", NULL};
 static const char *const modes[]  = {"persistent", "ephemeral", NULL};
 static const char *const classes[] = {"new", "normal", "restored", "reset",
-    "missing", "purged", "error", "unknown", NULL};
+    "missing", "purged", "error", "unknown", "upgraded", "rollback", NULL};
 static const char *const kb_states[] = {"STARTING", "READY", "NO_HW_TPM",
     "POLICY_MISMATCH", "ERROR", NULL};
 static const char *const key_statuses[] = {"ok", "no-hw-tpm",
     "policy-mismatch", "error", "denied", NULL};
 static const char *const gops[] = {"prepare", "restore", "reset", "release",
-    "purge", "query", NULL};
+    "purge", "query", "upgrade", NULL};
 static const char *const kops[] = {"status", "announce", "recover-begin",
     "recover", NULL};
 static const char *const escrow_states[] = {"off", "stored", "missing",
@@ -161,6 +161,8 @@ static const struct field guardian_rep_fields[] = {
     FSTR(struct guardian_rep, state_dir, 0),
     FBOOL(struct guardian_rep, encrypted, 0, 0),
     FINT(struct guardian_rep, generation, 0, 0, INT64_MAX),
+    FSTR(struct guardian_rep, sha256, FF_OMIT_EMPTY),
+    FSTR(struct guardian_rep, backup_sha256, FF_OMIT_EMPTY),
     FSTR(struct guardian_rep, reason, FF_OMIT_EMPTY),
 };
 

@@ -91,5 +91,8 @@ void                         signals_catch_quit(void);
 void strfmt(char *dst, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool uuid_valid(const char *s); /* 8-4-4-4-12 hex, lower or upper */
+/* VTPM_TEST_CRASH_AT=step: SIGKILL the process at that step (crash tests
+ * only; logged first). */
+void crash_point(const char *step);
 
 #endif

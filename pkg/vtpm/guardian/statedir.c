@@ -656,5 +656,11 @@ gd_fill_rep(const struct gd_vm *v, struct guardian_rep *rp, bool ok, int cls,
 	snprintf(rp->state_dir, sizeof(rp->state_dir), "%s", v->sdir);
 	rp->encrypted = v->m.encrypted;
 	rp->generation = v->m.generation;
+	if (v->m.cur.present) {
+		gd_sha_hex(v->m.cur.sha, rp->sha256);
+	}
+	if (v->m.bak.present) {
+		gd_sha_hex(v->m.bak.sha, rp->backup_sha256);
+	}
 	snprintf(rp->reason, sizeof(rp->reason), "%s", reason ? reason : "");
 }

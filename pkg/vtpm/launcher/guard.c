@@ -58,8 +58,8 @@ local_dir(const struct launcher_cfg *cfg, const char *uuid, int mode, char *dir,
 	                 uuid);
 }
 
-static int
-local_mkdir(const struct launcher_cfg *cfg, const char *dir, char *err,
+int
+guard_mkdir(const struct launcher_cfg *cfg, const char *dir, char *err,
             size_t errlen)
 {
 	if (mkdir_p(dir, 0700) < 0) {
@@ -95,7 +95,7 @@ local_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
 			         strerror(errno));
 			return -1;
 		}
-		if (local_mkdir(cfg, dir, err, errlen) < 0) {
+		if (guard_mkdir(cfg, dir, err, errlen) < 0) {
 			return -1;
 		}
 		rep->classification =
@@ -131,7 +131,7 @@ local_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
 			         strerror(errno));
 			return -1;
 		}
-		if (local_mkdir(cfg, dir, err, errlen) < 0) {
+		if (guard_mkdir(cfg, dir, err, errlen) < 0) {
 			return -1;
 		}
 		log_warnx("%s: state reset, old state kept in %s", uuid, aside);
@@ -147,6 +147,33 @@ local_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
 			return -1;
 		}
 		rep->classification = STATE_NORMAL;
+		break;
+	case GOP_UPGRADE:
+		/* the launcher's encrypted copy replaces the plain file */
+		if (path_join(aside, sizeof(aside), "%s/%s/tpm2-00.permall",
+		              dir, UPGRADE_DIR) < 0 ||
+		    fsync_path(aside) < 0 || rename(aside, f) < 0 ||
+		    fsync_dir(dir) < 0) {
+			snprintf(err, errlen, "upgrade %s: %s", f,
+			         strerror(errno));
+			return -1;
+		}
+		(void) path_join(aside, sizeof(aside), "%s/%s", dir,
+		                 UPGRADE_DIR);
+		(void) remove_tree(aside);
+		(void) path_join(aside, sizeof(aside),
+		                 "%s/tpm2-00.volatilestate", dir);
+		(void) unlink(aside);
+		if (path_join(f, sizeof(f), "%s/" ENC_MARK, dir) == 0) {
+			int fd = open(f, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+			if (fd >= 0) {
+				close(fd);
+			}
+		}
+		rep->classification = STATE_UPGRADED;
+		rep->encrypted = true;
+		snprintf(rep->reason, sizeof(rep->reason),
+		         "plain state encrypted in place");
 		break;
 	case GOP_PURGE:
 		if (remove_tree(dir) < 0 && errno != ENOENT) {

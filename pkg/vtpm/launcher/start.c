@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 /* an swtpm whose state was rejected: no grace needed */
-static void
-kill_now(pid_t *pid, int *pidfd)
+void
+job_kill(pid_t *pid, int *pidfd)
 {
 	if (*pidfd >= 0) {
 		(void) pidfd_send_signal(*pidfd, SIGKILL, NULL, 0);
@@ -113,10 +113,19 @@ job_start(const struct launcher_cfg *cfg, struct job *j)
 		goto out;
 	}
 	if (have_key && !rep.encrypted) {
-		/* never run a plain state on a device that has a key */
-		fail(j, "state is not encrypted but a key is available: "
-		        "refusing to run it in the clear");
-		goto out;
+		/* never run a plain state on a device that has a key: the
+		 * same TPM, re-written encrypted, first */
+		if (upgrade_plain(cfg, j->uuid, rep.state_dir, key, &rep, err,
+		                  sizeof(err)) < 0) {
+			vm_fmt(msg, sizeof(msg),
+			       "plain state not encrypted, not started: %s",
+			       err);
+			fail(j, msg);
+			goto out;
+		}
+		j->st.health = STATE_UPGRADED;
+		vm_strcpy(j->st.reason, rep.reason, sizeof(j->st.reason));
+		log_warnx("%s: %s", j->uuid, rep.reason);
 	} else if (!have_key && j->mode == VTPM_MODE_PERSISTENT &&
 	           cfg->keybroker != NULL) {
 		log_warnx("%s: state unencrypted: %s", j->uuid, why);
@@ -128,14 +137,14 @@ job_start(const struct launcher_cfg *cfg, struct job *j)
 		goto ready;
 	}
 	if (!init_failed) {
-		kill_now(&j->pid, &j->pidfd);
+		job_kill(&j->pid, &j->pidfd);
 		fail(j, err);
 		goto out;
 	}
 	/* the state was rejected: restore the backup, then reset */
 	snprintf(first, sizeof(first), "%s", err);
 	for (step = 0; step < 2; step++) {
-		kill_now(&j->pid, &j->pidfd);
+		job_kill(&j->pid, &j->pidfd);
 		log_warnx("%s: %s: asking the guardian to %s", j->uuid, err,
 		          guardian_op_name(fallback[step]));
 		if (guard_op(cfg, fallback[step], j->uuid, j->mode, have_key,
@@ -154,7 +163,7 @@ job_start(const struct launcher_cfg *cfg, struct job *j)
 			goto ready;
 		}
 	}
-	kill_now(&j->pid, &j->pidfd);
+	job_kill(&j->pid, &j->pidfd);
 	vm_fmt(msg, sizeof(msg), "%s; restore and reset did not help: %s",
 	       first, err);
 	fail(j, msg);
@@ -167,7 +176,7 @@ ready:
 		/* a fresh TPM (first start, or a reset one): its EK,
 		 * before READY */
 		if (lek_provision(cfg, j->uuid, &cert, err, sizeof(err)) < 0) {
-			kill_now(&j->pid, &j->pidfd);
+			job_kill(&j->pid, &j->pidfd);
 			fail(j, err);
 			goto out;
 		}
