@@ -287,21 +287,6 @@ msg_type_name(enum msg_type type)
 
 /* ---- decode ---- */
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 static void
 apply_defaults(const struct schema *s, void *out)
 {
@@ -440,15 +425,10 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 			return -1;
 		}
 		h = v->valuestring;
-		for (size_t i = 0; i < f->size; i++) {
-			int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
-			if (hi < 0 || lo < 0) {
-				snprintf(err, errlen,
-				    "field %s%s: not a hex digit", prefix,
-				    f->name);
-				return -1;
-			}
-			((uint8_t *) dst)[i] = (uint8_t) (hi << 4 | lo);
+		if (hex_decode(h, 2 * f->size, (uint8_t *) dst, f->size) < 0) {
+			snprintf(err, errlen, "field %s%s: not a hex digit",
+			    prefix, f->name);
+			return -1;
 		}
 		return 0;
 	}
@@ -598,20 +578,15 @@ schema_encode(const struct schema *s, const void *in)
 			    enum_name(f->enum_names, *(const int *) src));
 			break;
 		case FK_HEXBYTES: {
-			static const char hx[] = "0123456789abcdef";
-			char              buf[2 * 64 + 1];
+			char buf[2 * 64 + 1];
 
 			if (f->size > 64 ||
 			    ((f->flags & FF_OMIT_EMPTY) &&
 			        all_zero((const uint8_t *) src, f->size))) {
 				continue;
 			}
-			for (size_t j = 0; j < f->size; j++) {
-				uint8_t b      = ((const uint8_t *) src)[j];
-				buf[2 * j]     = hx[b >> 4];
-				buf[2 * j + 1] = hx[b & 15];
-			}
-			buf[2 * f->size] = '\0';
+			hex_encode((const uint8_t *) src, f->size, buf,
+			    sizeof(buf));
 			v = cJSON_CreateString(buf);
 			explicit_bzero(buf, sizeof(buf));
 			break;

@@ -92,4 +92,17 @@ void strfmt(char *dst, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool uuid_valid(const char *s); /* 8-4-4-4-12 hex, lower or upper */
 
+/* hex.c: the one hex encoder and decoder. */
+/* 2n lowercase hex digits of b and a NUL into out; when outlen is short,
+ * as many whole bytes as fit (out is always terminated when outlen > 0). */
+void hex_encode(const uint8_t *b, size_t n, char *out, size_t outlen);
+/* Exactly len characters of s, all hex digits (either case; no sign, no
+ * space, no "0x"), into out of max bytes. The byte count, or -1 when len
+ * is odd, the bytes do not fit, or a character is not a hex digit. */
+int hex_decode(const char *s, size_t len, uint8_t *out, size_t max);
+/* hex_decode of all of the NUL-terminated s (NULL is an error). */
+int hex_decode_str(const char *s, uint8_t *out, size_t max);
+/* s must be exactly 2n hex digits: 0, or -1. */
+int hex_decode_exact(const char *s, uint8_t *out, size_t n);
+
 #endif

@@ -5,6 +5,7 @@
  */
 #include "tpm_ek.h"
 #include "swtpm_ctrl.h"
+#include "common.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -401,55 +402,6 @@ tek_nv_read(ESYS_CONTEXT *e, uint32_t index, uint8_t *buf, size_t max,
 
 /* ---- conversions ---- */
 
-void
-tek_hex(const uint8_t *b, size_t n, char *out, size_t outlen)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t            i;
-
-	for (i = 0; i < n && 2 * i + 2 < outlen; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	if (outlen > 0) {
-		out[2 * i < outlen ? 2 * i : outlen - 1] = '\0';
-	}
-}
-
-static int
-nib(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
-int
-tek_unhex(const char *hex, uint8_t *out, size_t max)
-{
-	size_t len = strlen(hex), i;
-
-	if (len % 2 != 0 || len / 2 > max) {
-		return -1;
-	}
-	for (i = 0; i < len / 2; i++) {
-		int hi = nib(hex[2 * i]), lo = nib(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0) {
-			return -1;
-		}
-		out[i] = (uint8_t) (hi << 4 | lo);
-	}
-	return (int) (len / 2);
-}
-
 int
 tek_pub_to_hex(const TPM2B_PUBLIC *pub, char *hex, size_t hexlen)
 {
@@ -461,7 +413,7 @@ tek_pub_to_hex(const TPM2B_PUBLIC *pub, char *hex, size_t hexlen)
 	    2 * off + 1 > hexlen) {
 		return -1;
 	}
-	tek_hex(buf, off, hex, hexlen);
+	hex_encode(buf, off, hex, hexlen);
 	return 0;
 }
 
@@ -470,7 +422,7 @@ tek_pub_from_hex(const char *hex, TPM2B_PUBLIC *pub)
 {
 	uint8_t buf[sizeof(TPM2B_PUBLIC)];
 	size_t  off = 0;
-	int     n = tek_unhex(hex, buf, sizeof(buf));
+	int     n = hex_decode_str(hex, buf, sizeof(buf));
 
 	memset(pub, 0, sizeof(*pub));
 	if (n <= 0 ||

@@ -75,10 +75,6 @@ int tek_pub_from_hex(const char *hex, TPM2B_PUBLIC *pub);
 int tek_pub_name(const TPM2B_PUBLIC *pub, TPM2B_NAME *name);
 /* An OpenSSL key for an RSA public area (caller frees). NULL on error. */
 EVP_PKEY *tek_pub_to_pkey(const TPM2B_PUBLIC *pub);
-/* Plain hex of bytes (lowercase) and back; hex_decode returns the byte
- * count or -1. */
-void tek_hex(const uint8_t *b, size_t n, char *out, size_t outlen);
-int  tek_unhex(const char *hex, uint8_t *out, size_t max);
 /* The common name of the AK certificate's subject (and so of every EK
  * certificate's issuer) for a device: "vtpm-ak-" + 32 hex digits of the
  * AK name's digest. device_id is the hex AK name. */

@@ -50,7 +50,6 @@ struct escrow {
 int
 escrow_unhex(const char *s, uint8_t *out, size_t max, size_t *n)
 {
-	char   hex[2 * ESCROW_WRAP_MAX + 1]; /* the largest thing we read */
 	size_t len = strlen(s);
 	int    got;
 
@@ -58,13 +57,7 @@ escrow_unhex(const char *s, uint8_t *out, size_t max, size_t *n)
 	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' ')) {
 		len--;
 	}
-
-	if (len > 2 * max || len >= sizeof(hex)) {
-		return -1;
-	}
-	memcpy(hex, s, len);
-	hex[len] = '\0';
-	if ((got = tek_unhex(hex, out, max)) < 0) {
+	if ((got = hex_decode(s, len, out, max)) < 0) {
 		return -1;
 	}
 	*n = (size_t) got;
@@ -84,7 +77,7 @@ escrow_fingerprint(EVP_PKEY *k, char fp[65])
 		return -1;
 	}
 	OPENSSL_free(der);
-	tek_hex(md, 32, fp, 65);
+	hex_encode(md, 32, fp, 65);
 	return 0;
 }
 
@@ -105,9 +98,9 @@ escrow_load_pubkey(const char *path, EVP_PKEY **out, char fp[65], char *err,
 	if (k == NULL || EVP_PKEY_get_base_id(k) != EVP_PKEY_RSA ||
 	    EVP_PKEY_get_bits(k) < 2048) {
 		strfmt(err, errlen,
-		    "escrow key %s: not an RSA public key of 2048 bits or "
-		    "more (PEM)",
-		    path);
+		       "escrow key %s: not an RSA public key of 2048 bits or "
+		       "more (PEM)",
+		       path);
 		EVP_PKEY_free(k);
 		return -1;
 	}
@@ -182,7 +175,7 @@ escrow_master_id(const uint8_t *master, char id[65])
 	                    sizeof(info) - 1, out, sizeof(out)) < 0) {
 		return -1;
 	}
-	tek_hex(out, sizeof(out), id, 65);
+	hex_encode(out, sizeof(out), id, 65);
 	return 0;
 }
 
@@ -193,7 +186,7 @@ escrow_file_store(const char *path, const struct escrow_file *f)
 	cJSON *o = cJSON_CreateObject();
 	int    rc = -1;
 
-	tek_hex(f->wrapped, f->wlen, hex, 2 * f->wlen + 1);
+	hex_encode(f->wrapped, f->wlen, hex, 2 * f->wlen + 1);
 	if (o == NULL || !cJSON_AddNumberToObject(o, "version", 1) ||
 	    !cJSON_AddStringToObject(o, "alg", "RSA-OAEP-SHA256") ||
 	    !cJSON_AddStringToObject(o, "controller_key", f->key_fp) ||
@@ -364,14 +357,14 @@ escrow_recover_begin(struct escrow *e, struct key_admin_rep *rep)
 	rep->status = KEY_ERROR;
 	if (e == NULL) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "recovery escrow is off (no --escrow-pubkey)");
+		       "recovery escrow is off (no --escrow-pubkey)");
 		return 0;
 	}
 	EVP_PKEY_free(e->transport);
 	e->transport = EVP_RSA_gen(2048);
 	if (e->transport == NULL || (bio = BIO_new(BIO_s_mem())) == NULL) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "cannot make a transport key");
+		       "cannot make a transport key");
 		return 0;
 	}
 	if (PEM_write_bio_PUBKEY(bio, e->transport) == 1 &&
@@ -385,7 +378,7 @@ escrow_recover_begin(struct escrow *e, struct key_admin_rep *rep)
 		         TRANSPORT_TTL);
 	} else {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "cannot encode the transport key");
+		       "cannot encode the transport key");
 	}
 	BIO_free(bio);
 	escrow_fill(e, rep);
@@ -409,19 +402,20 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 	rep->status = KEY_ERROR;
 	if (e == NULL) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "recovery escrow is off (no --escrow-pubkey)");
+		       "recovery escrow is off (no --escrow-pubkey)");
 		return 0;
 	}
 	if (e->transport == NULL ||
 	    time(NULL) - e->transport_at > TRANSPORT_TTL) {
-		strfmt(rep->reason, sizeof(rep->reason),
+		strfmt(
+		    rep->reason, sizeof(rep->reason),
 		    "no recovery begun in the last %d s (recover-begin first)",
 		    TRANSPORT_TTL);
 		return 0;
 	}
 	if (escrow_unhex(rq->data, wrapped, sizeof(wrapped), &wlen) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "data: expected the re-wrapped master in hex");
+		       "data: expected the re-wrapped master in hex");
 		return 0;
 	}
 	if (escrow_file_load(e->path, &f, err, sizeof(err)) < 0) {
@@ -434,13 +428,15 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 	}
 	check = master + SEAL_MASTER_LEN;
 	if (escrow_unwrap(e->transport, wrapped, wlen, master) < 0) {
-		strfmt(rep->reason, sizeof(rep->reason),
+		strfmt(
+		    rep->reason, sizeof(rep->reason),
 		    "cannot unwrap the master with the transport key (made for "
 		    "another recovery?)");
 		goto out;
 	}
 	if (escrow_master_id(master, id) < 0 || strcmp(id, f.master_id) != 0) {
-		strfmt(rep->reason, sizeof(rep->reason),
+		strfmt(
+		    rep->reason, sizeof(rep->reason),
 		    "the recovered key is not this device's master (master id "
 		    "differs from %s)",
 		    e->path);
@@ -466,14 +462,14 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 		    seal_unseal(t, &nb, check, &rc, err, sizeof(err)) < 0 ||
 		    memcmp(master, check, SEAL_MASTER_LEN) != 0) {
 			strfmt(rep->reason, sizeof(rep->reason),
-			    "reseal under the current values: %s", err);
+			       "reseal under the current values: %s", err);
 			goto out;
 		}
 	}
 	update_crash_point("recover-sealed");
 	if (seal_blob_store(broker_sealpath(e->b), &nb) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
-		    broker_sealpath(e->b), strerror(errno));
+		       broker_sealpath(e->b), strerror(errno));
 		goto out;
 	}
 	update_drop_pending(e->b);

@@ -28,37 +28,6 @@ update_crash_point(const char *step)
 	}
 }
 
-static int
-hexnib(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
-static int
-unhex32(const char *s, uint8_t *out)
-{
-	if (s == NULL || strlen(s) != 64) {
-		return -1;
-	}
-	for (int i = 0; i < 32; i++) {
-		int hi = hexnib(s[2 * i]), lo = hexnib(s[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			return -1;
-		}
-		out[i] = (uint8_t) (hi << 4 | lo);
-	}
-	return 0;
-}
-
 int
 update_parse_prediction(const char *json, size_t len, struct pcr_values *out,
                         uint32_t *named, char *err, size_t errlen)
@@ -115,7 +84,7 @@ update_parse_prediction(const char *json, size_t len, struct pcr_values *out,
 			goto out;
 		}
 		if (!cJSON_IsString(val) ||
-		    unhex32(val->valuestring, out->v[i]) < 0) {
+		    hex_decode_exact(val->valuestring, out->v[i], 32) < 0) {
 			snprintf(err, errlen,
 			         "entry %d (PCR %d): value must be 64 hex "
 			         "digits (sha256)",

@@ -756,11 +756,11 @@ seal_changed_pcrs(struct tpm *t, const struct seal_blob *b, uint32_t *changed,
 
 /* ---- file ---- */
 
-/* tek_unhex with the length in an out-parameter, as the parser wants it */
+/* hex_decode_str with the length in an out-parameter, as the parser wants it */
 static int
 unhex(const char *s, uint8_t *dst, size_t max, size_t *n)
 {
-	int len = tek_unhex(s, dst, max);
+	int len = hex_decode_str(s, dst, max);
 
 	if (len < 0) {
 		return -1;
@@ -778,7 +778,7 @@ add_hex(cJSON *o, const char *name, const uint8_t *p, size_t n)
 	if (h == NULL) {
 		return -1;
 	}
-	tek_hex(p, n, h, 2 * n + 1);
+	hex_encode(p, n, h, 2 * n + 1);
 	rc = cJSON_AddStringToObject(o, name, h) ? 0 : -1;
 	free(h);
 	return rc;

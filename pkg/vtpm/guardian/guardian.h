@@ -130,7 +130,6 @@ bool gd_blob_check(const uint8_t *buf, size_t len, bool *encrypted, char *why,
  * 0 with fi->exists false when absent, -1 on an I/O error (fi->why). */
 int  gd_file_info(const char *path, bool do_fsync, struct gd_info *fi);
 bool gd_info_matches(const struct gd_info *fi, const struct gd_gen *g);
-void gd_sha_hex(const uint8_t *sha, char *hex); /* hex of 65 bytes */
 
 /* statedir.c */
 #define GD_RESTORE_TMP                                                         \

@@ -21,30 +21,6 @@
 #define MANIFEST_FORMAT 1
 #define MANIFEST_MAX    (64 * 1024)
 
-void
-gd_sha_hex(const uint8_t *sha, char *hex)
-{
-	for (int i = 0; i < GD_SHA_LEN; i++) {
-		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
-	}
-}
-
-static int
-hex_sha(const char *hex, uint8_t *sha)
-{
-	if (hex == NULL || strlen(hex) != 2 * GD_SHA_LEN) {
-		return -1;
-	}
-	for (int i = 0; i < GD_SHA_LEN; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
-			return -1;
-		}
-		sha[i] = (uint8_t) v;
-	}
-	return 0;
-}
-
 static void
 sha256(const void *buf, size_t len, uint8_t *out)
 {
@@ -76,7 +52,7 @@ gen_encode(const struct gd_gen *g)
 	if (o == NULL) {
 		return NULL;
 	}
-	gd_sha_hex(g->sha, hex);
+	hex_encode(g->sha, GD_SHA_LEN, hex, sizeof(hex));
 	cJSON_AddNumberToObject(o, "id", (double) g->id);
 	cJSON_AddNumberToObject(o, "size", (double) g->size);
 	cJSON_AddStringToObject(o, "sha256", hex);
@@ -121,7 +97,7 @@ gd_manifest_encode(const struct gd_manifest *m, char **out, size_t *len)
 	}
 	jlen = strlen(json);
 	sha256(json, jlen, sha);
-	gd_sha_hex(sha, hex);
+	hex_encode(sha, GD_SHA_LEN, hex, sizeof(hex));
 	/* "<sha256 of the JSON line>\n<JSON>\n" */
 	buf = malloc(2 * GD_SHA_LEN + 1 + jlen + 2);
 	if (buf == NULL) {
@@ -163,7 +139,8 @@ gen_decode(const cJSON *o, struct gd_gen *g)
 	}
 	sha = cJSON_GetObjectItemCaseSensitive(o, "sha256");
 	mt = cJSON_GetObjectItemCaseSensitive(o, "mtime_ns");
-	if (!cJSON_IsString(sha) || hex_sha(sha->valuestring, g->sha) < 0 ||
+	if (!cJSON_IsString(sha) ||
+	    hex_decode_exact(sha->valuestring, g->sha, GD_SHA_LEN) < 0 ||
 	    !cJSON_IsString(mt)) {
 		return -1;
 	}
@@ -193,14 +170,9 @@ gd_manifest_decode(const char *buf, size_t len, struct gd_manifest *m,
 		snprintf(err, errlen, "no checksum line");
 		return -1;
 	}
-	{
-		char hex[2 * GD_SHA_LEN + 1];
-		memcpy(hex, buf, 2 * GD_SHA_LEN);
-		hex[2 * GD_SHA_LEN] = '\0';
-		if (hex_sha(hex, want) < 0) {
-			snprintf(err, errlen, "bad checksum line");
-			return -1;
-		}
+	if (hex_decode(buf, 2 * GD_SHA_LEN, want, sizeof(want)) < 0) {
+		snprintf(err, errlen, "bad checksum line");
+		return -1;
 	}
 	nl++;
 	jlen = len - (size_t) (nl - buf);

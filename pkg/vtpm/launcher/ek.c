@@ -113,7 +113,7 @@ lek_provision(const struct launcher_cfg *cfg, const char *uuid, bool *cert,
 			uint8_t d[SHA256_DIGEST_LENGTH];
 
 			SHA256(der, (size_t) n, d);
-			tek_hex(d, sizeof(d), fp, sizeof(fp));
+			hex_encode(d, sizeof(d), fp, sizeof(fp));
 			*cert = true;
 		}
 	}
