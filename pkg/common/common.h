@@ -92,6 +92,14 @@ void strfmt(char *dst, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool uuid_valid(const char *s); /* 8-4-4-4-12 hex, lower or upper */
 
+/* io.c: whole-buffer I/O that retries EINTR and short transfers. */
+/* All len bytes of buf to fd (file, pipe or socket; never SIGPIPE on a
+ * socket). 0, or -1 with errno. */
+int write_all(int fd, const void *buf, size_t len);
+/* Up to len bytes from fd, stopping early only at end of file. The count
+ * read (less than len only at end of file), or -1 with errno. */
+ssize_t read_all(int fd, void *buf, size_t len);
+
 /* hex.c: the one hex encoder and decoder. */
 /* 2n lowercase hex digits of b and a NUL into out; when outlen is short,
  * as many whole bytes as fit (out is always terminated when outlen > 0). */

@@ -41,25 +41,6 @@ fsync_dir(const char *dir)
 	return rc;
 }
 
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			return -1;
-		}
-		p += n;
-		len -= (size_t) n;
-	}
-	return 0;
-}
-
 int
 durable_write(const char *path, const void *buf, size_t len, mode_t mode)
 {
@@ -131,6 +112,7 @@ read_file(const char *path, size_t maxlen, char **out, size_t *outlen)
 	struct stat st;
 	char       *buf = NULL;
 	size_t      got = 0;
+	ssize_t     n;
 	int         fd, saved;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -148,19 +130,11 @@ read_file(const char *path, size_t maxlen, char **out, size_t *outlen)
 	if (buf == NULL) {
 		goto fail;
 	}
-	while (got < (size_t) st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t) st.st_size - got);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			goto fail;
-		}
-		if (n == 0) {
-			break; /* file shrank under us: return what is there */
-		}
-		got += (size_t) n;
+	/* a file that shrank under us: return what is there */
+	if ((n = read_all(fd, buf, (size_t) st.st_size)) < 0) {
+		goto fail;
 	}
+	got = (size_t) n;
 	buf[got] = '\0';
 	close(fd);
 	*out = buf;

@@ -390,6 +390,7 @@ gd_file_info(const char *path, bool do_fsync, struct gd_info *fi)
 	struct stat st;
 	uint8_t    *buf = NULL;
 	size_t      got = 0;
+	ssize_t     n;
 	int         fd;
 
 	memset(fi, 0, sizeof(*fi));
@@ -427,22 +428,12 @@ gd_file_info(const char *path, bool do_fsync, struct gd_info *fi)
 		snprintf(fi->why, sizeof(fi->why), "out of memory");
 		goto fail;
 	}
-	for (;;) {
-		ssize_t n = read(fd, buf + got, (size_t) st.st_size + 1 - got);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			snprintf(fi->why, sizeof(fi->why), "read: %s",
-			         strerror(errno));
-			goto fail;
-		}
-		if (n == 0 || got + (size_t) n > (size_t) st.st_size) {
-			got += (size_t) n;
-			break;
-		}
-		got += (size_t) n;
+	/* one byte more than the size: a file that grows shows as too long */
+	if ((n = read_all(fd, buf, (size_t) st.st_size + 1)) < 0) {
+		snprintf(fi->why, sizeof(fi->why), "read: %s", strerror(errno));
+		goto fail;
 	}
+	got = (size_t) n;
 	if (got > (size_t) st.st_size) {
 		/* grew while we read: somebody writes it in place */
 		snprintf(fi->why, sizeof(fi->why), "changed while read");
