@@ -176,7 +176,7 @@ service_there(const struct launcher_cfg *cfg, const char *name, char *err,
 	if (path_join(path, sizeof(path), "%s/%s.req", cfg->paths.run, name) <
 	        0 ||
 	    stat(path, &sb) < 0) {
-		vm_fmt(err, errlen, "%s unavailable: %s/%s.req: %s", name,
+		strfmt(err, errlen, "%s unavailable: %s/%s.req: %s", name,
 		       cfg->paths.run, name, strerror(errno));
 		return -1;
 	}

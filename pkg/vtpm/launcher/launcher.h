@@ -96,9 +96,6 @@ void vm_on_domain(struct vm *vm, const struct domain_status *d);
 int vm_next_action(struct vm *vm, int *publish);
 /* Bounded string copy, always NUL-terminated. */
 void vm_strcpy(char *dst, const char *src, size_t len);
-/* snprintf for messages that may be cut short. */
-void vm_fmt(char *dst, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* Fill a status from the VM's DomainStatus. */
 void vm_status_base(const struct vm *vm, struct vtpm_status *st, int state);
 
@@ -170,8 +167,8 @@ int guard_key(const struct launcher_cfg *cfg, const char *uuid, uint8_t *key,
  * the control channel's CMD_SET_DATAFD before any VM attaches. The TPM
  * is left waiting for the VM firmware's own TPM2_Startup. 0 or -1 with
  * err; *cert tells whether a certificate was written. */
-int lek_provision(const struct launcher_cfg *cfg, const char *uuid,
-                  bool *cert, char *err, size_t errlen);
+int lek_provision(const struct launcher_cfg *cfg, const char *uuid, bool *cert,
+                  char *err, size_t errlen);
 
 /* start.c: the jobs */
 void job_run(const struct launcher_cfg *cfg, struct job *j);
