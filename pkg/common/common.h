@@ -14,15 +14,21 @@
 
 /* paths.c: every daemon takes --root DIR; all its paths live under it. */
 struct paths {
-	char root[PATH_LEN];    /* "" means the real file system root */
-	char run[PATH_LEN];     /* <root>/run/vtpm: sockets, pid files */
-	char persist[PATH_LEN]; /* <root>/persist */
-	char state[PATH_LEN];   /* <root>/persist/swtpm: per-VM state dirs */
-	char vault[PATH_LEN];   /* <root>/persist/vtpm: key broker's files */
+	char root[PATH_LEN];      /* "" means the real file system root */
+	char run[PATH_LEN];       /* <root>/run/vtpm: sockets, pid files */
+	char persist[PATH_LEN];   /* <root>/persist */
+	char state[PATH_LEN];     /* <root>/persist/swtpm: per-VM state dirs */
+	char vault[PATH_LEN];     /* <root>/persist/vtpm: key broker's files */
+	char ephemeral[PATH_LEN]; /* <run>/ephemeral: ephemeral VMs' state */
 };
 int paths_init(struct paths *p, const char *root);
 /* Creates run, persist, state and vault directories (0700) when missing. */
 int paths_mkdirs(const struct paths *p);
+/* The swtpm state directory of VM uuid, the one place that names it:
+ * <state>/tpm-state-<uuid>, or <ephemeral>/tpm-state-<uuid>. 0, or -1
+ * (and a log line) when it does not fit. */
+int paths_state_dir(const struct paths *p, bool ephemeral, const char *uuid,
+                    char *dst, size_t len);
 /* snprintf into dst of dstlen; -1 (and a log line) when it does not fit. */
 int path_join(char *dst, size_t dstlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

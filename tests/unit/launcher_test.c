@@ -39,9 +39,8 @@ setup(void **state)
 	snprintf(cfg.swtpm, sizeof(cfg.swtpm), "/usr/bin/swtpm");
 	snprintf(cfg.swtpm_user, sizeof(cfg.swtpm_user), "tss");
 	strfmt(cfg.swtpm_dir, sizeof(cfg.swtpm_dir), "%s/swtpm", cfg.paths.run);
-	strfmt(cfg.eph_dir, sizeof(cfg.eph_dir), "%s/ephemeral", cfg.paths.run);
 	assert_int_equal(mkdir_p(cfg.swtpm_dir, 0700), 0);
-	assert_int_equal(mkdir_p(cfg.eph_dir, 0700), 0);
+	assert_int_equal(mkdir_p(cfg.paths.ephemeral, 0700), 0);
 	cfg.no_guardian = cfg.no_keybroker = true;
 	cfg.stop_timeout_ms = 2000;
 	cfg.start_timeout_ms = 10000;

@@ -94,7 +94,6 @@ struct req_server;
 struct guardian {
 	struct paths      paths;
 	char              gdir[PATH_LEN]; /* <state>/guardian */
-	char              edir[PATH_LEN]; /* <run>/ephemeral */
 	bool              do_chown; /* root: give state dirs to swtpm uid */
 	uid_t             swtpm_uid;
 	gid_t             swtpm_gid;

@@ -52,10 +52,8 @@ static int
 local_dir(const struct launcher_cfg *cfg, const char *uuid, int mode, char *dir,
           size_t len)
 {
-	return path_join(dir, len, "%s/tpm-state-%s",
-	                 mode == VTPM_MODE_EPHEMERAL ? cfg->eph_dir
-	                                             : cfg->paths.state,
-	                 uuid);
+	return paths_state_dir(&cfg->paths, mode == VTPM_MODE_EPHEMERAL, uuid,
+	                       dir, len);
 }
 
 static int

@@ -34,7 +34,6 @@ struct launcher_cfg {
 	int                start_timeout_ms; /* spawn -> socket + CMD_INIT */
 	int                req_timeout_ms;   /* guardian / broker requests */
 	char               swtpm_dir[PATH_LEN]; /* <run>/swtpm */
-	char               eph_dir[PATH_LEN];   /* <run>/ephemeral */
 	struct req_client *guardian;            /* NULL with no_guardian */
 	struct req_client *keybroker;           /* NULL with no_keybroker */
 };

@@ -129,8 +129,6 @@ main(int argc, char **argv)
 	}
 	cfg.paths = co.paths;
 	if (path_join(cfg.swtpm_dir, sizeof(cfg.swtpm_dir), "%s/swtpm",
-	              cfg.paths.run) < 0 ||
-	    path_join(cfg.eph_dir, sizeof(cfg.eph_dir), "%s/ephemeral",
 	              cfg.paths.run) < 0) {
 		return 1;
 	}
