@@ -8,6 +8,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,14 @@ static const uint8_t ek_policy[32] = {
 const char *
 tek_rc_str(TSS2_RC rc, char *buf, size_t len)
 {
-	snprintf(buf, len, "0x%x (%s)", rc, Tss2_RC_Decode(rc));
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+	/* Tss2_RC_Decode formats into one static buffer for the whole
+	 * process: the launcher's workers and the broker's threads must not
+	 * decode at the same time, so copy it out under a lock */
+	pthread_mutex_lock(&mu);
+	snprintf(buf, len, "0x%x (%s)", (unsigned) rc, Tss2_RC_Decode(rc));
+	pthread_mutex_unlock(&mu);
 	return buf;
 }
 

@@ -85,7 +85,8 @@ int tek_x509_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
 /* A DER certificate as NUL-terminated PEM in pem; -1 if it does not parse
  * or fit. */
 int tek_der_to_pem(const uint8_t *der, size_t len, char *pem, size_t pemlen);
-/* "0x%x (text)" */
+/* "0x%x (decoded text)" into buf; returns buf. Thread-safe: the one TPM
+ * return-code formatter for every daemon and thread. */
 const char *tek_rc_str(TSS2_RC rc, char *buf, size_t len);
 
 #endif

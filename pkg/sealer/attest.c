@@ -39,7 +39,7 @@ fail_rc(char *err, size_t errlen, const char *what, TSS2_RC rc)
 {
 	char b[128];
 
-	strfmt(err, errlen, "%s: %s", what, tpm_rc_str(rc, b, sizeof(b)));
+	strfmt(err, errlen, "%s: %s", what, tek_rc_str(rc, b, sizeof(b)));
 	return -1;
 }
 

@@ -230,7 +230,7 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 		if (*rc != TSS2_RC_SUCCESS) {
 			snprintf(err, errlen, "SRK 0x%x: ReadPublic: %s",
 			         SEAL_SRK_HANDLE,
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+			         tek_rc_str(*rc, rcs, sizeof(rcs)));
 			goto fail;
 		}
 		if ((why = srk_mismatch(&pub->publicArea)) != NULL) {
@@ -250,7 +250,7 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 	}
 	if (!rc_is_handle(*rc)) {
 		snprintf(err, errlen, "SRK 0x%x: lookup: %s", SEAL_SRK_HANDLE,
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	/* absent: create it in the owner hierarchy and make it persistent */
@@ -267,7 +267,7 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 	}
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "SRK: CreatePrimary (owner): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		goto fail;
 	}
 	TPM_RETRY(*rc, Esys_EvictControl(t->ectx, ESYS_TR_RH_OWNER, prim,
@@ -275,7 +275,7 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 	                                 ESYS_TR_NONE, SEAL_SRK_HANDLE, &h));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "SRK: EvictControl to 0x%x: %s",
-		         SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         SEAL_SRK_HANDLE, tek_rc_str(*rc, rcs, sizeof(rcs)));
 		goto fail;
 	}
 	log_info("created the SRK (ECC P-256) at persistent handle 0x%x",
@@ -327,7 +327,7 @@ seal_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][32], TSS2_RC *rc,
 		                        ESYS_TR_NONE, &sel, &upd, &out, &vals));
 		if (*rc != TSS2_RC_SUCCESS) {
 			snprintf(err, errlen, "PCR_Read sha256: %s",
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+			         tek_rc_str(*rc, rcs, sizeof(rcs)));
 			return -1;
 		}
 		got = 0;
@@ -403,7 +403,7 @@ branch_digest(struct tpm *t, struct seal_branch *br, TSS2_RC *rc, char *err,
 	                   &sym, TPM2_ALG_SHA256, &sess));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "StartAuthSession (trial): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	TPM_RETRY(*rc, Esys_PolicyPCR(t->ectx, sess, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -416,7 +416,7 @@ branch_digest(struct tpm *t, struct seal_branch *br, TSS2_RC *rc, char *err,
 	tpm_flush(t, &sess);
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "PolicyPCR (trial): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	br->digest = *dig;
@@ -475,7 +475,7 @@ start_session(struct tpm *t, TPM2_SE type, TPMA_SESSION attrs, bool plain,
 	                   &sym, TPM2_ALG_SHA256, s));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "StartAuthSession (salted by SRK): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		*s = ESYS_TR_NONE;
 		return -1;
 	}
@@ -483,7 +483,7 @@ start_session(struct tpm *t, TPM2_SE type, TPMA_SESSION attrs, bool plain,
 	    t->ectx, *s, TPMA_SESSION_CONTINUESESSION | attrs, 0xff);
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "TRSess_SetAttributes: %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		tpm_flush(t, s);
 		return -1;
 	}
@@ -521,7 +521,7 @@ or_digest(struct tpm *t, const struct seal_blob *b, TPM2B_DIGEST *out,
 	tpm_flush(t, &sess);
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "PolicyOR (trial): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	*out = *dig;
@@ -606,7 +606,7 @@ seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
 	burn_stack();
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "Create (sealed master under SRK): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	b->pub = *opub;
@@ -639,7 +639,7 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(
 		    err, errlen, "Load sealed master under SRK 0x%x: %s%s",
-		    SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)),
+		    SEAL_SRK_HANDLE, tek_rc_str(*rc, rcs, sizeof(rcs)),
 		    (*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER
 		        ? " (TPM cleared, or not the TPM it was sealed on?)"
 		        : "");
@@ -656,7 +656,7 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 	                              ESYS_TR_NONE, &empty, &sel));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "PolicyPCR: %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		goto out;
 	}
 	if (b->nbranches > 1) {
@@ -672,7 +672,7 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 		if (*rc != TSS2_RC_SUCCESS) {
 			snprintf(err, errlen, "PolicyOR over %d branches: %s",
 			         b->nbranches,
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+			         tek_rc_str(*rc, rcs, sizeof(rcs)));
 			if ((*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER) {
 				ret = -2; /* the PCRs match no branch */
 			}
@@ -683,7 +683,7 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 	                           ESYS_TR_NONE, &out));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "Unseal: %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		if (tpm_rc_is_policy(*rc)) {
 			ret = -2;
 		}

@@ -8,6 +8,7 @@
 #define VTPM_SEALER_H
 
 #include "msg.h"
+#include "tpm_ek.h" /* tek_rc_str: TPM return codes as text */
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -60,8 +61,6 @@ bool tpm_rc_retryable(TSS2_RC rc);
 bool tpm_rc_is_io(TSS2_RC rc);
 /* Sleeps 5, 10, 20 ... ms for attempt n; -1 when attempts are used up. */
 int tpm_backoff(unsigned attempt);
-/* "0x%x (decoded text)" into buf; returns buf. */
-const char *tpm_rc_str(TSS2_RC rc, char *buf, size_t len);
 /* Flush a transient object or session and set *h to ESYS_TR_NONE. */
 void tpm_flush(struct tpm *t, ESYS_TR *h);
 /* TPM2_RC_POLICY_FAIL and friends: the PCR policy did not hold. */
@@ -169,9 +168,8 @@ int attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 int attest_ek_tbs(struct evp_pkey_st *ek, const char *uuid,
                   const char *device_id, const uint8_t serial[16],
                   uint8_t **tbs, size_t *tbslen);
-int attest_cert_assemble(const uint8_t *tbs, size_t tbslen,
-                         const uint8_t *sig, size_t siglen, uint8_t **der,
-                         size_t *derlen);
+int attest_cert_assemble(const uint8_t *tbs, size_t tbslen, const uint8_t *sig,
+                         size_t siglen, uint8_t **der, size_t *derlen);
 
 /* serve.c: requests and status. */
 struct broker_cfg {

@@ -156,7 +156,7 @@ test_rc_classes(void **state)
 	assert_true(tpm_rc_is_io(TSS2_TCTI_RC_IO_ERROR));
 	assert_true(tpm_rc_is_io(TSS2_ESYS_RC_IO_ERROR));
 	assert_false(tpm_rc_is_io(0x99d));
-	tpm_rc_str(TPM2_RC_LOCKOUT, buf, sizeof(buf));
+	tek_rc_str(TPM2_RC_LOCKOUT, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "0x921"));
 	assert_non_null(strstr(buf, "lockout"));
 }
