@@ -15,9 +15,10 @@ tek_rc_str(TSS2_RC rc, char *buf, size_t len)
 {
 	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-	/* Tss2_RC_Decode formats into one static buffer for the whole
-	 * process: the launcher's workers and the broker's threads must not
-	 * decode at the same time, so copy it out under a lock */
+	/* Tss2_RC_Decode formats into a static buffer (one per process in
+	 * older tpm2-tss, one per thread since 3.x): copy it out under a
+	 * lock so that the launcher's workers and the broker's threads never
+	 * read each other's text, whichever library is installed */
 	pthread_mutex_lock(&mu);
 	snprintf(buf, len, "0x%x (%s)", (unsigned) rc, Tss2_RC_Decode(rc));
 	pthread_mutex_unlock(&mu);

@@ -105,8 +105,8 @@ test_pcrs_parse(void **state)
 	char     err[256], buf[PCRS_LEN];
 
 	(void) state;
-	assert_int_equal(
-	    pcrset_parse(SEAL_DEFAULT_PCRS, &m, err, sizeof(err)), 0);
+	assert_int_equal(pcrset_parse(SEAL_DEFAULT_PCRS, &m, err, sizeof(err)),
+	                 0);
 	assert_int_equal(m, 0x7fdf); /* 0-4, 6-14 */
 	pcrset_format(m, buf, sizeof(buf));
 	assert_string_equal(buf, "0,1,2,3,4,6,7,8,9,10,11,12,13,14");
@@ -159,6 +159,49 @@ test_rc_classes(void **state)
 	tek_rc_str(TPM2_RC_LOCKOUT, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "0x921"));
 	assert_non_null(strstr(buf, "lockout"));
+}
+
+/* tek_rc_str from many threads at once: each sees its own code's text,
+ * never another thread's (Tss2_RC_Decode shares one static buffer). */
+static const TSS2_RC rc_codes[] = {TPM2_RC_LOCKOUT, 0x99d,
+                                   TSS2_TCTI_RC_IO_ERROR, TPM2_RC_RETRY};
+static char          rc_want[4][160];
+
+static void *
+rc_worker(void *arg)
+{
+	size_t i = (size_t) (uintptr_t) arg;
+	char   buf[160];
+
+	for (int k = 0; k < 20000; k++) {
+		tek_rc_str(rc_codes[i], buf, sizeof(buf));
+		if (strcmp(buf, rc_want[i]) != 0) {
+			return (void *) 1;
+		}
+	}
+	return NULL;
+}
+
+static void
+test_rc_str_threads(void **state)
+{
+	pthread_t th[4];
+	void     *bad;
+
+	(void) state;
+	for (size_t i = 0; i < 4; i++) {
+		tek_rc_str(rc_codes[i], rc_want[i], sizeof(rc_want[i]));
+	}
+	assert_string_not_equal(rc_want[0], rc_want[1]);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(pthread_create(&th[i], NULL, rc_worker,
+		                                (void *) (uintptr_t) i),
+		                 0);
+	}
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], &bad), 0);
+		assert_null(bad);
+	}
 }
 
 /* TPM_RETRY: busy codes are retried with backoff, others are not. */
@@ -369,8 +412,7 @@ test_seal_unseal_mismatch(void **state)
 	t.srk = ESYS_TR_NONE;
 	assert_int_equal(seal_srk(&t, &rc, err, sizeof(err)), 0);
 
-	assert_int_equal(pcrset_parse("0-4,6-14", &mask, err, sizeof(err)),
-	                 0);
+	assert_int_equal(pcrset_parse("0-4,6-14", &mask, err, sizeof(err)), 0);
 	for (int i = 0; i < 32; i++) {
 		master[i] = (uint8_t) (0xa0 ^ i);
 	}
@@ -456,8 +498,7 @@ test_no_master_left(void **state)
 
 	(void) state;
 	NEED_HW();
-	assert_int_equal(pcrset_parse("0-4", &mask_pcrs, err, sizeof(err)),
-	                 0);
+	assert_int_equal(pcrset_parse("0-4", &mask_pcrs, err, sizeof(err)), 0);
 	assert_int_equal(getentropy(master, 32), 0);
 	assert_int_equal(getentropy(mask, 32), 0);
 	for (int i = 0; i < 32; i++) {
@@ -601,6 +642,7 @@ main(void)
 	    cmocka_unit_test(test_kdf_vm_key_vector),
 	    cmocka_unit_test(test_pcrs_parse),
 	    cmocka_unit_test(test_rc_classes),
+	    cmocka_unit_test(test_rc_str_threads),
 	    cmocka_unit_test(test_retry_backoff),
 	    cmocka_unit_test(test_broker_no_tpm),
 	    cmocka_unit_test(test_seal_unseal_mismatch),
