@@ -31,11 +31,7 @@
 static void
 unhex(const char *h, uint8_t *out, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-		assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
-		out[i] = (uint8_t) v;
-	}
+	assert_int_equal(hex_decode(h, 2 * n, out, n), (int) n);
 }
 
 static void
@@ -159,6 +155,129 @@ test_rc_classes(void **state)
 	tek_rc_str(TPM2_RC_LOCKOUT, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "0x921"));
 	assert_non_null(strstr(buf, "lockout"));
+}
+
+/* ---- sealed blob file: decoded by the schema engine, strictly ---- */
+
+#define H32 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+/* A blob that passes every check the schema makes; "public" is not a
+ * TPM2B_PUBLIC, so the first error after the schema names that field. */
+static const char *const blob_ok =
+    "{\"version\":1,\"srk\":\"0x81000001\",\"bank\":\"sha256\","
+    "\"pcrs\":\"0,7\",\"branches\":[{\"pcrs\":\"0,7\",\"values\":{\"0\":"
+    "\"" H32 "\",\"7\":\"" H32 "\"},\"digest\":\"" H32 "\"}],"
+    "\"auth_policy\":\"" H32 "\",\"public\":\"00ff\",\"private\":\"0000\"}";
+
+/* blob_ok with the first occurrence of from replaced by to */
+static void
+blob_write(const char *path, const char *from, const char *to)
+{
+	const char *at = strstr(blob_ok, from);
+	FILE       *f = fopen(path, "w");
+
+	assert_non_null(at);
+	assert_non_null(f);
+	fprintf(f, "%.*s%s%s", (int) (at - blob_ok), blob_ok, to,
+	        at + strlen(from));
+	fclose(f);
+}
+
+static void
+blob_expect(const char *path, const char *from, const char *to, const char *why)
+{
+	struct seal_blob b;
+	char             err[512];
+
+	blob_write(path, from, to);
+	memset(&b, 0xa5, sizeof(b));
+	assert_int_equal(seal_blob_load(path, &b, err, sizeof(err)), -1);
+	/* the error names the file, then the field and the reason */
+	assert_memory_equal(err, path, strlen(path));
+	if (strstr(err, why) == NULL) {
+		fail_msg("\"%s\" does not say \"%s\"", err, why);
+	}
+	assert_int_equal(b.nbranches, 0); /* nothing half-decoded */
+}
+
+static void
+test_blob_file_malformed(void **state)
+{
+	char  d[] = "/tmp/blob-test.XXXXXX", path[160], big[70000];
+	FILE *f;
+
+	(void) state;
+	assert_non_null(mkdtemp(d));
+	snprintf(path, sizeof(path), "%s/master.sealed.json", d);
+	/* the schema accepts the layout: the TPM structure is what fails */
+	blob_expect(path, "\"version\"", "\"version\"",
+	            "field public: not a TPM2B_PUBLIC");
+	blob_expect(path, "\"digest\":\"" H32 "\"", "\"digest\":\"\"",
+	            "field branches[0].digest: 0 hex digits, expected 2 to");
+	blob_expect(path, ",\"digest\":\"" H32 "\"", "",
+	            "missing required field branches[0].digest");
+	blob_expect(path, "\"version\":1", "\"version\":\"1\"",
+	            "field version: expected a number");
+	blob_expect(path, "\"version\":1", "\"version\":2",
+	            "field version: 2 is not an integer in [1, 1]");
+	blob_expect(path, "\"bank\":\"sha256\"", "\"bank\":\"sha1\"",
+	            "field bank: unknown value \"sha1\"");
+	blob_expect(path, "\"srk\":\"0x81000001\",", "",
+	            "missing required field srk");
+	blob_expect(path, "\"auth_policy\":\"" H32, "\"auth_policy\":\"zz",
+	            "field auth_policy: not an even run of hex digits");
+	blob_expect(path, "\"public\":\"00ff\"", "\"public\":\"0ff\"",
+	            "field public: not an even run of hex digits");
+	/* sscanf("%2x") took "+f" as 0x0f */
+	blob_expect(path, "\"7\":\"00", "\"7\":\"+f",
+	            "field branches[0].values.7: not a hex digit");
+	blob_expect(path, "\"values\":{", "\"values\":{\"x\":1,",
+	            "unknown field branches[0].values.x");
+	blob_expect(path, "\"version\"", "\"extra\":0,\"version\"",
+	            "unknown field extra");
+	blob_expect(path, "\"branches\":[{\"pcrs\":\"0,7\"",
+	            "\"branches\":[{\"pcrs\":7",
+	            "field branches[0].pcrs: "
+	            "expected a string");
+	blob_expect(path, ",\"7\":\"" H32 "\"", "",
+	            "field branches[0].values: value of PCR 7 missing");
+	blob_expect(path, "\"pcrs\":\"0,7\"", "\"pcrs\":\"0,16\"",
+	            "field pcrs: ");
+	blob_expect(path, "\"branches\":[", "\"branches\":[{},{},",
+	            "field branches: 3 elements, expected 1 to 2");
+	blob_expect(path,
+	            "\"branches\":[{\"pcrs\":\"0,7\",\"values\":{\"0\":"
+	            "\"" H32 "\",\"7\":\"" H32 "\"},\"digest\":\"" H32 "\"}]",
+	            "\"branches\":[]", "field branches: 0 elements");
+	blob_expect(path, "{", "[", "not JSON");
+	/* oversize: a field over its limit, a file over its limit */
+	{
+		char to[2200];
+
+		memset(to, 'a', sizeof(to));
+		memcpy(to, "\"public\":\"", 10);
+		to[10 + 2 * 1025] = '"';
+		to[10 + 2 * 1025 + 1] = '\0';
+		blob_expect(
+		    path, "\"public\":\"00ff\"", to,
+		    "field public: 2050 hex digits, expected 2 to 2048");
+	}
+	f = fopen(path, "w");
+	assert_non_null(f);
+	memset(big, ' ', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	fprintf(f, "%s%s", blob_ok, big);
+	fclose(f);
+	{
+		struct seal_blob b;
+		char             err[256];
+
+		assert_int_equal(seal_blob_load(path, &b, err, sizeof(err)),
+		                 -1);
+		assert_non_null(strstr(err, "larger than 65536 bytes"));
+	}
+	unlink(path);
+	rmdir(d);
 }
 
 /* tek_rc_str from many threads at once: each sees its own code's text,
@@ -643,6 +762,7 @@ main(void)
 	    cmocka_unit_test(test_pcrs_parse),
 	    cmocka_unit_test(test_rc_classes),
 	    cmocka_unit_test(test_rc_str_threads),
+	    cmocka_unit_test(test_blob_file_malformed),
 	    cmocka_unit_test(test_retry_backoff),
 	    cmocka_unit_test(test_broker_no_tpm),
 	    cmocka_unit_test(test_seal_unseal_mismatch),
