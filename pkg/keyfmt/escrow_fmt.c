@@ -174,38 +174,45 @@ escrow_file_store(const char *path, const struct escrow_file *f)
 	return rc;
 }
 
+/* The escrow record as written by escrow_file_store. */
+struct escrow_rec {
+	int64_t version;
+	int     alg;
+	uint8_t controller_key[32];
+	uint8_t master_id[32];
+	uint8_t wrapped[ESCROW_WRAP_MAX];
+	size_t  wlen;
+};
+
+static const char *const escrow_algs[] = {"RSA-OAEP-SHA256", NULL};
+
+static const struct field escrow_rec_fields[] = {
+    FINT(struct escrow_rec, version, FF_REQUIRED, 1, 1),
+    FENUM(struct escrow_rec, alg, FF_REQUIRED, escrow_algs, 0),
+    FHEX(struct escrow_rec, controller_key, FF_REQUIRED),
+    FHEX(struct escrow_rec, master_id, FF_REQUIRED),
+    FHEXVAR(struct escrow_rec, wrapped, wlen, FF_REQUIRED, 1),
+};
+static const struct schema escrow_rec_schema =
+    SCHEMA("escrow record", MSG_NONE, struct escrow_rec, escrow_rec_fields);
+
 int
 escrow_file_load(const char *path, struct escrow_file *f, char *err,
                  size_t errlen)
 {
-	char        *txt = NULL;
-	size_t       len;
-	cJSON       *o;
-	const cJSON *fp, *id, *w;
-	int          rc = -1;
+	struct escrow_rec r;
 
 	memset(f, 0, sizeof(*f));
-	if (read_file(path, 16384, &txt, &len) < 0) {
-		strfmt(err, errlen, "%s: %s", path, strerror(errno));
+	if (schema_load_file(path, 16384, &escrow_rec_schema, &r, err, errlen) <
+	    0) {
 		return -1;
 	}
-	o = cJSON_ParseWithLength(txt, len);
-	fp = cJSON_GetObjectItemCaseSensitive(o, "controller_key");
-	id = cJSON_GetObjectItemCaseSensitive(o, "master_id");
-	w = cJSON_GetObjectItemCaseSensitive(o, "wrapped");
-	if (!cJSON_IsString(fp) || strlen(fp->valuestring) != 64 ||
-	    !cJSON_IsString(id) || strlen(id->valuestring) != 64 ||
-	    !cJSON_IsString(w) ||
-	    escrow_unhex(w->valuestring, f->wrapped, sizeof(f->wrapped),
-	                 &f->wlen) < 0) {
-		strfmt(err, errlen, "%s: not an escrow record", path);
-		goto out;
-	}
-	memcpy(f->key_fp, fp->valuestring, 65);
-	memcpy(f->master_id, id->valuestring, 65);
-	rc = 0;
-out:
-	cJSON_Delete(o);
-	free(txt);
-	return rc;
+	hex_encode(r.controller_key, sizeof(r.controller_key), f->key_fp,
+	           sizeof(f->key_fp));
+	hex_encode(r.master_id, sizeof(r.master_id), f->master_id,
+	           sizeof(f->master_id));
+	memcpy(f->wrapped, r.wrapped, r.wlen);
+	f->wlen = r.wlen;
+	explicit_bzero(&r, sizeof(r));
+	return 0;
 }

@@ -108,13 +108,41 @@ pcrset_format(uint32_t mask, char *buf, size_t len)
 	}
 }
 
+/* A prediction file: [{bank, index, value}, ...] or {"predicted": [...]} */
+struct prediction_entry {
+	int     bank;
+	int64_t index;
+	uint8_t value[32];
+};
+struct prediction_file {
+	struct prediction_entry predicted[SEAL_PCR_MAX];
+	int                     n;
+};
+
+static const char *const prediction_banks[] = {"sha256", NULL};
+
+static const struct field prediction_entry_fields[] = {
+    FENUM(struct prediction_entry, bank, FF_REQUIRED, prediction_banks, 0),
+    FINT(struct prediction_entry, index, FF_REQUIRED, 0, SEAL_PCR_MAX - 1),
+    FHEX(struct prediction_entry, value, FF_REQUIRED),
+};
+static const struct schema prediction_entry_schema =
+    SCHEMA("predicted value", MSG_NONE, struct prediction_entry,
+           prediction_entry_fields);
+static const struct field prediction_fields[] = {
+    FARRAY(struct prediction_file, predicted, n, FF_REQUIRED, 1,
+           &prediction_entry_schema),
+};
+static const struct schema prediction_schema =
+    SCHEMA("prediction", MSG_NONE, struct prediction_file, prediction_fields);
+
 int
 pcrset_parse_prediction(const char *json, size_t len, struct pcr_values *out,
                         uint32_t *named, char *err, size_t errlen)
 {
-	cJSON       *o = cJSON_ParseWithLength(json, len);
-	const cJSON *arr, *e;
-	int          k = 0, rc = -1;
+	cJSON                  *o = cJSON_ParseWithLength(json, len), *w = NULL;
+	struct prediction_file *f = NULL;
+	int                     rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	*named = 0;
@@ -122,60 +150,40 @@ pcrset_parse_prediction(const char *json, size_t len, struct pcr_values *out,
 		snprintf(err, errlen, "not JSON");
 		return -1;
 	}
-	arr = cJSON_IsArray(o)
-	          ? o
-	          : cJSON_GetObjectItemCaseSensitive(o, "predicted");
-	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1) {
-		snprintf(err, errlen,
-		         "expected a non-empty array of {bank, index, value} "
-		         "(or {\"predicted\": [...]})");
+	/* the bare array is the "predicted" member of an object */
+	if (cJSON_IsArray(o) &&
+	    ((w = cJSON_CreateObject()) == NULL ||
+	     !cJSON_AddItemReferenceToObject(w, "predicted", o))) {
+		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	cJSON_ArrayForEach(e, arr)
-	{
-		const cJSON *bank = cJSON_GetObjectItemCaseSensitive(e, "bank");
-		const cJSON *idx = cJSON_GetObjectItemCaseSensitive(e, "index");
-		const cJSON *val = cJSON_GetObjectItemCaseSensitive(e, "value");
-		int          i;
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (schema_decode(&prediction_schema, w != NULL ? w : o, f, err,
+	                  errlen) < 0) {
+		goto out;
+	}
+	for (int k = 0; k < f->n; k++) {
+		int i = (int) f->predicted[k].index;
 
-		if (!cJSON_IsObject(e)) {
-			snprintf(err, errlen, "entry %d: not an object", k);
-			goto out;
-		}
-		if (!cJSON_IsString(bank) ||
-		    strcmp(bank->valuestring, "sha256") != 0) {
-			snprintf(err, errlen,
-			         "entry %d: bank must be \"sha256\" (the vault "
-			         "bank)",
-			         k);
-			goto out;
-		}
-		if (!cJSON_IsNumber(idx) || idx->valuedouble < 0 ||
-		    idx->valuedouble > 15 ||
-		    idx->valuedouble != (double) (int) idx->valuedouble) {
-			snprintf(err, errlen, "entry %d: index must be 0-15",
-			         k);
-			goto out;
-		}
-		i = (int) idx->valuedouble;
 		if (*named & (1u << i)) {
-			snprintf(err, errlen, "entry %d: PCR %d given twice", k,
-			         i);
+			snprintf(
+			    err, errlen,
+			    "field predicted[%d].index: PCR %d given twice", k,
+			    i);
+			*named = 0;
+			memset(out, 0, sizeof(*out));
 			goto out;
 		}
-		if (!cJSON_IsString(val) ||
-		    hex_decode_exact(val->valuestring, out->v[i], 32) < 0) {
-			snprintf(err, errlen,
-			         "entry %d (PCR %d): value must be 64 hex "
-			         "digits (sha256)",
-			         k, i);
-			goto out;
-		}
+		memcpy(out->v[i], f->predicted[k].value, 32);
 		*named |= 1u << i;
-		k++;
 	}
 	rc = 0;
 out:
+	free(f);
+	cJSON_Delete(w);
 	cJSON_Delete(o);
 	return rc;
 }
