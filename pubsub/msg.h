@@ -305,6 +305,7 @@ enum field_kind {
 #define FF_REQUIRED 0x1  /* absent -> reject */
 #define FF_OMIT_EMPTY 0x2 /* encoder skips it when empty/zero */
 #define FF_SECRET 0x4     /* wiped from intermediate buffers */
+#define FF_NULLABLE 0x8   /* FK_OBJECT: JSON null counts as absent */
 
 struct schema;
 struct field {
@@ -419,6 +420,8 @@ const char *vtpm_state_name(int v);
 const char *vtpm_model_name(int v);
 const char *vtpm_mode_name(int v);
 const char *state_class_name(int v);
+/* the wire names of enum state_class, NULL-terminated (for file schemas) */
+extern const char *const state_class_names[];
 const char *kb_state_name(int v);
 const char *key_status_name(int v);
 const char *guardian_op_name(int v);

@@ -20,7 +20,7 @@ static const char *const vtpm_states[] = {"STARTING", "READY", "FAILED",
     "STOPPED", NULL};
 static const char *const models[] = {"tis", "crb", NULL};
 static const char *const modes[]  = {"persistent", "ephemeral", NULL};
-static const char *const classes[] = {"new", "normal", "restored", "reset",
+const char *const state_class_names[] = {"new", "normal", "restored", "reset",
     "missing", "purged", "error", "unknown", NULL};
 static const char *const kb_states[] = {"STARTING", "READY", "NO_HW_TPM",
     "POLICY_MISMATCH", "ERROR", NULL};
@@ -50,7 +50,7 @@ const char *dom_state_name(int v) { return enum_name(dom_states, v); }
 const char *vtpm_state_name(int v) { return enum_name(vtpm_states, v); }
 const char *vtpm_model_name(int v) { return enum_name(models, v); }
 const char *vtpm_mode_name(int v) { return enum_name(modes, v); }
-const char *state_class_name(int v) { return enum_name(classes, v); }
+const char *state_class_name(int v) { return enum_name(state_class_names, v); }
 const char *kb_state_name(int v) { return enum_name(kb_states, v); }
 const char *key_status_name(int v) { return enum_name(key_statuses, v); }
 const char *guardian_op_name(int v) { return enum_name(gops, v); }
@@ -90,14 +90,14 @@ static const struct field vtpm_status_fields[] = {
     FENUM(struct vtpm_status, mode, 0, modes, VTPM_MODE_PERSISTENT),
     FSTR(struct vtpm_status, ctrl_socket, 0),
     FINT(struct vtpm_status, pid, 0, 0, INT32_MAX),
-    FENUM(struct vtpm_status, health, 0, classes, STATE_UNKNOWN),
+    FENUM(struct vtpm_status, health, 0, state_class_names, STATE_UNKNOWN),
     FBOOL(struct vtpm_status, encrypted, 0, 0),
     FSTR(struct vtpm_status, reason, FF_OMIT_EMPTY),
 };
 
 static const struct field state_health_fields[] = {
     FUUID(struct vtpm_state_health, uuid, FF_REQUIRED),
-    FENUM(struct vtpm_state_health, classification, FF_REQUIRED, classes,
+    FENUM(struct vtpm_state_health, classification, FF_REQUIRED, state_class_names,
         0),
     FINT(struct vtpm_state_health, generation, 0, 0, INT64_MAX),
     FINT(struct vtpm_state_health, last_backup, 0, 0, INT64_MAX),
@@ -134,7 +134,7 @@ static const struct field guardian_req_fields[] = {
 static const struct field guardian_rep_fields[] = {
     FUUID(struct guardian_rep, uuid, FF_REQUIRED),
     FBOOL(struct guardian_rep, ok, FF_REQUIRED, 0),
-    FENUM(struct guardian_rep, classification, 0, classes, STATE_UNKNOWN),
+    FENUM(struct guardian_rep, classification, 0, state_class_names, STATE_UNKNOWN),
     FSTR(struct guardian_rep, state_dir, 0),
     FBOOL(struct guardian_rep, encrypted, 0, 0),
     FINT(struct guardian_rep, generation, 0, 0, INT64_MAX),
@@ -539,6 +539,9 @@ schema_decode_prefixed(const struct schema *s, const cJSON *obj, void *out,
 				    f->name);
 				return -1;
 			}
+			continue;
+		}
+		if ((f->flags & FF_NULLABLE) && cJSON_IsNull(v)) {
 			continue;
 		}
 		if (decode_field(f, v, out, prefix, err, errlen) < 0) {
