@@ -6,6 +6,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Offset of the first NUL in the JSON text, raw or written as the escape
+ * \u0000 inside a string (keys included), or -1. cJSON hands strings out
+ * as C strings cut at the NUL, so "AttestRequest\u0000y" would read as
+ * "AttestRequest": a strict decoder refuses the message instead. */
+static long
+json_nul_at(const unsigned char *p, size_t len)
+{
+	int in_string = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\0') {
+			return (long) i;
+		}
+		if (!in_string) {
+			in_string = p[i] == '"';
+		} else if (p[i] == '"') {
+			in_string = 0;
+		} else if (p[i] == '\\' && i + 1 < len) {
+			if (p[i + 1] == 'u' && i + 5 < len &&
+			    memcmp(p + i + 2, "0000", 4) == 0) {
+				return (long) i;
+			}
+			i++; /* the escaped character is not a quote */
+		}
+	}
+	return -1;
+}
+
 int
 msg_decode(const void *buf, size_t len, enum msg_type expect,
     enum msg_type *type, void *out, char *err, size_t errlen)
@@ -13,10 +41,16 @@ msg_decode(const void *buf, size_t len, enum msg_type expect,
 	const struct schema *s = NULL;
 	cJSON               *root, *t, *v;
 	int                  rc = -1;
+	long                 at;
 
 	if (len > MSG_MAX) {
 		snprintf(err, errlen, "message of %zu bytes over the %d limit",
 		    len, MSG_MAX);
+		return -1;
+	}
+	if ((at = json_nul_at(buf, len)) >= 0) {
+		snprintf(err, errlen, "NUL character at byte %ld (not allowed "
+		    "in any string)", at);
 		return -1;
 	}
 	root = cJSON_ParseWithLength(buf, len);

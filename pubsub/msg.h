@@ -323,6 +323,9 @@ struct cJSON;
 /* schema.c */
 const struct schema *msg_schema(enum msg_type type);
 const struct schema *msg_schema_by_name(const char *name);
+/* The largest struct the table declares: a buffer of this size holds a
+ * decoded message of any type (msg_decode with MSG_NONE). */
+size_t msg_max_size(void);
 const char          *msg_type_name(enum msg_type type);
 /* Fill out (of schema->size) from a cJSON object, defaults first. On error
  * returns -1 with a reason naming the field in err; out is then zeroed. */

@@ -181,6 +181,69 @@ test_oversize_and_wrong_type(void **state)
 	assert_non_null(strstr(err, "unexpected message type"));
 }
 
+/* A NUL in any string, raw or as the escape \u0000, is refused: cJSON
+ * would hand the string out cut at the NUL ("AttestRequest\u0000y" would
+ * read as "AttestRequest"). */
+static void
+test_nul_in_strings(void **state)
+{
+	static const char *cases[] = {
+	    "{\"type\":\"AttestRequest\\u0000y\",\"version\":1,\"op\":\"info\","
+	    "\"uuid\":\"" U1 "\"}",
+	    "{\"type\":\"VtpmStatus\",\"version\":1,\"uuid\":\"" U1
+	    "\",\"state\":\"READY\",\"name\":\"a\\u0000b\"}",
+	    "{\"type\":\"VtpmStatus\",\"version\":1,\"uuid\":\"" U1
+	    "\",\"state\\u0000x\":\"READY\"}",
+	};
+	static const char raw[] = "{\"type\":\"VtpmStatus\",\"version\":1,"
+	                          "\"uuid\":\"" U1 "\",\"state\":\"READY\","
+	                          "\"name\":\"a\0b\"}";
+	size_t        max = msg_max_size();
+	unsigned char *out = malloc(max);
+	enum msg_type t;
+	char          err[256];
+
+	(void) state;
+	assert_non_null(out);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(decode(cases[i], MSG_NONE, out, err), -1);
+		if (strstr(err, "NUL") == NULL) {
+			fail_msg("case %zu: error \"%s\" lacks \"NUL\"", i, err);
+		}
+	}
+	err[0] = '\0';
+	assert_int_equal(
+	    msg_decode(raw, sizeof(raw) - 1, MSG_NONE, &t, out, err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "NUL"));
+	/* an escaped backslash before "u0000" is text, not a NUL */
+	assert_int_equal(decode("{\"type\":\"VtpmStatus\",\"version\":1,"
+	                        "\"uuid\":\"" U1 "\",\"state\":\"READY\","
+	                        "\"name\":\"a\\\\u0000\"}",
+	                     MSG_VTPM_STATUS, out, err),
+	    0);
+	assert_string_equal(((struct vtpm_status *) out)->name, "a\\u0000");
+	free(out);
+}
+
+/* The largest struct of the table: what a decoder of any type needs. */
+static void
+test_max_size(void **state)
+{
+	size_t max = msg_max_size();
+
+	(void) state;
+	for (int t = MSG_NONE + 1; t < MSG_TYPE_COUNT; t++) {
+		if (msg_schema((enum msg_type) t) != NULL) {
+			assert_true(msg_schema((enum msg_type) t)->size <= max);
+		}
+	}
+	assert_true(max >= sizeof(struct attest_req));
+	assert_true(max >= sizeof(struct attest_rep));
+	assert_true(max >= sizeof(struct vtpm_status));
+}
+
 static void
 test_secret_roundtrip(void **state)
 {
@@ -221,6 +284,8 @@ main(void)
 	    cmocka_unit_test(test_string_limit),
 	    cmocka_unit_test(test_oversize_and_wrong_type),
 	    cmocka_unit_test(test_secret_roundtrip),
+	    cmocka_unit_test(test_nul_in_strings),
+	    cmocka_unit_test(test_max_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
