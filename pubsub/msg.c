@@ -34,6 +34,24 @@ json_nul_at(const unsigned char *p, size_t len)
 	return -1;
 }
 
+cJSON *
+msg_json_parse(const void *buf, size_t len, char *err, size_t errlen)
+{
+	cJSON *root;
+	long   at;
+
+	if ((at = json_nul_at(buf, len)) >= 0) {
+		snprintf(err, errlen, "NUL character at byte %ld (not allowed "
+		    "in any string)", at);
+		return NULL;
+	}
+	root = cJSON_ParseWithLength(buf, len);
+	if (root == NULL) {
+		snprintf(err, errlen, "malformed JSON");
+	}
+	return root;
+}
+
 int
 msg_decode(const void *buf, size_t len, enum msg_type expect,
     enum msg_type *type, void *out, char *err, size_t errlen)
@@ -41,21 +59,13 @@ msg_decode(const void *buf, size_t len, enum msg_type expect,
 	const struct schema *s = NULL;
 	cJSON               *root, *t, *v;
 	int                  rc = -1;
-	long                 at;
 
 	if (len > MSG_MAX) {
 		snprintf(err, errlen, "message of %zu bytes over the %d limit",
 		    len, MSG_MAX);
 		return -1;
 	}
-	if ((at = json_nul_at(buf, len)) >= 0) {
-		snprintf(err, errlen, "NUL character at byte %ld (not allowed "
-		    "in any string)", at);
-		return -1;
-	}
-	root = cJSON_ParseWithLength(buf, len);
-	if (root == NULL) {
-		snprintf(err, errlen, "malformed JSON");
+	if ((root = msg_json_parse(buf, len, err, errlen)) == NULL) {
 		return -1;
 	}
 	if (!cJSON_IsObject(root)) {

@@ -341,6 +341,11 @@ struct cJSON *schema_encode(const struct schema *s, const void *in);
 void schema_wipe_json(const struct schema *s, struct cJSON *obj);
 
 /* msg.c: whole messages {type, version, ...fields} */
+/* Parse JSON text as every pubsub decoder does: a NUL anywhere (raw, or
+ * the escape \u0000 in a string or key) is refused, since cJSON would
+ * hand the string out cut at it. NULL with err filled, or the tree. */
+struct cJSON *msg_json_parse(const void *buf, size_t len, char *err,
+    size_t errlen);
 /* Decode buf (len bytes, need not be NUL-terminated). Sets *type and fills
  * out, which must be at least msg_schema(expect)->size bytes. When expect is
  * not MSG_NONE any other type is rejected. 0, or -1 with err filled. */

@@ -192,13 +192,16 @@ snapshot_locked(struct topic_pub *p)
 static int
 check_snapshot_req(struct topic_pub *p, nng_msg *m)
 {
-	cJSON *r = cJSON_ParseWithLength(nng_msg_body(m), nng_msg_len(m));
+	char   why[128];
+	cJSON *r = msg_json_parse(nng_msg_body(m), nng_msg_len(m), why,
+	    sizeof(why));
 	cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "topic");
 	int    ok = cJSON_IsString(t) && strcmp(t->valuestring, p->s->name) == 0;
 
 	if (!ok) {
-		log_warnx("topic %s: malformed snapshot request of %zu bytes",
-		    p->s->name, nng_msg_len(m));
+		log_warnx("topic %s: malformed snapshot request of %zu bytes%s%s",
+		    p->s->name, nng_msg_len(m), r == NULL ? ": " : "",
+		    r == NULL ? why : "");
 	}
 	cJSON_Delete(r);
 	return ok ? 0 : -1;

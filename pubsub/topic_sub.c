@@ -131,8 +131,7 @@ parse_snapshot(const struct schema *s, const void *buf, size_t len,
 	cJSON                   *r, *t, *items, *e;
 	int                      rc = -1;
 
-	if ((r = cJSON_ParseWithLength(buf, len)) == NULL) {
-		snprintf(err, errlen, "malformed snapshot JSON");
+	if ((r = msg_json_parse(buf, len, err, errlen)) == NULL) {
 		return -1;
 	}
 	t     = cJSON_GetObjectItemCaseSensitive(r, "topic");
@@ -304,7 +303,7 @@ handle_live(struct topic_sub *s, nng_msg *m)
 	static const char *const env[] = {"topic", "epoch", "seq", "op", "key",
 	    "data", NULL};
 	cJSON                   *r, *t, *op;
-	char                     epoch[17];
+	char                     epoch[17], why[128];
 	uint64_t                 seq;
 
 	if (nng_msg_len(m) > ENVELOPE_MAX) {
@@ -312,7 +311,12 @@ handle_live(struct topic_sub *s, nng_msg *m)
 		    s->s->name, nng_msg_len(m));
 		return;
 	}
-	r  = cJSON_ParseWithLength(nng_msg_body(m), nng_msg_len(m));
+	if ((r = msg_json_parse(nng_msg_body(m), nng_msg_len(m), why,
+	         sizeof(why))) == NULL) {
+		log_warnx("topic %s: message of %zu bytes dropped: %s",
+		    s->s->name, nng_msg_len(m), why);
+		return;
+	}
 	t  = cJSON_GetObjectItemCaseSensitive(r, "topic");
 	op = cJSON_GetObjectItemCaseSensitive(r, "op");
 	if (!cJSON_IsObject(r) || !only_fields(r, env) || !cJSON_IsString(t) ||

@@ -225,6 +225,18 @@ test_nul_in_strings(void **state)
 	    0);
 	assert_string_equal(((struct vtpm_status *) out)->name, "a\\u0000");
 	free(out);
+	/* topic envelopes and snapshots are parsed the same way */
+	const char *top = "{\"topic\":\"VtpmStatus\\u0000\"}";
+	const char *esc = "{\"a\":\"\\\\u0000\"}";
+	cJSON      *ok;
+
+	assert_null(msg_json_parse(top, strlen(top), err, sizeof(err)));
+	assert_non_null(strstr(err, "NUL character at byte 20"));
+	assert_null(msg_json_parse("{\"a\":", 5, err, sizeof(err)));
+	assert_non_null(strstr(err, "malformed JSON"));
+	ok = msg_json_parse(esc, strlen(esc), err, sizeof(err));
+	assert_non_null(ok);
+	cJSON_Delete(ok);
 }
 
 /* The largest struct of the table: what a decoder of any type needs. */
