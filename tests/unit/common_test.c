@@ -1,4 +1,5 @@
-/* common_test.c: pkg/common's helpers, their results and their errors. */
+/* common_test.c: the helpers of pkg/common (and the hex pair in pkg/tpmkit),
+ * their results and their errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
