@@ -41,8 +41,10 @@ msg_json_parse(const void *buf, size_t len, char *err, size_t errlen)
 	long   at;
 
 	if ((at = json_nul_at(buf, len)) >= 0) {
-		snprintf(err, errlen, "NUL character at byte %ld (not allowed "
-		    "in any string)", at);
+		snprintf(err, errlen,
+		         "NUL character at byte %ld (not allowed "
+		         "in any string)",
+		         at);
 		return NULL;
 	}
 	root = cJSON_ParseWithLength(buf, len);
@@ -54,7 +56,7 @@ msg_json_parse(const void *buf, size_t len, char *err, size_t errlen)
 
 int
 msg_decode(const void *buf, size_t len, enum msg_type expect,
-    enum msg_type *type, void *out, char *err, size_t errlen)
+           enum msg_type *type, void *out, char *err, size_t errlen)
 {
 	const struct schema *s = NULL;
 	cJSON               *root, *t, *v;
@@ -62,7 +64,7 @@ msg_decode(const void *buf, size_t len, enum msg_type expect,
 
 	if (len > MSG_MAX) {
 		snprintf(err, errlen, "message of %zu bytes over the %d limit",
-		    len, MSG_MAX);
+		         len, MSG_MAX);
 		return -1;
 	}
 	if ((root = msg_json_parse(buf, len, err, errlen)) == NULL) {
@@ -80,18 +82,18 @@ msg_decode(const void *buf, size_t len, enum msg_type expect,
 	s = msg_schema_by_name(t->valuestring);
 	if (s == NULL) {
 		snprintf(err, errlen, "unknown message type \"%.64s\"",
-		    t->valuestring);
+		         t->valuestring);
 		goto out;
 	}
 	if (expect != MSG_NONE && s->type != expect) {
 		snprintf(err, errlen, "unexpected message type %s (want %s)",
-		    s->name, msg_type_name(expect));
+		         s->name, msg_type_name(expect));
 		goto out;
 	}
 	v = cJSON_GetObjectItemCaseSensitive(root, "version");
 	if (!cJSON_IsNumber(v) || v->valuedouble != MSG_VERSION) {
 		snprintf(err, errlen, "%s: unsupported or missing version",
-		    s->name);
+		         s->name);
 		goto out;
 	}
 	/* the envelope fields are not part of the schema */
@@ -101,7 +103,7 @@ msg_decode(const void *buf, size_t len, enum msg_type expect,
 		goto out;
 	}
 	*type = s->type;
-	rc    = 0;
+	rc = 0;
 out:
 	/* secrets in the parse tree are wiped before it is freed */
 	schema_wipe_json(s, root);
@@ -115,7 +117,7 @@ schema_has_secret(const struct schema *s)
 	for (size_t i = 0; i < s->nfields; i++) {
 		if ((s->fields[i].flags & FF_SECRET) ||
 		    (s->fields[i].kind == FK_OBJECT &&
-		        schema_has_secret(s->fields[i].sub))) {
+		     schema_has_secret(s->fields[i].sub))) {
 			return 1;
 		}
 	}

@@ -18,8 +18,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char                 *enc;
 
 	if (out == NULL) {
-		max   = msg_max_size();
-		out   = malloc(max);
+		max = msg_max_size();
+		out = malloc(max);
 		again = malloc(max);
 		if (out == NULL || again == NULL) {
 			abort();
