@@ -14,26 +14,26 @@
 
 /* ---- enum vocabularies (wire names) ---- */
 
-static const char *const dom_states[] = {"CREATING", "BOOTING", "RUNNING",
-    "HALTING", "HALTED", "DELETED", NULL};
+static const char *const dom_states[] = {
+    "CREATING", "BOOTING", "RUNNING", "HALTING", "HALTED", "DELETED", NULL};
 static const char *const vtpm_states[] = {"STARTING", "READY", "FAILED",
-    "STOPPED", NULL};
+                                          "STOPPED", NULL};
 static const char *const models[] = {"tis", "crb", NULL};
-static const char *const modes[]  = {"persistent", "ephemeral", NULL};
-const char *const state_class_names[] = {"new", "normal", "restored", "reset",
-    "missing", "purged", "error", "unknown", NULL};
-static const char *const kb_states[] = {"STARTING", "READY", "NO_HW_TPM",
-    "POLICY_MISMATCH", "ERROR", NULL};
-static const char *const key_statuses[] = {"ok", "no-hw-tpm",
-    "policy-mismatch", "error", "denied", NULL};
+static const char *const modes[] = {"persistent", "ephemeral", NULL};
+const char *const        state_class_names[] = {"new",   "normal",  "restored",
+                                                "reset", "missing", "purged",
+                                                "error", "unknown", NULL};
+static const char *const kb_states[] = {"STARTING",        "READY", "NO_HW_TPM",
+                                        "POLICY_MISMATCH", "ERROR", NULL};
+static const char *const key_statuses[] = {
+    "ok", "no-hw-tpm", "policy-mismatch", "error", "denied", NULL};
 static const char *const gops[] = {"prepare", "restore", "reset", "release",
-    "purge", "query", NULL};
+                                   "purge",   "query",   NULL};
 static const char *const kops[] = {"status", "announce", "recover-begin",
-    "recover", NULL};
-static const char *const escrow_states[] = {"off", "stored", "missing",
-    NULL};
+                                   "recover", NULL};
+static const char *const escrow_states[] = {"off", "stored", "missing", NULL};
 static const char *const aops[] = {"info", "activate", "set-ak-cert",
-    "certify-ek", NULL};
+                                   "certify-ek", NULL};
 
 static const char *
 enum_name(const char *const *names, int v)
@@ -46,25 +46,71 @@ enum_name(const char *const *names, int v)
 	return "?";
 }
 
-const char *dom_state_name(int v) { return enum_name(dom_states, v); }
-const char *vtpm_state_name(int v) { return enum_name(vtpm_states, v); }
-const char *vtpm_model_name(int v) { return enum_name(models, v); }
-const char *vtpm_mode_name(int v) { return enum_name(modes, v); }
-const char *state_class_name(int v) { return enum_name(state_class_names, v); }
-const char *kb_state_name(int v) { return enum_name(kb_states, v); }
-const char *key_status_name(int v) { return enum_name(key_statuses, v); }
-const char *guardian_op_name(int v) { return enum_name(gops, v); }
-const char *key_admin_op_name(int v) { return enum_name(kops, v); }
-const char *escrow_state_name(int v) { return enum_name(escrow_states, v); }
-const char *attest_op_name(int v) { return enum_name(aops, v); }
+const char *
+dom_state_name(int v)
+{
+	return enum_name(dom_states, v);
+}
+const char *
+vtpm_state_name(int v)
+{
+	return enum_name(vtpm_states, v);
+}
+const char *
+vtpm_model_name(int v)
+{
+	return enum_name(models, v);
+}
+const char *
+vtpm_mode_name(int v)
+{
+	return enum_name(modes, v);
+}
+const char *
+state_class_name(int v)
+{
+	return enum_name(state_class_names, v);
+}
+const char *
+kb_state_name(int v)
+{
+	return enum_name(kb_states, v);
+}
+const char *
+key_status_name(int v)
+{
+	return enum_name(key_statuses, v);
+}
+const char *
+guardian_op_name(int v)
+{
+	return enum_name(gops, v);
+}
+const char *
+key_admin_op_name(int v)
+{
+	return enum_name(kops, v);
+}
+const char *
+escrow_state_name(int v)
+{
+	return enum_name(escrow_states, v);
+}
+const char *
+attest_op_name(int v)
+{
+	return enum_name(aops, v);
+}
 
 /* ---- field table helpers ---- */
 
 static const struct field vtpm_spec_fields[] = {
     FBOOL(struct vtpm_spec, enabled, 0, 1),
-    {.name = "version", .kind = FK_STRING,
-        .offset = offsetof(struct vtpm_spec, version),
-        .size = sizeof(((struct vtpm_spec *) 0)->version), .defstr = "2.0"},
+    {.name = "version",
+     .kind = FK_STRING,
+     .offset = offsetof(struct vtpm_spec, version),
+     .size = sizeof(((struct vtpm_spec *) 0)->version),
+     .defstr = "2.0"},
     FENUM(struct vtpm_spec, model, 0, models, VTPM_MODEL_TIS),
     FENUM(struct vtpm_spec, mode, 0, modes, VTPM_MODE_PERSISTENT),
     FBOOL(struct vtpm_spec, ek, 0, 1),
@@ -76,9 +122,11 @@ static const struct field domain_status_fields[] = {
     FUUID(struct domain_status, uuid, FF_REQUIRED),
     FSTR(struct domain_status, name, 0),
     FENUM(struct domain_status, state, FF_REQUIRED, dom_states, 0),
-    {.name = "vtpm", .kind = FK_OBJECT,
-        .offset = offsetof(struct domain_status, vtpm),
-        .size = sizeof(struct vtpm_spec), .sub = &vtpm_spec_schema},
+    {.name = "vtpm",
+     .kind = FK_OBJECT,
+     .offset = offsetof(struct domain_status, vtpm),
+     .size = sizeof(struct vtpm_spec),
+     .sub = &vtpm_spec_schema},
     FSTR(struct domain_status, reason, FF_OMIT_EMPTY),
 };
 
@@ -97,8 +145,8 @@ static const struct field vtpm_status_fields[] = {
 
 static const struct field state_health_fields[] = {
     FUUID(struct vtpm_state_health, uuid, FF_REQUIRED),
-    FENUM(struct vtpm_state_health, classification, FF_REQUIRED, state_class_names,
-        0),
+    FENUM(struct vtpm_state_health, classification, FF_REQUIRED,
+          state_class_names, 0),
     FINT(struct vtpm_state_health, generation, 0, 0, INT64_MAX),
     FINT(struct vtpm_state_health, last_backup, 0, 0, INT64_MAX),
     FSTR(struct vtpm_state_health, reason, FF_OMIT_EMPTY),
@@ -134,33 +182,42 @@ static const struct field guardian_req_fields[] = {
 static const struct field guardian_rep_fields[] = {
     FUUID(struct guardian_rep, uuid, FF_REQUIRED),
     FBOOL(struct guardian_rep, ok, FF_REQUIRED, 0),
-    FENUM(struct guardian_rep, classification, 0, state_class_names, STATE_UNKNOWN),
+    FENUM(struct guardian_rep, classification, 0, state_class_names,
+          STATE_UNKNOWN),
     FSTR(struct guardian_rep, state_dir, 0),
     FBOOL(struct guardian_rep, encrypted, 0, 0),
     FINT(struct guardian_rep, generation, 0, 0, INT64_MAX),
     FSTR(struct guardian_rep, reason, FF_OMIT_EMPTY),
 };
 
-#define FPCR(i)                                                               \
-	{.name = #i, .kind = FK_HEXBYTES,                                     \
-	    .offset = offsetof(struct pcr_values, v) + (i) * 32, .size = 32,  \
-	    .flags = FF_OMIT_EMPTY}
-static const struct field pcr_values_fields[] = {FPCR(0), FPCR(1), FPCR(2),
-    FPCR(3), FPCR(4), FPCR(5), FPCR(6), FPCR(7), FPCR(8), FPCR(9),
-    FPCR(10), FPCR(11), FPCR(12), FPCR(13), FPCR(14), FPCR(15)};
+#define FPCR(i)                                                                \
+	{                                                                      \
+		.name = #i, .kind = FK_HEXBYTES,                               \
+		.offset = offsetof(struct pcr_values, v) + (i) *32,            \
+		.size = 32, .flags = FF_OMIT_EMPTY                             \
+	}
+static const struct field pcr_values_fields[] = {
+    FPCR(0),  FPCR(1),  FPCR(2),  FPCR(3), FPCR(4),  FPCR(5),
+    FPCR(6),  FPCR(7),  FPCR(8),  FPCR(9), FPCR(10), FPCR(11),
+    FPCR(12), FPCR(13), FPCR(14), FPCR(15)};
 static const struct schema pcr_values_schema =
     SCHEMA("values", MSG_NONE, struct pcr_values, pcr_values_fields);
-const struct schema pcr_values_seen_schema = {.name = "values",
-    .type = MSG_NONE, .size = sizeof(struct pcr_values_seen),
-    .fields = pcr_values_fields, .nfields = NELEM(pcr_values_fields),
+const struct schema pcr_values_seen_schema = {
+    .name = "values",
+    .type = MSG_NONE,
+    .size = sizeof(struct pcr_values_seen),
+    .fields = pcr_values_fields,
+    .nfields = NELEM(pcr_values_fields),
     .seen_at = 1 + offsetof(struct pcr_values_seen, seen)};
 
 static const struct field key_admin_req_fields[] = {
     FENUM(struct key_admin_req, op, FF_REQUIRED, kops, 0),
     FSTR(struct key_admin_req, pcrs, FF_OMIT_EMPTY),
-    {.name = "values", .kind = FK_OBJECT,
-        .offset = offsetof(struct key_admin_req, values),
-        .size = sizeof(struct pcr_values), .sub = &pcr_values_schema},
+    {.name = "values",
+     .kind = FK_OBJECT,
+     .offset = offsetof(struct key_admin_req, values),
+     .size = sizeof(struct pcr_values),
+     .sub = &pcr_values_schema},
     FSTR(struct key_admin_req, data, FF_OMIT_EMPTY),
 };
 
@@ -209,31 +266,32 @@ static const struct field attest_rep_fields[] = {
 /* Indexed by enum msg_type: the one table of the vocabulary. */
 static const struct schema schemas[MSG_TYPE_COUNT] = {
     [MSG_DOMAIN_STATUS] = SCHEMA("DomainStatus", MSG_DOMAIN_STATUS,
-        struct domain_status, domain_status_fields),
+                                 struct domain_status, domain_status_fields),
     [MSG_VTPM_STATUS] = SCHEMA("VtpmStatus", MSG_VTPM_STATUS,
-        struct vtpm_status, vtpm_status_fields),
-    [MSG_VTPM_STATE_HEALTH] = SCHEMA("VtpmStateHealth", MSG_VTPM_STATE_HEALTH,
-        struct vtpm_state_health, state_health_fields),
+                               struct vtpm_status, vtpm_status_fields),
+    [MSG_VTPM_STATE_HEALTH] =
+        SCHEMA("VtpmStateHealth", MSG_VTPM_STATE_HEALTH,
+               struct vtpm_state_health, state_health_fields),
     [MSG_KEYBROKER_STATUS] = SCHEMA("KeyBrokerStatus", MSG_KEYBROKER_STATUS,
-        struct keybroker_status, kb_status_fields),
+                                    struct keybroker_status, kb_status_fields),
     [MSG_KEY_RELEASE_REQ] = SCHEMA("KeyRelease", MSG_KEY_RELEASE_REQ,
-        struct key_release_req, key_req_fields),
+                                   struct key_release_req, key_req_fields),
     [MSG_KEY_RELEASE_REP] = SCHEMA("KeyReleaseReply", MSG_KEY_RELEASE_REP,
-        struct key_release_rep, key_rep_fields),
+                                   struct key_release_rep, key_rep_fields),
     [MSG_GUARDIAN_REQ] = SCHEMA("GuardianRequest", MSG_GUARDIAN_REQ,
-        struct guardian_req, guardian_req_fields),
+                                struct guardian_req, guardian_req_fields),
     [MSG_GUARDIAN_REP] = SCHEMA("GuardianReply", MSG_GUARDIAN_REP,
-        struct guardian_rep, guardian_rep_fields),
-    [MSG_ERROR_REP] = SCHEMA("Error", MSG_ERROR_REP, struct error_rep,
-        error_fields),
+                                struct guardian_rep, guardian_rep_fields),
+    [MSG_ERROR_REP] =
+        SCHEMA("Error", MSG_ERROR_REP, struct error_rep, error_fields),
     [MSG_KEY_ADMIN_REQ] = SCHEMA("KeyAdmin", MSG_KEY_ADMIN_REQ,
-        struct key_admin_req, key_admin_req_fields),
+                                 struct key_admin_req, key_admin_req_fields),
     [MSG_KEY_ADMIN_REP] = SCHEMA("KeyAdminReply", MSG_KEY_ADMIN_REP,
-        struct key_admin_rep, key_admin_rep_fields),
+                                 struct key_admin_rep, key_admin_rep_fields),
     [MSG_ATTEST_REQ] = SCHEMA("AttestRequest", MSG_ATTEST_REQ,
-        struct attest_req, attest_req_fields),
-    [MSG_ATTEST_REP] = SCHEMA("AttestReply", MSG_ATTEST_REP,
-        struct attest_rep, attest_rep_fields),
+                              struct attest_req, attest_req_fields),
+    [MSG_ATTEST_REP] = SCHEMA("AttestReply", MSG_ATTEST_REP, struct attest_rep,
+                              attest_rep_fields),
 };
 
 const struct schema *
@@ -244,6 +302,19 @@ msg_schema(enum msg_type type)
 		return NULL; /* out of range, or an unused number */
 	}
 	return &schemas[type];
+}
+
+size_t
+msg_max_size(void)
+{
+	size_t max = 0;
+
+	for (int t = MSG_NONE + 1; t < MSG_TYPE_COUNT; t++) {
+		if (schemas[t].name != NULL && schemas[t].size > max) {
+			max = schemas[t].size;
+		}
+	}
+	return max;
 }
 
 const struct schema *
@@ -314,28 +385,30 @@ find_field(const struct schema *s, const char *name)
 /* FK_HEXVAR: an even number of hex digits, min to size bytes. */
 static int
 decode_hexvar(const struct field *f, const cJSON *v, void *out,
-    const char *prefix, char *err, size_t errlen)
+              const char *prefix, char *err, size_t errlen)
 {
 	size_t len;
 	int    n;
 
 	if (!cJSON_IsString(v) || v->valuestring == NULL) {
-		snprintf(err, errlen, "field %s%s: expected a hex string", prefix,
-		    f->name);
+		snprintf(err, errlen, "field %s%s: expected a hex string",
+		         prefix, f->name);
 		return -1;
 	}
 	len = strlen(v->valuestring);
 	if (len > 2 * f->size || len < 2 * (size_t) f->min) {
 		snprintf(err, errlen,
-		    "field %s%s: %zu hex digits, expected %lld to %zu", prefix,
-		    f->name, len, 2 * (long long) f->min, 2 * f->size);
+		         "field %s%s: %zu hex digits, expected %lld to %zu",
+		         prefix, f->name, len, 2 * (long long) f->min,
+		         2 * f->size);
 		return -1;
 	}
 	n = hex_decode(v->valuestring, len, (uint8_t *) out + f->offset,
-	    f->size);
+	               f->size);
 	if (n < 0) {
-		snprintf(err, errlen, "field %s%s: not an even run of hex digits",
-		    prefix, f->name);
+		snprintf(err, errlen,
+		         "field %s%s: not an even run of hex digits", prefix,
+		         f->name);
 		return -1;
 	}
 	*(size_t *) ((char *) out + f->len_offset) = (size_t) n;
@@ -346,33 +419,36 @@ decode_hexvar(const struct field *f, const cJSON *v, void *out,
  * defaults; errors name the element ("branches[1].digest"). */
 static int
 decode_array(const struct field *f, const cJSON *v, void *out,
-    const char *prefix, char *err, size_t errlen)
+             const char *prefix, char *err, size_t errlen)
 {
 	size_t       max = f->size / f->sub->size;
-	int          n   = 0;
+	int          n = 0;
 	const cJSON *e;
 
 	if (!cJSON_IsArray(v)) {
 		snprintf(err, errlen, "field %s%s: expected an array", prefix,
-		    f->name);
+		         f->name);
 		return -1;
 	}
 	if ((size_t) cJSON_GetArraySize(v) > max ||
 	    cJSON_GetArraySize(v) < f->min) {
 		snprintf(err, errlen,
-		    "field %s%s: %d elements, expected %lld to %zu", prefix,
-		    f->name, cJSON_GetArraySize(v), (long long) f->min, max);
+		         "field %s%s: %d elements, expected %lld to %zu",
+		         prefix, f->name, cJSON_GetArraySize(v),
+		         (long long) f->min, max);
 		return -1;
 	}
 	cJSON_ArrayForEach(e, v)
 	{
 		char  sub[80];
-		char *dst = (char *) out + f->offset + (size_t) n * f->sub->size;
+		char *dst =
+		    (char *) out + f->offset + (size_t) n * f->sub->size;
 
 		snprintf(sub, sizeof(sub), "%s%s[%d].", prefix, f->name, n);
 		if (!cJSON_IsObject(e)) {
-			snprintf(err, errlen, "field %s%s[%d]: expected an object",
-			    prefix, f->name, n);
+			snprintf(err, errlen,
+			         "field %s%s[%d]: expected an object", prefix,
+			         f->name, n);
 			return -1;
 		}
 		apply_defaults(f->sub, dst);
@@ -389,7 +465,7 @@ decode_array(const struct field *f, const cJSON *v, void *out,
 /* Decode one field value; prefix names the enclosing object for errors. */
 static int
 decode_field(const struct field *f, const cJSON *v, void *out,
-    const char *prefix, char *err, size_t errlen)
+             const char *prefix, char *err, size_t errlen)
 {
 	char *dst = (char *) out + f->offset;
 
@@ -400,12 +476,13 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 
 		if (!cJSON_IsString(v) || v->valuestring == NULL) {
 			snprintf(err, errlen, "field %s%s: expected a string",
-			    prefix, f->name);
+			         prefix, f->name);
 			return -1;
 		}
 		len = strlen(v->valuestring);
 		if (len >= f->size) {
-			snprintf(err, errlen,
+			snprintf(
+			    err, errlen,
 			    "field %s%s: string of %zu bytes over its limit "
 			    "of %zu",
 			    prefix, f->name, len, f->size - 1);
@@ -413,7 +490,7 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 		}
 		if (f->kind == FK_UUID && !uuid_valid(v->valuestring)) {
 			snprintf(err, errlen, "field %s%s: invalid UUID \"%s\"",
-			    prefix, f->name, v->valuestring);
+			         prefix, f->name, v->valuestring);
 			return -1;
 		}
 		memcpy(dst, v->valuestring, len + 1);
@@ -425,7 +502,7 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 
 		if (!cJSON_IsNumber(v)) {
 			snprintf(err, errlen, "field %s%s: expected a number",
-			    prefix, f->name);
+			         prefix, f->name);
 			return -1;
 		}
 		d = v->valuedouble;
@@ -434,7 +511,8 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 		 * not encode back to the same value */
 		if (d != floor(d) || d < (double) f->min ||
 		    d > (double) f->max || fabs(d) > (double) MSG_INT_MAX) {
-			snprintf(err, errlen,
+			snprintf(
+			    err, errlen,
 			    "field %s%s: %g is not an integer in [%lld, %lld]",
 			    prefix, f->name, d, (long long) f->min,
 			    (long long) f->max);
@@ -450,7 +528,7 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 	case FK_BOOL:
 		if (!cJSON_IsBool(v)) {
 			snprintf(err, errlen, "field %s%s: expected true/false",
-			    prefix, f->name);
+			         prefix, f->name);
 			return -1;
 		}
 		*(bool *) dst = cJSON_IsTrue(v);
@@ -458,7 +536,7 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 	case FK_ENUM:
 		if (!cJSON_IsString(v) || v->valuestring == NULL) {
 			snprintf(err, errlen, "field %s%s: expected a string",
-			    prefix, f->name);
+			         prefix, f->name);
 			return -1;
 		}
 		for (int i = 0; f->enum_names[i] != NULL; i++) {
@@ -468,7 +546,7 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 			}
 		}
 		snprintf(err, errlen, "field %s%s: unknown value \"%.64s\"",
-		    prefix, f->name, v->valuestring);
+		         prefix, f->name, v->valuestring);
 		return -1;
 	case FK_HEXBYTES: {
 		const char *h;
@@ -476,14 +554,14 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 		if (!cJSON_IsString(v) || v->valuestring == NULL ||
 		    strlen(v->valuestring) != 2 * f->size) {
 			snprintf(err, errlen,
-			    "field %s%s: expected %zu hex digits", prefix,
-			    f->name, 2 * f->size);
+			         "field %s%s: expected %zu hex digits", prefix,
+			         f->name, 2 * f->size);
 			return -1;
 		}
 		h = v->valuestring;
 		if (hex_decode(h, 2 * f->size, (uint8_t *) dst, f->size) < 0) {
 			snprintf(err, errlen, "field %s%s: not a hex digit",
-			    prefix, f->name);
+			         prefix, f->name);
 			return -1;
 		}
 		return 0;
@@ -494,11 +572,10 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 		snprintf(sub, sizeof(sub), "%s%s.", prefix, f->name);
 		if (!cJSON_IsObject(v)) {
 			snprintf(err, errlen, "field %s%s: expected an object",
-			    prefix, f->name);
+			         prefix, f->name);
 			return -1;
 		}
-		return schema_decode_prefixed(f->sub, v, dst, sub, err,
-		    errlen);
+		return schema_decode_prefixed(f->sub, v, dst, sub, err, errlen);
 	}
 	case FK_HEXVAR:
 		return decode_hexvar(f, v, out, prefix, err, errlen);
@@ -511,7 +588,7 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 
 int
 schema_decode_prefixed(const struct schema *s, const cJSON *obj, void *out,
-    const char *prefix, char *err, size_t errlen)
+                       const char *prefix, char *err, size_t errlen)
 {
 	const cJSON *v;
 
@@ -524,7 +601,7 @@ schema_decode_prefixed(const struct schema *s, const cJSON *obj, void *out,
 	{
 		if (v->string == NULL || find_field(s, v->string) == NULL) {
 			snprintf(err, errlen, "unknown field %s%.64s", prefix,
-			    v->string ? v->string : "(null)");
+			         v->string ? v->string : "(null)");
 			return -1;
 		}
 	}
@@ -535,8 +612,8 @@ schema_decode_prefixed(const struct schema *s, const cJSON *obj, void *out,
 		if (v == NULL) {
 			if (f->flags & FF_REQUIRED) {
 				snprintf(err, errlen,
-				    "missing required field %s%s", prefix,
-				    f->name);
+				         "missing required field %s%s", prefix,
+				         f->name);
 				return -1;
 			}
 			continue;
@@ -548,7 +625,8 @@ schema_decode_prefixed(const struct schema *s, const cJSON *obj, void *out,
 			return -1;
 		}
 		if (s->seen_at != 0 && i < 32) {
-			*(uint32_t *) ((char *) out + s->seen_at - 1) |= 1u << i;
+			*(uint32_t *) ((char *) out + s->seen_at - 1) |= 1u
+			                                                 << i;
 		}
 	}
 	return 0;
@@ -556,7 +634,7 @@ schema_decode_prefixed(const struct schema *s, const cJSON *obj, void *out,
 
 int
 schema_decode(const struct schema *s, const cJSON *obj, void *out, char *err,
-    size_t errlen)
+              size_t errlen)
 {
 	/* decode into a scratch copy: nothing half-applied on error */
 	char *tmp = calloc(1, s->size);
@@ -640,9 +718,9 @@ schema_encode(const struct schema *s, const void *in)
 		return NULL;
 	}
 	for (size_t i = 0; i < s->nfields; i++) {
-		const struct field *f   = &s->fields[i];
+		const struct field *f = &s->fields[i];
 		const char         *src = (const char *) in + f->offset;
-		cJSON              *v   = NULL;
+		cJSON              *v = NULL;
 
 		switch (f->kind) {
 		case FK_STRING:
@@ -658,7 +736,8 @@ schema_encode(const struct schema *s, const void *in)
 				len--;
 			}
 			/* long fields (certificates, key blobs): heap copy */
-			if (len >= sizeof(sbuf) && (buf = malloc(len + 1)) == NULL) {
+			if (len >= sizeof(sbuf) &&
+			    (buf = malloc(len + 1)) == NULL) {
 				cJSON_Delete(obj);
 				return NULL;
 			}
@@ -688,11 +767,11 @@ schema_encode(const struct schema *s, const void *in)
 
 			if (f->size > 64 ||
 			    ((f->flags & FF_OMIT_EMPTY) &&
-			        all_zero((const uint8_t *) src, f->size))) {
+			     all_zero((const uint8_t *) src, f->size))) {
 				continue;
 			}
 			hex_encode((const uint8_t *) src, f->size, buf,
-			    sizeof(buf));
+			           sizeof(buf));
 			v = cJSON_CreateString(buf);
 			explicit_bzero(buf, sizeof(buf));
 			break;
@@ -750,15 +829,17 @@ schema_wipe_json(const struct schema *s, cJSON *obj)
 
 int
 schema_decode_json(const char *what, const char *json, size_t len,
-    const struct schema *s, void *out, char *err, size_t errlen)
+                   const struct schema *s, void *out, char *err, size_t errlen)
 {
-	cJSON *o = cJSON_ParseWithLength(json, len);
 	char   why[256];
+	cJSON *o = msg_json_parse(json, len, why, sizeof(why));
 	int    rc;
 
 	if (o == NULL) {
 		memset(out, 0, s->size);
-		snprintf(err, errlen, "%s: not JSON", what);
+		/* "not JSON" as before; a NUL says where it is */
+		snprintf(err, errlen, "%s: %s", what,
+		         strstr(why, "NUL") != NULL ? why : "not JSON");
 		return -1;
 	}
 	rc = schema_decode(s, o, out, why, sizeof(why));
@@ -772,7 +853,7 @@ schema_decode_json(const char *what, const char *json, size_t len,
 
 int
 schema_load_file(const char *path, size_t max, const struct schema *s,
-    void *out, char *err, size_t errlen)
+                 void *out, char *err, size_t errlen)
 {
 	char  *txt = NULL;
 	size_t len;
@@ -782,7 +863,7 @@ schema_load_file(const char *path, size_t max, const struct schema *s,
 		memset(out, 0, s->size);
 		if (errno == EFBIG) {
 			snprintf(err, errlen, "%s: larger than %zu bytes", path,
-			    max);
+			         max);
 		} else {
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		}

@@ -19,9 +19,9 @@
 #include <openssl/evp.h>
 #include <tss2/tss2_esys.h>
 
-#define SEAL_SRK_HANDLE   0x81000001u
-#define SEAL_FILE         "master.sealed.json"
-#define SEAL_BLOB_MAX     1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
+#define SEAL_SRK_HANDLE 0x81000001u
+#define SEAL_FILE       "master.sealed.json"
+#define SEAL_BLOB_MAX   1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
 
 /* tpm.c: one ESAPI context over the TCTI loader, serialized by a mutex
  * (no resource manager in front of the simulated TPM: one command stream,
@@ -117,7 +117,6 @@ int seal_changed_pcrs(struct tpm *t, const struct seal_blob *b,
 int seal_blob_store(const char *path, const struct seal_blob *b);
 int seal_blob_load(const char *path, struct seal_blob *b, char *err,
                    size_t errlen);
-
 
 /* attest.c: the attestation key (AK, restricted RSA-2048 signing key
  * under the hardware EK, both persistent), ActivateCredential, and X.509

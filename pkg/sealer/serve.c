@@ -67,7 +67,7 @@ set_status(struct broker *b, int state, TSS2_RC rc, uint32_t changed,
 	s->state = state;
 	s->rc = rc;
 	pcrset_format(b->have_blob ? b->blob.mask : b->cfg.pcrs, s->pcrs,
-	                 sizeof(s->pcrs));
+	              sizeof(s->pcrs));
 	pcrset_format(changed, s->changed_pcrs, sizeof(s->changed_pcrs));
 	strfmt(s->reason, sizeof(s->reason), "%s", reason ? reason : "");
 	if (old != state) {
@@ -209,8 +209,7 @@ do_unseal(struct broker *b, struct round *r)
 				    "PCRs hold their seal-time values",
 				    err);
 			} else {
-				pcrset_format(r->changed, pcrs,
-				                 sizeof(pcrs));
+				pcrset_format(r->changed, pcrs, sizeof(pcrs));
 				strfmt(r->reason, sizeof(r->reason),
 				       "PCRs changed since sealing: %s (%s)",
 				       pcrs, err);
