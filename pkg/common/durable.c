@@ -13,12 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int
-fsync_path(const char *path)
+/* fsync what open(path, flags) finds */
+static int
+fsync_open(const char *path, int flags)
 {
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, flags | O_CLOEXEC);
 	if (fd < 0) {
 		return -1;
 	}
@@ -28,17 +29,15 @@ fsync_path(const char *path)
 }
 
 int
+fsync_path(const char *path)
+{
+	return fsync_open(path, O_RDONLY);
+}
+
+int
 fsync_dir(const char *dir)
 {
-	int fd, rc;
-
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		return -1;
-	}
-	rc = fsync(fd);
-	close(fd);
-	return rc;
+	return fsync_open(dir, O_RDONLY | O_DIRECTORY);
 }
 
 int

@@ -209,46 +209,50 @@ test_blob_file_malformed(void **state)
 	(void) state;
 	assert_non_null(mkdtemp(d));
 	snprintf(path, sizeof(path), "%s/master.sealed.json", d);
-	/* the schema accepts the layout: the TPM structure is what fails */
-	blob_expect(path, "\"version\"", "\"version\"",
-	            "field public: not a TPM2B_PUBLIC");
-	blob_expect(path, "\"digest\":\"" H32 "\"", "\"digest\":\"\"",
-	            "field branches[0].digest: 0 hex digits, expected 2 to");
-	blob_expect(path, ",\"digest\":\"" H32 "\"", "",
-	            "missing required field branches[0].digest");
-	blob_expect(path, "\"version\":1", "\"version\":\"1\"",
-	            "field version: expected a number");
-	blob_expect(path, "\"version\":1", "\"version\":2",
-	            "field version: 2 is not an integer in [1, 1]");
-	blob_expect(path, "\"bank\":\"sha256\"", "\"bank\":\"sha1\"",
-	            "field bank: unknown value \"sha1\"");
-	blob_expect(path, "\"srk\":\"0x81000001\",", "",
-	            "missing required field srk");
-	blob_expect(path, "\"auth_policy\":\"" H32, "\"auth_policy\":\"zz",
-	            "field auth_policy: not an even run of hex digits");
-	blob_expect(path, "\"public\":\"00ff\"", "\"public\":\"0ff\"",
-	            "field public: not an even run of hex digits");
-	/* sscanf("%2x") took "+f" as 0x0f */
-	blob_expect(path, "\"7\":\"00", "\"7\":\"+f",
-	            "field branches[0].values.7: not a hex digit");
-	blob_expect(path, "\"values\":{", "\"values\":{\"x\":1,",
-	            "unknown field branches[0].values.x");
-	blob_expect(path, "\"version\"", "\"extra\":0,\"version\"",
-	            "unknown field extra");
-	blob_expect(path, "\"branches\":[{\"pcrs\":\"0,7\"",
-	            "\"branches\":[{\"pcrs\":7",
-	            "field branches[0].pcrs: "
-	            "expected a string");
-	blob_expect(path, ",\"7\":\"" H32 "\"", "",
-	            "field branches[0].values: value of PCR 7 missing");
-	blob_expect(path, "\"pcrs\":\"0,7\"", "\"pcrs\":\"0,16\"",
-	            "field pcrs: ");
-	blob_expect(path, "\"branches\":[", "\"branches\":[{},{},",
-	            "field branches: 3 elements, expected 1 to 2");
-	blob_expect(path,
-	            "\"branches\":[{\"pcrs\":\"0,7\",\"values\":{\"0\":"
-	            "\"" H32 "\",\"7\":\"" H32 "\"},\"digest\":\"" H32 "\"}]",
-	            "\"branches\":[]", "field branches: 0 elements");
+	/* each row: blob_ok with one piece replaced, and what the error says;
+	 * the first row changes nothing, so the schema accepts the layout and
+	 * the TPM structure is what fails */
+	static const struct {
+		const char *from, *to, *why;
+	} bad[] = {
+	    {"\"version\"", "\"version\"", "field public: not a TPM2B_PUBLIC"},
+	    {"\"digest\":\"" H32 "\"", "\"digest\":\"\"",
+	     "field branches[0].digest: 0 hex digits, expected 2 to"},
+	    {",\"digest\":\"" H32 "\"", "",
+	     "missing required field branches[0].digest"},
+	    {"\"version\":1", "\"version\":\"1\"",
+	     "field version: expected a number"},
+	    {"\"version\":1", "\"version\":2",
+	     "field version: 2 is not an integer in [1, 1]"},
+	    {"\"bank\":\"sha256\"", "\"bank\":\"sha1\"",
+	     "field bank: unknown value \"sha1\""},
+	    {"\"srk\":\"0x81000001\",", "", "missing required field srk"},
+	    {"\"auth_policy\":\"" H32, "\"auth_policy\":\"zz",
+	     "field auth_policy: not an even run of hex digits"},
+	    {"\"public\":\"00ff\"", "\"public\":\"0ff\"",
+	     "field public: not an even run of hex digits"},
+	    /* sscanf("%2x") took "+f" as 0x0f */
+	    {"\"7\":\"00", "\"7\":\"+f",
+	     "field branches[0].values.7: not a hex digit"},
+	    {"\"values\":{", "\"values\":{\"x\":1,",
+	     "unknown field branches[0].values.x"},
+	    {"\"version\"", "\"extra\":0,\"version\"", "unknown field extra"},
+	    {"\"branches\":[{\"pcrs\":\"0,7\"", "\"branches\":[{\"pcrs\":7",
+	     "field branches[0].pcrs: "
+	     "expected a string"},
+	    {",\"7\":\"" H32 "\"", "",
+	     "field branches[0].values: value of PCR 7 missing"},
+	    {"\"pcrs\":\"0,7\"", "\"pcrs\":\"0,16\"", "field pcrs: "},
+	    {"\"branches\":[", "\"branches\":[{},{},",
+	     "field branches: 3 elements, expected 1 to 2"},
+	    {"\"branches\":[{\"pcrs\":\"0,7\",\"values\":{\"0\":"
+	     "\"" H32 "\",\"7\":\"" H32 "\"},\"digest\":\"" H32 "\"}]",
+	     "\"branches\":[]", "field branches: 0 elements"},
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		blob_expect(path, bad[i].from, bad[i].to, bad[i].why);
+	}
 	blob_expect(path, "{", "[", "not JSON");
 	/* oversize: a field over its limit, a file over its limit */
 	{
