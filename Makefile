@@ -92,6 +92,7 @@ tcti_probe_USES      := tpmkit common
 launch_USES          := pubsub tpmkit common
 pubsub_bench_USES    := pubsub common
 msg_fuzz_USES        := pubsub common
+files_fuzz_USES      := guardian keybroker keyfmt pubsub tpmkit common
 
 # ---- derived ----
 # A daemon whose folder does not exist yet simply builds nothing.
