@@ -144,7 +144,7 @@ main(int argc, char **argv)
 	pthread_mutex_lock(&g.lock);
 	gd_rescan(&g, false);
 	pthread_mutex_unlock(&g.lock);
-	topic_pub_close(g.pub);
+	gd_publish_close(&g);
 	gd_fini(&g);
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "pubsub.h"
 
+#include <sys/inotify.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -122,6 +123,17 @@ vm_set_mode(struct guardian *g, struct gd_vm *v, int mode)
 		return -1;
 	}
 	return 0;
+}
+
+/* Here rather than in watch.c: a VM record changing mode drops its watch,
+ * and watch.c sits above this file. */
+void
+gd_watch_rm(struct guardian *g, struct gd_vm *v)
+{
+	if (g->ifd >= 0 && v->wd >= 0) {
+		inotify_rm_watch(g->ifd, v->wd);
+	}
+	v->wd = -1;
 }
 
 struct gd_vm *
