@@ -1,5 +1,5 @@
 /*
- * escrow.c: recovery escrow of the master key (issue 8), off by default.
+ * escrow.c: recovery escrow of the master key, off by default.
  *
  * With --escrow-pubkey FILE (a controller's RSA public key, PEM) the broker
  * writes master.escrow.json: the master wrapped with RSA-OAEP-SHA256 to
@@ -105,9 +105,9 @@ escrow_load_pubkey(const char *path, EVP_PKEY **out, char fp[65], char *err,
 	if (k == NULL || EVP_PKEY_get_base_id(k) != EVP_PKEY_RSA ||
 	    EVP_PKEY_get_bits(k) < 2048) {
 		strfmt(err, errlen,
-		    "escrow key %s: not an RSA public key of 2048 bits or "
-		    "more (PEM)",
-		    path);
+		       "escrow key %s: not an RSA public key of 2048 bits or "
+		       "more (PEM)",
+		       path);
 		EVP_PKEY_free(k);
 		return -1;
 	}
@@ -299,7 +299,7 @@ out:
 int
 escrow_open(struct escrow **ep, struct broker *b, char *err, size_t errlen)
 {
-	const struct broker_cfg *cfg = broker_config(b);
+	const struct broker_cfg *cfg = &b->cfg;
 	struct escrow           *e;
 
 	*ep = NULL;
@@ -364,14 +364,14 @@ escrow_recover_begin(struct escrow *e, struct key_admin_rep *rep)
 	rep->status = KEY_ERROR;
 	if (e == NULL) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "recovery escrow is off (no --escrow-pubkey)");
+		       "recovery escrow is off (no --escrow-pubkey)");
 		return 0;
 	}
 	EVP_PKEY_free(e->transport);
 	e->transport = EVP_RSA_gen(2048);
 	if (e->transport == NULL || (bio = BIO_new(BIO_s_mem())) == NULL) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "cannot make a transport key");
+		       "cannot make a transport key");
 		return 0;
 	}
 	if (PEM_write_bio_PUBKEY(bio, e->transport) == 1 &&
@@ -385,7 +385,7 @@ escrow_recover_begin(struct escrow *e, struct key_admin_rep *rep)
 		         TRANSPORT_TTL);
 	} else {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "cannot encode the transport key");
+		       "cannot encode the transport key");
 	}
 	BIO_free(bio);
 	escrow_fill(e, rep);
@@ -409,19 +409,20 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 	rep->status = KEY_ERROR;
 	if (e == NULL) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "recovery escrow is off (no --escrow-pubkey)");
+		       "recovery escrow is off (no --escrow-pubkey)");
 		return 0;
 	}
 	if (e->transport == NULL ||
 	    time(NULL) - e->transport_at > TRANSPORT_TTL) {
-		strfmt(rep->reason, sizeof(rep->reason),
+		strfmt(
+		    rep->reason, sizeof(rep->reason),
 		    "no recovery begun in the last %d s (recover-begin first)",
 		    TRANSPORT_TTL);
 		return 0;
 	}
 	if (escrow_unhex(rq->data, wrapped, sizeof(wrapped), &wlen) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "data: expected the re-wrapped master in hex");
+		       "data: expected the re-wrapped master in hex");
 		return 0;
 	}
 	if (escrow_file_load(e->path, &f, err, sizeof(err)) < 0) {
@@ -434,13 +435,15 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 	}
 	check = master + SEAL_MASTER_LEN;
 	if (escrow_unwrap(e->transport, wrapped, wlen, master) < 0) {
-		strfmt(rep->reason, sizeof(rep->reason),
+		strfmt(
+		    rep->reason, sizeof(rep->reason),
 		    "cannot unwrap the master with the transport key (made for "
 		    "another recovery?)");
 		goto out;
 	}
 	if (escrow_master_id(master, id) < 0 || strcmp(id, f.master_id) != 0) {
-		strfmt(rep->reason, sizeof(rep->reason),
+		strfmt(
+		    rep->reason, sizeof(rep->reason),
 		    "the recovered key is not this device's master (master id "
 		    "differs from %s)",
 		    e->path);
@@ -455,7 +458,7 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 	}
 	{
 		const struct seal_blob *bl;
-		uint32_t                mask = broker_config(e->b)->pcrs;
+		uint32_t                mask = e->b->cfg.pcrs;
 
 		if (broker_ensure_blob(e->b, &rc, err, sizeof(err)) == 0 &&
 		    (bl = broker_blob(e->b)) != NULL) {
@@ -466,17 +469,17 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 		    seal_unseal(t, &nb, check, &rc, err, sizeof(err)) < 0 ||
 		    memcmp(master, check, SEAL_MASTER_LEN) != 0) {
 			strfmt(rep->reason, sizeof(rep->reason),
-			    "reseal under the current values: %s", err);
+			       "reseal under the current values: %s", err);
 			goto out;
 		}
 	}
 	update_crash_point("recover-sealed");
-	if (seal_blob_store(broker_sealpath(e->b), &nb) < 0) {
+	if (seal_blob_store(e->b->sealpath, &nb) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
-		    broker_sealpath(e->b), strerror(errno));
+		       e->b->sealpath, strerror(errno));
 		goto out;
 	}
-	update_drop_pending(e->b);
+	broker_drop_pending(e->b);
 	broker_set_blob(e->b, &nb);
 	EVP_PKEY_free(e->transport); /* one recovery per transport key */
 	e->transport = NULL;

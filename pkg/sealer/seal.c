@@ -384,7 +384,7 @@ pcr_composite(uint32_t mask, const uint8_t values[][32], TPM2B_DIGEST *d)
 }
 
 /* A trial session computes the PolicyPCR digest for given values (current
- * or predicted: issue 8 uses the same for its second branch). */
+ * or predicted: a planned update's second branch uses the same). */
 static int
 branch_digest(struct tpm *t, struct seal_branch *br, TSS2_RC *rc, char *err,
               size_t errlen)
