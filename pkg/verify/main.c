@@ -83,7 +83,7 @@ main(int argc, char **argv)
 	    {NULL, 0, NULL, 0}};
 	struct common_opts co;
 	struct vfy_ctx     ctx;
-	int                c, rc;
+	int                c, r, rc;
 
 	memset(&ctx, 0, sizeof(ctx));
 	snprintf(ctx.db, sizeof(ctx.db), "vtpm-verify.db");
@@ -91,7 +91,11 @@ main(int argc, char **argv)
 	common_opts_init(&co);
 	while ((c = getopt_long(argc, argv, "+" COMMON_SHORTOPTS, longopts,
 	                        NULL)) != -1) {
-		if (common_opts_handle(&co, c, optarg, "vtpm-verify", usage)) {
+		if ((r = common_opts_handle(&co, c, optarg, "vtpm-verify",
+		                            usage)) != 0) {
+			if (r < 0) {
+				return co.exit_status;
+			}
 			continue;
 		}
 		if (c == O_DB) {

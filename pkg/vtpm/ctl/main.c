@@ -165,7 +165,7 @@ main(int argc, char **argv)
 	    {"timeout", required_argument, NULL, O_TIMEOUT},
 	    {NULL, 0, NULL, 0}};
 	struct common_opts co;
-	int                c, timeout = 3000;
+	int                c, r, timeout = 3000;
 	const char        *cmd;
 
 	/* tpm2-tss would print expected errors (no EK yet); we report
@@ -175,7 +175,11 @@ main(int argc, char **argv)
 	/* "+": stop at the command; its own options follow it */
 	while ((c = getopt_long(argc, argv, "+" COMMON_SHORTOPTS, longopts,
 	                        NULL)) != -1) {
-		if (common_opts_handle(&co, c, optarg, "vtpmctl", usage)) {
+		if ((r = common_opts_handle(&co, c, optarg, "vtpmctl",
+		                            usage)) != 0) {
+			if (r < 0) {
+				return co.exit_status;
+			}
 			continue;
 		}
 		if (c == O_TIMEOUT) {
