@@ -82,7 +82,8 @@ void tpm_flush(struct tpm *t, ESYS_TR *h);
 /* TPM2_RC_POLICY_FAIL and friends: the PCR policy did not hold. */
 bool tpm_rc_is_policy(TSS2_RC rc);
 
-/* seal.c: the PCR set, SRK, seal/unseal, sealed-blob file. */
+/* seal.c, policy.c, srk.c: the PCR set and policy digests (policy.c),
+ * the SRK (srk.c), seal/unseal and the sealed-blob file (seal.c). */
 
 /* One policy branch: PolicyPCR over mask with the values the PCRs had (or
  * are predicted to have). A planned update adds a second branch and a
@@ -109,6 +110,14 @@ struct seal_blob {
 int seal_pcrs_parse(const char *s, uint32_t *mask, char *err, size_t errlen);
 /* "0,1,2,3" into buf */
 void seal_pcrs_format(uint32_t mask, char *buf, size_t len);
+/* The sha256 TPM selection of the PCRs in mask. */
+void seal_pcr_selection(uint32_t mask, TPML_PCR_SELECTION *sel);
+/* PolicyPCR digest of br's values (trial session) into br->digest. */
+int seal_branch_digest(struct tpm *t, struct seal_branch *br, TSS2_RC *rc,
+                       char *err, size_t errlen);
+/* PolicyOR digest over b's branch digests (trial session). */
+int seal_or_digest(struct tpm *t, const struct seal_blob *b, TPM2B_DIGEST *out,
+                   TSS2_RC *rc, char *err, size_t errlen);
 /* Look up (or create and persist) the SRK at 0x81000001; refuses one that
  * does not match the standard ECC P-256 template. rc gets the TPM rc. */
 int seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen);
