@@ -128,7 +128,7 @@ check_config(struct common_opts *o, struct broker_cfg *cfg, const char *pcrs)
 {
 	char err[512];
 
-	if (seal_pcrs_parse(pcrs, &cfg->pcrs, err, sizeof(err)) < 0) {
+	if (pcrset_parse(pcrs, &cfg->pcrs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vtpm-keybroker: --pcrs: %s\n", err);
 		return 2;
 	}

@@ -319,7 +319,7 @@ seal_blob_store(const char *path, const struct seal_blob *b)
 	cJSON  *o = cJSON_CreateObject(), *arr;
 	int     rc = -1;
 
-	seal_pcrs_format(b->mask, pcrs, sizeof(pcrs));
+	pcrset_format(b->mask, pcrs, sizeof(pcrs));
 	if (o == NULL || !cJSON_AddNumberToObject(o, "version", 1) ||
 	    !cJSON_AddStringToObject(o, "srk", "0x81000001") ||
 	    !cJSON_AddStringToObject(o, "bank", "sha256") ||
@@ -335,7 +335,7 @@ seal_blob_store(const char *path, const struct seal_blob *b)
 			goto out;
 		}
 		cJSON_AddItemToArray(arr, bo);
-		seal_pcrs_format(br->mask, pcrs, sizeof(pcrs));
+		pcrset_format(br->mask, pcrs, sizeof(pcrs));
 		if (!cJSON_AddStringToObject(bo, "pcrs", pcrs) ||
 		    (vals = cJSON_AddObjectToObject(bo, "values")) == NULL ||
 		    add_hex(bo, "digest", br->digest.buffer, br->digest.size) <
@@ -421,7 +421,7 @@ seal_blob_load(const char *path, struct seal_blob *b, char *err, size_t errlen)
 		goto out;
 	}
 	if ((s = jstr(o, "pcrs")) == NULL ||
-	    seal_pcrs_parse(s, &b->mask, perr, sizeof(perr)) < 0) {
+	    pcrset_parse(s, &b->mask, perr, sizeof(perr)) < 0) {
 		snprintf(err, errlen, "%s: pcrs: %s", path,
 		         s ? perr : "missing");
 		goto out;
@@ -440,7 +440,7 @@ seal_blob_load(const char *path, struct seal_blob *b, char *err, size_t errlen)
 		    cJSON_GetObjectItemCaseSensitive(br, "values");
 
 		if ((s = jstr(br, "pcrs")) == NULL ||
-		    seal_pcrs_parse(s, &sb->mask, perr, sizeof(perr)) < 0 ||
+		    pcrset_parse(s, &sb->mask, perr, sizeof(perr)) < 0 ||
 		    !cJSON_IsObject(vals) || (s = jstr(br, "digest")) == NULL ||
 		    unhex(s, sb->digest.buffer, sizeof(sb->digest.buffer), &n) <
 		        0) {

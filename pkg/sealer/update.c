@@ -108,7 +108,7 @@ commit(struct update *u, struct tpm *t, const struct seal_blob *p)
 	update_crash_point("commit-written");
 	broker_drop_pending(u->b);
 	broker_set_blob(u->b, &c);
-	seal_pcrs_format(c.mask, pcrs, sizeof(pcrs));
+	pcrset_format(c.mask, pcrs, sizeof(pcrs));
 	log_info("update committed: the PCRs hold the predicted values; master "
 	         "resealed to them alone (PCRs %s), the old branch is dropped",
 	         pcrs);
@@ -207,7 +207,7 @@ fill_policy(struct key_admin_rep *rep, const struct seal_blob *b,
 {
 	uint32_t changed = 0;
 
-	seal_pcrs_format(b->mask, rep->pcrs, sizeof(rep->pcrs));
+	pcrset_format(b->mask, rep->pcrs, sizeof(rep->pcrs));
 	rep->branches = b->nbranches;
 	memcpy(rep->digest0, b->branch[0].digest.buffer, 32);
 	if (b->nbranches > 1) {
@@ -230,7 +230,7 @@ fill_policy(struct key_admin_rep *rep, const struct seal_blob *b,
 			changed |= 1u << i;
 		}
 	}
-	seal_pcrs_format(changed, rep->changed_pcrs, sizeof(rep->changed_pcrs));
+	pcrset_format(changed, rep->changed_pcrs, sizeof(rep->changed_pcrs));
 }
 
 static void
@@ -384,7 +384,7 @@ update_announce(struct update *u, const struct key_admin_req *rq,
 
 	memset(rep, 0, sizeof(*rep));
 	rep->status = KEY_ERROR;
-	if (update_pcrlist_parse(rq->pcrs, &named) < 0) {
+	if (pcrset_list_parse(rq->pcrs, &named) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason),
 		       "pcrs \"%.64s\": expected a list of 0-15", rq->pcrs);
 		return 0;
@@ -419,7 +419,7 @@ update_announce(struct update *u, const struct key_admin_req *rq,
 		goto out;
 	}
 	broker_set_blob(b, &pend);
-	seal_pcrs_format(named, pcrs, sizeof(pcrs));
+	pcrset_format(named, pcrs, sizeof(pcrs));
 	log_info("update announced: master resealed to the current values OR "
 	         "the predicted ones (PCRs %s predicted to change), pending "
 	         "in %s",
