@@ -52,40 +52,115 @@ struct dm_main_opts {
 	bool                  serial_set;            /* --serial-log given */
 };
 
+enum {
+	O_QEMU = 256,
+	O_BIN,
+	O_KERNEL,
+	O_INITRD,
+	O_APPEND,
+	O_MEM,
+	O_SERIAL,
+	O_QARG,
+	O_HALT,
+	O_DEL,
+	O_LINGER,
+	O_KILL
+};
+static const struct option longopts[] = {
+    COMMON_LONGOPTS,
+    {"config", required_argument, NULL, 'c'},
+    {"qemu", no_argument, NULL, O_QEMU},
+    {"qemu-binary", required_argument, NULL, O_BIN},
+    {"kernel", required_argument, NULL, O_KERNEL},
+    {"initrd", required_argument, NULL, O_INITRD},
+    {"append", required_argument, NULL, O_APPEND},
+    {"memory", required_argument, NULL, O_MEM},
+    {"serial-log", required_argument, NULL, O_SERIAL},
+    {"qemu-arg", required_argument, NULL, O_QARG},
+    {"halt-timeout", required_argument, NULL, O_HALT},
+    {"delete-timeout", required_argument, NULL, O_DEL},
+    {"linger", required_argument, NULL, O_LINGER},
+    {"kill-timeout", required_argument, NULL, O_KILL},
+    {NULL, 0, NULL, 0}};
+
+/* One domainmgr option c (not a common one) into op: 0, or 2 after a
+ * message (bad value, unknown option). */
+static int
+set_option(struct dm_main_opts *op, int c, const char *arg)
+{
+	struct dm_daemon_opts *o = &op->o;
+	unsigned              *ms = NULL;
+
+	switch (c) {
+	case 'c':
+		o->config = arg;
+		break;
+	case O_QEMU:
+		o->qemu = true;
+		break;
+	case O_BIN:
+		o->q.binary = arg;
+		break;
+	case O_KERNEL:
+		o->q.kernel = arg;
+		break;
+	case O_INITRD:
+		o->q.initrd = arg;
+		break;
+	case O_APPEND:
+		o->q.append = arg;
+		break;
+	case O_MEM:
+		o->q.memory = arg;
+		break;
+	case O_SERIAL:
+		o->q.serial = arg;
+		op->serial_set = true;
+		break;
+	case O_QARG:
+		if (o->q.nextra >=
+		    (int) (sizeof(o->q.extra) / sizeof(o->q.extra[0]))) {
+			fprintf(stderr, "domainmgr: too many "
+			                "--qemu-arg\n");
+			return 2;
+		}
+		o->q.extra[o->q.nextra++] = arg;
+		break;
+	case O_HALT:
+		ms = &o->to.halt_ms;
+		break;
+	case O_DEL:
+		ms = &o->to.delete_ms;
+		break;
+	case O_LINGER:
+		ms = &o->to.linger_ms;
+		break;
+	case O_KILL:
+		ms = &o->to.vm_kill_ms;
+		break;
+	default:
+		usage(stderr);
+		return 2;
+	}
+	if (ms != NULL) {
+		int v;
+
+		if (opt_int(arg, 0, 3600000, &v) < 0) {
+			fprintf(stderr,
+			        "domainmgr: %s: not a number of "
+			        "milliseconds (0-3600000)\n",
+			        arg);
+			return 2;
+		}
+		*ms = (unsigned) v;
+	}
+	return 0;
+}
+
 /* -1: go on; otherwise the exit status (--help, a bad option). */
 static int
 parse_options(int argc, char **argv, struct dm_main_opts *op)
 {
-	enum {
-		O_QEMU = 256,
-		O_BIN,
-		O_KERNEL,
-		O_INITRD,
-		O_APPEND,
-		O_MEM,
-		O_SERIAL,
-		O_QARG,
-		O_HALT,
-		O_DEL,
-		O_LINGER,
-		O_KILL
-	};
-	static const struct option longopts[] = {
-	    COMMON_LONGOPTS,
-	    {"config", required_argument, NULL, 'c'},
-	    {"qemu", no_argument, NULL, O_QEMU},
-	    {"qemu-binary", required_argument, NULL, O_BIN},
-	    {"kernel", required_argument, NULL, O_KERNEL},
-	    {"initrd", required_argument, NULL, O_INITRD},
-	    {"append", required_argument, NULL, O_APPEND},
-	    {"memory", required_argument, NULL, O_MEM},
-	    {"serial-log", required_argument, NULL, O_SERIAL},
-	    {"qemu-arg", required_argument, NULL, O_QARG},
-	    {"halt-timeout", required_argument, NULL, O_HALT},
-	    {"delete-timeout", required_argument, NULL, O_DEL},
-	    {"linger", required_argument, NULL, O_LINGER},
-	    {"kill-timeout", required_argument, NULL, O_KILL},
-	    {NULL, 0, NULL, 0}};
 	static const struct dm_timeouts def = DM_TIMEOUTS_DEFAULT;
 	struct common_opts             *co = &op->co;
 	struct dm_daemon_opts          *o = &op->o;
@@ -96,8 +171,6 @@ parse_options(int argc, char **argv, struct dm_main_opts *op)
 	o->to = def;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "c:", longopts,
 	                        NULL)) != -1) {
-		unsigned *ms = NULL;
-
 		if ((r = common_opts_handle(co, c, optarg, "domainmgr",
 		                            usage)) != 0) {
 			if (r < 0) {
@@ -105,68 +178,8 @@ parse_options(int argc, char **argv, struct dm_main_opts *op)
 			}
 			continue;
 		}
-		switch (c) {
-		case 'c':
-			o->config = optarg;
-			break;
-		case O_QEMU:
-			o->qemu = true;
-			break;
-		case O_BIN:
-			o->q.binary = optarg;
-			break;
-		case O_KERNEL:
-			o->q.kernel = optarg;
-			break;
-		case O_INITRD:
-			o->q.initrd = optarg;
-			break;
-		case O_APPEND:
-			o->q.append = optarg;
-			break;
-		case O_MEM:
-			o->q.memory = optarg;
-			break;
-		case O_SERIAL:
-			o->q.serial = optarg;
-			op->serial_set = true;
-			break;
-		case O_QARG:
-			if (o->q.nextra >= (int) (sizeof(o->q.extra) /
-			                          sizeof(o->q.extra[0]))) {
-				fprintf(stderr, "domainmgr: too many "
-				                "--qemu-arg\n");
-				return 2;
-			}
-			o->q.extra[o->q.nextra++] = optarg;
-			break;
-		case O_HALT:
-			ms = &o->to.halt_ms;
-			break;
-		case O_DEL:
-			ms = &o->to.delete_ms;
-			break;
-		case O_LINGER:
-			ms = &o->to.linger_ms;
-			break;
-		case O_KILL:
-			ms = &o->to.vm_kill_ms;
-			break;
-		default:
-			usage(stderr);
+		if (set_option(op, c, optarg) != 0) {
 			return 2;
-		}
-		if (ms != NULL) {
-			int v;
-
-			if (opt_int(optarg, 0, 3600000, &v) < 0) {
-				fprintf(stderr,
-				        "domainmgr: %s: not a number of "
-				        "milliseconds (0-3600000)\n",
-				        optarg);
-				return 2;
-			}
-			*ms = (unsigned) v;
 		}
 	}
 	if (optind < argc || o->config == NULL) {

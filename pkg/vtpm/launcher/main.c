@@ -41,22 +41,23 @@ usage(FILE *f)
 	common_usage(f);
 }
 
+static const struct option lo[] = {
+    COMMON_LONGOPTS,
+    {"swtpm-user", required_argument, NULL, 'u'},
+    {"max-parallel", required_argument, NULL, 'm'},
+    {"no-guardian", no_argument, NULL, 'G'},
+    {"no-keybroker", no_argument, NULL, 'K'},
+    {"swtpm", required_argument, NULL, 's'},
+    {"stop-on-exit", no_argument, NULL, 'X'},
+    {"stop-timeout", required_argument, NULL, 'T'},
+    {"start-timeout", required_argument, NULL, 'I'},
+    {NULL, 0, NULL, 0}};
+
 /* -1: go on; otherwise the exit status (--help, a bad option). */
 static int
 parse_options(int argc, char **argv, struct common_opts *co,
               struct launcher_cfg *cfg)
 {
-	static const struct option lo[] = {
-	    COMMON_LONGOPTS,
-	    {"swtpm-user", required_argument, NULL, 'u'},
-	    {"max-parallel", required_argument, NULL, 'm'},
-	    {"no-guardian", no_argument, NULL, 'G'},
-	    {"no-keybroker", no_argument, NULL, 'K'},
-	    {"swtpm", required_argument, NULL, 's'},
-	    {"stop-on-exit", no_argument, NULL, 'X'},
-	    {"stop-timeout", required_argument, NULL, 'T'},
-	    {"start-timeout", required_argument, NULL, 'I'},
-	    {NULL, 0, NULL, 0}};
 	int c, r;
 
 	common_opts_init(co);
