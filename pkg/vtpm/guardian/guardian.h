@@ -14,7 +14,8 @@
  *               and the startup load; reset of ephemeral state through
  *   classify.c  prepare (classify a VM's state, rebuild or reset it)
  *   watch.c     adopting swtpm's writes as generations (inotify, commits)
- *   statedir.c  state and manifest directories, quarantine, generations
+ *   statedir.c  state and manifest directories, generations
+ *   quarantine.c  files taken out of use, kept under a cap
  *   manifest.c  publish.c  manifest file and state blob checks; the
  *                          VtpmStateHealth topic
  */
@@ -159,9 +160,6 @@ void gd_gen_path(const struct gd_vm *v, uint64_t id, char *dst, size_t len);
 void gd_sfile(const struct gd_vm *v, const char *name, char *dst, size_t len);
 int  gd_save(struct guardian *g, struct gd_vm *v);       /* durable */
 int  gd_save_quick(struct guardian *g, struct gd_vm *v); /* atomic only */
-/* Move files to <mdir>/quarantine/<stamp>-<what>/, keep the cap. */
-int gd_quarantine(struct guardian *g, struct gd_vm *v, const char *what,
-                  const char *const *paths, int n);
 /* The state dir exists, is a directory, 0700, owned by the swtpm uid. */
 int gd_ensure_sdir(struct guardian *g, struct gd_vm *v, char *err,
                    size_t errlen);
@@ -187,6 +185,11 @@ int  gd_do_reset(struct guardian *g, struct gd_vm *v, bool encrypted, int cls,
                  const char *why);
 void gd_fill_rep(const struct gd_vm *v, struct guardian_rep *rp, bool ok,
                  int cls, const char *reason);
+
+/* quarantine.c */
+/* Move files to <mdir>/quarantine/<stamp>-<what>/, keep the cap. */
+int gd_quarantine(struct guardian *g, struct gd_vm *v, const char *what,
+                  const char *const *paths, int n);
 
 /* classify.c */
 /* Ephemeral state: empty the directory, fresh every time. */
