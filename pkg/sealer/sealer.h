@@ -171,8 +171,8 @@ int attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen);
 int attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
                   const struct attest_req *req, uid_t peer, uid_t launcher,
                   struct attest_rep *rep);
-/* Pure parts (unit tests): the TBSCertificate of a vTPM EK certificate
- * (sha256WithRSAEncryption, SAN urn:uuid:<vm> and
+/* attest_cert.c, the pure parts (unit tests): the TBSCertificate of a vTPM EK
+ * certificate (sha256WithRSAEncryption, SAN urn:uuid:<vm> and
  * urn:vtpm:device:<device_id>, issuer CN tek_ak_cn(device_id)) in *tbs
  * (OPENSSL_malloc'd); and the certificate from a TBS and its RSA
  * signature, as DER (*der OPENSSL_malloc'd). 0 or -1. */
