@@ -87,17 +87,90 @@ rc_is_handle(TSS2_RC rc)
 	       (base & (TPM2_RC_FMT1 | 0x3f)) == TPM2_RC_HANDLE;
 }
 
+/* The key found at SEAL_SRK_HANDLE (h) must be the standard SRK. */
+static int
+srk_check(struct tpm *t, ESYS_TR h, TSS2_RC *rc, char *err, size_t errlen)
+{
+	TPM2B_PUBLIC *pub = NULL;
+	TPM2B_NAME   *name = NULL, *qname = NULL;
+	char          rcs[128];
+	const char   *why;
+	int           ret = -1;
+
+	TPM_RETRY(*rc, Esys_ReadPublic(t->ectx, h, ESYS_TR_NONE, ESYS_TR_NONE,
+	                               ESYS_TR_NONE, &pub, &name, &qname));
+	if (*rc != TSS2_RC_SUCCESS) {
+		snprintf(err, errlen, "SRK 0x%x: ReadPublic: %s",
+		         SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		goto out;
+	}
+	if ((why = srk_mismatch(&pub->publicArea)) != NULL) {
+		snprintf(err, errlen,
+		         "persistent handle 0x%x holds a key that is not "
+		         "the standard ECC P-256 SRK (%s): refusing to use "
+		         "or replace it",
+		         SEAL_SRK_HANDLE, why);
+		goto out;
+	}
+	ret = 0;
+out:
+	Esys_Free(pub);
+	Esys_Free(name);
+	Esys_Free(qname);
+	return ret;
+}
+
+/* No SRK yet: create it in the owner hierarchy and make it persistent at
+ * SEAL_SRK_HANDLE (*h). */
+static int
+srk_create(struct tpm *t, ESYS_TR *h, TSS2_RC *rc, char *err, size_t errlen)
+{
+	TPM2B_SENSITIVE_CREATE insens = {0};
+	TPM2B_DATA             outside = {0};
+	TPML_PCR_SELECTION     cpcr = {0};
+	ESYS_TR                prim = ESYS_TR_NONE;
+	TPM2B_PUBLIC          *opub = NULL;
+	TPM2B_CREATION_DATA   *cdata = NULL;
+	TPM2B_DIGEST          *chash = NULL;
+	TPMT_TK_CREATION      *ticket = NULL;
+	char                   rcs[128];
+	int                    ret = -1;
+
+	TPM_RETRY(*rc, Esys_CreatePrimary(t->ectx, ESYS_TR_RH_OWNER,
+	                                  ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	                                  ESYS_TR_NONE, &insens, &srk_template,
+	                                  &outside, &cpcr, &prim, &opub, &cdata,
+	                                  &chash, &ticket));
+	if (*rc != TSS2_RC_SUCCESS) {
+		snprintf(err, errlen, "SRK: CreatePrimary (owner): %s",
+		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		goto out;
+	}
+	TPM_RETRY(*rc, Esys_EvictControl(t->ectx, ESYS_TR_RH_OWNER, prim,
+	                                 ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	                                 ESYS_TR_NONE, SEAL_SRK_HANDLE, h));
+	if (*rc != TSS2_RC_SUCCESS) {
+		snprintf(err, errlen, "SRK: EvictControl to 0x%x: %s",
+		         SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		goto out;
+	}
+	log_info("created the SRK (ECC P-256) at persistent handle 0x%x",
+	         SEAL_SRK_HANDLE);
+	ret = 0;
+out:
+	tpm_flush(t, &prim); /* the transient copy; the persistent one stays */
+	Esys_Free(opub);
+	Esys_Free(cdata);
+	Esys_Free(chash);
+	Esys_Free(ticket);
+	return ret;
+}
+
 int
 seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 {
-	ESYS_TR              h = ESYS_TR_NONE, prim = ESYS_TR_NONE;
-	TPM2B_PUBLIC        *pub = NULL, *opub = NULL;
-	TPM2B_NAME          *name = NULL, *qname = NULL;
-	TPM2B_CREATION_DATA *cdata = NULL;
-	TPM2B_DIGEST        *chash = NULL;
-	TPMT_TK_CREATION    *ticket = NULL;
-	char                 rcs[128];
-	const char          *why;
+	ESYS_TR h = ESYS_TR_NONE;
+	char    rcs[128];
 
 	*rc = TSS2_RC_SUCCESS;
 	if (t->srk != ESYS_TR_NONE) {
@@ -107,27 +180,10 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 	          Esys_TR_FromTPMPublic(t->ectx, SEAL_SRK_HANDLE, ESYS_TR_NONE,
 	                                ESYS_TR_NONE, ESYS_TR_NONE, &h));
 	if (*rc == TSS2_RC_SUCCESS) {
-		TPM_RETRY(*rc, Esys_ReadPublic(t->ectx, h, ESYS_TR_NONE,
-		                               ESYS_TR_NONE, ESYS_TR_NONE, &pub,
-		                               &name, &qname));
-		if (*rc != TSS2_RC_SUCCESS) {
-			snprintf(err, errlen, "SRK 0x%x: ReadPublic: %s",
-			         SEAL_SRK_HANDLE,
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		if (srk_check(t, h, rc, err, errlen) < 0) {
+			(void) Esys_TR_Close(t->ectx, &h);
 			goto fail;
 		}
-		if ((why = srk_mismatch(&pub->publicArea)) != NULL) {
-			snprintf(
-			    err, errlen,
-			    "persistent handle 0x%x holds a key that is not "
-			    "the standard ECC P-256 SRK (%s): refusing to use "
-			    "or replace it",
-			    SEAL_SRK_HANDLE, why);
-			goto fail;
-		}
-		Esys_Free(pub);
-		Esys_Free(name);
-		Esys_Free(qname);
 		t->srk = h;
 		return 0;
 	}
@@ -136,52 +192,13 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
-	/* absent: create it in the owner hierarchy and make it persistent */
-	{
-		TPM2B_SENSITIVE_CREATE insens = {0};
-		TPM2B_DATA             outside = {0};
-		TPML_PCR_SELECTION     cpcr = {0};
-
-		TPM_RETRY(*rc, Esys_CreatePrimary(
-		                   t->ectx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD,
-		                   ESYS_TR_NONE, ESYS_TR_NONE, &insens,
-		                   &srk_template, &outside, &cpcr, &prim, &opub,
-		                   &cdata, &chash, &ticket));
-	}
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "SRK: CreatePrimary (owner): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+	h = ESYS_TR_NONE;
+	if (srk_create(t, &h, rc, err, errlen) < 0) {
 		goto fail;
 	}
-	TPM_RETRY(*rc, Esys_EvictControl(t->ectx, ESYS_TR_RH_OWNER, prim,
-	                                 ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	                                 ESYS_TR_NONE, SEAL_SRK_HANDLE, &h));
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "SRK: EvictControl to 0x%x: %s",
-		         SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		goto fail;
-	}
-	log_info("created the SRK (ECC P-256) at persistent handle 0x%x",
-	         SEAL_SRK_HANDLE);
-	tpm_flush(t, &prim);
-	Esys_Free(opub);
-	Esys_Free(cdata);
-	Esys_Free(chash);
-	Esys_Free(ticket);
 	t->srk = h;
 	return 0;
 fail:
-	if (h != ESYS_TR_NONE && prim == ESYS_TR_NONE) {
-		(void) Esys_TR_Close(t->ectx, &h);
-	}
-	tpm_flush(t, &prim);
-	Esys_Free(pub);
-	Esys_Free(name);
-	Esys_Free(qname);
-	Esys_Free(opub);
-	Esys_Free(cdata);
-	Esys_Free(chash);
-	Esys_Free(ticket);
 	if (*rc == TSS2_RC_SUCCESS) {
 		*rc = TSS2_ESYS_RC_BAD_VALUE;
 	}
