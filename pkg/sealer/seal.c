@@ -174,14 +174,56 @@ seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
 	return 0;
 }
 
+/* In the policy session sess: PolicyPCR on the values the PCRs hold now,
+ * then PolicyOR over b's branches when there are two. 0; -2 when the PCRs
+ * match no branch; -1 on other errors. */
+static int
+policy_now(struct tpm *t, ESYS_TR sess, const struct seal_blob *b, TSS2_RC *rc,
+           char *err, size_t errlen)
+{
+	TPML_PCR_SELECTION sel;
+	TPM2B_DIGEST       empty = {0};
+	char               rcs[128];
+	int                ret = -1;
+
+	/* empty pcrDigest: the TPM takes the PCRs' values now */
+	seal_pcr_selection(b->branch[0].mask, &sel);
+	TPM_RETRY(*rc, Esys_PolicyPCR(t->ectx, sess, ESYS_TR_NONE, ESYS_TR_NONE,
+	                              ESYS_TR_NONE, &empty, &sel));
+	if (*rc != TSS2_RC_SUCCESS) {
+		snprintf(err, errlen, "PolicyPCR: %s",
+		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		return ret;
+	}
+	if (b->nbranches > 1) {
+		/* the current values must be one of the branches */
+		TPML_DIGEST list = {.count = (UINT32) b->nbranches};
+
+		for (int k = 0; k < b->nbranches; k++) {
+			list.digests[k] = b->branch[k].digest;
+		}
+		TPM_RETRY(*rc,
+		          Esys_PolicyOR(t->ectx, sess, ESYS_TR_NONE,
+		                        ESYS_TR_NONE, ESYS_TR_NONE, &list));
+		if (*rc != TSS2_RC_SUCCESS) {
+			snprintf(err, errlen, "PolicyOR over %d branches: %s",
+			         b->nbranches,
+			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+			if ((*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER) {
+				ret = -2; /* the PCRs match no branch */
+			}
+			return ret;
+		}
+	}
+	return 0;
+}
+
 static int
 unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
        TSS2_RC *rc, char *err, size_t errlen)
 {
 	ESYS_TR               obj = ESYS_TR_NONE, sess = ESYS_TR_NONE;
 	TPM2B_SENSITIVE_DATA *out = NULL;
-	TPML_PCR_SELECTION    sel;
-	TPM2B_DIGEST          empty = {0};
 	char                  rcs[128];
 	int                   ret = -1;
 
@@ -205,35 +247,10 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 	                  rc, err, errlen) < 0) {
 		goto out;
 	}
-	/* empty pcrDigest: the TPM takes the PCRs' values now */
-	seal_pcr_selection(b->branch[0].mask, &sel);
-	TPM_RETRY(*rc, Esys_PolicyPCR(t->ectx, sess, ESYS_TR_NONE, ESYS_TR_NONE,
-	                              ESYS_TR_NONE, &empty, &sel));
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "PolicyPCR: %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+	if ((ret = policy_now(t, sess, b, rc, err, errlen)) < 0) {
 		goto out;
 	}
-	if (b->nbranches > 1) {
-		/* the current values must be one of the branches */
-		TPML_DIGEST list = {.count = (UINT32) b->nbranches};
-
-		for (int k = 0; k < b->nbranches; k++) {
-			list.digests[k] = b->branch[k].digest;
-		}
-		TPM_RETRY(*rc,
-		          Esys_PolicyOR(t->ectx, sess, ESYS_TR_NONE,
-		                        ESYS_TR_NONE, ESYS_TR_NONE, &list));
-		if (*rc != TSS2_RC_SUCCESS) {
-			snprintf(err, errlen, "PolicyOR over %d branches: %s",
-			         b->nbranches,
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-			if ((*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER) {
-				ret = -2; /* the PCRs match no branch */
-			}
-			goto out;
-		}
-	}
+	ret = -1;
 	TPM_RETRY(*rc, Esys_Unseal(t->ectx, obj, sess, ESYS_TR_NONE,
 	                           ESYS_TR_NONE, &out));
 	if (*rc != TSS2_RC_SUCCESS) {
