@@ -136,35 +136,11 @@ static const struct field prediction_fields[] = {
 static const struct schema prediction_schema =
     SCHEMA("prediction", MSG_NONE, struct prediction_file, prediction_fields);
 
-int
-pcrset_parse_prediction(const char *json, size_t len, struct pcr_values *out,
-                        uint32_t *named, char *err, size_t errlen)
+/* The values of a decoded prediction; -1 when a PCR is named twice. */
+static int
+prediction_values(const struct prediction_file *f, struct pcr_values *out,
+                  uint32_t *named, char *err, size_t errlen)
 {
-	cJSON                  *o = cJSON_ParseWithLength(json, len), *w = NULL;
-	struct prediction_file *f = NULL;
-	int                     rc = -1;
-
-	memset(out, 0, sizeof(*out));
-	*named = 0;
-	if (o == NULL) {
-		snprintf(err, errlen, "not JSON");
-		return -1;
-	}
-	/* the bare array is the "predicted" member of an object */
-	if (cJSON_IsArray(o) &&
-	    ((w = cJSON_CreateObject()) == NULL ||
-	     !cJSON_AddItemReferenceToObject(w, "predicted", o))) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	if ((f = calloc(1, sizeof(*f))) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	if (schema_decode(&prediction_schema, w != NULL ? w : o, f, err,
-	                  errlen) < 0) {
-		goto out;
-	}
 	for (int k = 0; k < f->n; k++) {
 		int i = (int) f->predicted[k].index;
 
@@ -173,15 +149,46 @@ pcrset_parse_prediction(const char *json, size_t len, struct pcr_values *out,
 			    err, errlen,
 			    "field predicted[%d].index: PCR %d given twice", k,
 			    i);
-			*named = 0;
-			memset(out, 0, sizeof(*out));
-			goto out;
+			return -1;
 		}
 		memcpy(out->v[i], f->predicted[k].value, 32);
 		*named |= 1u << i;
 	}
-	rc = 0;
-out:
+	return 0;
+}
+
+int
+pcrset_parse_prediction(const char *json, size_t len, struct pcr_values *out,
+                        uint32_t *named, char *err, size_t errlen)
+{
+	char                    why[256];
+	cJSON                  *o = msg_json_parse(json, len, why, sizeof(why));
+	cJSON                  *w = NULL;
+	struct prediction_file *f = calloc(1, sizeof(*f));
+	int                     rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	*named = 0;
+	if (o == NULL || f == NULL) {
+		/* "not JSON"; a NUL says where it is */
+		snprintf(err, errlen, "%s",
+		         f == NULL                    ? "out of memory"
+		         : strstr(why, "NUL") != NULL ? why
+		                                      : "not JSON");
+	} else if (cJSON_IsArray(o) &&
+	           ((w = cJSON_CreateObject()) == NULL ||
+	            !cJSON_AddItemReferenceToObject(w, "predicted", o))) {
+		/* the bare array is the "predicted" member of an object */
+		snprintf(err, errlen, "out of memory");
+	} else if (schema_decode(&prediction_schema, w != NULL ? w : o, f, err,
+	                         errlen) == 0 &&
+	           prediction_values(f, out, named, err, errlen) == 0) {
+		rc = 0;
+	}
+	if (rc < 0) {
+		memset(out, 0, sizeof(*out));
+		*named = 0;
+	}
 	free(f);
 	cJSON_Delete(w);
 	cJSON_Delete(o);

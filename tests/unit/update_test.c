@@ -238,41 +238,40 @@ test_decide(void **state)
 	assert_int_equal(update_decide(true, 1, &st, 10, 2), UPD_COMMIT);
 }
 
-/* write txt to path; update_state_load must refuse it saying why */
-static void
-state_bad(const char *path, const char *txt, const char *why)
+static int
+load_state(const char *path, char *err, size_t errlen)
 {
 	struct update_state st;
-	char                err[256];
-	FILE               *f = fopen(path, "w");
 
-	assert_non_null(f);
-	fputs(txt, f);
-	fclose(f);
-	assert_int_equal(update_state_load(path, &st, err, sizeof(err)), -1);
-	assert_memory_equal(err, path, strlen(path));
-	if (strstr(err, why) == NULL) {
-		fail_msg("\"%s\" does not say \"%s\"", err, why);
-	}
+	return update_state_load(path, &st, err, errlen);
 }
 
-/* write txt to path; escrow_file_load must refuse it saying why */
-static void
-escrow_bad(const char *path, const char *txt, const char *why)
+static int
+load_escrow(const char *path, char *err, size_t errlen)
 {
 	struct escrow_file ef;
-	char               err[256];
-	FILE              *f = fopen(path, "w");
+	int                rc = escrow_file_load(path, &ef, err, errlen);
+
+	assert_int_equal(ef.wlen, 0); /* nothing half-decoded on error */
+	return rc;
+}
+
+/* write txt to path; load must refuse it, naming the file and saying why */
+static void
+file_bad(int (*load)(const char *, char *, size_t), const char *path,
+         const char *txt, const char *why)
+{
+	char  err[256];
+	FILE *f = fopen(path, "w");
 
 	assert_non_null(f);
 	fputs(txt, f);
 	fclose(f);
-	assert_int_equal(escrow_file_load(path, &ef, err, sizeof(err)), -1);
+	assert_int_equal(load(path, err, sizeof(err)), -1);
 	assert_memory_equal(err, path, strlen(path));
 	if (strstr(err, why) == NULL) {
 		fail_msg("\"%s\" does not say \"%s\"", err, why);
 	}
-	assert_int_equal(ef.wlen, 0);
 }
 
 static void
@@ -297,36 +296,37 @@ test_state_file(void **state)
 	assert_int_equal(update_state_load(path, &b, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, path));
 	/* malformed files: refused with the path, the field and the reason */
-	state_bad(path, "{\"version\":1,\"boots_seen\":1,\"announced\":5}",
-	          "missing required field last_reset");
-	state_bad(path,
-	          "{\"version\":1,\"boots_seen\":\"1\",\"last_reset\":0,"
-	          "\"announced\":5}",
-	          "field boots_seen: expected a number");
-	state_bad(path,
-	          "{\"version\":1,\"boots_seen\":1,\"last_reset\":4294967296,"
-	          "\"announced\":5}",
-	          "field last_reset: 4.29497e+09 is not an integer in [0, "
-	          "4294967295]");
-	state_bad(path,
-	          "{\"version\":1,\"boots_seen\":-1,\"last_reset\":0,"
-	          "\"announced\":5}",
-	          "field boots_seen: -1 is not an integer");
-	state_bad(path,
-	          "{\"version\":2,\"boots_seen\":1,\"last_reset\":0,"
-	          "\"announced\":5}",
-	          "field version: 2 is not an integer in [1, 1]");
-	state_bad(path,
-	          "{\"version\":1,\"boots_seen\":1,\"last_reset\":0,"
-	          "\"announced\":5,\"boot\":1}",
-	          "unknown field boot");
-	state_bad(path, "{\"version\":1,", "not JSON");
+	file_bad(load_state, path,
+	         "{\"version\":1,\"boots_seen\":1,\"announced\":5}",
+	         "missing required field last_reset");
+	file_bad(load_state, path,
+	         "{\"version\":1,\"boots_seen\":\"1\",\"last_reset\":0,"
+	         "\"announced\":5}",
+	         "field boots_seen: expected a number");
+	file_bad(load_state, path,
+	         "{\"version\":1,\"boots_seen\":1,\"last_reset\":4294967296,"
+	         "\"announced\":5}",
+	         "field last_reset: 4.29497e+09 is not an integer in [0, "
+	         "4294967295]");
+	file_bad(load_state, path,
+	         "{\"version\":1,\"boots_seen\":-1,\"last_reset\":0,"
+	         "\"announced\":5}",
+	         "field boots_seen: -1 is not an integer");
+	file_bad(load_state, path,
+	         "{\"version\":2,\"boots_seen\":1,\"last_reset\":0,"
+	         "\"announced\":5}",
+	         "field version: 2 is not an integer in [1, 1]");
+	file_bad(load_state, path,
+	         "{\"version\":1,\"boots_seen\":1,\"last_reset\":0,"
+	         "\"announced\":5,\"boot\":1}",
+	         "unknown field boot");
+	file_bad(load_state, path, "{\"version\":1,", "not JSON");
 	{
 		char big[5000];
 
 		memset(big, ' ', sizeof(big) - 1);
 		big[sizeof(big) - 1] = '\0';
-		state_bad(path, big, "larger than 4096 bytes");
+		file_bad(load_state, path, big, "larger than 4096 bytes");
 	}
 	unlink(path);
 }
@@ -477,32 +477,32 @@ test_escrow_wrap(void **state)
 	/* malformed records: refused with the path, the field, the reason */
 #define EK "\"controller_key\":\"" H8 "\""
 #define EM "\"master_id\":\"" H9 "\""
-	escrow_bad(path,
-	           "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\"," EK "," EM
-	           ",\"wrapped\":\"0a0\"}",
-	           "field wrapped: not an even run of hex digits");
-	escrow_bad(path,
-	           "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\"," EK "," EM "}",
-	           "missing required field wrapped");
-	escrow_bad(path,
-	           "{\"version\":1,\"alg\":\"RSA-PKCS1\"," EK "," EM
-	           ",\"wrapped\":\"0a\"}",
-	           "field alg: unknown value \"RSA-PKCS1\"");
-	escrow_bad(
-	    path,
+	file_bad(load_escrow, path,
+	         "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\"," EK "," EM
+	         ",\"wrapped\":\"0a0\"}",
+	         "field wrapped: not an even run of hex digits");
+	file_bad(load_escrow, path,
+	         "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\"," EK "," EM "}",
+	         "missing required field wrapped");
+	file_bad(load_escrow, path,
+	         "{\"version\":1,\"alg\":\"RSA-PKCS1\"," EK "," EM
+	         ",\"wrapped\":\"0a\"}",
+	         "field alg: unknown value \"RSA-PKCS1\"");
+	file_bad(
+	    load_escrow, path,
 	    "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\",\"controller_key\":"
 	    "\"+f" H8 "\"," EM ",\"wrapped\":\"0a\"}",
 	    "field controller_key: expected 64 hex digits");
-	escrow_bad(
-	    path,
+	file_bad(
+	    load_escrow, path,
 	    "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\",\"controller_key\":"
 	    "\" f888888888888888888888888888888"
 	    "88888888888888888888888888888888\"," EM ",\"wrapped\":\"0a\"}",
 	    "field controller_key: not a hex digit");
-	escrow_bad(path,
-	           "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\"," EK
-	           ",\"master_id\":64,\"wrapped\":\"0a\"}",
-	           "field master_id: expected 64 hex digits");
+	file_bad(load_escrow, path,
+	         "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\"," EK
+	         ",\"master_id\":64,\"wrapped\":\"0a\"}",
+	         "field master_id: expected 64 hex digits");
 	{
 		char big[2 * ESCROW_WRAP_MAX + 400];
 		int  n =
@@ -514,9 +514,8 @@ test_escrow_wrap(void **state)
 		snprintf(big + n + 2 * ESCROW_WRAP_MAX + 2,
 		         sizeof(big) - (size_t) n - 2 * ESCROW_WRAP_MAX - 2,
 		         "\"}");
-		escrow_bad(
-		    path, big,
-		    "field wrapped: 1026 hex digits, expected 2 to 1024");
+		file_bad(load_escrow, path, big,
+		         "field wrapped: 1026 hex digits, expected 2 to 1024");
 	}
 #undef EK
 #undef EM
