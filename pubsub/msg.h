@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define MSG_VERSION      1
 #define MSG_MAX          (64 * 1024) /* any single message or item */
@@ -427,6 +428,10 @@ extern const struct schema pcr_values_seen_schema;
 int schema_decode_json(const char *what, const char *json, size_t len,
                        const struct schema *s, void *out, char *err,
                        size_t errlen);
+/* Write in as the JSON of s to path with durable_write (mode): the same
+ * table describes a file both ways. 0, or -1 with errno. */
+int schema_store_file(const char *path, const struct schema *s, const void *in,
+                      mode_t mode);
 /* Read the file at path (at most max bytes) and schema_decode_json it. */
 int schema_load_file(const char *path, size_t max, const struct schema *s,
                      void *out, char *err, size_t errlen);

@@ -897,3 +897,23 @@ schema_load_file(const char *path, size_t max, const struct schema *s,
 	free(txt);
 	return rc;
 }
+
+int
+schema_store_file(const char *path, const struct schema *s, const void *in,
+                  mode_t mode)
+{
+	cJSON *o = schema_encode(s, in);
+	char  *txt = o != NULL ? cJSON_Print(o) : NULL;
+	int    rc = -1;
+
+	if (txt == NULL) {
+		errno = ENOMEM;
+	} else {
+		rc = durable_write(path, txt, strlen(txt), mode);
+		explicit_bzero(txt, strlen(txt));
+	}
+	free(txt);
+	schema_wipe_json(s, o);
+	cJSON_Delete(o);
+	return rc;
+}

@@ -151,29 +151,6 @@ escrow_master_id(const uint8_t *master, char id[65])
 	return 0;
 }
 
-int
-escrow_file_store(const char *path, const struct escrow_file *f)
-{
-	char   hex[2 * ESCROW_WRAP_MAX + 1], *txt;
-	cJSON *o = cJSON_CreateObject();
-	int    rc = -1;
-
-	hex_encode(f->wrapped, f->wlen, hex, 2 * f->wlen + 1);
-	if (o == NULL || !cJSON_AddNumberToObject(o, "version", 1) ||
-	    !cJSON_AddStringToObject(o, "alg", "RSA-OAEP-SHA256") ||
-	    !cJSON_AddStringToObject(o, "controller_key", f->key_fp) ||
-	    !cJSON_AddStringToObject(o, "master_id", f->master_id) ||
-	    !cJSON_AddStringToObject(o, "wrapped", hex) ||
-	    (txt = cJSON_Print(o)) == NULL) {
-		cJSON_Delete(o);
-		return -1;
-	}
-	rc = durable_write(path, txt, strlen(txt), 0600);
-	free(txt);
-	cJSON_Delete(o);
-	return rc;
-}
-
 /* The escrow record as written by escrow_file_store. */
 struct escrow_rec {
 	int64_t version;
@@ -195,6 +172,24 @@ static const struct field escrow_rec_fields[] = {
 };
 static const struct schema escrow_rec_schema =
     SCHEMA("escrow record", MSG_NONE, struct escrow_rec, escrow_rec_fields);
+
+int
+escrow_file_store(const char *path, const struct escrow_file *f)
+{
+	struct escrow_rec r = {.version = 1, .alg = 0, .wlen = f->wlen};
+	int               rc = -1;
+
+	if (f->wlen <= sizeof(r.wrapped) &&
+	    hex_decode_exact(f->key_fp, r.controller_key,
+	                     sizeof(r.controller_key)) == 0 &&
+	    hex_decode_exact(f->master_id, r.master_id, sizeof(r.master_id)) ==
+	        0) {
+		memcpy(r.wrapped, f->wrapped, f->wlen);
+		rc = schema_store_file(path, &escrow_rec_schema, &r, 0600);
+	}
+	explicit_bzero(&r, sizeof(r));
+	return rc;
+}
 
 int
 escrow_file_load(const char *path, struct escrow_file *f, char *err,

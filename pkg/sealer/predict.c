@@ -133,16 +133,10 @@ update_state_load(const char *path, struct update_state *st, char *err,
 int
 update_state_store(const char *path, const struct update_state *st)
 {
-	char buf[256];
-	int  n;
+	struct update_file f = {.version = 1,
+	                        .boots_seen = st->boots_seen,
+	                        .last_reset = st->last_reset,
+	                        .announced = st->announced};
 
-	n = snprintf(buf, sizeof(buf),
-	             "{\n\t\"version\": 1,\n\t\"boots_seen\": %lld,\n"
-	             "\t\"last_reset\": %u,\n\t\"announced\": %lld\n}\n",
-	             (long long) st->boots_seen, st->last_reset,
-	             (long long) st->announced);
-	if (n < 0 || (size_t) n >= sizeof(buf)) {
-		return -1;
-	}
-	return durable_write(path, buf, (size_t) n, 0600);
+	return schema_store_file(path, &update_file_schema, &f, 0600);
 }
