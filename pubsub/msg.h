@@ -13,38 +13,41 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
-#define MSG_VERSION 1
-#define MSG_MAX (64 * 1024)        /* any single message or item */
-#define MSG_SNAPSHOT_MAX (16 << 20) /* a whole topic snapshot */
-#define UUID_LEN 37                 /* 36 chars + NUL */
-#define NAME_LEN 65
-#define REASON_LEN 257
-#define SOCK_LEN 108 /* sun_path */
-#define STATE_DIR_LEN 512
-#define PCRS_LEN 64 /* "0,1,2,3,4,6,7,8,9,10,11,12,13,14" */
-#define KEY_LEN 32  /* AES-256 */
+#define MSG_VERSION      1
+#define MSG_MAX          (64 * 1024) /* any single message or item */
+#define MSG_SNAPSHOT_MAX (16 << 20)  /* a whole topic snapshot */
+#define UUID_LEN         37          /* 36 chars + NUL */
+#define NAME_LEN         65
+#define REASON_LEN       257
+#define SOCK_LEN         108 /* sun_path */
+#define STATE_DIR_LEN    512
+#define PCRS_LEN         64 /* "0,1,2,3,4,6,7,8,9,10,11,12,13,14" */
+#define KEY_LEN          32 /* AES-256 */
 /* Largest integer a message may carry: cJSON prints numbers with 15
  * significant digits, so larger ones would not survive a round trip. */
 #define MSG_INT_MAX 999999999999999LL
 
 /* Message types. Numbers are stable; names are what goes on the wire. */
 enum msg_type {
-	MSG_NONE             = 0,
-	MSG_DOMAIN_STATUS    = 1, /* topic item: DomainStatus */
-	MSG_VTPM_STATUS      = 2, /* topic item: VtpmStatus */
+	MSG_NONE = 0,
+	MSG_DOMAIN_STATUS = 1,     /* topic item: DomainStatus */
+	MSG_VTPM_STATUS = 2,       /* topic item: VtpmStatus */
 	MSG_VTPM_STATE_HEALTH = 3, /* topic item: VtpmStateHealth */
-	MSG_KEYBROKER_STATUS = 4, /* topic item: KeyBrokerStatus */
-	MSG_KEY_RELEASE_REQ  = 5, /* launcher -> broker: KeyRelease */
-	MSG_KEY_RELEASE_REP  = 6, /* broker -> launcher: KeyReleaseReply */
-	MSG_GUARDIAN_REQ     = 7, /* launcher/ctl -> guardian: GuardianRequest */
-	MSG_GUARDIAN_REP     = 8, /* guardian -> requester: GuardianReply */
-	MSG_ERROR_REP        = 9, /* any server: Error {reason} */
-	MSG_ATTEST_REQ       = 10, /* launcher/ctl -> broker: AttestRequest */
-	MSG_ATTEST_REP       = 11, /* broker -> requester: AttestReply */
-	/* 20-29: planned updates and key escrow (issue 8), keybroker-admin */
-	MSG_KEY_ADMIN_REQ    = 20, /* update agent/ctl -> broker: KeyAdmin */
-	MSG_KEY_ADMIN_REP    = 21, /* broker -> requester: KeyAdminReply */
+	MSG_KEYBROKER_STATUS = 4,  /* topic item: KeyBrokerStatus */
+	MSG_KEY_RELEASE_REQ = 5,   /* launcher -> broker: KeyRelease */
+	MSG_KEY_RELEASE_REP = 6,   /* broker -> launcher: KeyReleaseReply */
+	MSG_GUARDIAN_REQ = 7, /* launcher/ctl -> guardian: GuardianRequest */
+	MSG_GUARDIAN_REP = 8, /* guardian -> requester: GuardianReply */
+	MSG_ERROR_REP = 9,    /* any server: Error {reason} */
+	MSG_ATTEST_REQ = 10,  /* launcher/ctl -> broker: AttestRequest */
+	MSG_ATTEST_REP = 11,  /* broker -> requester: AttestReply */
+	MSG_FRESH_REQ = 12,   /* launcher/ctl -> broker: Freshness */
+	MSG_FRESH_REP = 13,   /* broker -> requester: FreshnessReply */
+	/* 20-29: planned updates and key escrow, keybroker-admin */
+	MSG_KEY_ADMIN_REQ = 20, /* update agent/ctl -> broker: KeyAdmin */
+	MSG_KEY_ADMIN_REP = 21, /* broker -> requester: KeyAdminReply */
 	MSG_TYPE_COUNT
 };
 
@@ -62,11 +65,12 @@ enum vtpm_mode { VTPM_MODE_PERSISTENT = 0, VTPM_MODE_EPHEMERAL };
 
 /* vtpm {enabled, version, model, mode}: the per-app vTPM settings */
 struct vtpm_spec {
-	bool enabled;      /* default true */
-	char version[8];   /* "2.0" (1.2 is rejected by the config parser) */
-	int  model;        /* enum vtpm_model */
-	int  mode;         /* enum vtpm_mode */
-	bool ek; /* provision + certify the vTPM EK at creation (default true) */
+	bool enabled;    /* default true */
+	char version[8]; /* "2.0" (1.2 is rejected by the config parser) */
+	int  model;      /* enum vtpm_model */
+	int  mode;       /* enum vtpm_mode */
+	bool
+	    ek; /* provision + certify the vTPM EK at creation (default true) */
 };
 
 /* DomainStatus {uuid, name, state, vtpm{...}, reason} */
@@ -132,7 +136,7 @@ enum kb_state {
  * Keyed by a fixed UUID: the broker publishes one item. */
 struct keybroker_status {
 	char    uuid[UUID_LEN];
-	int     state; /* enum kb_state */
+	int     state;                  /* enum kb_state */
 	char    pcrs[PCRS_LEN];         /* vault PCR set sealed to, "0,1,..." */
 	char    changed_pcrs[PCRS_LEN]; /* PCRs that differ from seal time */
 	int64_t rc;                     /* last TPM return code, 0 if none */
@@ -230,13 +234,52 @@ struct attest_req {
 struct attest_rep {
 	char uuid[UUID_LEN];
 	bool ok;
-	char device_id[ATTEST_ID_LEN];  /* hex AK name */
-	char ek_pub[ATTEST_PUB_LEN];    /* info: hardware EK (hex TPM2B) */
-	char ak_pub[ATTEST_PUB_LEN];    /* info: AK (hex TPM2B_PUBLIC) */
-	char ak_cert[ATTEST_PEM_LEN];   /* info: stored AK certificate */
+	char device_id[ATTEST_ID_LEN];    /* hex AK name */
+	char ek_pub[ATTEST_PUB_LEN];      /* info: hardware EK (hex TPM2B) */
+	char ak_pub[ATTEST_PUB_LEN];      /* info: AK (hex TPM2B_PUBLIC) */
+	char ak_cert[ATTEST_PEM_LEN];     /* info: stored AK certificate */
 	char credential[ATTEST_BLOB_LEN]; /* activate: recovered secret, hex */
-	char ek_cert[ATTEST_PEM_LEN];   /* certify-ek: the new certificate */
+	char ek_cert[ATTEST_PEM_LEN];     /* certify-ek: the new certificate */
 	char reason[REASON_LEN];
+};
+
+/* Freshness.op: the state generations bound to the hardware TPM
+ * (pkg/sealer/fresh.c, docs/keybroker.md) */
+enum fresh_op {
+	FOP_CHECK = 0, /* launcher, before swtpm runs: is this state current? */
+	FOP_STOP,      /* launcher, after RELEASE: checkpoint the last one */
+	FOP_FORGET,    /* launcher, after PURGE: the VM is gone */
+	FOP_ACCEPT,    /* root (keybroker-admin): take the next state found */
+	FOP_STATUS,    /* root: the journal's record of the VM */
+};
+enum fresh_status {
+	FRESH_OK = 0,   /* current (or newer than the checkpoint) */
+	FRESH_OFF,      /* no hardware TPM: nothing to bind to */
+	FRESH_ROLLBACK, /* older than the checkpoint: no vTPM */
+	FRESH_ERROR,    /* could not be checked: no vTPM */
+};
+
+/* Freshness {op, uuid, classification, generation, sha256, backup_sha256}
+ * (what the guardian said about the state) */
+struct fresh_req {
+	int     op; /* enum fresh_op */
+	char    uuid[UUID_LEN];
+	int     classification; /* enum state_class */
+	int64_t generation;
+	char    sha256[SHA_HEX_LEN];
+	char    backup_sha256[SHA_HEX_LEN];
+};
+
+/* FreshnessReply {uuid, status, expected, found, counter, nv_writes,
+ * reason} */
+struct fresh_rep {
+	char    uuid[UUID_LEN];
+	int     status;    /* enum fresh_status */
+	int64_t expected;  /* generation the journal holds */
+	int64_t found;     /* generation the request named */
+	int64_t counter;   /* the hardware TPM's NV counter */
+	int64_t nv_writes; /* NV writes since the broker started */
+	char    reason[REASON_LEN];
 };
 
 /* Error {reason}: a server could not decode or serve a request */
@@ -256,6 +299,12 @@ enum key_admin_op {
  * those named in the message's pcrs are meaningful. */
 struct pcr_values {
 	uint8_t v[16][32];
+};
+/* The same object in a file, with the indexes it named: bit i of seen is
+ * set when "i" was present (a PCR value may be all zeros). */
+struct pcr_values_seen {
+	struct pcr_values values;
+	uint32_t          seen;
 };
 
 /* KeyAdmin {op, pcrs, values{...}, data}
@@ -284,9 +333,9 @@ struct key_admin_rep {
 	int64_t matches;        /* branch the PCRs match now, -1 none */
 	char    changed_pcrs[PCRS_LEN]; /* PCRs matching no branch */
 	bool    pending;                /* an announced update is pending */
-	int64_t boots_seen;    /* boots on the old values since announce */
-	int64_t pending_boots; /* boots after which it is dropped */
-	int     escrow;        /* enum escrow_state */
+	int64_t boots_seen;     /* boots on the old values since announce */
+	int64_t pending_boots;  /* boots after which it is dropped */
+	int     escrow;         /* enum escrow_state */
 	char    escrow_key[65]; /* sha256 of the controller key (DER) */
 	char    data[1024];     /* recover-begin: transport public key PEM */
 };
@@ -302,24 +351,30 @@ enum field_kind {
 	FK_ENUM,     /* int, wire form is one of enum_names */
 	FK_OBJECT,   /* nested struct described by sub */
 	FK_HEXBYTES, /* uint8_t[size], wire form is 2*size hex digits */
+	FK_HEXVAR,   /* uint8_t[size] and a size_t count at len_offset: min to
+	                size bytes, wire form is twice as many hex digits */
+	FK_ARRAY,    /* size / sub->size elements of sub and an int count at
+	                len_offset; at least min of them */
 };
 
-#define FF_REQUIRED 0x1  /* absent -> reject */
+#define FF_REQUIRED   0x1 /* absent -> reject */
 #define FF_OMIT_EMPTY 0x2 /* encoder skips it when empty/zero */
-#define FF_SECRET 0x4     /* wiped from intermediate buffers */
+#define FF_SECRET     0x4 /* wiped from intermediate buffers */
+#define FF_NULLABLE   0x8 /* FK_OBJECT: JSON null counts as absent */
 
 struct schema;
 struct field {
-	const char         *name;
-	enum field_kind     kind;
-	size_t              offset;
-	size_t              size;
-	unsigned            flags;
-	int64_t             min, max;   /* FK_INT, FK_INT32 */
-	int64_t             def;        /* default for INT/INT32/BOOL/ENUM */
-	const char         *defstr;     /* default for STRING */
-	const char *const  *enum_names; /* FK_ENUM, NULL-terminated */
-	const struct schema *sub;       /* FK_OBJECT */
+	const char          *name;
+	enum field_kind      kind;
+	size_t               offset;
+	size_t               size;
+	unsigned             flags;
+	int64_t              min, max;   /* FK_INT, FK_INT32 */
+	int64_t              def;        /* default for INT/INT32/BOOL/ENUM */
+	const char          *defstr;     /* default for STRING */
+	const char *const   *enum_names; /* FK_ENUM, NULL-terminated */
+	const struct schema *sub;        /* FK_OBJECT, FK_ARRAY element */
+	size_t               len_offset; /* FK_HEXVAR, FK_ARRAY: the count */
 };
 
 struct schema {
@@ -328,33 +383,123 @@ struct schema {
 	size_t              size; /* sizeof the struct */
 	const struct field *fields;
 	size_t              nfields;
+	/* 0, or 1 + the offset of a uint32_t in the struct where the decoder
+	 * sets bit i when fields[i] was present (an optional field whose
+	 * absence the caller must tell from a zero value) */
+	size_t seen_at;
 };
+
+/* Field table entries, for the message tables in schema.c and for the
+ * file formats the daemons decode with the same engine. */
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define FSTR(st, f, fl)                                                        \
+	{                                                                      \
+		.name = #f, .kind = FK_STRING, .offset = offsetof(st, f),      \
+		.size = sizeof(((st *) 0)->f), .flags = (fl)                   \
+	}
+#define FUUID(st, f, fl)                                                       \
+	{                                                                      \
+		.name = #f, .kind = FK_UUID, .offset = offsetof(st, f),        \
+		.size = sizeof(((st *) 0)->f), .flags = (fl)                   \
+	}
+#define FINT(st, f, fl, lo, hi)                                                \
+	{                                                                      \
+		.name = #f, .kind = FK_INT, .offset = offsetof(st, f),         \
+		.size = sizeof(int64_t), .flags = (fl), .min = (lo),           \
+		.max = (hi)                                                    \
+	}
+#define FBOOL(st, f, fl, d)                                                    \
+	{                                                                      \
+		.name = #f, .kind = FK_BOOL, .offset = offsetof(st, f),        \
+		.size = sizeof(bool), .flags = (fl), .def = (d)                \
+	}
+#define FENUM(st, f, fl, names, d)                                             \
+	{                                                                      \
+		.name = #f, .kind = FK_ENUM, .offset = offsetof(st, f),        \
+		.size = sizeof(int), .flags = (fl), .enum_names = (names),     \
+		.def = (d)                                                     \
+	}
+#define FHEX(st, f, fl)                                                        \
+	{                                                                      \
+		.name = #f, .kind = FK_HEXBYTES, .offset = offsetof(st, f),    \
+		.size = sizeof(((st *) 0)->f), .flags = (fl)                   \
+	}
+/* bytes f with their count in the size_t n, at least lo of them */
+#define FHEXVAR(st, f, n, fl, lo)                                              \
+	{                                                                      \
+		.name = #f, .kind = FK_HEXVAR, .offset = offsetof(st, f),      \
+		.size = sizeof(((st *) 0)->f), .flags = (fl), .min = (lo),     \
+		.len_offset = offsetof(st, n)                                  \
+	}
+#define FOBJ(st, f, fl, subschema)                                             \
+	{                                                                      \
+		.name = #f, .kind = FK_OBJECT, .offset = offsetof(st, f),      \
+		.size = sizeof(((st *) 0)->f), .flags = (fl),                  \
+		.sub = (subschema)                                             \
+	}
+/* the array f of elements described by subschema, their count in the int
+ * n, at least lo of them */
+#define FARRAY(st, f, n, fl, lo, subschema)                                    \
+	{                                                                      \
+		.name = #f, .kind = FK_ARRAY, .offset = offsetof(st, f),       \
+		.size = sizeof(((st *) 0)->f), .flags = (fl), .min = (lo),     \
+		.sub = (subschema), .len_offset = offsetof(st, n)              \
+	}
+#define SCHEMA(nm, ty, st, tbl)                                                \
+	{                                                                      \
+		.name = nm, .type = ty, .size = sizeof(st), .fields = tbl,     \
+		.nfields = NELEM(tbl)                                          \
+	}
 
 struct cJSON;
 
 /* schema.c */
 const struct schema *msg_schema(enum msg_type type);
 const struct schema *msg_schema_by_name(const char *name);
-const char          *msg_type_name(enum msg_type type);
+/* The largest struct the table declares: a buffer of this size holds a
+ * decoded message of any type (msg_decode with MSG_NONE). */
+size_t      msg_max_size(void);
+const char *msg_type_name(enum msg_type type);
 /* Fill out (of schema->size) from a cJSON object, defaults first. On error
  * returns -1 with a reason naming the field in err; out is then zeroed. */
 int schema_decode(const struct schema *s, const struct cJSON *obj, void *out,
-    char *err, size_t errlen);
+                  char *err, size_t errlen);
 /* The same without the scratch copy; prefix ("vtpm.") names nested fields
  * in errors. out must already hold the defaults. */
 int schema_decode_prefixed(const struct schema *s, const struct cJSON *obj,
-    void *out, const char *prefix, char *err, size_t errlen);
+                           void *out, const char *prefix, char *err,
+                           size_t errlen);
 /* Build a cJSON object from a struct; NULL on allocation failure. */
 struct cJSON *schema_encode(const struct schema *s, const void *in);
 /* Wipe FF_SECRET string values inside a cJSON tree before it is freed. */
 void schema_wipe_json(const struct schema *s, struct cJSON *obj);
+/* The {"0": 64 hex, ..., "15": 64 hex} object of struct pcr_values_seen. */
+extern const struct schema pcr_values_seen_schema;
+/* File formats through the same engine: parse len bytes of JSON and
+ * decode them with s into out; errors start with what (the file's path),
+ * then name the field. 0, or -1 with err filled and out zeroed. */
+int schema_decode_json(const char *what, const char *json, size_t len,
+                       const struct schema *s, void *out, char *err,
+                       size_t errlen);
+/* Write in as the JSON of s to path with durable_write (mode): the same
+ * table describes a file both ways. 0, or -1 with errno. */
+int schema_store_file(const char *path, const struct schema *s, const void *in,
+                      mode_t mode);
+/* Read the file at path (at most max bytes) and schema_decode_json it. */
+int schema_load_file(const char *path, size_t max, const struct schema *s,
+                     void *out, char *err, size_t errlen);
 
 /* msg.c: whole messages {type, version, ...fields} */
+/* Parse JSON text as every pubsub decoder does: a NUL anywhere (raw, or
+ * the escape \u0000 in a string or key) is refused, since cJSON would
+ * hand the string out cut at it. NULL with err filled, or the tree. */
+struct cJSON *msg_json_parse(const void *buf, size_t len, char *err,
+                             size_t errlen);
 /* Decode buf (len bytes, need not be NUL-terminated). Sets *type and fills
  * out, which must be at least msg_schema(expect)->size bytes. When expect is
  * not MSG_NONE any other type is rejected. 0, or -1 with err filled. */
 int msg_decode(const void *buf, size_t len, enum msg_type expect,
-    enum msg_type *type, void *out, char *err, size_t errlen);
+               enum msg_type *type, void *out, char *err, size_t errlen);
 /* Encode to a malloc'd NUL-terminated JSON string; caller frees (with
  * msg_free_wipe for messages holding secrets). NULL on failure. */
 char *msg_encode(enum msg_type type, const void *in);
@@ -366,11 +511,15 @@ const char *vtpm_state_name(int v);
 const char *vtpm_model_name(int v);
 const char *vtpm_mode_name(int v);
 const char *state_class_name(int v);
-const char *kb_state_name(int v);
-const char *key_status_name(int v);
-const char *guardian_op_name(int v);
-const char *key_admin_op_name(int v);
-const char *escrow_state_name(int v);
-const char *attest_op_name(int v);
+/* the wire names of enum state_class, NULL-terminated (for file schemas) */
+extern const char *const state_class_names[];
+const char              *kb_state_name(int v);
+const char              *key_status_name(int v);
+const char              *guardian_op_name(int v);
+const char              *key_admin_op_name(int v);
+const char              *escrow_state_name(int v);
+const char              *attest_op_name(int v);
+const char              *fresh_op_name(int v);
+const char              *fresh_status_name(int v);
 
 #endif

@@ -8,7 +8,7 @@
  * PolicySecret(endorsement) session). The AK then signs X.509
  * certificates for vTPM EKs: the TBSCertificate is built with OpenSSL,
  * hashed on the TPM (TPM2_Hash gives the ticket a restricted key needs),
- * and signed with TPM2_Sign.
+ * and signed with TPM2_Sign (the pure X.509 parts are in attest_cert.c).
  */
 #include "sealer.h"
 #include "common.h"
@@ -39,7 +39,7 @@ fail_rc(char *err, size_t errlen, const char *what, TSS2_RC rc)
 {
 	char b[128];
 
-	strfmt(err, errlen, "%s: %s", what, tpm_rc_str(rc, b, sizeof(b)));
+	strfmt(err, errlen, "%s: %s", what, tek_rc_str(rc, b, sizeof(b)));
 	return -1;
 }
 
@@ -179,9 +179,9 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	if (!tek_is_ek_template(pub)) {
 		Esys_Free(pub);
 		strfmt(err, errlen,
-		    "persistent handle 0x%x holds a key that is not an "
-		    "RSA-2048 EK of the standard template",
-		    TEK_EK_HANDLE);
+		       "persistent handle 0x%x holds a key that is not an "
+		       "RSA-2048 EK of the standard template",
+		       TEK_EK_HANDLE);
 		return -1;
 	}
 	a->ek_pub = *pub;
@@ -204,9 +204,9 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	    pub->publicArea.objectAttributes != AK_ATTRS) {
 		Esys_Free(pub);
 		strfmt(err, errlen,
-		    "persistent handle 0x%x holds a key that is not a "
-		    "restricted fixedTPM signing key",
-		    TEK_AK_HANDLE);
+		       "persistent handle 0x%x holds a key that is not a "
+		       "restricted fixedTPM signing key",
+		       TEK_AK_HANDLE);
 		return -1;
 	}
 	a->ak_pub = *pub;
@@ -215,139 +215,14 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 		strfmt(err, errlen, "AK: cannot compute its name");
 		return -1;
 	}
-	tek_hex(a->ak_name.name, a->ak_name.size, a->device_id,
-	        sizeof(a->device_id));
+	hex_encode(a->ak_name.name, a->ak_name.size, a->device_id,
+	           sizeof(a->device_id));
 	a->ready = true;
 	log_info("attestation: EK 0x%x %s, AK 0x%x %s, device id %s (%llu "
 	         "ms)",
 	         TEK_EK_HANDLE, made_ek ? "created" : "found", TEK_AK_HANDLE,
 	         made_ak ? "created" : "found", a->device_id,
 	         (unsigned long long) (now_ms() - t0));
-	return 0;
-}
-
-/* ---- certificates (pure) ---- */
-
-int
-attest_ek_tbs(EVP_PKEY *ek, const char *uuid, const char *device_id,
-              const uint8_t serial[16], uint8_t **tbs, size_t *tbslen)
-{
-	X509          *x = X509_new();
-	X509_NAME     *iss = X509_NAME_new(), *sub = X509_NAME_new();
-	BIGNUM        *bn = BN_bin2bn(serial, 16, NULL);
-	X509_ALGOR    *alg;
-	char           cn[64], san[256];
-	unsigned char *p = NULL;
-	int            len, ret = -1;
-
-	*tbs = NULL;
-	if (x == NULL || iss == NULL || sub == NULL || bn == NULL) {
-		goto out;
-	}
-	tek_ak_cn(device_id, cn, sizeof(cn));
-	snprintf(san, sizeof(san), "URI:urn:uuid:%s,URI:urn:vtpm:device:%s",
-	         uuid, device_id);
-	if (!X509_set_version(x, 2) ||
-	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL ||
-	    !X509_NAME_add_entry_by_txt(iss, "O", MBSTRING_ASC,
-	                                (const unsigned char *) "vtpm", -1, -1,
-	                                0) ||
-	    !X509_NAME_add_entry_by_txt(iss, "CN", MBSTRING_ASC,
-	                                (const unsigned char *) cn, -1, -1,
-	                                0) ||
-	    !X509_NAME_add_entry_by_txt(sub, "O", MBSTRING_ASC,
-	                                (const unsigned char *) "vtpm", -1, -1,
-	                                0) ||
-	    !X509_NAME_add_entry_by_txt(sub, "CN", MBSTRING_ASC,
-	                                (const unsigned char *) uuid, -1, -1,
-	                                0) ||
-	    !X509_set_issuer_name(x, iss) || !X509_set_subject_name(x, sub) ||
-	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
-	    X509_time_adj_ex(X509_getm_notAfter(x), 365 * 30, 0, NULL) ==
-	        NULL ||
-	    !X509_set_pubkey(x, ek) ||
-	    tek_x509_add_ext(x, NULL, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-	    tek_x509_add_ext(x, NULL, NID_key_usage, "critical,keyEncipherment") < 0 ||
-	    tek_x509_add_ext(x, NULL, NID_ext_key_usage, "2.23.133.8.1") < 0 ||
-	    tek_x509_add_ext(x, NULL, NID_subject_alt_name, san) < 0) {
-		goto out;
-	}
-	/* the TBS names its signature algorithm: set it without signing */
-	alg = (X509_ALGOR *) X509_get0_tbs_sigalg(x);
-	if (!X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256WithRSAEncryption),
-	                     V_ASN1_NULL, NULL)) {
-		goto out;
-	}
-	if ((len = i2d_re_X509_tbs(x, &p)) <= 0) {
-		goto out;
-	}
-	*tbs = p;
-	*tbslen = (size_t) len;
-	ret = 0;
-out:
-	BN_free(bn);
-	X509_NAME_free(iss);
-	X509_NAME_free(sub);
-	X509_free(x);
-	return ret;
-}
-
-/* DER length octets of n into p (at most 4 bytes); returns their count */
-static size_t
-der_len(uint8_t *p, size_t n)
-{
-	if (n < 0x80) {
-		p[0] = (uint8_t) n;
-		return 1;
-	}
-	if (n < 0x100) {
-		p[0] = 0x81;
-		p[1] = (uint8_t) n;
-		return 2;
-	}
-	p[0] = 0x82;
-	p[1] = (uint8_t) (n >> 8);
-	p[2] = (uint8_t) n;
-	return 3;
-}
-
-int
-attest_cert_assemble(const uint8_t *tbs, size_t tbslen, const uint8_t *sig,
-                     size_t siglen, uint8_t **der, size_t *derlen)
-{
-	/* AlgorithmIdentifier sha256WithRSAEncryption, NULL parameters */
-	static const uint8_t alg[] = {0x30, 0x0d, 0x06, 0x09, 0x2a,
-	                              0x86, 0x48, 0x86, 0xf7, 0x0d,
-	                              0x01, 0x01, 0x0b, 0x05, 0x00};
-	uint8_t              bl[4], sl[4];
-	size_t               nbl, nsl, body, n = 0;
-	uint8_t             *out;
-
-	*der = NULL;
-	if (tbslen > 60000 || siglen > 1024) {
-		return -1;
-	}
-	nbl = der_len(bl, siglen + 1);
-	body = tbslen + sizeof(alg) + 1 + nbl + siglen + 1;
-	nsl = der_len(sl, body);
-	if ((out = OPENSSL_malloc(1 + nsl + body)) == NULL) {
-		return -1;
-	}
-	out[n++] = 0x30;
-	memcpy(out + n, sl, nsl);
-	n += nsl;
-	memcpy(out + n, tbs, tbslen);
-	n += tbslen;
-	memcpy(out + n, alg, sizeof(alg));
-	n += sizeof(alg);
-	out[n++] = 0x03;
-	memcpy(out + n, bl, nbl);
-	n += nbl;
-	out[n++] = 0x00; /* no unused bits */
-	memcpy(out + n, sig, siglen);
-	n += siglen;
-	*der = out;
-	*derlen = n;
 	return 0;
 }
 
@@ -369,9 +244,9 @@ ak_sign(struct tpm *t, const uint8_t *tbs, size_t len, uint8_t *sig,
 
 	if (len > sizeof(data.buffer)) {
 		strfmt(err, errlen,
-		    "TBSCertificate of %zu bytes (TPM2_Hash takes "
-		    "%zu)",
-		    len, sizeof(data.buffer));
+		       "TBSCertificate of %zu bytes (TPM2_Hash takes "
+		       "%zu)",
+		       len, sizeof(data.buffer));
 		return -1;
 	}
 	data.size = (UINT16) len;
@@ -420,12 +295,13 @@ certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
 	if (tek_pub_from_hex(req->ek_pub, &ek) < 0 ||
 	    (pk = tek_pub_to_pkey(&ek)) == NULL) {
 		strfmt(err, errlen,
-		    "ek_pub is not a hex TPM2B_PUBLIC of an RSA "
-		    "key");
+		       "ek_pub is not a hex TPM2B_PUBLIC of an RSA "
+		       "key");
 		return -1;
 	}
 	if (!tek_is_ek_template(&ek)) {
-		strfmt(err, errlen, "ek_pub does not follow the EK template L-1");
+		strfmt(err, errlen,
+		       "ek_pub does not follow the EK template L-1");
 		EVP_PKEY_free(pk);
 		return -1;
 	}
@@ -445,7 +321,8 @@ certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
 		goto out;
 	}
 	if (attest_cert_assemble(tbs, tbslen, sig, siglen, &der, &derlen) < 0 ||
-	    tek_der_to_pem(der, derlen, rep->ek_cert, sizeof(rep->ek_cert)) < 0) {
+	    tek_der_to_pem(der, derlen, rep->ek_cert, sizeof(rep->ek_cert)) <
+	        0) {
 		strfmt(err, errlen, "cannot assemble the certificate");
 		goto out;
 	}
@@ -472,18 +349,19 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 	int                    n, ret = -1;
 
 	(void) a;
-	n = tek_unhex(req->credential_blob, buf, sizeof(buf));
+	n = hex_decode_str(req->credential_blob, buf, sizeof(buf));
 	if (n <= 0 || Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, (size_t) n, &off,
 	                                                &blob) != 0) {
 		strfmt(err, errlen,
-		    "credential_blob is not a hex TPM2B_ID_OBJECT");
+		       "credential_blob is not a hex TPM2B_ID_OBJECT");
 		return -1;
 	}
 	off = 0;
-	n = tek_unhex(req->secret, buf, sizeof(buf));
+	n = hex_decode_str(req->secret, buf, sizeof(buf));
 	if (n <= 0 || Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(
 	                  buf, (size_t) n, &off, &sec) != 0) {
-		strfmt(err, errlen, "secret is not a hex TPM2B_ENCRYPTED_SECRET");
+		strfmt(err, errlen,
+		       "secret is not a hex TPM2B_ENCRYPTED_SECRET");
 		return -1;
 	}
 	if (handle_of(t->ectx, TEK_EK_HANDLE, &ek, err, errlen) < 0 ||
@@ -501,8 +379,8 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 		        rc);
 		goto out;
 	}
-	tek_hex(info->buffer, info->size, rep->credential,
-	        sizeof(rep->credential));
+	hex_encode(info->buffer, info->size, rep->credential,
+	           sizeof(rep->credential));
 	ret = 0;
 out:
 	Esys_Free(info);
@@ -535,12 +413,14 @@ set_ak_cert(struct attest *a, const struct attest_req *req, char *err,
 	if (theirs == NULL) {
 		strfmt(err, errlen, "ak_cert is not a PEM certificate");
 	} else if (mine == NULL || EVP_PKEY_eq(mine, theirs) != 1) {
-		strfmt(err, errlen, "ak_cert certifies another key than this AK");
+		strfmt(err, errlen,
+		       "ak_cert certifies another key than this AK");
 	} else {
 		ak_cert_path(a, path, sizeof(path));
 		if (durable_write(path, req->ak_cert, strlen(req->ak_cert),
 		                  0644) < 0) {
-			strfmt(err, errlen, "write %s: %s", path, strerror(errno));
+			strfmt(err, errlen, "write %s: %s", path,
+			       strerror(errno));
 		} else {
 			log_info("attestation: AK certificate stored in %s",
 			         path);
@@ -582,7 +462,7 @@ attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 	memcpy(rep->uuid, req->uuid, sizeof(rep->uuid));
 	if (peer != launcher) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "uid %d may not ask for attestation", (int) peer);
+		       "uid %d may not ask for attestation", (int) peer);
 		log_warnx("attest %s refused: %s", attest_op_name(req->op),
 		          rep->reason);
 		return 0;
@@ -590,12 +470,12 @@ attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 	pthread_mutex_lock(mu);
 	if (t->tcti[0] == '\0') {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "no hardware TPM (--tcti none): no attestation key");
+		       "no hardware TPM (--tcti none): no attestation key");
 		goto out;
 	}
 	if (!tpm_is_open(t) && tpm_reopen(t, err, sizeof(err)) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason), "no hardware TPM: %s",
-		    err);
+		       err);
 		goto out;
 	}
 	if (attest_setup(a, t, err, sizeof(err)) < 0) {

@@ -1,5 +1,5 @@
 /*
- * predict.c: the pure logic of planned OS updates (issue 8), no TPM: the
+ * predict.c: the pure logic of planned OS updates, no TPM: the
  * update agent's prediction file, PCR lists, the predicted set, which
  * policy branch the PCRs match, the boot decision (commit, keep, drop,
  * mismatch), update.json, and the test-only crash hook. Unit-tested in
@@ -9,7 +9,6 @@
 #include "common.h"
 #include "log.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,140 +19,6 @@ void
 update_crash_point(const char *step)
 {
 	crash_point(step);
-}
-
-static int
-hexnib(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
-static int
-unhex32(const char *s, uint8_t *out)
-{
-	if (s == NULL || strlen(s) != 64) {
-		return -1;
-	}
-	for (int i = 0; i < 32; i++) {
-		int hi = hexnib(s[2 * i]), lo = hexnib(s[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			return -1;
-		}
-		out[i] = (uint8_t) (hi << 4 | lo);
-	}
-	return 0;
-}
-
-int
-update_parse_prediction(const char *json, size_t len, struct pcr_values *out,
-                        uint32_t *named, char *err, size_t errlen)
-{
-	cJSON       *o = cJSON_ParseWithLength(json, len);
-	const cJSON *arr, *e;
-	int          k = 0, rc = -1;
-
-	memset(out, 0, sizeof(*out));
-	*named = 0;
-	if (o == NULL) {
-		snprintf(err, errlen, "not JSON");
-		return -1;
-	}
-	arr = cJSON_IsArray(o)
-	          ? o
-	          : cJSON_GetObjectItemCaseSensitive(o, "predicted");
-	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1) {
-		snprintf(err, errlen,
-		         "expected a non-empty array of {bank, index, value} "
-		         "(or {\"predicted\": [...]})");
-		goto out;
-	}
-	cJSON_ArrayForEach(e, arr)
-	{
-		const cJSON *bank = cJSON_GetObjectItemCaseSensitive(e, "bank");
-		const cJSON *idx = cJSON_GetObjectItemCaseSensitive(e, "index");
-		const cJSON *val = cJSON_GetObjectItemCaseSensitive(e, "value");
-		int          i;
-
-		if (!cJSON_IsObject(e)) {
-			snprintf(err, errlen, "entry %d: not an object", k);
-			goto out;
-		}
-		if (!cJSON_IsString(bank) ||
-		    strcmp(bank->valuestring, "sha256") != 0) {
-			snprintf(err, errlen,
-			         "entry %d: bank must be \"sha256\" (the vault "
-			         "bank)",
-			         k);
-			goto out;
-		}
-		if (!cJSON_IsNumber(idx) || idx->valuedouble < 0 ||
-		    idx->valuedouble > 15 ||
-		    idx->valuedouble != (double) (int) idx->valuedouble) {
-			snprintf(err, errlen, "entry %d: index must be 0-15",
-			         k);
-			goto out;
-		}
-		i = (int) idx->valuedouble;
-		if (*named & (1u << i)) {
-			snprintf(err, errlen, "entry %d: PCR %d given twice", k,
-			         i);
-			goto out;
-		}
-		if (!cJSON_IsString(val) ||
-		    unhex32(val->valuestring, out->v[i]) < 0) {
-			snprintf(err, errlen,
-			         "entry %d (PCR %d): value must be 64 hex "
-			         "digits (sha256)",
-			         k, i);
-			goto out;
-		}
-		*named |= 1u << i;
-		k++;
-	}
-	rc = 0;
-out:
-	cJSON_Delete(o);
-	return rc;
-}
-
-int
-update_pcrlist_parse(const char *s, uint32_t *mask)
-{
-	const char *p = s;
-
-	*mask = 0;
-	while (p != NULL && *p != '\0') {
-		char *end;
-		long  i;
-
-		if (*p < '0' || *p > '9') {
-			return -1;
-		}
-		i = strtol(p, &end, 10);
-		if (i < 0 || i > 15 || (*mask & (1u << i))) {
-			return -1;
-		}
-		*mask |= 1u << i;
-		p = end;
-		if (*p == ',') {
-			p++;
-			if (*p == '\0') {
-				return -1;
-			}
-		} else if (*p != '\0') {
-			return -1;
-		}
-	}
-	return 0;
 }
 
 int
@@ -168,8 +33,8 @@ update_predicted(uint32_t mask, uint32_t named, const struct pcr_values *given,
 		return -1;
 	}
 	if (named & ~mask) {
-		seal_pcrs_format(named & ~mask, extra, sizeof(extra));
-		seal_pcrs_format(mask, set, sizeof(set));
+		pcrset_format(named & ~mask, extra, sizeof(extra));
+		pcrset_format(mask, set, sizeof(set));
 		snprintf(err, errlen,
 		         "predicted PCRs %s are not in the sealed set %s",
 		         extra, set);
@@ -228,57 +93,44 @@ update_decide(bool pending, int match, struct update_state *st,
 	return st->boots_seen >= pending_boots ? UPD_DROP : UPD_KEEP;
 }
 
+/* update.json as update_state_store writes it */
+struct update_file {
+	int64_t version, boots_seen, last_reset, announced;
+};
+
+static const struct field update_file_fields[] = {
+    FINT(struct update_file, version, FF_REQUIRED, 1, 1),
+    FINT(struct update_file, boots_seen, FF_REQUIRED, 0, INT64_MAX),
+    FINT(struct update_file, last_reset, FF_REQUIRED, 0, UINT32_MAX),
+    FINT(struct update_file, announced, FF_REQUIRED, 0, INT64_MAX),
+};
+static const struct schema update_file_schema =
+    SCHEMA("update state", MSG_NONE, struct update_file, update_file_fields);
+
 int
 update_state_load(const char *path, struct update_state *st, char *err,
                   size_t errlen)
 {
-	char        *txt = NULL;
-	size_t       len;
-	cJSON       *o;
-	const cJSON *v;
-	int          rc = -1;
+	struct update_file f;
 
 	memset(st, 0, sizeof(*st));
-	if (read_file(path, 4096, &txt, &len) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (schema_load_file(path, 4096, &update_file_schema, &f, err, errlen) <
+	    0) {
 		return -1;
 	}
-	if ((o = cJSON_ParseWithLength(txt, len)) == NULL) {
-		snprintf(err, errlen, "%s: not JSON", path);
-		goto out;
-	}
-	if (cJSON_IsNumber(
-	        v = cJSON_GetObjectItemCaseSensitive(o, "boots_seen"))) {
-		st->boots_seen = (int64_t) v->valuedouble;
-	}
-	if (cJSON_IsNumber(
-	        v = cJSON_GetObjectItemCaseSensitive(o, "last_reset"))) {
-		st->last_reset = (uint32_t) v->valuedouble;
-	}
-	if (cJSON_IsNumber(
-	        v = cJSON_GetObjectItemCaseSensitive(o, "announced"))) {
-		st->announced = (int64_t) v->valuedouble;
-	}
-	rc = 0;
-	cJSON_Delete(o);
-out:
-	free(txt);
-	return rc;
+	st->boots_seen = f.boots_seen;
+	st->last_reset = (uint32_t) f.last_reset;
+	st->announced = f.announced;
+	return 0;
 }
 
 int
 update_state_store(const char *path, const struct update_state *st)
 {
-	char buf[256];
-	int  n;
+	struct update_file f = {.version = 1,
+	                        .boots_seen = st->boots_seen,
+	                        .last_reset = st->last_reset,
+	                        .announced = st->announced};
 
-	n = snprintf(buf, sizeof(buf),
-	             "{\n\t\"version\": 1,\n\t\"boots_seen\": %lld,\n"
-	             "\t\"last_reset\": %u,\n\t\"announced\": %lld\n}\n",
-	             (long long) st->boots_seen, st->last_reset,
-	             (long long) st->announced);
-	if (n < 0 || (size_t) n >= sizeof(buf)) {
-		return -1;
-	}
-	return durable_write(path, buf, (size_t) n, 0600);
+	return schema_store_file(path, &update_file_schema, &f, 0600);
 }

@@ -1,5 +1,6 @@
-/* seal.c: the vault PCR set, the SRK, sealing the master key under a
- * PolicyPCR, the policy-session unseal, and the sealed-blob file. */
+/* seal.c: sealing the master key under the vault policy, the
+ * policy-session unseal, and the sealed-blob file. The PCR set and
+ * policy digests are in policy.c, the SRK in srk.c. */
 #include "sealer.h"
 #include "tpm_ek.h"
 #include "common.h"
@@ -15,414 +16,6 @@
 #include <tss2/tss2_mu.h>
 
 #define SEAL_FILE_MAX (64 * 1024)
-
-/* ---- PCR set ---- */
-
-int
-seal_pcrs_parse(const char *s, uint32_t *mask, char *err, size_t errlen)
-{
-	const char *p = s;
-	uint32_t    m = 0;
-
-	*mask = 0;
-	if (s == NULL || *s == '\0') {
-		snprintf(err, errlen, "PCR set is empty");
-		return -1;
-	}
-	while (*p != '\0') {
-		char *end;
-		long  lo, hi;
-
-		if (*p < '0' || *p > '9') {
-			snprintf(
-			    err, errlen,
-			    "PCR set \"%.64s\": expected a number at \"%.16s\"",
-			    s, p);
-			return -1;
-		}
-		lo = strtol(p, &end, 10);
-		hi = lo;
-		if (*end == '-') {
-			p = end + 1;
-			if (*p < '0' || *p > '9') {
-				snprintf(err, errlen,
-				         "PCR set \"%.64s\": bad range", s);
-				return -1;
-			}
-			hi = strtol(p, &end, 10);
-		}
-		if (lo < 0 || hi >= SEAL_PCR_MAX || lo > hi) {
-			snprintf(err, errlen,
-			         "PCR set \"%.64s\": index %ld out of 0-%d", s,
-			         lo > hi ? lo : hi, SEAL_PCR_MAX - 1);
-			return -1;
-		}
-		for (long i = lo; i <= hi; i++) {
-			if (m & (1u << i)) {
-				snprintf(
-				    err, errlen,
-				    "PCR set \"%.64s\": PCR %ld listed twice",
-				    s, i);
-				return -1;
-			}
-			m |= 1u << i;
-		}
-		p = end;
-		if (*p == ',') {
-			p++;
-			if (*p == '\0') {
-				snprintf(err, errlen,
-				         "PCR set \"%.64s\": trailing comma",
-				         s);
-				return -1;
-			}
-		} else if (*p != '\0') {
-			snprintf(err, errlen,
-			         "PCR set \"%.64s\": unexpected \"%c\"", s, *p);
-			return -1;
-		}
-	}
-	if (!(m & 1u)) {
-		snprintf(err, errlen,
-		         "PCR set \"%.64s\" must hold PCR 0 (the firmware)", s);
-		return -1;
-	}
-	if (m & (1u << 5)) {
-		snprintf(err, errlen,
-		         "PCR set \"%.64s\" must not hold PCR 5 (the GPT, "
-		         "rewritten by A/B updates)",
-		         s);
-		return -1;
-	}
-	*mask = m;
-	return 0;
-}
-
-void
-seal_pcrs_format(uint32_t mask, char *buf, size_t len)
-{
-	size_t n = 0;
-
-	buf[0] = '\0';
-	for (int i = 0; i < SEAL_PCR_MAX && n < len; i++) {
-		if (mask & (1u << i)) {
-			int w =
-			    snprintf(buf + n, len - n, "%s%d", n ? "," : "", i);
-			if (w < 0 || (size_t) w >= len - n) {
-				break;
-			}
-			n += (size_t) w;
-		}
-	}
-}
-
-static void
-pcr_selection(uint32_t mask, TPML_PCR_SELECTION *sel)
-{
-	memset(sel, 0, sizeof(*sel));
-	sel->count = 1;
-	sel->pcrSelections[0].hash = TPM2_ALG_SHA256;
-	sel->pcrSelections[0].sizeofSelect = 3;
-	sel->pcrSelections[0].pcrSelect[0] = mask & 0xff;
-	sel->pcrSelections[0].pcrSelect[1] = (mask >> 8) & 0xff;
-	sel->pcrSelections[0].pcrSelect[2] = (mask >> 16) & 0xff;
-}
-
-/* ---- SRK ---- */
-
-/* The standard ECC P-256 SRK template (TCG provisioning guidance). */
-static const TPM2B_PUBLIC srk_template = {
-    .size = 0,
-    .publicArea =
-        {
-            .type = TPM2_ALG_ECC,
-            .nameAlg = TPM2_ALG_SHA256,
-            .objectAttributes =
-                (TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                 TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-                 TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED |
-                 TPMA_OBJECT_DECRYPT),
-            .authPolicy = {.size = 0},
-            .parameters.eccDetail =
-                {
-                    .symmetric =
-                        {
-                            .algorithm = TPM2_ALG_AES,
-                            .keyBits.aes = 128,
-                            .mode.aes = TPM2_ALG_CFB,
-                        },
-                    .scheme = {.scheme = TPM2_ALG_NULL},
-                    .curveID = TPM2_ECC_NIST_P256,
-                    .kdf = {.scheme = TPM2_ALG_NULL},
-                },
-            .unique.ecc = {.x = {.size = 32}, .y = {.size = 32}},
-        },
-};
-
-/* Why pub is not the standard SRK, or NULL when it is. */
-static const char *
-srk_mismatch(const TPMT_PUBLIC *p)
-{
-	const TPMT_PUBLIC    *w = &srk_template.publicArea;
-	const TPMS_ECC_PARMS *a = &p->parameters.eccDetail;
-	const TPMS_ECC_PARMS *b = &w->parameters.eccDetail;
-
-	if (p->type != w->type) {
-		return "not an ECC key";
-	}
-	if (p->nameAlg != w->nameAlg) {
-		return "name algorithm is not sha256";
-	}
-	if (p->objectAttributes != w->objectAttributes) {
-		return "object attributes differ from a storage key's";
-	}
-	if (p->authPolicy.size != 0) {
-		return "it has an authPolicy";
-	}
-	if (a->curveID != b->curveID) {
-		return "curve is not NIST P-256";
-	}
-	if (a->symmetric.algorithm != b->symmetric.algorithm ||
-	    a->symmetric.keyBits.aes != b->symmetric.keyBits.aes ||
-	    a->symmetric.mode.aes != b->symmetric.mode.aes) {
-		return "symmetric scheme is not AES-128-CFB";
-	}
-	if (a->scheme.scheme != TPM2_ALG_NULL ||
-	    a->kdf.scheme != TPM2_ALG_NULL) {
-		return "scheme or kdf is set";
-	}
-	return NULL;
-}
-
-static bool
-rc_is_handle(TSS2_RC rc)
-{
-	TSS2_RC base = rc & ~TSS2_RC_LAYER_MASK;
-
-	return (rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
-	       (base & TPM2_RC_FMT1) &&
-	       (base & (TPM2_RC_FMT1 | 0x3f)) == TPM2_RC_HANDLE;
-}
-
-int
-seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
-{
-	ESYS_TR              h = ESYS_TR_NONE, prim = ESYS_TR_NONE;
-	TPM2B_PUBLIC        *pub = NULL, *opub = NULL;
-	TPM2B_NAME          *name = NULL, *qname = NULL;
-	TPM2B_CREATION_DATA *cdata = NULL;
-	TPM2B_DIGEST        *chash = NULL;
-	TPMT_TK_CREATION    *ticket = NULL;
-	char                 rcs[128];
-	const char          *why;
-
-	*rc = TSS2_RC_SUCCESS;
-	if (t->srk != ESYS_TR_NONE) {
-		return 0;
-	}
-	TPM_RETRY(*rc,
-	          Esys_TR_FromTPMPublic(t->ectx, SEAL_SRK_HANDLE, ESYS_TR_NONE,
-	                                ESYS_TR_NONE, ESYS_TR_NONE, &h));
-	if (*rc == TSS2_RC_SUCCESS) {
-		TPM_RETRY(*rc, Esys_ReadPublic(t->ectx, h, ESYS_TR_NONE,
-		                               ESYS_TR_NONE, ESYS_TR_NONE, &pub,
-		                               &name, &qname));
-		if (*rc != TSS2_RC_SUCCESS) {
-			snprintf(err, errlen, "SRK 0x%x: ReadPublic: %s",
-			         SEAL_SRK_HANDLE,
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-			goto fail;
-		}
-		if ((why = srk_mismatch(&pub->publicArea)) != NULL) {
-			snprintf(
-			    err, errlen,
-			    "persistent handle 0x%x holds a key that is not "
-			    "the standard ECC P-256 SRK (%s): refusing to use "
-			    "or replace it",
-			    SEAL_SRK_HANDLE, why);
-			goto fail;
-		}
-		Esys_Free(pub);
-		Esys_Free(name);
-		Esys_Free(qname);
-		t->srk = h;
-		return 0;
-	}
-	if (!rc_is_handle(*rc)) {
-		snprintf(err, errlen, "SRK 0x%x: lookup: %s", SEAL_SRK_HANDLE,
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		return -1;
-	}
-	/* absent: create it in the owner hierarchy and make it persistent */
-	{
-		TPM2B_SENSITIVE_CREATE insens = {0};
-		TPM2B_DATA             outside = {0};
-		TPML_PCR_SELECTION     cpcr = {0};
-
-		TPM_RETRY(*rc, Esys_CreatePrimary(
-		                   t->ectx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD,
-		                   ESYS_TR_NONE, ESYS_TR_NONE, &insens,
-		                   &srk_template, &outside, &cpcr, &prim, &opub,
-		                   &cdata, &chash, &ticket));
-	}
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "SRK: CreatePrimary (owner): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		goto fail;
-	}
-	TPM_RETRY(*rc, Esys_EvictControl(t->ectx, ESYS_TR_RH_OWNER, prim,
-	                                 ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	                                 ESYS_TR_NONE, SEAL_SRK_HANDLE, &h));
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "SRK: EvictControl to 0x%x: %s",
-		         SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		goto fail;
-	}
-	log_info("created the SRK (ECC P-256) at persistent handle 0x%x",
-	         SEAL_SRK_HANDLE);
-	tpm_flush(t, &prim);
-	Esys_Free(opub);
-	Esys_Free(cdata);
-	Esys_Free(chash);
-	Esys_Free(ticket);
-	t->srk = h;
-	return 0;
-fail:
-	if (h != ESYS_TR_NONE && prim == ESYS_TR_NONE) {
-		(void) Esys_TR_Close(t->ectx, &h);
-	}
-	tpm_flush(t, &prim);
-	Esys_Free(pub);
-	Esys_Free(name);
-	Esys_Free(qname);
-	Esys_Free(opub);
-	Esys_Free(cdata);
-	Esys_Free(chash);
-	Esys_Free(ticket);
-	if (*rc == TSS2_RC_SUCCESS) {
-		*rc = TSS2_ESYS_RC_BAD_VALUE;
-	}
-	return -1;
-}
-
-/* ---- PCRs and policies ---- */
-
-int
-seal_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][32], TSS2_RC *rc,
-              char *err, size_t errlen)
-{
-	uint32_t left = mask;
-	char     rcs[128];
-
-	while (left != 0) {
-		TPML_PCR_SELECTION sel, *out = NULL;
-		TPML_DIGEST       *vals = NULL;
-		UINT32             upd;
-		uint32_t           got;
-		int                k = 0;
-
-		pcr_selection(left, &sel);
-		TPM_RETRY(*rc,
-		          Esys_PCR_Read(t->ectx, ESYS_TR_NONE, ESYS_TR_NONE,
-		                        ESYS_TR_NONE, &sel, &upd, &out, &vals));
-		if (*rc != TSS2_RC_SUCCESS) {
-			snprintf(err, errlen, "PCR_Read sha256: %s",
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-			return -1;
-		}
-		got = 0;
-		if (out->count == 1 &&
-		    out->pcrSelections[0].hash == TPM2_ALG_SHA256) {
-			const uint8_t *ps = out->pcrSelections[0].pcrSelect;
-			got = (uint32_t) ps[0] | (uint32_t) ps[1] << 8 |
-			      (uint32_t) ps[2] << 16;
-		}
-		got &= left;
-		for (int i = 0; i < SEAL_PCR_MAX; i++) {
-			if (!(got & (1u << i))) {
-				continue;
-			}
-			if (k >= (int) vals->count ||
-			    vals->digests[k].size != 32) {
-				got = 0;
-				break;
-			}
-			memcpy(values[i], vals->digests[k].buffer, 32);
-			k++;
-		}
-		Esys_Free(out);
-		Esys_Free(vals);
-		if (got == 0) {
-			snprintf(err, errlen,
-			         "PCR_Read: the TPM returned no sha256 values "
-			         "(is the sha256 bank allocated?)");
-			*rc = TSS2_ESYS_RC_MALFORMED_RESPONSE;
-			return -1;
-		}
-		left &= ~got;
-	}
-	return 0;
-}
-
-/* pcrDigest for PolicyPCR: sha256 over the values in index order. */
-static void
-pcr_composite(uint32_t mask, const uint8_t values[][32], TPM2B_DIGEST *d)
-{
-	EVP_MD_CTX  *c = EVP_MD_CTX_new();
-	unsigned int n = 0;
-
-	memset(d, 0, sizeof(*d));
-	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-	for (int i = 0; i < SEAL_PCR_MAX; i++) {
-		if (mask & (1u << i)) {
-			EVP_DigestUpdate(c, values[i], 32);
-		}
-	}
-	EVP_DigestFinal_ex(c, d->buffer, &n);
-	d->size = (UINT16) n;
-	EVP_MD_CTX_free(c);
-}
-
-/* A trial session computes the PolicyPCR digest for given values (current
- * or predicted: issue 8 uses the same for its second branch). */
-static int
-branch_digest(struct tpm *t, struct seal_branch *br, TSS2_RC *rc, char *err,
-              size_t errlen)
-{
-	TPMT_SYM_DEF       sym = {.algorithm = TPM2_ALG_NULL};
-	ESYS_TR            sess = ESYS_TR_NONE;
-	TPML_PCR_SELECTION sel;
-	TPM2B_DIGEST       pd, *dig = NULL;
-	char               rcs[128];
-
-	pcr_selection(br->mask, &sel);
-	pcr_composite(br->mask, (const uint8_t(*)[32]) br->values, &pd);
-	TPM_RETRY(*rc, Esys_StartAuthSession(
-	                   t->ectx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-	                   ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_TRIAL,
-	                   &sym, TPM2_ALG_SHA256, &sess));
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "StartAuthSession (trial): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		return -1;
-	}
-	TPM_RETRY(*rc, Esys_PolicyPCR(t->ectx, sess, ESYS_TR_NONE, ESYS_TR_NONE,
-	                              ESYS_TR_NONE, &pd, &sel));
-	if (*rc == TSS2_RC_SUCCESS) {
-		TPM_RETRY(*rc, Esys_PolicyGetDigest(t->ectx, sess, ESYS_TR_NONE,
-		                                    ESYS_TR_NONE, ESYS_TR_NONE,
-		                                    &dig));
-	}
-	tpm_flush(t, &sess);
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "PolicyPCR (trial): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		return -1;
-	}
-	br->digest = *dig;
-	Esys_Free(dig);
-	return 0;
-}
 
 /* Overwrite the command/response buffer ESAPI keeps in its context, so no
  * plaintext key stays there after a Create or Unseal. */
@@ -475,7 +68,7 @@ start_session(struct tpm *t, TPM2_SE type, TPMA_SESSION attrs, bool plain,
 	                   &sym, TPM2_ALG_SHA256, s));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "StartAuthSession (salted by SRK): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		*s = ESYS_TR_NONE;
 		return -1;
 	}
@@ -483,49 +76,10 @@ start_session(struct tpm *t, TPM2_SE type, TPMA_SESSION attrs, bool plain,
 	    t->ectx, *s, TPMA_SESSION_CONTINUESESSION | attrs, 0xff);
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "TRSess_SetAttributes: %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		tpm_flush(t, s);
 		return -1;
 	}
-	return 0;
-}
-
-/* The PolicyOR digest over the branches' digests (trial session). */
-static int
-or_digest(struct tpm *t, const struct seal_blob *b, TPM2B_DIGEST *out,
-          TSS2_RC *rc, char *err, size_t errlen)
-{
-	TPMT_SYM_DEF  sym = {.algorithm = TPM2_ALG_NULL};
-	ESYS_TR       sess = ESYS_TR_NONE;
-	TPML_DIGEST   list = {.count = (UINT32) b->nbranches};
-	TPM2B_DIGEST *dig = NULL;
-	char          rcs[128];
-
-	for (int k = 0; k < b->nbranches; k++) {
-		list.digests[k] = b->branch[k].digest;
-	}
-	TPM_RETRY(*rc, Esys_StartAuthSession(
-	                   t->ectx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-	                   ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_TRIAL,
-	                   &sym, TPM2_ALG_SHA256, &sess));
-	if (*rc == TSS2_RC_SUCCESS) {
-		TPM_RETRY(*rc,
-		          Esys_PolicyOR(t->ectx, sess, ESYS_TR_NONE,
-		                        ESYS_TR_NONE, ESYS_TR_NONE, &list));
-	}
-	if (*rc == TSS2_RC_SUCCESS) {
-		TPM_RETRY(*rc, Esys_PolicyGetDigest(t->ectx, sess, ESYS_TR_NONE,
-		                                    ESYS_TR_NONE, ESYS_TR_NONE,
-		                                    &dig));
-	}
-	tpm_flush(t, &sess);
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "PolicyOR (trial): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		return -1;
-	}
-	*out = *dig;
-	Esys_Free(dig);
 	return 0;
 }
 
@@ -559,7 +113,7 @@ seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
 	b->branch[0].mask = mask;
 	if (seal_srk(t, rc, err, errlen) < 0 ||
 	    seal_pcr_read(t, mask, b->branch[0].values, rc, err, errlen) < 0 ||
-	    branch_digest(t, &b->branch[0], rc, err, errlen) < 0) {
+	    seal_branch_digest(t, &b->branch[0], rc, err, errlen) < 0) {
 		return -1;
 	}
 	b->auth_policy = b->branch[0].digest;
@@ -573,8 +127,9 @@ seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
 				       32);
 			}
 		}
-		if (branch_digest(t, &b->branch[1], rc, err, errlen) < 0 ||
-		    or_digest(t, b, &b->auth_policy, rc, err, errlen) < 0) {
+		if (seal_branch_digest(t, &b->branch[1], rc, err, errlen) < 0 ||
+		    seal_or_digest(t, b, &b->auth_policy, rc, err, errlen) <
+		        0) {
 			return -1;
 		}
 	}
@@ -606,7 +161,7 @@ seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
 	burn_stack();
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "Create (sealed master under SRK): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	b->pub = *opub;
@@ -619,45 +174,26 @@ seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
 	return 0;
 }
 
+/* In the policy session sess: PolicyPCR on the values the PCRs hold now,
+ * then PolicyOR over b's branches when there are two. 0; -2 when the PCRs
+ * match no branch; -1 on other errors. */
 static int
-unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
-       TSS2_RC *rc, char *err, size_t errlen)
+policy_now(struct tpm *t, ESYS_TR sess, const struct seal_blob *b, TSS2_RC *rc,
+           char *err, size_t errlen)
 {
-	ESYS_TR               obj = ESYS_TR_NONE, sess = ESYS_TR_NONE;
-	TPM2B_SENSITIVE_DATA *out = NULL;
-	TPML_PCR_SELECTION    sel;
-	TPM2B_DIGEST          empty = {0};
-	char                  rcs[128];
-	int                   ret = -1;
+	TPML_PCR_SELECTION sel;
+	TPM2B_DIGEST       empty = {0};
+	char               rcs[128];
+	int                ret = -1;
 
-	if (seal_srk(t, rc, err, errlen) < 0) {
-		return -1;
-	}
-	TPM_RETRY(*rc,
-	          Esys_Load(t->ectx, t->srk, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	                    ESYS_TR_NONE, &b->priv, &b->pub, &obj));
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(
-		    err, errlen, "Load sealed master under SRK 0x%x: %s%s",
-		    SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)),
-		    (*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER
-		        ? " (TPM cleared, or not the TPM it was sealed on?)"
-		        : "");
-		obj = ESYS_TR_NONE;
-		return -1;
-	}
-	if (start_session(t, TPM2_SE_POLICY, TPMA_SESSION_ENCRYPT, plain, &sess,
-	                  rc, err, errlen) < 0) {
-		goto out;
-	}
 	/* empty pcrDigest: the TPM takes the PCRs' values now */
-	pcr_selection(b->branch[0].mask, &sel);
+	seal_pcr_selection(b->branch[0].mask, &sel);
 	TPM_RETRY(*rc, Esys_PolicyPCR(t->ectx, sess, ESYS_TR_NONE, ESYS_TR_NONE,
 	                              ESYS_TR_NONE, &empty, &sel));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "PolicyPCR: %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		goto out;
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
+		return ret;
 	}
 	if (b->nbranches > 1) {
 		/* the current values must be one of the branches */
@@ -672,18 +208,54 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 		if (*rc != TSS2_RC_SUCCESS) {
 			snprintf(err, errlen, "PolicyOR over %d branches: %s",
 			         b->nbranches,
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+			         tek_rc_str(*rc, rcs, sizeof(rcs)));
 			if ((*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER) {
 				ret = -2; /* the PCRs match no branch */
 			}
-			goto out;
+			return ret;
 		}
 	}
+	return 0;
+}
+
+static int
+unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
+       TSS2_RC *rc, char *err, size_t errlen)
+{
+	ESYS_TR               obj = ESYS_TR_NONE, sess = ESYS_TR_NONE;
+	TPM2B_SENSITIVE_DATA *out = NULL;
+	char                  rcs[128];
+	int                   ret = -1;
+
+	if (seal_srk(t, rc, err, errlen) < 0) {
+		return -1;
+	}
+	TPM_RETRY(*rc,
+	          Esys_Load(t->ectx, t->srk, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	                    ESYS_TR_NONE, &b->priv, &b->pub, &obj));
+	if (*rc != TSS2_RC_SUCCESS) {
+		snprintf(
+		    err, errlen, "Load sealed master under SRK 0x%x: %s%s",
+		    SEAL_SRK_HANDLE, tek_rc_str(*rc, rcs, sizeof(rcs)),
+		    (*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER
+		        ? " (TPM cleared, or not the TPM it was sealed on?)"
+		        : "");
+		obj = ESYS_TR_NONE;
+		return -1;
+	}
+	if (start_session(t, TPM2_SE_POLICY, TPMA_SESSION_ENCRYPT, plain, &sess,
+	                  rc, err, errlen) < 0) {
+		goto out;
+	}
+	if ((ret = policy_now(t, sess, b, rc, err, errlen)) < 0) {
+		goto out;
+	}
+	ret = -1;
 	TPM_RETRY(*rc, Esys_Unseal(t->ectx, obj, sess, ESYS_TR_NONE,
 	                           ESYS_TR_NONE, &out));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "Unseal: %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		if (tpm_rc_is_policy(*rc)) {
 			ret = -2;
 		}
@@ -725,49 +297,7 @@ seal_unseal_plain(struct tpm *t, const struct seal_blob *b, uint8_t *master,
 	return unseal(t, b, master, true, rc, err, errlen);
 }
 
-int
-seal_changed_pcrs(struct tpm *t, const struct seal_blob *b, uint32_t *changed,
-                  TSS2_RC *rc, char *err, size_t errlen)
-{
-	uint8_t now[SEAL_PCR_MAX][32];
-
-	*changed = 0;
-	if (seal_pcr_read(t, b->mask, now, rc, err, errlen) < 0) {
-		return -1;
-	}
-	for (int i = 0; i < SEAL_PCR_MAX; i++) {
-		if (!(b->mask & (1u << i))) {
-			continue;
-		}
-		/* changed = matches no branch */
-		bool same = false;
-		for (int k = 0; k < b->nbranches; k++) {
-			if ((b->branch[k].mask & (1u << i)) &&
-			    memcmp(now[i], b->branch[k].values[i], 32) == 0) {
-				same = true;
-			}
-		}
-		if (!same) {
-			*changed |= 1u << i;
-		}
-	}
-	return 0;
-}
-
 /* ---- file ---- */
-
-/* tek_unhex with the length in an out-parameter, as the parser wants it */
-static int
-unhex(const char *s, uint8_t *dst, size_t max, size_t *n)
-{
-	int len = tek_unhex(s, dst, max);
-
-	if (len < 0) {
-		return -1;
-	}
-	*n = (size_t) len;
-	return 0;
-}
 
 static int
 add_hex(cJSON *o, const char *name, const uint8_t *p, size_t n)
@@ -778,7 +308,7 @@ add_hex(cJSON *o, const char *name, const uint8_t *p, size_t n)
 	if (h == NULL) {
 		return -1;
 	}
-	tek_hex(p, n, h, 2 * n + 1);
+	hex_encode(p, n, h, 2 * n + 1);
 	rc = cJSON_AddStringToObject(o, name, h) ? 0 : -1;
 	free(h);
 	return rc;
@@ -793,7 +323,7 @@ seal_blob_store(const char *path, const struct seal_blob *b)
 	cJSON  *o = cJSON_CreateObject(), *arr;
 	int     rc = -1;
 
-	seal_pcrs_format(b->mask, pcrs, sizeof(pcrs));
+	pcrset_format(b->mask, pcrs, sizeof(pcrs));
 	if (o == NULL || !cJSON_AddNumberToObject(o, "version", 1) ||
 	    !cJSON_AddStringToObject(o, "srk", "0x81000001") ||
 	    !cJSON_AddStringToObject(o, "bank", "sha256") ||
@@ -809,7 +339,7 @@ seal_blob_store(const char *path, const struct seal_blob *b)
 			goto out;
 		}
 		cJSON_AddItemToArray(arr, bo);
-		seal_pcrs_format(br->mask, pcrs, sizeof(pcrs));
+		pcrset_format(br->mask, pcrs, sizeof(pcrs));
 		if (!cJSON_AddStringToObject(bo, "pcrs", pcrs) ||
 		    (vals = cJSON_AddObjectToObject(bo, "values")) == NULL ||
 		    add_hex(bo, "digest", br->digest.buffer, br->digest.size) <
@@ -856,124 +386,145 @@ out:
 	return rc;
 }
 
-static const char *
-jstr(const cJSON *o, const char *name)
+/* The file as written: what the schema engine decodes, before the TPM
+ * structures are unmarshalled from it. */
+struct blob_file_branch {
+	char                   pcrs[PCRS_LEN];
+	struct pcr_values_seen values;
+	uint8_t                digest[sizeof(TPMU_HA)];
+	size_t                 digest_len;
+};
+struct blob_file {
+	int64_t                 version;
+	int                     srk;
+	int                     bank;
+	char                    pcrs[PCRS_LEN];
+	struct blob_file_branch branches[SEAL_BRANCHES_MAX];
+	int                     nbranches;
+	uint8_t                 auth_policy[sizeof(TPMU_HA)];
+	size_t                  auth_policy_len;
+	uint8_t public[SEAL_BLOB_MAX];
+	size_t public_len;
+	uint8_t private[SEAL_BLOB_MAX];
+	size_t private_len;
+};
+
+static const char *const banks[] = {"sha256", NULL};
+static const char *const srks[] = {"0x81000001", NULL}; /* SEAL_SRK_HANDLE */
+
+static const struct field blob_branch_fields[] = {
+    FSTR(struct blob_file_branch, pcrs, FF_REQUIRED),
+    {.name = "values",
+     .kind = FK_OBJECT,
+     .offset = offsetof(struct blob_file_branch, values),
+     .size = sizeof(struct pcr_values_seen),
+     .flags = FF_REQUIRED,
+     .sub = &pcr_values_seen_schema},
+    FHEXVAR(struct blob_file_branch, digest, digest_len, FF_REQUIRED, 1),
+};
+static const struct schema blob_branch_schema =
+    SCHEMA("branch", MSG_NONE, struct blob_file_branch, blob_branch_fields);
+
+static const struct field blob_fields[] = {
+    FINT(struct blob_file, version, FF_REQUIRED, 1, 1),
+    FENUM(struct blob_file, srk, FF_REQUIRED, srks, 0),
+    FENUM(struct blob_file, bank, FF_REQUIRED, banks, 0),
+    FSTR(struct blob_file, pcrs, FF_REQUIRED),
+    FARRAY(struct blob_file, branches, nbranches, FF_REQUIRED, 1,
+           &blob_branch_schema),
+    FHEXVAR(struct blob_file, auth_policy, auth_policy_len, FF_REQUIRED, 1),
+    FHEXVAR(struct blob_file, public, public_len, FF_REQUIRED, 1),
+    FHEXVAR(struct blob_file, private, private_len, FF_REQUIRED, 1),
+};
+static const struct schema blob_schema =
+    SCHEMA("sealed blob", MSG_NONE, struct blob_file, blob_fields);
+
+/* What the schema cannot say: PCR sets, a value for every PCR a branch
+ * names, TPM structures that unmarshal whole, the policy they carry. */
+static int
+blob_from_file(const char *path, const struct blob_file *f, struct seal_blob *b,
+               char *err, size_t errlen)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	char   perr[REASON_LEN];
+	size_t off = 0;
 
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-int
-seal_blob_load(const char *path, struct seal_blob *b, char *err, size_t errlen)
-{
-	char        *txt = NULL;
-	size_t       len, n, off;
-	cJSON       *o = NULL;
-	const cJSON *arr, *br;
-	const char  *s;
-	uint8_t      buf[SEAL_BLOB_MAX];
-	char         perr[REASON_LEN];
-	int          rc = -1;
-
-	memset(b, 0, sizeof(*b));
-	if (read_file(path, SEAL_FILE_MAX, &txt, &len) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (pcrset_parse(f->pcrs, &b->mask, perr, sizeof(perr)) < 0) {
+		snprintf(err, errlen, "%s: field pcrs: %s", path, perr);
 		return -1;
 	}
-	if ((o = cJSON_ParseWithLength(txt, len)) == NULL) {
-		snprintf(err, errlen, "%s: not JSON", path);
-		goto out;
-	}
-	if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "version")) ||
-	    cJSON_GetObjectItemCaseSensitive(o, "version")->valuedouble != 1) {
-		snprintf(err, errlen, "%s: unsupported version", path);
-		goto out;
-	}
-	if ((s = jstr(o, "bank")) == NULL || strcmp(s, "sha256") != 0) {
-		snprintf(err, errlen, "%s: bank is not sha256", path);
-		goto out;
-	}
-	if ((s = jstr(o, "pcrs")) == NULL ||
-	    seal_pcrs_parse(s, &b->mask, perr, sizeof(perr)) < 0) {
-		snprintf(err, errlen, "%s: pcrs: %s", path,
-		         s ? perr : "missing");
-		goto out;
-	}
-	arr = cJSON_GetObjectItemCaseSensitive(o, "branches");
-	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1 ||
-	    cJSON_GetArraySize(arr) > SEAL_BRANCHES_MAX) {
-		snprintf(err, errlen, "%s: branches: expected 1 or %d", path,
-		         SEAL_BRANCHES_MAX);
-		goto out;
-	}
-	cJSON_ArrayForEach(br, arr)
-	{
-		struct seal_branch *sb = &b->branch[b->nbranches];
-		const cJSON        *vals =
-		    cJSON_GetObjectItemCaseSensitive(br, "values");
+	for (int k = 0; k < f->nbranches; k++) {
+		const struct blob_file_branch *fb = &f->branches[k];
+		struct seal_branch            *sb = &b->branch[k];
 
-		if ((s = jstr(br, "pcrs")) == NULL ||
-		    seal_pcrs_parse(s, &sb->mask, perr, sizeof(perr)) < 0 ||
-		    !cJSON_IsObject(vals) || (s = jstr(br, "digest")) == NULL ||
-		    unhex(s, sb->digest.buffer, sizeof(sb->digest.buffer), &n) <
-		        0) {
-			snprintf(err, errlen, "%s: branch %d is malformed",
-			         path, b->nbranches);
-			goto out;
+		if (pcrset_parse(fb->pcrs, &sb->mask, perr, sizeof(perr)) < 0) {
+			snprintf(err, errlen, "%s: field branches[%d].pcrs: %s",
+			         path, k, perr);
+			return -1;
 		}
-		sb->digest.size = (UINT16) n;
 		for (int i = 0; i < SEAL_PCR_MAX; i++) {
-			char idx[4];
-			if (!(sb->mask & (1u << i))) {
-				continue;
-			}
-			snprintf(idx, sizeof(idx), "%d", i);
-			if ((s = jstr(vals, idx)) == NULL ||
-			    unhex(s, sb->values[i], 32, &n) < 0 || n != 32) {
+			if ((sb->mask & (1u << i)) &&
+			    !(fb->values.seen & (1u << i))) {
 				snprintf(
 				    err, errlen,
-				    "%s: branch %d: value of PCR %d missing",
-				    path, b->nbranches, i);
-				goto out;
+				    "%s: field branches[%d].values: value of "
+				    "PCR %d missing",
+				    path, k, i);
+				return -1;
 			}
 		}
-		b->nbranches++;
+		memcpy(sb->values, fb->values.values.v, sizeof(sb->values));
+		memcpy(sb->digest.buffer, fb->digest, fb->digest_len);
+		sb->digest.size = (UINT16) fb->digest_len;
 	}
-	if ((s = jstr(o, "auth_policy")) == NULL ||
-	    unhex(s, b->auth_policy.buffer, sizeof(b->auth_policy.buffer), &n) <
-	        0) {
-		snprintf(err, errlen, "%s: auth_policy is malformed", path);
-		goto out;
-	}
-	b->auth_policy.size = (UINT16) n;
-	off = 0;
-	if ((s = jstr(o, "public")) == NULL ||
-	    unhex(s, buf, sizeof(buf), &n) < 0 ||
-	    Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, n, &off, &b->pub) !=
-	        TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "%s: public is malformed", path);
-		goto out;
+	b->nbranches = f->nbranches;
+	memcpy(b->auth_policy.buffer, f->auth_policy, f->auth_policy_len);
+	b->auth_policy.size = (UINT16) f->auth_policy_len;
+	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(f->public, f->public_len, &off,
+	                                   &b->pub) != TSS2_RC_SUCCESS ||
+	    off != f->public_len) {
+		snprintf(err, errlen, "%s: field public: not a TPM2B_PUBLIC",
+		         path);
+		return -1;
 	}
 	off = 0;
-	if ((s = jstr(o, "private")) == NULL ||
-	    unhex(s, buf, sizeof(buf), &n) < 0 ||
-	    Tss2_MU_TPM2B_PRIVATE_Unmarshal(buf, n, &off, &b->priv) !=
-	        TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "%s: private is malformed", path);
-		goto out;
+	if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(f->private, f->private_len, &off,
+	                                    &b->priv) != TSS2_RC_SUCCESS ||
+	    off != f->private_len) {
+		snprintf(err, errlen, "%s: field private: not a TPM2B_PRIVATE",
+		         path);
+		return -1;
 	}
 	if (b->pub.publicArea.authPolicy.size != b->auth_policy.size ||
 	    memcmp(b->pub.publicArea.authPolicy.buffer, b->auth_policy.buffer,
 	           b->auth_policy.size) != 0) {
 		snprintf(err, errlen,
-		         "%s: auth_policy does not match the sealed object's",
+		         "%s: field auth_policy: does not match the sealed "
+		         "object's",
 		         path);
-		goto out;
+		return -1;
 	}
-	rc = 0;
-out:
-	cJSON_Delete(o);
-	free(txt);
+	return 0;
+}
+
+int
+seal_blob_load(const char *path, struct seal_blob *b, char *err, size_t errlen)
+{
+	struct blob_file *f = calloc(1, sizeof(*f));
+	int               rc = -1;
+
+	memset(b, 0, sizeof(*b));
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	if (schema_load_file(path, SEAL_FILE_MAX, &blob_schema, f, err,
+	                     errlen) == 0 &&
+	    blob_from_file(path, f, b, err, errlen) == 0) {
+		rc = 0;
+	}
+	if (rc < 0) {
+		memset(b, 0, sizeof(*b));
+	}
+	free(f);
 	return rc;
 }

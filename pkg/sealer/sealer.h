@@ -3,11 +3,30 @@
  * a 256-bit master key sealed under the SRK with a PolicyPCR on the vault
  * PCR set, unsealed on every release (policy session on the TPM now) and
  * turned into per-VM keys with HKDF-SHA256.
+ *
+ * Layering (each file calls only the ones below it, never up):
+ *   main.c                  options, run until a signal
+ *   serve.c                 the keybroker service (KeyRelease, AttestRequest),
+ *                           broker_open/broker_close
+ *   update.c                planned updates, the keybroker-admin service
+ *   escrow.c                recovery escrow (called by update.c's handler)
+ *   core.c                  struct broker: configuration and vault paths,
+ *                           the TPM lock, the blob in use, the unseal and
+ *                           KeyBrokerStatus
+ *   attest.c  seal.c  policy.c  srk.c  predict.c  tpm.c
+ *                           the AK and EK certificates; seal/unseal and
+ *                           blob files; PCR policy digests; the SRK;
+ *                           update decisions; the ESAPI connection
+ *   (libraries: keyfmt for PCR sets, HKDF and the escrow record; tpmkit;
+ *   common; pubsub)
  */
 #ifndef VTPM_SEALER_H
 #define VTPM_SEALER_H
 
+#include "common.h"
+#include "keyfmt.h"
 #include "msg.h"
+#include "tpm_ek.h" /* tek_rc_str: TPM return codes as text */
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -17,13 +36,9 @@
 #include <openssl/evp.h>
 #include <tss2/tss2_esys.h>
 
-#define SEAL_SRK_HANDLE   0x81000001u
-#define SEAL_MASTER_LEN   32
-#define SEAL_PCR_MAX      16 /* indexes 0..15 may be sealed to */
-#define SEAL_DEFAULT_PCRS "0-4,6-14"
-#define SEAL_FILE         "master.sealed.json"
-#define SEAL_BLOB_MAX     1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
-#define KDF_INFO_PREFIX   "vtpm-state-v1"
+#define SEAL_SRK_HANDLE 0x81000001u
+#define SEAL_FILE       "master.sealed.json"
+#define SEAL_BLOB_MAX   1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
 
 /* tpm.c: one ESAPI context over the TCTI loader, serialized by a mutex
  * (no resource manager in front of the simulated TPM: one command stream,
@@ -60,18 +75,18 @@ bool tpm_rc_retryable(TSS2_RC rc);
 bool tpm_rc_is_io(TSS2_RC rc);
 /* Sleeps 5, 10, 20 ... ms for attempt n; -1 when attempts are used up. */
 int tpm_backoff(unsigned attempt);
-/* "0x%x (decoded text)" into buf; returns buf. */
-const char *tpm_rc_str(TSS2_RC rc, char *buf, size_t len);
 /* Flush a transient object or session and set *h to ESYS_TR_NONE. */
 void tpm_flush(struct tpm *t, ESYS_TR *h);
 /* TPM2_RC_POLICY_FAIL and friends: the PCR policy did not hold. */
 bool tpm_rc_is_policy(TSS2_RC rc);
 
-/* seal.c: the PCR set, SRK, seal/unseal, sealed-blob file. */
+/* seal.c, policy.c, srk.c: the PCR set and policy digests (policy.c),
+ * the SRK (srk.c), seal/unseal and the sealed-blob file (seal.c). */
 
 /* One policy branch: PolicyPCR over mask with the values the PCRs had (or
- * are predicted to have). Issue 8 adds a second branch and a PolicyOR over
- * the branches' digests; a blob with one branch uses PolicyPCR alone. */
+ * are predicted to have). A planned update adds a second branch and a
+ * PolicyOR over the branches' digests; a blob with one branch uses
+ * PolicyPCR alone. */
 struct seal_branch {
 	uint32_t     mask;                     /* bit i = PCR i */
 	uint8_t      values[SEAL_PCR_MAX][32]; /* sha256 bank, by index */
@@ -88,11 +103,14 @@ struct seal_blob {
 	TPM2B_PRIVATE      priv;
 };
 
-/* Parse "0-4,6-14" or "0,1,2,...": must hold 0, not 5, no duplicates,
- * indexes 0..15. 0 or -1 with err. */
-int seal_pcrs_parse(const char *s, uint32_t *mask, char *err, size_t errlen);
-/* "0,1,2,3" into buf */
-void seal_pcrs_format(uint32_t mask, char *buf, size_t len);
+/* The sha256 TPM selection of the PCRs in mask. */
+void seal_pcr_selection(uint32_t mask, TPML_PCR_SELECTION *sel);
+/* PolicyPCR digest of br's values (trial session) into br->digest. */
+int seal_branch_digest(struct tpm *t, struct seal_branch *br, TSS2_RC *rc,
+                       char *err, size_t errlen);
+/* PolicyOR digest over b's branch digests (trial session). */
+int seal_or_digest(struct tpm *t, const struct seal_blob *b, TPM2B_DIGEST *out,
+                   TSS2_RC *rc, char *err, size_t errlen);
 /* Look up (or create and persist) the SRK at 0x81000001; refuses one that
  * does not match the standard ECC P-256 template. rc gets the TPM rc. */
 int seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen);
@@ -127,15 +145,6 @@ int seal_blob_store(const char *path, const struct seal_blob *b);
 int seal_blob_load(const char *path, struct seal_blob *b, char *err,
                    size_t errlen);
 
-/* kdf.c */
-/* out (KEY_LEN) = HKDF-SHA256(master, salt none, info "vtpm-state-v1" ||
- * lowercase uuid). 0 or -1. */
-int kdf_vm_key(const uint8_t *master, size_t mlen, const char *uuid,
-               uint8_t *out, size_t outlen);
-int kdf_hkdf_sha256(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt,
-                    size_t saltlen, const uint8_t *info, size_t infolen,
-                    uint8_t *out, size_t outlen);
-
 /* attest.c: the attestation key (AK, restricted RSA-2048 signing key
  * under the hardware EK, both persistent), ActivateCredential, and X.509
  * certificates for vTPM EKs signed by the AK (TPM2_Hash ticket +
@@ -161,19 +170,18 @@ int attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen);
 int attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
                   const struct attest_req *req, uid_t peer, uid_t launcher,
                   struct attest_rep *rep);
-/* Pure parts (unit tests): the TBSCertificate of a vTPM EK certificate
- * (sha256WithRSAEncryption, SAN urn:uuid:<vm> and
+/* attest_cert.c, the pure parts (unit tests): the TBSCertificate of a vTPM EK
+ * certificate (sha256WithRSAEncryption, SAN urn:uuid:<vm> and
  * urn:vtpm:device:<device_id>, issuer CN tek_ak_cn(device_id)) in *tbs
  * (OPENSSL_malloc'd); and the certificate from a TBS and its RSA
  * signature, as DER (*der OPENSSL_malloc'd). 0 or -1. */
 int attest_ek_tbs(struct evp_pkey_st *ek, const char *uuid,
                   const char *device_id, const uint8_t serial[16],
                   uint8_t **tbs, size_t *tbslen);
-int attest_cert_assemble(const uint8_t *tbs, size_t tbslen,
-                         const uint8_t *sig, size_t siglen, uint8_t **der,
-                         size_t *derlen);
+int attest_cert_assemble(const uint8_t *tbs, size_t tbslen, const uint8_t *sig,
+                         size_t siglen, uint8_t **der, size_t *derlen);
 
-/* serve.c: requests and status. */
+/* The broker's configuration (main.c fills it). */
 struct broker_cfg {
 	char     rundir[4096];
 	char     vault[4096]; /* <root>/persist/vtpm */
@@ -181,15 +189,88 @@ struct broker_cfg {
 	uid_t    launcher_uid;
 	uint32_t pcrs;
 	int      nworkers;
-	/* update.c (issue 8): boots on the old values before a pending
+	/* update.c: boots on the old values before a pending
 	 * update is dropped (default 3); the controller's RSA public key
 	 * (PEM) for the recovery escrow, "" = off */
 	int  pending_boots;
 	char escrow_pubkey[4096];
 };
 
-struct broker;
+/* core.c: what serve.c, update.c and escrow.c share. cfg, no_tpm and the
+ * paths are set by broker_core_init and read-only after it; the rest is
+ * used through the functions below, under the locks named. */
 
+/* One unseal and the requests that share it; allocated in secmem. */
+struct broker_round {
+	bool     done;
+	int      users;  /* requests still to derive from master */
+	int      shared; /* requests that used this round */
+	int      status; /* enum key_status */
+	TSS2_RC  rc;
+	uint32_t changed; /* PCRs that differ from seal time */
+	char     reason[REASON_LEN];
+	uint8_t  master[SEAL_MASTER_LEN];
+};
+
+struct topic_pub;
+struct req_server;
+struct update;
+
+struct broker {
+	struct broker_cfg cfg;
+	char              sealpath[PATH_LEN];  /* the active blob */
+	char              pendpath[PATH_LEN];  /* a planned update's blob */
+	char              statepath[PATH_LEN]; /* its boot counter */
+	bool              no_tpm;              /* --tcti none */
+
+	pthread_mutex_t         mu; /* cur, st, counters */
+	pthread_cond_t          cv;
+	struct broker_round    *cur; /* the unseal in flight, or NULL */
+	struct keybroker_status st;
+	uint64_t                unseals, releases;
+
+	pthread_mutex_t  tpm_mu; /* the TPM: one command stream */
+	struct tpm       tpm;
+	bool             have_blob;
+	struct seal_blob blob;
+
+	struct topic_pub  *pub; /* KeyBrokerStatus */
+	struct req_server *srv; /* serve.c: keybroker */
+	struct update     *upd; /* update.c: pending update, admin socket */
+	struct attest      att; /* attest.c; TPM use under tpm_mu */
+};
+
+/* Fill b (zeroed here) from cfg, publish KeyBrokerStatus "starting", open
+ * the TPM (a missing TPM is not an error). -1 with err; broker_core_fini
+ * is safe after any return. */
+int  broker_core_init(struct broker *b, const struct broker_cfg *cfg, char *err,
+                      size_t errlen);
+void broker_core_fini(struct broker *b);
+/* One unseal on the TPM now into r (master, status, reason); takes the
+ * TPM lock. */
+void broker_unseal(struct broker *b, struct broker_round *r);
+/* KeyBrokerStatus from a round's result (call with mu held). */
+void broker_round_status(struct broker *b, const struct broker_round *r);
+/* One unseal now to refresh KeyBrokerStatus (TPM lock not held). -1 when
+ * no locked memory is left for the key. */
+int broker_recheck(struct broker *b);
+/* Counters: unseals done; the status as last published. */
+uint64_t broker_unseals(struct broker *b);
+void     broker_status(struct broker *b, struct keybroker_status *out);
+/* The TPM lock serializes the TPM and the blob in use; the blob functions
+ * are called with it held. broker_tpm_lock always takes the lock (unlock
+ * it even when it returns NULL: no hardware TPM). */
+struct tpm *broker_tpm_lock(struct broker *b);
+void        broker_tpm_unlock(struct broker *b);
+/* Load (or provision) the active blob unless one is in use. */
+int broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err, size_t errlen);
+const struct seal_blob *broker_blob(struct broker *b); /* NULL: none yet */
+/* NULL: none in use, the next use loads the active file. */
+void broker_set_blob(struct broker *b, const struct seal_blob *blob);
+/* Remove the pending blob and update.json (a commit, drop or recovery). */
+void broker_drop_pending(struct broker *b);
+
+/* serve.c: the keybroker service. */
 /* Opens the TPM (a missing TPM is not an error: status NO_HW_TPM),
  * provisions or checks the sealed master, publishes KeyBrokerStatus and
  * serves KeyRelease. -1 on a setup error (err says what). */
@@ -199,26 +280,8 @@ void broker_close(struct broker *b);
 /* One release, as the request handler does it (tests, bench). */
 int broker_release(struct broker *b, const char *uuid, uid_t peer,
                    struct key_release_rep *rep);
-/* Counters: unseals done, releases answered. */
-uint64_t broker_unseals(struct broker *b);
-void     broker_status(struct broker *b, struct keybroker_status *out);
-/* Hooks for update.c and escrow.c. The TPM lock serializes the TPM and
- * the blob in use; the others are called with it held. broker_tpm_lock
- * always takes the lock (unlock it even when it returns NULL: no
- * hardware TPM). */
-struct tpm *broker_tpm_lock(struct broker *b);
-void        broker_tpm_unlock(struct broker *b);
-/* Load (or provision) the active blob unless one is in use. */
-int broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err, size_t errlen);
-const struct seal_blob *broker_blob(struct broker *b); /* NULL: none yet */
-void broker_set_blob(struct broker *b, const struct seal_blob *blob);
-const struct broker_cfg *broker_config(const struct broker *b);
-const char              *broker_sealpath(const struct broker *b);
-struct update           *broker_update(struct broker *b);
-/* One unseal now to refresh KeyBrokerStatus (TPM lock not held). */
-void broker_recheck(struct broker *b);
 
-/* update.c: planned OS updates (issue 8). Files in the vault dir: the
+/* update.c: planned OS updates. Files in the vault dir: the
  * active blob (master.sealed.json: the committed values), the pending
  * blob (master.pending.json: current OR predicted) and update.json (the
  * pending update's boot counter). */
@@ -243,20 +306,12 @@ enum update_action {
 
 /* predict.c: the pure logic (no TPM) */
 
-/* Parse the update agent's prediction file: a JSON array of {bank:
- * "sha256", index (0-15), value (64 hex)}, or {"predicted": [...]}. Fills
- * out->v[index] and *named (bit per index). 0 or -1 with err. */
-int update_parse_prediction(const char *json, size_t len,
-                            struct pcr_values *out, uint32_t *named, char *err,
-                            size_t errlen);
 /* The full predicted set for a blob sealed to mask: the named PCRs take
  * the given values, the others keep their current value cur[i]. Named
  * PCRs outside mask are refused. 0 or -1 with err. */
 int update_predicted(uint32_t mask, uint32_t named,
                      const struct pcr_values *given, const uint8_t (*cur)[32],
                      uint8_t (*out)[32], char *err, size_t errlen);
-/* "8,9,13" or "" into a mask (any of 0-15, no 0/5 rules). 0 or -1. */
-int update_pcrlist_parse(const char *s, uint32_t *mask);
 /* The branch of b whose values equal now[] on every PCR of b's set, or
  * -1. */
 int update_match(const struct seal_blob *b, const uint8_t (*now)[32]);
@@ -268,8 +323,6 @@ enum update_action update_decide(bool pending, int match,
 int update_state_load(const char *path, struct update_state *st, char *err,
                       size_t errlen);
 int update_state_store(const char *path, const struct update_state *st);
-/* The pending blob and update.json removed (a recovery, a drop). */
-void update_drop_pending(struct broker *b);
 /* VTPM_TEST_CRASH_AT=step: SIGKILL ourselves at that step (tests only). */
 void update_crash_point(const char *step);
 
@@ -280,38 +333,12 @@ struct update;
 int update_open(struct update **up, struct broker *b, char *err, size_t errlen);
 void update_close(struct update *u);
 /* The request handlers (tests call them directly). */
-int update_announce(struct broker *b, const struct key_admin_req *rq,
+int update_announce(struct update *u, const struct key_admin_req *rq,
                     struct key_admin_rep *rep);
-int update_status(struct broker *b, struct key_admin_rep *rep);
+int update_status(struct update *u, struct key_admin_rep *rep);
 
-/* escrow.c: recovery escrow (off unless --escrow-pubkey): the master
- * wrapped with RSA-OAEP-SHA256 to a controller key in master.escrow.json;
- * recovery through a transport key made in memory (docs/updates.md). The
- * helpers are shared with the controller side (vtpm-verify escrow). */
-#define ESCROW_FILE     "master.escrow.json"
-#define ESCROW_WRAP_MAX 512 /* RSA up to 4096 bits */
-
-struct escrow_file {
-	char    key_fp[65];    /* sha256 of the controller key (DER), hex */
-	char    master_id[65]; /* HKDF(master, "vtpm-escrow-id-v1"), hex */
-	uint8_t wrapped[ESCROW_WRAP_MAX];
-	size_t  wlen;
-};
-
-int escrow_load_pubkey(const char *path, EVP_PKEY **out, char fp[65], char *err,
-                       size_t errlen);
-int escrow_fingerprint(EVP_PKEY *k, char fp[65]);
-int escrow_wrap(EVP_PKEY *pub, const uint8_t *in, size_t inlen, uint8_t *out,
-                size_t max, size_t *outlen);
-/* RSA-OAEP-SHA256 unwrap of a SEAL_MASTER_LEN key into master (secmem). */
-int escrow_unwrap(EVP_PKEY *priv, const uint8_t *in, size_t inlen,
-                  uint8_t *master);
-int escrow_master_id(const uint8_t *master, char id[65]);
-int escrow_unhex(const char *s, uint8_t *out, size_t max, size_t *n);
-int escrow_file_store(const char *path, const struct escrow_file *f);
-int escrow_file_load(const char *path, struct escrow_file *f, char *err,
-                     size_t errlen);
-
+/* escrow.c: the broker side of the recovery escrow (off unless
+ * --escrow-pubkey); the record format is in keyfmt.h. */
 struct escrow;
 /* NULL in *ep when escrow is off; writes the record when missing. */
 int escrow_open(struct escrow **ep, struct broker *b, char *err, size_t errlen);

@@ -4,7 +4,7 @@
 
 #include "common.h"
 #include "pubsub.h"
-#include "sealer.h"
+#include "keyfmt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,9 +14,10 @@
 static void
 hexline(FILE *f, const uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		fprintf(f, "%02x", p[i]);
-	}
+	char hex[2 * 64 + 1];
+
+	hex_encode(p, n, hex, sizeof(hex));
+	fputs(hex, f);
 }
 
 /* The reply in words (the JSON form is the message itself). */
@@ -131,14 +132,14 @@ vctl_keys(const char *run, int timeout, int argc, char **argv)
 			        strerror(errno));
 			return 2;
 		}
-		if (update_parse_prediction(txt, len, &rq.values, &named, err,
+		if (pcrset_parse_prediction(txt, len, &rq.values, &named, err,
 		                            sizeof(err)) < 0) {
 			fprintf(stderr, "vtpmctl: %s: %s\n", file, err);
 			free(txt);
 			return 2;
 		}
 		free(txt);
-		seal_pcrs_format(named, rq.pcrs, sizeof(rq.pcrs));
+		pcrset_format(named, rq.pcrs, sizeof(rq.pcrs));
 		if (timeout < 30000) {
 			timeout = 30000; /* two seals and proofs on the TPM */
 		}

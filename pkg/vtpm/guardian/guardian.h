@@ -6,6 +6,18 @@
  *   <state>/guardian/<uuid>/          ours (0700, root): manifest.json,
  *                                     g<id>.permall hard links, quarantine/
  *   <run>/ephemeral/tpm-state-<uuid>/ ephemeral state, never backed up
+ *
+ * Layering (each file calls only the ones below it):
+ *   main.c      options, loop
+ *   serve.c     request dispatch, the periodic tick
+ *   ops.c       the request handlers restore, reset, release, purge, query
+ *               and the startup load; reset of ephemeral state through
+ *   classify.c  prepare (classify a VM's state, rebuild or reset it)
+ *   watch.c     adopting swtpm's writes as generations (inotify, commits)
+ *   statedir.c  state and manifest directories, generations
+ *   quarantine.c  files taken out of use, kept under a cap
+ *   manifest.c  publish.c  manifest file and state blob checks; the
+ *                          VtpmStateHealth topic
  */
 #ifndef VTPM_GUARDIAN_H
 #define VTPM_GUARDIAN_H
@@ -94,7 +106,6 @@ struct req_server;
 struct guardian {
 	struct paths      paths;
 	char              gdir[PATH_LEN]; /* <state>/guardian */
-	char              edir[PATH_LEN]; /* <run>/ephemeral */
 	bool              do_chown; /* root: give state dirs to swtpm uid */
 	uid_t             swtpm_uid;
 	gid_t             swtpm_gid;
@@ -130,7 +141,6 @@ bool gd_blob_check(const uint8_t *buf, size_t len, bool *encrypted, char *why,
  * 0 with fi->exists false when absent, -1 on an I/O error (fi->why). */
 int  gd_file_info(const char *path, bool do_fsync, struct gd_info *fi);
 bool gd_info_matches(const struct gd_info *fi, const struct gd_gen *g);
-void gd_sha_hex(const uint8_t *sha, char *hex); /* hex of 65 bytes */
 
 /* statedir.c */
 #define GD_RESTORE_TMP                                                         \
@@ -141,14 +151,13 @@ int           gd_init(struct guardian *g, const char *root, uid_t swtpm_uid,
 void          gd_fini(struct guardian *g);
 struct gd_vm *gd_vm_find(struct guardian *g, const char *uuid);
 struct gd_vm *gd_vm_get(struct guardian *g, const char *uuid, int mode);
+/* Stop watching v's state directory (inotify). */
+void gd_watch_rm(struct guardian *g, struct gd_vm *v);
 void gd_gen_path(const struct gd_vm *v, uint64_t id, char *dst, size_t len);
 /* <sdir>/<name> */
 void gd_sfile(const struct gd_vm *v, const char *name, char *dst, size_t len);
 int  gd_save(struct guardian *g, struct gd_vm *v);       /* durable */
 int  gd_save_quick(struct guardian *g, struct gd_vm *v); /* atomic only */
-/* Move files to <mdir>/quarantine/<stamp>-<what>/, keep the cap. */
-int gd_quarantine(struct guardian *g, struct gd_vm *v, const char *what,
-                  const char *const *paths, int n);
 /* The state dir exists, is a directory, 0700, owned by the swtpm uid. */
 int gd_ensure_sdir(struct guardian *g, struct gd_vm *v, char *err,
                    size_t errlen);
@@ -174,6 +183,11 @@ int  gd_do_reset(struct guardian *g, struct gd_vm *v, bool encrypted, int cls,
                  const char *why);
 void gd_fill_rep(const struct gd_vm *v, struct guardian_rep *rp, bool ok,
                  int cls, const char *reason);
+
+/* quarantine.c */
+/* Move files to <mdir>/quarantine/<stamp>-<what>/, keep the cap. */
+int gd_quarantine(struct guardian *g, struct gd_vm *v, const char *what,
+                  const char *const *paths, int n);
 
 /* classify.c */
 /* Ephemeral state: empty the directory, fresh every time. */
@@ -205,9 +219,8 @@ int  gd_upgrade(struct guardian *g, const struct guardian_req *rq,
 void gd_upgrade_cleanup(struct gd_vm *v); /* remove the staging dirs */
 
 /* watch.c */
-int  gd_watch_open(struct guardian *g);
-int  gd_watch_add(struct guardian *g, struct gd_vm *v);
-void gd_watch_rm(struct guardian *g, struct gd_vm *v);
+int gd_watch_open(struct guardian *g);
+int gd_watch_add(struct guardian *g, struct gd_vm *v);
 /* Adopt swtpm's current file as a new generation when it is one: link,
  * hash, fsync, manifest, drop the old backup. 0 (adopted or nothing new),
  * -1 when the commit failed (v->pending set, previous generation kept). */
@@ -220,12 +233,21 @@ int gd_flush_due(struct guardian *g);
 /* Sync every watched VM (after IN_Q_OVERFLOW, and on the retry tick). */
 void gd_rescan(struct guardian *g, bool only_pending);
 
-/* serve.c */
-int  gd_request(struct guardian *g, const struct guardian_req *rq,
-                struct guardian_rep *rp);
+/* publish.c */
+int  gd_publish_open(struct guardian *g);
+void gd_publish_close(struct guardian *g);
+/* Record v's health (cls, reason, generation) and publish it; changes of
+ * the counters alone are published at most every 500 ms. */
 void gd_publish(struct guardian *g, struct gd_vm *v, int cls,
                 const char *reason);
-int  gd_serve_open(struct guardian *g, struct req_server **srv);
+/* Publish what gd_publish held back once it is due. */
+void gd_publish_due(struct guardian *g, struct gd_vm *v);
+void gd_publish_delete(struct guardian *g, struct gd_vm *v);
+
+/* serve.c */
+int gd_request(struct guardian *g, const struct guardian_req *rq,
+               struct guardian_rep *rp);
+int gd_serve_open(struct guardian *g, struct req_server **srv);
 /* Periodic work: retry failed commits, drop old "purged" items. */
 void gd_tick(struct guardian *g);
 

@@ -52,10 +52,8 @@ static int
 local_dir(const struct launcher_cfg *cfg, const char *uuid, int mode, char *dir,
           size_t len)
 {
-	return path_join(dir, len, "%s/tpm-state-%s",
-	                 mode == VTPM_MODE_EPHEMERAL ? cfg->eph_dir
-	                                             : cfg->paths.state,
-	                 uuid);
+	return paths_state_dir(&cfg->paths, mode == VTPM_MODE_EPHEMERAL, uuid,
+	                       dir, len);
 }
 
 int
@@ -73,11 +71,110 @@ guard_mkdir(const struct launcher_cfg *cfg, const char *dir, char *err,
 	return 0;
 }
 
+/* PREPARE without the guardian: the directory (emptied first for
+ * ephemeral state), new or normal, and a marker file that records
+ * whether new state is written encrypted. */
+static int
+local_prepare(const struct launcher_cfg *cfg, const char *dir, int mode,
+              bool encrypted, struct guardian_rep *rep, char *err,
+              size_t errlen)
+{
+	char        f[PATH_LEN];
+	struct stat sb;
+
+	if (path_join(f, sizeof(f), "%s/tpm2-00.permall", dir) < 0) {
+		snprintf(err, errlen, "path too long");
+		return -1;
+	}
+	if (mode == VTPM_MODE_EPHEMERAL && remove_tree(dir) < 0 &&
+	    errno != ENOENT) {
+		snprintf(err, errlen, "empty %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (guard_mkdir(cfg, dir, err, errlen) < 0) {
+		return -1;
+	}
+	rep->classification = stat(f, &sb) == 0 ? STATE_NORMAL : STATE_NEW;
+	if (path_join(f, sizeof(f), "%s/" ENC_MARK, dir) < 0) {
+		return -1;
+	}
+	if (rep->classification == STATE_NEW) {
+		(void) unlink(f);
+		if (encrypted) {
+			int fd = open(f, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+			if (fd >= 0) {
+				close(fd);
+			}
+		}
+		rep->encrypted = encrypted;
+	} else {
+		rep->encrypted = stat(f, &sb) == 0;
+	}
+	return 0;
+}
+
+/* RESET without the guardian: the old directory is kept aside. */
+static int
+local_reset(const struct launcher_cfg *cfg, const char *uuid, const char *dir,
+            bool encrypted, struct guardian_rep *rep, char *err, size_t errlen)
+{
+	char aside[PATH_LEN];
+
+	if (path_join(aside, sizeof(aside), "%s.reset-%lld", dir,
+	              (long long) time(NULL)) < 0) {
+		return -1;
+	}
+	if (rename(dir, aside) < 0 && errno != ENOENT) {
+		snprintf(err, errlen, "rename %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (guard_mkdir(cfg, dir, err, errlen) < 0) {
+		return -1;
+	}
+	log_warnx("%s: state reset, old state kept in %s", uuid, aside);
+	rep->classification = STATE_RESET;
+	rep->encrypted = encrypted;
+	return 0;
+}
+
+/* Stand-in UPGRADE: the launcher's encrypted copy replaces the plain
+ * file (rename: one or the other, never neither). */
+static int
+local_upgrade(const char *dir, const char *f, struct guardian_rep *rep,
+              char *err, size_t errlen)
+{
+	char p[PATH_LEN];
+
+	if (path_join(p, sizeof(p), "%s/%s/tpm2-00.permall", dir, UPGRADE_DIR) <
+	        0 ||
+	    fsync_path(p) < 0 || rename(p, f) < 0 || fsync_dir(dir) < 0) {
+		snprintf(err, errlen, "upgrade %s: %s", f, strerror(errno));
+		return -1;
+	}
+	if (path_join(p, sizeof(p), "%s/%s", dir, UPGRADE_DIR) == 0) {
+		(void) remove_tree(p);
+	}
+	if (path_join(p, sizeof(p), "%s/tpm2-00.volatilestate", dir) == 0) {
+		(void) unlink(p);
+	}
+	if (path_join(p, sizeof(p), "%s/" ENC_MARK, dir) == 0) {
+		int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			close(fd);
+		}
+	}
+	rep->classification = STATE_UPGRADED;
+	rep->encrypted = true;
+	snprintf(rep->reason, sizeof(rep->reason),
+	         "plain state encrypted in place");
+	return 0;
+}
+
 static int
 local_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
          bool encrypted, struct guardian_rep *rep, char *err, size_t errlen)
 {
-	char        dir[STATE_DIR_LEN], f[PATH_LEN], aside[PATH_LEN];
+	char        dir[STATE_DIR_LEN], f[PATH_LEN];
 	struct stat sb;
 
 	memcpy(rep->uuid, uuid, sizeof(rep->uuid));
@@ -89,32 +186,9 @@ local_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
 	memcpy(rep->state_dir, dir, sizeof(rep->state_dir));
 	switch (op) {
 	case GOP_PREPARE:
-		if (mode == VTPM_MODE_EPHEMERAL && remove_tree(dir) < 0 &&
-		    errno != ENOENT) {
-			snprintf(err, errlen, "empty %s: %s", dir,
-			         strerror(errno));
+		if (local_prepare(cfg, dir, mode, encrypted, rep, err, errlen) <
+		    0) {
 			return -1;
-		}
-		if (guard_mkdir(cfg, dir, err, errlen) < 0) {
-			return -1;
-		}
-		rep->classification =
-		    stat(f, &sb) == 0 ? STATE_NORMAL : STATE_NEW;
-		if (path_join(f, sizeof(f), "%s/" ENC_MARK, dir) < 0) {
-			return -1;
-		}
-		if (rep->classification == STATE_NEW) {
-			(void) unlink(f);
-			if (encrypted) {
-				int fd = open(f, O_CREAT | O_WRONLY | O_CLOEXEC,
-				              0600);
-				if (fd >= 0) {
-					close(fd);
-				}
-			}
-			rep->encrypted = encrypted;
-		} else {
-			rep->encrypted = stat(f, &sb) == 0;
 		}
 		break;
 	case GOP_RESTORE:
@@ -122,21 +196,10 @@ local_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
 		         "no backup to restore (running without the guardian)");
 		return -1;
 	case GOP_RESET:
-		if (path_join(aside, sizeof(aside), "%s.reset-%lld", dir,
-		              (long long) time(NULL)) < 0) {
+		if (local_reset(cfg, uuid, dir, encrypted, rep, err, errlen) <
+		    0) {
 			return -1;
 		}
-		if (rename(dir, aside) < 0 && errno != ENOENT) {
-			snprintf(err, errlen, "rename %s: %s", dir,
-			         strerror(errno));
-			return -1;
-		}
-		if (guard_mkdir(cfg, dir, err, errlen) < 0) {
-			return -1;
-		}
-		log_warnx("%s: state reset, old state kept in %s", uuid, aside);
-		rep->classification = STATE_RESET;
-		rep->encrypted = encrypted;
 		break;
 	case GOP_RELEASE:
 		/* swtpm never fsyncs: make the last state durable */
@@ -149,31 +212,9 @@ local_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
 		rep->classification = STATE_NORMAL;
 		break;
 	case GOP_UPGRADE:
-		/* the launcher's encrypted copy replaces the plain file */
-		if (path_join(aside, sizeof(aside), "%s/%s/tpm2-00.permall",
-		              dir, UPGRADE_DIR) < 0 ||
-		    fsync_path(aside) < 0 || rename(aside, f) < 0 ||
-		    fsync_dir(dir) < 0) {
-			snprintf(err, errlen, "upgrade %s: %s", f,
-			         strerror(errno));
+		if (local_upgrade(dir, f, rep, err, errlen) < 0) {
 			return -1;
 		}
-		(void) path_join(aside, sizeof(aside), "%s/%s", dir,
-		                 UPGRADE_DIR);
-		(void) remove_tree(aside);
-		(void) path_join(aside, sizeof(aside),
-		                 "%s/tpm2-00.volatilestate", dir);
-		(void) unlink(aside);
-		if (path_join(f, sizeof(f), "%s/" ENC_MARK, dir) == 0) {
-			int fd = open(f, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-			if (fd >= 0) {
-				close(fd);
-			}
-		}
-		rep->classification = STATE_UPGRADED;
-		rep->encrypted = true;
-		snprintf(rep->reason, sizeof(rep->reason),
-		         "plain state encrypted in place");
 		break;
 	case GOP_PURGE:
 		if (remove_tree(dir) < 0 && errno != ENOENT) {
@@ -203,7 +244,7 @@ service_there(const struct launcher_cfg *cfg, const char *name, char *err,
 	if (path_join(path, sizeof(path), "%s/%s.req", cfg->paths.run, name) <
 	        0 ||
 	    stat(path, &sb) < 0) {
-		vm_fmt(err, errlen, "%s unavailable: %s/%s.req: %s", name,
+		strfmt(err, errlen, "%s unavailable: %s/%s.req: %s", name,
 		       cfg->paths.run, name, strerror(errno));
 		return -1;
 	}

@@ -34,7 +34,6 @@ struct launcher_cfg {
 	int                start_timeout_ms; /* spawn -> socket + CMD_INIT */
 	int                req_timeout_ms;   /* guardian / broker requests */
 	char               swtpm_dir[PATH_LEN]; /* <run>/swtpm */
-	char               eph_dir[PATH_LEN];   /* <run>/ephemeral */
 	struct req_client *guardian;            /* NULL with no_guardian */
 	struct req_client *keybroker;           /* NULL with no_keybroker */
 };
@@ -96,9 +95,6 @@ void vm_on_domain(struct vm *vm, const struct domain_status *d);
 int vm_next_action(struct vm *vm, int *publish);
 /* Bounded string copy, always NUL-terminated. */
 void vm_strcpy(char *dst, const char *src, size_t len);
-/* snprintf for messages that may be cut short. */
-void vm_fmt(char *dst, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* Fill a status from the VM's DomainStatus. */
 void vm_status_base(const struct vm *vm, struct vtpm_status *st, int state);
 
@@ -195,8 +191,13 @@ int upgrade_plain(const struct launcher_cfg *cfg, const char *uuid,
 struct pool;
 int  pool_open(struct pool **pp, const struct launcher_cfg *cfg, int max);
 void pool_close(struct pool *p); /* waits for running jobs */
-void pool_submit(struct pool *p, struct job *j);
-int  pool_fd(struct pool *p);               /* readable when results wait */
+/* Queue j (the pool owns it until pool_take_done hands it back). -1 when
+ * no worker runs and none can be started: j stays queued, pool_retry
+ * tries again. */
+int pool_submit(struct pool *p, struct job *j);
+/* Start a worker for waiting jobs when none runs; -1 while that fails. */
+int         pool_retry(struct pool *p);
+int         pool_fd(struct pool *p);        /* readable when results wait */
 struct job *pool_take_done(struct pool *p); /* list, or NULL */
 int         pool_busy(struct pool *p);      /* jobs queued or running */
 

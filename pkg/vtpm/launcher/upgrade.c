@@ -53,7 +53,7 @@ ctrl_state(const struct launcher_cfg *cfg, const char *uuid, const uint8_t *set,
 	*blob = NULL;
 	if (spawn_paths(cfg, uuid, ctrl, NULL, NULL, sizeof(ctrl)) < 0 ||
 	    (fd = swtpm_ctrl_connect(ctrl, CTRL_MS)) < 0) {
-		vm_fmt(err, errlen, "upgrade: control socket of %s: %s", uuid,
+		strfmt(err, errlen, "upgrade: control socket of %s: %s", uuid,
 		       strerror(errno));
 		return -1;
 	}
@@ -78,10 +78,10 @@ ctrl_state(const struct launcher_cfg *cfg, const char *uuid, const uint8_t *set,
 	rc = 0;
 out:
 	if (rc < 0) {
-		vm_fmt(err, errlen, "upgrade: %s on %s: %s", what, ctrl,
+		strfmt(err, errlen, "upgrade: %s on %s: %s", what, ctrl,
 		       res != 0 ? "TPM error" : strerror(errno));
 		if (res != 0) {
-			vm_fmt(err, errlen,
+			strfmt(err, errlen,
 			       "upgrade: %s on %s: TPM result 0x%x", what, ctrl,
 			       res);
 		}
@@ -121,13 +121,13 @@ copy_in(const struct launcher_cfg *cfg, const char *from, const char *to,
 	int    rc = 0;
 
 	if (read_file(from, SWTPM_BLOB_MAX, &buf, &len) < 0) {
-		vm_fmt(err, errlen, "upgrade: read %s: %s", from,
+		strfmt(err, errlen, "upgrade: read %s: %s", from,
 		       strerror(errno));
 		return -1;
 	}
 	if (durable_write(to, buf, len, 0600) < 0 ||
 	    (cfg->runas && chown(to, cfg->swtpm_uid, cfg->swtpm_gid) < 0)) {
-		vm_fmt(err, errlen, "upgrade: write %s: %s", to,
+		strfmt(err, errlen, "upgrade: write %s: %s", to,
 		       strerror(errno));
 		rc = -1;
 	}
@@ -152,7 +152,7 @@ upgrade_plain(const struct launcher_cfg *cfg, const char *uuid,
 	    path_join(from, sizeof(from), "%s/tpm2-00.permall", state_dir) <
 	        0 ||
 	    path_join(to, sizeof(to), "%s/tpm2-00.permall", src) < 0) {
-		vm_fmt(err, errlen, "upgrade: %s: path too long", state_dir);
+		strfmt(err, errlen, "upgrade: %s: path too long", state_dir);
 		return -1;
 	}
 	(void) remove_tree(src);
@@ -184,7 +184,7 @@ upgrade_plain(const struct launcher_cfg *cfg, const char *uuid,
 	 * what counts is that the key opens it and the guest finds its
 	 * objects: CMD_INIT under the key succeeded */
 	if (blen == 0) {
-		vm_fmt(err, errlen,
+		strfmt(err, errlen,
 		       "upgrade: the encrypted state in %s is empty", enc);
 		goto out;
 	}
@@ -195,7 +195,7 @@ upgrade_plain(const struct launcher_cfg *cfg, const char *uuid,
 		goto out;
 	}
 	if (!rep->encrypted || rep->classification != STATE_UPGRADED) {
-		vm_fmt(err, errlen, "upgrade: guardian answered %s%s",
+		strfmt(err, errlen, "upgrade: guardian answered %s%s",
 		       state_class_name(rep->classification),
 		       rep->encrypted ? "" : ", not encrypted");
 		goto out;
