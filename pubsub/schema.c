@@ -20,14 +20,14 @@ static const char *const vtpm_states[] = {"STARTING", "READY", "FAILED",
                                           "STOPPED", NULL};
 static const char *const models[] = {"tis", "crb", NULL};
 static const char *const modes[] = {"persistent", "ephemeral", NULL};
-const char *const        state_class_names[] = {"new",   "normal",  "restored",
-                                                "reset", "missing", "purged",
-                                                "error", "unknown", NULL};
+const char *const        state_class_names[] = {
+           "new",   "normal",  "restored", "reset",    "missing", "purged",
+           "error", "unknown", "upgraded", "rollback", NULL};
 static const char *const kb_states[] = {"STARTING",        "READY", "NO_HW_TPM",
                                         "POLICY_MISMATCH", "ERROR", NULL};
 static const char *const key_statuses[] = {
     "ok", "no-hw-tpm", "policy-mismatch", "error", "denied", NULL};
-static const char *const gops[] = {"prepare", "restore", "reset", "release",
+static const char *const gops[] = {"prepare", "restore", "reset",   "release",
                                    "purge",   "query",   "upgrade", NULL};
 static const char *const kops[] = {"status", "announce", "recover-begin",
                                    "recover", NULL};
@@ -36,8 +36,7 @@ static const char *const aops[] = {"info", "activate", "set-ak-cert",
                                    "certify-ek", NULL};
 static const char *const fops[] = {"check",  "stop",   "forget",
                                    "accept", "status", NULL};
-static const char *const fstatuses[] = {"ok", "off", "rollback", "error",
-                                        NULL};
+static const char *const fstatuses[] = {"ok", "off", "rollback", "error", NULL};
 
 static const char *
 enum_name(const char *const *names, int v)
@@ -330,8 +329,8 @@ static const struct schema schemas[MSG_TYPE_COUNT] = {
                               struct attest_req, attest_req_fields),
     [MSG_ATTEST_REP] = SCHEMA("AttestReply", MSG_ATTEST_REP, struct attest_rep,
                               attest_rep_fields),
-    [MSG_FRESH_REQ] = SCHEMA("Freshness", MSG_FRESH_REQ, struct fresh_req,
-                             fresh_req_fields),
+    [MSG_FRESH_REQ] =
+        SCHEMA("Freshness", MSG_FRESH_REQ, struct fresh_req, fresh_req_fields),
     [MSG_FRESH_REP] = SCHEMA("FreshnessReply", MSG_FRESH_REP, struct fresh_rep,
                              fresh_rep_fields),
 };

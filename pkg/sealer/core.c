@@ -159,6 +159,7 @@ broker_unseal(struct broker *b, struct broker_round *r)
 		    (ret = seal_unseal(&b->tpm, &b->blob, r->master, &rc, err,
 		                       sizeof(err))) == 0) {
 			b->unseals++;
+			fresh_set_key(b->fresh, r->master);
 			r->status = KEY_OK;
 			r->rc = 0;
 			goto out;

@@ -36,8 +36,15 @@ usage(FILE *f)
 	    "      --escrow-pubkey FILE  recovery escrow: wrap the master to "
 	    "this\n"
 	    "                         controller RSA public key (PEM); off "
-	    "by default\n",
-	    SEAL_DEFAULT_PCRS, UPDATE_DEFAULT_BOOTS);
+	    "by default\n"
+	    "      --freshness-nv HANDLE  hardware TPM NV counter that binds "
+	    "state\n"
+	    "                         freshness (default 0x%08x)\n"
+	    "      --checkpoint-interval S  checkpoint running VMs every S "
+	    "seconds\n"
+	    "                         (default %d; 0 = at VM stops only)\n",
+	    SEAL_DEFAULT_PCRS, UPDATE_DEFAULT_BOOTS, FRESH_DEFAULT_NV,
+	    FRESH_DEFAULT_S);
 	common_usage(f);
 }
 
@@ -54,12 +61,16 @@ parse_options(int argc, char **argv, struct common_opts *o,
 	    {"workers", required_argument, NULL, 'w'},
 	    {"pending-boots", required_argument, NULL, 'B'},
 	    {"escrow-pubkey", required_argument, NULL, 'E'},
+	    {"freshness-nv", required_argument, NULL, 'F'},
+	    {"checkpoint-interval", required_argument, NULL, 'C'},
 	    {NULL, 0, NULL, 0}};
 	int uid, c, r;
 
 	common_opts_init(o);
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->pending_boots = UPDATE_DEFAULT_BOOTS;
+	cfg->fresh_nv = FRESH_DEFAULT_NV;
+	cfg->checkpoint_s = FRESH_DEFAULT_S;
 	*pcrs = SEAL_DEFAULT_PCRS;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "t:u:p:w:",
 	                        longopts, NULL)) != -1) {
@@ -105,6 +116,31 @@ parse_options(int argc, char **argv, struct common_opts *o,
 				fprintf(stderr,
 				        "vtpm-keybroker: --pending-boots %s: "
 				        "1-1000\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'F': {
+			char         *end;
+			unsigned long h = strtoul(optarg, &end, 0);
+
+			/* an NV index in the owner range */
+			if (*end != '\0' || h < 0x01800000ul ||
+			    h > 0x01bffffful) {
+				fprintf(stderr,
+				        "vtpm-keybroker: --freshness-nv %s: an "
+				        "NV index in 0x01800000-0x01bfffff\n",
+				        optarg);
+				return 2;
+			}
+			cfg->fresh_nv = (uint32_t) h;
+			break;
+		}
+		case 'C':
+			if (opt_int(optarg, 0, 86400, &cfg->checkpoint_s) < 0) {
+				fprintf(stderr,
+				        "vtpm-keybroker: --checkpoint-interval "
+				        "%s: 0-86400\n",
 				        optarg);
 				return 2;
 			}

@@ -328,3 +328,44 @@ guard_key(const struct launcher_cfg *cfg, const char *uuid, uint8_t *key,
 	secmem_free(rep, sizeof(*rep));
 	return rc;
 }
+
+int
+guard_fresh(const struct launcher_cfg *cfg, int op, const char *uuid,
+            const struct guardian_rep *st, struct fresh_rep *rep, char *why,
+            size_t whylen)
+{
+	struct fresh_req req;
+	enum msg_type    rt;
+	char             e[REASON_LEN];
+
+	memset(rep, 0, sizeof(*rep));
+	rep->status = FRESH_OFF;
+	if (cfg->keybroker == NULL) {
+		return 0;
+	}
+	if (service_there(cfg, "keybroker", why, whylen) < 0) {
+		rep->status = FRESH_ERROR;
+		return -1;
+	}
+	memset(&req, 0, sizeof(req));
+	req.op = op;
+	strfmt(req.uuid, sizeof(req.uuid), "%s", uuid);
+	if (st != NULL) {
+		req.classification = st->classification;
+		req.generation = st->generation;
+		strfmt(req.sha256, sizeof(req.sha256), "%s", st->sha256);
+		strfmt(req.backup_sha256, sizeof(req.backup_sha256), "%s",
+		       st->backup_sha256);
+	}
+	if (req_client_call(cfg->keybroker, MSG_FRESH_REQ, &req, &rt, rep,
+	                    cfg->req_timeout_ms, e, sizeof(e)) < 0) {
+		snprintf(why, whylen, "keybroker unavailable: %s", e);
+		rep->status = FRESH_ERROR;
+		return -1;
+	}
+	if (rep->status == FRESH_ROLLBACK || rep->status == FRESH_ERROR) {
+		snprintf(why, whylen, "%s", rep->reason);
+		return -1;
+	}
+	return 0;
+}

@@ -156,6 +156,12 @@ void guard_close(struct launcher_cfg *cfg);
 int guard_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
              bool encrypted, struct guardian_rep *rep, char *err,
              size_t errlen);
+/* Freshness (op) of uuid's state st (the guardian's reply; NULL for
+ * forget) at the key broker. 0: ok or off (rep->reason may say more);
+ * -1: rollback, error or no answer (why; rep->status says which). */
+int guard_fresh(const struct launcher_cfg *cfg, int op, const char *uuid,
+                const struct guardian_rep *st, struct fresh_rep *rep, char *why,
+                size_t whylen);
 /* A state directory (0700, owned by the swtpm uid when root). */
 int guard_mkdir(const struct launcher_cfg *cfg, const char *dir, char *err,
                 size_t errlen);

@@ -53,6 +53,39 @@ plain_why(struct job *j, const char *why)
 	       prev[0] ? "; " : "", why);
 }
 
+/* Is the prepared state the latest the hardware TPM vouches for? A
+ * rollback is FAILED with health rollback; nothing is deleted. 0 or -1
+ * after fail(). */
+static int
+start_fresh(const struct launcher_cfg *cfg, struct job *j,
+            const struct guardian_rep *rep)
+{
+	struct fresh_rep fr;
+	char             why[REASON_LEN];
+	char             prev[REASON_LEN];
+
+	if (guard_fresh(cfg, FOP_CHECK, j->uuid, rep, &fr, why, sizeof(why)) <
+	    0) {
+		if (fr.status == FRESH_ROLLBACK) {
+			fail(j, why);
+			j->st.health = STATE_ROLLBACK;
+		} else {
+			char msg[REASON_LEN * 2];
+
+			snprintf(msg, sizeof(msg), "freshness not checked: %s",
+			         why);
+			fail(j, msg);
+		}
+		return -1;
+	}
+	if (fr.reason[0] != '\0' && fr.status == FRESH_OK) {
+		vm_strcpy(prev, j->st.reason, sizeof(prev));
+		strfmt(j->st.reason, sizeof(j->st.reason), "%s%s%s", prev,
+		       prev[0] ? "; " : "", fr.reason);
+	}
+	return 0;
+}
+
 /* The state key (persistent state) and the guardian's prepare: rep says
  * where the state is and what it is. *have_key: a key is in key and the
  * state is encrypted. 0, or -1 after fail(). why: why there is no key. */
@@ -112,6 +145,9 @@ start_prepare(const struct launcher_cfg *cfg, struct job *j, uint8_t *key,
 	           cfg->keybroker != NULL) {
 		log_warnx("%s: state unencrypted: %s", j->uuid, why);
 		plain_why(j, why);
+	}
+	if (*have_key && start_fresh(cfg, j, rep) < 0) {
+		return -1;
 	}
 	return 0;
 }
@@ -270,6 +306,18 @@ job_stop(const struct launcher_cfg *cfg, struct job *j)
 		vm_strcpy(j->st.reason, err, sizeof(j->st.reason));
 		j->rc = -1;
 		return;
+	}
+	if (j->mode == VTPM_MODE_PERSISTENT &&
+	    (op == GOP_PURGE || j->prepared)) {
+		struct fresh_rep fr;
+
+		/* the last generation becomes the checkpoint (the broker
+		 * takes it only from a VM whose start passed its check) */
+		if (guard_fresh(cfg, op == GOP_PURGE ? FOP_FORGET : FOP_STOP,
+		                j->uuid, op == GOP_PURGE ? NULL : &rep, &fr,
+		                err, sizeof(err)) < 0) {
+			log_warnx("%s: freshness checkpoint: %s", j->uuid, err);
+		}
 	}
 	j->prepared = false;
 	log_info("%s: vTPM stopped%s%s, state %s", j->uuid,
