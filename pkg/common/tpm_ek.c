@@ -40,16 +40,29 @@ tek_rc_str(TSS2_RC rc, char *buf, size_t len)
 }
 
 void
-tek_ek_template(TPM2B_PUBLIC *pub)
+tek_ek_template_alg(TPM2B_PUBLIC *pub, TPM2_ALG_ID alg)
 {
 	TPMT_PUBLIC *p = &pub->publicArea;
 
 	memset(pub, 0, sizeof(*pub));
-	p->type = TPM2_ALG_RSA;
 	p->nameAlg = TPM2_ALG_SHA256;
 	p->objectAttributes = EK_ATTRS;
 	p->authPolicy.size = sizeof(ek_policy);
 	memcpy(p->authPolicy.buffer, ek_policy, sizeof(ek_policy));
+	if (alg == TPM2_ALG_ECC) {
+		/* L-2: NIST P-256, unique = two 32-byte zero coordinates */
+		p->type = TPM2_ALG_ECC;
+		p->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
+		p->parameters.eccDetail.symmetric.keyBits.aes = 128;
+		p->parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+		p->parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+		p->parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+		p->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+		p->unique.ecc.x.size = 32;
+		p->unique.ecc.y.size = 32;
+		return;
+	}
+	p->type = TPM2_ALG_RSA;
 	p->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
 	p->parameters.rsaDetail.symmetric.keyBits.aes = 128;
 	p->parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
@@ -59,20 +72,43 @@ tek_ek_template(TPM2B_PUBLIC *pub)
 	p->unique.rsa.size = 256; /* 256 zero bytes */
 }
 
-bool
-tek_is_ek_template(const TPM2B_PUBLIC *pub)
+void
+tek_ek_template(TPM2B_PUBLIC *pub)
+{
+	tek_ek_template_alg(pub, TPM2_ALG_RSA);
+}
+
+TPM2_ALG_ID
+tek_ek_alg(const TPM2B_PUBLIC *pub)
 {
 	const TPMT_PUBLIC *p = &pub->publicArea;
 
-	return p->type == TPM2_ALG_RSA && p->nameAlg == TPM2_ALG_SHA256 &&
-	       p->objectAttributes == EK_ATTRS &&
-	       p->authPolicy.size == sizeof(ek_policy) &&
-	       memcmp(p->authPolicy.buffer, ek_policy, sizeof(ek_policy)) ==
-	           0 &&
-	       p->parameters.rsaDetail.symmetric.algorithm == TPM2_ALG_AES &&
-	       p->parameters.rsaDetail.symmetric.keyBits.aes == 128 &&
-	       p->parameters.rsaDetail.keyBits == 2048 &&
-	       p->unique.rsa.size == 256;
+	if (p->nameAlg != TPM2_ALG_SHA256 || p->objectAttributes != EK_ATTRS ||
+	    p->authPolicy.size != sizeof(ek_policy) ||
+	    memcmp(p->authPolicy.buffer, ek_policy, sizeof(ek_policy)) != 0) {
+		return TPM2_ALG_NULL;
+	}
+	if (p->type == TPM2_ALG_RSA &&
+	    p->parameters.rsaDetail.symmetric.algorithm == TPM2_ALG_AES &&
+	    p->parameters.rsaDetail.symmetric.keyBits.aes == 128 &&
+	    p->parameters.rsaDetail.keyBits == 2048 &&
+	    p->unique.rsa.size == 256) {
+		return TPM2_ALG_RSA;
+	}
+	if (p->type == TPM2_ALG_ECC &&
+	    p->parameters.eccDetail.symmetric.algorithm == TPM2_ALG_AES &&
+	    p->parameters.eccDetail.symmetric.keyBits.aes == 128 &&
+	    p->parameters.eccDetail.curveID == TPM2_ECC_NIST_P256 &&
+	    p->unique.ecc.x.size == 32 && p->unique.ecc.y.size == 32) {
+		return TPM2_ALG_ECC;
+	}
+	return TPM2_ALG_NULL;
+}
+
+bool
+tek_is_ek_template(const TPM2B_PUBLIC *pub)
+{
+	return tek_ek_alg(pub) == TPM2_ALG_RSA;
 }
 
 /* ---- a TCTI over a raw command fd ---- */
@@ -245,8 +281,8 @@ tek_read_public(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub, char *err,
 }
 
 int
-tek_ek_provision(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
-                 char *err, size_t errlen)
+tek_ek_create(ESYS_CONTEXT *e, TPM2_ALG_ID alg, uint32_t handle,
+              TPM2B_PUBLIC **pub, char *err, size_t errlen)
 {
 	TPM2B_SENSITIVE_CREATE sens = {0};
 	TPM2B_PUBLIC           tpl;
@@ -254,13 +290,15 @@ tek_ek_provision(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
 	TPML_PCR_SELECTION     pcrs = {0};
 	ESYS_TR                obj = ESYS_TR_NONE, old = ESYS_TR_NONE, out;
 	TSS2_RC                rc;
+	const char            *name = alg == TPM2_ALG_ECC ? "ECC" : "RSA";
+	char                   what[64];
 
 	*pub = NULL;
-	tek_ek_template(&tpl);
+	tek_ek_template_alg(&tpl, alg);
 	/* an object already at handle (a reset state): evict it first */
-	rc = Esys_TR_FromTPMPublic(e, handle, ESYS_TR_NONE, ESYS_TR_NONE,
-	                           ESYS_TR_NONE, &old);
-	if (rc == TSS2_RC_SUCCESS) {
+	if (handle != 0 &&
+	    Esys_TR_FromTPMPublic(e, handle, ESYS_TR_NONE, ESYS_TR_NONE,
+	                          ESYS_TR_NONE, &old) == TSS2_RC_SUCCESS) {
 		rc = Esys_EvictControl(e, ESYS_TR_RH_OWNER, old,
 		                       ESYS_TR_PASSWORD, ESYS_TR_NONE,
 		                       ESYS_TR_NONE, handle, &out);
@@ -274,7 +312,14 @@ tek_ek_provision(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
 	                        ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tpl,
 	                        &outside, &pcrs, &obj, pub, NULL, NULL, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
-		return tpm_fail(err, errlen, "CreatePrimary (EK)", rc);
+		snprintf(what, sizeof(what), "CreatePrimary (%s EK)", name);
+		return tpm_fail(err, errlen, what, rc);
+	}
+	if (handle == 0) {
+		/* a transient EK: the same key comes back from the seed
+		 * whenever someone (the guest) asks for it */
+		(void) Esys_FlushContext(e, obj);
+		return 0;
 	}
 	rc = Esys_EvictControl(e, ESYS_TR_RH_OWNER, obj, ESYS_TR_PASSWORD,
 	                       ESYS_TR_NONE, ESYS_TR_NONE, handle, &out);
@@ -282,10 +327,19 @@ tek_ek_provision(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
 	if (rc != TSS2_RC_SUCCESS) {
 		Esys_Free(*pub);
 		*pub = NULL;
-		return tpm_fail(err, errlen, "EvictControl (EK)", rc);
+		snprintf(what, sizeof(what), "EvictControl (%s EK to 0x%x)",
+		         name, handle);
+		return tpm_fail(err, errlen, what, rc);
 	}
 	(void) Esys_TR_Close(e, &out);
 	return 0;
+}
+
+int
+tek_ek_provision(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
+                 char *err, size_t errlen)
+{
+	return tek_ek_create(e, TPM2_ALG_RSA, handle, pub, err, errlen);
 }
 
 #define NV_ATTRS                                                               \
@@ -500,6 +554,40 @@ tek_pub_name(const TPM2B_PUBLIC *pub, TPM2B_NAME *name)
 	return 0;
 }
 
+/* An OpenSSL key for an ECC P-256 public area. */
+static EVP_PKEY *
+ecc_pkey(const TPMT_PUBLIC *p)
+{
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM     *params = NULL;
+	EVP_PKEY_CTX   *ctx = NULL;
+	EVP_PKEY       *pkey = NULL;
+	uint8_t         pt[1 + 2 * 32];
+
+	if (p->parameters.eccDetail.curveID != TPM2_ECC_NIST_P256 ||
+	    p->unique.ecc.x.size != 32 || p->unique.ecc.y.size != 32) {
+		return NULL;
+	}
+	pt[0] = 0x04; /* uncompressed point */
+	memcpy(pt + 1, p->unique.ecc.x.buffer, 32);
+	memcpy(pt + 33, p->unique.ecc.y.buffer, 32);
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+	                                     "prime256v1", 0) ||
+	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt,
+	                                      sizeof(pt)) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		pkey = NULL;
+	}
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	return pkey;
+}
+
 EVP_PKEY *
 tek_pub_to_pkey(const TPM2B_PUBLIC *pub)
 {
@@ -513,6 +601,9 @@ tek_pub_to_pkey(const TPM2B_PUBLIC *pub)
 	                             ? p->parameters.rsaDetail.exponent
 	                             : 65537;
 
+	if (p->type == TPM2_ALG_ECC) {
+		return ecc_pkey(p);
+	}
 	if (p->type != TPM2_ALG_RSA || p->unique.rsa.size == 0) {
 		return NULL;
 	}

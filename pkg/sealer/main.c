@@ -3,6 +3,7 @@
 #include "sealer.h"
 #include "common.h"
 #include "log.h"
+#include "tpm_ek.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -67,6 +68,8 @@ main(int argc, char **argv)
 	common_opts_init(&o);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.pending_boots = UPDATE_DEFAULT_BOOTS;
+	cfg.ek_handle = TEK_EK_HANDLE;
+	cfg.ak_handle = TEK_AK_HANDLE;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "t:u:p:w:",
 	                        longopts, NULL)) != -1) {
 		if (common_opts_handle(&o, c, optarg, "vtpm-keybroker",

@@ -116,8 +116,8 @@ seal_pcrs_format(uint32_t mask, char *buf, size_t len)
 	}
 }
 
-static void
-pcr_selection(uint32_t mask, TPML_PCR_SELECTION *sel)
+void
+seal_pcr_selection(uint32_t mask, TPML_PCR_SELECTION *sel)
 {
 	memset(sel, 0, sizeof(*sel));
 	sel->count = 1;
@@ -321,7 +321,7 @@ seal_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][32], TSS2_RC *rc,
 		uint32_t           got;
 		int                k = 0;
 
-		pcr_selection(left, &sel);
+		seal_pcr_selection(left, &sel);
 		TPM_RETRY(*rc,
 		          Esys_PCR_Read(t->ectx, ESYS_TR_NONE, ESYS_TR_NONE,
 		                        ESYS_TR_NONE, &sel, &upd, &out, &vals));
@@ -395,7 +395,7 @@ branch_digest(struct tpm *t, struct seal_branch *br, TSS2_RC *rc, char *err,
 	TPM2B_DIGEST       pd, *dig = NULL;
 	char               rcs[128];
 
-	pcr_selection(br->mask, &sel);
+	seal_pcr_selection(br->mask, &sel);
 	pcr_composite(br->mask, (const uint8_t(*)[32]) br->values, &pd);
 	TPM_RETRY(*rc, Esys_StartAuthSession(
 	                   t->ectx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -651,7 +651,7 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 		goto out;
 	}
 	/* empty pcrDigest: the TPM takes the PCRs' values now */
-	pcr_selection(b->branch[0].mask, &sel);
+	seal_pcr_selection(b->branch[0].mask, &sel);
 	TPM_RETRY(*rc, Esys_PolicyPCR(t->ectx, sess, ESYS_TR_NONE, ESYS_TR_NONE,
 	                              ESYS_TR_NONE, &empty, &sel));
 	if (*rc != TSS2_RC_SUCCESS) {

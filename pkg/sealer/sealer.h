@@ -96,6 +96,8 @@ void seal_pcrs_format(uint32_t mask, char *buf, size_t len);
 /* Look up (or create and persist) the SRK at 0x81000001; refuses one that
  * does not match the standard ECC P-256 template. rc gets the TPM rc. */
 int seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen);
+/* The sha256-bank selection of the PCRs in mask. */
+void seal_pcr_selection(uint32_t mask, TPML_PCR_SELECTION *sel);
 /* Read the sha256 PCRs of mask into values[index]. */
 int seal_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][32],
                   TSS2_RC *rc, char *err, size_t errlen);
@@ -145,6 +147,12 @@ int kdf_hkdf_sha256(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt,
 struct attest {
 	bool         ready; /* EK and AK looked up or made */
 	char         vault[4096];
+	/* from struct broker_cfg (broker_open), the one place they are set */
+	uint32_t     ek_handle, ak_handle; /* persistent hardware EK, AK */
+	uint32_t     pcrs;                 /* vault PCR set: quotes */
+	/* the hardware TPM's EK certificates from NV (PEM, "" = none) */
+	char         hw_ek_cert[ATTEST_PEM_LEN];
+	char         hw_ek_cert_ecc[ATTEST_PEM_LEN];
 	TPM2B_PUBLIC ek_pub, ak_pub;
 	TPM2B_NAME   ak_name;
 	char         device_id[ATTEST_ID_LEN]; /* hex of ak_name */
@@ -178,6 +186,9 @@ struct broker_cfg {
 	char     rundir[4096];
 	char     vault[4096]; /* <root>/persist/vtpm */
 	char     tcti[256];   /* "none" = no hardware TPM */
+	/* persistent handles of the hardware EK and AK (attest.c reads
+	 * them only from here; default TEK_EK_HANDLE, TEK_AK_HANDLE) */
+	uint32_t ek_handle, ak_handle;
 	uid_t    launcher_uid;
 	uint32_t pcrs;
 	int      nworkers;

@@ -10,6 +10,7 @@
 #include "sealer.h"
 #include "common.h"
 #include "log.h"
+#include "tpm_ek.h"
 #include "pubsub.h"
 
 #include <errno.h>
@@ -454,6 +455,9 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	secmem_free(r, sizeof(*r));
 	/* the AK once at start, so no VM's first launch pays for it */
 	strfmt(b->att.vault, sizeof(b->att.vault), "%s", cfg->vault);
+	b->att.ek_handle = cfg->ek_handle ? cfg->ek_handle : TEK_EK_HANDLE;
+	b->att.ak_handle = cfg->ak_handle ? cfg->ak_handle : TEK_AK_HANDLE;
+	b->att.pcrs = cfg->pcrs;
 	pthread_mutex_lock(&b->tpm_mu);
 	if (!b->no_tpm && tpm_is_open(&b->tpm) &&
 	    attest_setup(&b->att, &b->tpm, terr, sizeof(terr)) < 0) {
