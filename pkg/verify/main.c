@@ -36,6 +36,10 @@ static const struct vfy_command commands[] = {
     {"check", vfy_cmd_check,
      "FILE: a vtpmctl attest UUID report: chain, binding, clone alert"},
     {"alerts", vfy_cmd_alerts, "the clone alerts recorded (JSON array)"},
+    {"nonce", vfy_cmd_nonce,
+     "DEVICE: issue a quote nonce (vtpmctl attest UUID --nonce HEX)"},
+    {"reference", vfy_cmd_reference,
+     "DEVICE FILE: replace the device's reference PCR values"},
     {"escrow", cmd_escrow,
      "keygen|recover ...: recovery escrow (docs/updates.md)"},
 };
@@ -67,19 +71,32 @@ usage(FILE *f)
 	           "vtpm-verify.db)\n"
 	           "      --ca DIR     CA key and certificate (default "
 	           "vtpm-verify-ca)\n"
+	           "      --tpm-ca DIR TPM manufacturers' CA certificates (PEM, "
+	           "roots and\n"
+	           "                   intermediates) the hardware EK "
+	           "certificate must chain to\n"
+	           "                   (default: none)\n"
+	           "      --tofu       enrol a device whose hardware EK cannot be "
+	           "checked\n"
+	           "                   (no certificate or no --tpm-ca): trust it "
+	           "on first use,\n"
+	           "                   with a warning (default: refuse)\n"
 	           "Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 clone "
-	           "alert.\n");
+	           "alert, 4 boot\nstate (quoted PCRs) differs from the "
+	           "reference.\n");
 	common_usage(f);
 }
 
 int
 main(int argc, char **argv)
 {
-	enum { O_DB = 256, O_CA };
+	enum { O_DB = 256, O_CA, O_TPM_CA, O_TOFU };
 	static const struct option longopts[] = {
 	    COMMON_LONGOPTS,
 	    {"db", required_argument, NULL, O_DB},
 	    {"ca", required_argument, NULL, O_CA},
+	    {"tpm-ca", required_argument, NULL, O_TPM_CA},
+	    {"tofu", no_argument, NULL, O_TOFU},
 	    {NULL, 0, NULL, 0}};
 	struct common_opts co;
 	struct vfy_ctx     ctx;
@@ -98,6 +115,10 @@ main(int argc, char **argv)
 			snprintf(ctx.db, sizeof(ctx.db), "%s", optarg);
 		} else if (c == O_CA) {
 			snprintf(ctx.ca, sizeof(ctx.ca), "%s", optarg);
+		} else if (c == O_TPM_CA) {
+			snprintf(ctx.tpm_ca, sizeof(ctx.tpm_ca), "%s", optarg);
+		} else if (c == O_TOFU) {
+			ctx.tofu = true;
 		} else {
 			usage(stderr);
 			return 2;
