@@ -605,7 +605,7 @@ pcrs_now(const struct attest *a, struct tpm *t, struct attest_rep *rep,
 {
 	TSS2_RC rc;
 
-	seal_pcrs_format(a->pcrs, rep->pcrs, sizeof(rep->pcrs));
+	pcrset_format(a->pcrs, rep->pcrs, sizeof(rep->pcrs));
 	return seal_pcr_read(t, a->pcrs, rep->values.v, &rc, err, errlen);
 }
 

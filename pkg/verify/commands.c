@@ -31,6 +31,7 @@
  */
 #include "verify.h"
 #include "common.h"
+#include "keyfmt.h"
 #include "tpm_ek.h"
 
 #include <cjson/cJSON.h>
@@ -182,7 +183,7 @@ first_reference(struct vfy_ctx *c, const char *id, const cJSON *pcrs,
 	                        (const uint8_t(*)[32]) v, err, errlen) < 0) {
 		return -1;
 	}
-	vfy_pcrs_format(mask, list, sizeof(list));
+	pcrset_format(mask, list, sizeof(list));
 	fprintf(stderr,
 	        "vtpm-verify: device %s: reference PCR values recorded (PCRs "
 	        "%s)\n",
@@ -524,7 +525,7 @@ check_quote(struct vfy_ctx *c, const struct vfy_device *d, const cJSON *dev,
 	}
 	bad = vfy_pcrs_differ(mask, (const uint8_t(*)[32]) v, refmask,
 	                      (const uint8_t(*)[32]) ref);
-	vfy_pcrs_format(bad, list, sizeof(list));
+	pcrset_format(bad, list, sizeof(list));
 	cJSON_AddStringToObject(o, "pcrs_differ", list);
 	if (bad != 0) {
 		snprintf(err, errlen,
@@ -827,7 +828,7 @@ vfy_cmd_reference(struct vfy_ctx *c, int argc, char **argv)
 		fprintf(stderr, "vtpm-verify: device %s: %s\n", argv[0], err);
 		goto out;
 	}
-	vfy_pcrs_format(mask, list, sizeof(list));
+	pcrset_format(mask, list, sizeof(list));
 	printf("device %s: reference PCRs %s recorded\n", argv[0], list);
 	rc = 0;
 out:

@@ -7,6 +7,7 @@
  * of PCR values that reports, references and vtpmctl attest use.
  */
 #include "verify.h"
+#include "keyfmt.h"
 #include "tpm_ek.h"
 
 #include <stdio.h>
@@ -53,24 +54,6 @@ vfy_pcrs_parse(const cJSON *o, uint32_t *mask, uint8_t values[16][32],
 		return -1;
 	}
 	return 0;
-}
-
-void
-vfy_pcrs_format(uint32_t mask, char *buf, size_t len)
-{
-	size_t n = 0;
-
-	buf[0] = '\0';
-	for (int i = 0; i < 16 && n < len; i++) {
-		if (mask & (1u << i)) {
-			int w = snprintf(buf + n, len - n, "%s%d", n ? "," : "",
-			                 i);
-			if (w < 0 || (size_t) w >= len - n) {
-				break;
-			}
-			n += (size_t) w;
-		}
-	}
 }
 
 static bool
@@ -146,8 +129,8 @@ vfy_check_quote(const TPM2B_PUBLIC *ak, const uint8_t *attest, size_t len,
 	if (qmask != mask) {
 		char want[64], got[64];
 
-		vfy_pcrs_format(qmask, got, sizeof(got));
-		vfy_pcrs_format(mask, want, sizeof(want));
+		pcrset_format(qmask, got, sizeof(got));
+		pcrset_format(mask, want, sizeof(want));
 		snprintf(err, errlen,
 		         "quote: PCRs %s quoted, values given for %s", got,
 		         want);

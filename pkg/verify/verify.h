@@ -145,7 +145,6 @@ struct vfy_quote {
 /* {"0": hex, ...} into mask/values. 0 or -1 with err. */
 int  vfy_pcrs_parse(const cJSON *o, uint32_t *mask, uint8_t values[16][32],
                     char *err, size_t errlen);
-void vfy_pcrs_format(uint32_t mask, char *buf, size_t len);
 /* The quote attest (TPMS_ATTEST bytes) signed sig by ak (RSASSA-SHA256),
  * made for nonce, over the sha256 PCRs of mask whose values are values.
  * 0 (q filled) or -1 with err. */
