@@ -218,9 +218,9 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	if (!tek_is_ek_template(pub)) {
 		Esys_Free(pub);
 		strfmt(err, errlen,
-		    "persistent handle 0x%x holds a key that is not an "
-		    "RSA-2048 EK of the standard template",
-		    a->ek_handle);
+		       "persistent handle 0x%x holds a key that is not an "
+		       "RSA-2048 EK of the standard template",
+		       a->ek_handle);
 		return -1;
 	}
 	a->ek_pub = *pub;
@@ -243,9 +243,9 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	    pub->publicArea.objectAttributes != AK_ATTRS) {
 		Esys_Free(pub);
 		strfmt(err, errlen,
-		    "persistent handle 0x%x holds a key that is not a "
-		    "restricted fixedTPM signing key",
-		    a->ak_handle);
+		       "persistent handle 0x%x holds a key that is not a "
+		       "restricted fixedTPM signing key",
+		       a->ak_handle);
 		return -1;
 	}
 	a->ak_pub = *pub;
@@ -307,7 +307,8 @@ attest_ek_tbs(EVP_PKEY *ek, const char *uuid, const char *device_id,
 	    X509_time_adj_ex(X509_getm_notAfter(x), 365 * 30, 0, NULL) ==
 	        NULL ||
 	    !X509_set_pubkey(x, ek) ||
-	    tek_x509_add_ext(x, NULL, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+	    tek_x509_add_ext(x, NULL, NID_basic_constraints,
+	                     "critical,CA:FALSE") < 0 ||
 	    tek_x509_add_ext(x, NULL, NID_key_usage,
 	                     EVP_PKEY_get_base_id(ek) == EVP_PKEY_EC
 	                         ? "critical,keyAgreement"
@@ -399,8 +400,8 @@ attest_cert_assemble(const uint8_t *tbs, size_t tbslen, const uint8_t *sig,
 
 /* Sign tbs with the AK: TPM2_Hash (ticket), TPM2_Sign. */
 static int
-ak_sign(const struct attest *a, struct tpm *t, const uint8_t *tbs, size_t len, uint8_t *sig,
-        size_t *siglen, char *err, size_t errlen)
+ak_sign(const struct attest *a, struct tpm *t, const uint8_t *tbs, size_t len,
+        uint8_t *sig, size_t *siglen, char *err, size_t errlen)
 {
 	TPM2B_MAX_BUFFER   data;
 	TPM2B_DIGEST      *dg = NULL;
@@ -413,9 +414,9 @@ ak_sign(const struct attest *a, struct tpm *t, const uint8_t *tbs, size_t len, u
 
 	if (len > sizeof(data.buffer)) {
 		strfmt(err, errlen,
-		    "TBSCertificate of %zu bytes (TPM2_Hash takes "
-		    "%zu)",
-		    len, sizeof(data.buffer));
+		       "TBSCertificate of %zu bytes (TPM2_Hash takes "
+		       "%zu)",
+		       len, sizeof(data.buffer));
 		return -1;
 	}
 	data.size = (UINT16) len;
@@ -464,14 +465,14 @@ certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
 	if (tek_pub_from_hex(req->ek_pub, &ek) < 0 ||
 	    (pk = tek_pub_to_pkey(&ek)) == NULL) {
 		strfmt(err, errlen,
-		    "ek_pub is not a hex TPM2B_PUBLIC of an RSA or "
-		    "ECC P-256 key");
+		       "ek_pub is not a hex TPM2B_PUBLIC of an RSA or "
+		       "ECC P-256 key");
 		return -1;
 	}
 	if (tek_ek_alg(&ek) == TPM2_ALG_NULL) {
 		strfmt(err, errlen,
-		    "ek_pub follows neither EK template L-1 (RSA) nor L-2 "
-		    "(ECC P-256)");
+		       "ek_pub follows neither EK template L-1 (RSA) nor L-2 "
+		       "(ECC P-256)");
 		EVP_PKEY_free(pk);
 		return -1;
 	}
@@ -491,7 +492,8 @@ certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
 		goto out;
 	}
 	if (attest_cert_assemble(tbs, tbslen, sig, siglen, &der, &derlen) < 0 ||
-	    tek_der_to_pem(der, derlen, rep->ek_cert, sizeof(rep->ek_cert)) < 0) {
+	    tek_der_to_pem(der, derlen, rep->ek_cert, sizeof(rep->ek_cert)) <
+	        0) {
 		strfmt(err, errlen, "cannot assemble the certificate");
 		goto out;
 	}
@@ -521,14 +523,15 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 	if (n <= 0 || Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, (size_t) n, &off,
 	                                                &blob) != 0) {
 		strfmt(err, errlen,
-		    "credential_blob is not a hex TPM2B_ID_OBJECT");
+		       "credential_blob is not a hex TPM2B_ID_OBJECT");
 		return -1;
 	}
 	off = 0;
 	n = tek_unhex(req->secret, buf, sizeof(buf));
 	if (n <= 0 || Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(
 	                  buf, (size_t) n, &off, &sec) != 0) {
-		strfmt(err, errlen, "secret is not a hex TPM2B_ENCRYPTED_SECRET");
+		strfmt(err, errlen,
+		       "secret is not a hex TPM2B_ENCRYPTED_SECRET");
 		return -1;
 	}
 	if (handle_of(t->ectx, a->ek_handle, &ek, err, errlen) < 0 ||
@@ -580,12 +583,14 @@ set_ak_cert(struct attest *a, const struct attest_req *req, char *err,
 	if (theirs == NULL) {
 		strfmt(err, errlen, "ak_cert is not a PEM certificate");
 	} else if (mine == NULL || EVP_PKEY_eq(mine, theirs) != 1) {
-		strfmt(err, errlen, "ak_cert certifies another key than this AK");
+		strfmt(err, errlen,
+		       "ak_cert certifies another key than this AK");
 	} else {
 		ak_cert_path(a, path, sizeof(path));
 		if (durable_write(path, req->ak_cert, strlen(req->ak_cert),
 		                  0644) < 0) {
-			strfmt(err, errlen, "write %s: %s", path, strerror(errno));
+			strfmt(err, errlen, "write %s: %s", path,
+			       strerror(errno));
 		} else {
 			log_info("attestation: AK certificate stored in %s",
 			         path);
@@ -658,9 +663,9 @@ quote(struct attest *a, struct tpm *t, const struct attest_req *req,
 	if (handle_of(t->ectx, a->ak_handle, &ak, err, errlen) < 0) {
 		return -1;
 	}
-	TPM_RETRY(rc, Esys_Quote(t->ectx, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	                         ESYS_TR_NONE, &nonce, &scheme, &sel, &q,
-	                         &sig));
+	TPM_RETRY(rc,
+	          Esys_Quote(t->ectx, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	                     ESYS_TR_NONE, &nonce, &scheme, &sel, &q, &sig));
 	(void) Esys_TR_Close(t->ectx, &ak);
 	if (rc != TSS2_RC_SUCCESS) {
 		fail_rc(err, errlen, "TPM2_Quote (AK)", rc);
@@ -696,7 +701,7 @@ attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 	memcpy(rep->uuid, req->uuid, sizeof(rep->uuid));
 	if (peer != launcher) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "uid %d may not ask for attestation", (int) peer);
+		       "uid %d may not ask for attestation", (int) peer);
 		log_warnx("attest %s refused: %s", attest_op_name(req->op),
 		          rep->reason);
 		return 0;
@@ -704,12 +709,12 @@ attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 	pthread_mutex_lock(mu);
 	if (t->tcti[0] == '\0') {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "no hardware TPM (--tcti none): no attestation key");
+		       "no hardware TPM (--tcti none): no attestation key");
 		goto out;
 	}
 	if (!tpm_is_open(t) && tpm_reopen(t, err, sizeof(err)) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason), "no hardware TPM: %s",
-		    err);
+		       err);
 		goto out;
 	}
 	if (attest_setup(a, t, err, sizeof(err)) < 0) {

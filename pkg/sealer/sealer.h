@@ -18,9 +18,9 @@
 #include <openssl/evp.h>
 #include <tss2/tss2_esys.h>
 
-#define SEAL_SRK_HANDLE   0x81000001u
-#define SEAL_FILE         "master.sealed.json"
-#define SEAL_BLOB_MAX     1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
+#define SEAL_SRK_HANDLE 0x81000001u
+#define SEAL_FILE       "master.sealed.json"
+#define SEAL_BLOB_MAX   1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
 
 /* tpm.c: one ESAPI context over the TCTI loader, serialized by a mutex
  * (no resource manager in front of the simulated TPM: one command stream,
@@ -121,7 +121,6 @@ int seal_blob_store(const char *path, const struct seal_blob *b);
 int seal_blob_load(const char *path, struct seal_blob *b, char *err,
                    size_t errlen);
 
-
 /* attest.c: the attestation key (AK, restricted RSA-2048 signing key
  * under the hardware EK, both persistent), ActivateCredential, and X.509
  * certificates for vTPM EKs signed by the AK (TPM2_Hash ticket +
@@ -129,11 +128,11 @@ int seal_blob_load(const char *path, struct seal_blob *b, char *err,
 #define ATTEST_AK_CERT_FILE "ak.crt"
 #define ATTEST_TBS_MAX      1024 /* TPM2_Hash takes at most this much */
 struct attest {
-	bool         ready; /* EK and AK looked up or made */
-	char         vault[4096];
+	bool ready; /* EK and AK looked up or made */
+	char vault[4096];
 	/* from struct broker_cfg (broker_open), the one place they are set */
-	uint32_t     ek_handle, ak_handle; /* persistent hardware EK, AK */
-	uint32_t     pcrs;                 /* vault PCR set: quotes */
+	uint32_t ek_handle, ak_handle; /* persistent hardware EK, AK */
+	uint32_t pcrs;                 /* vault PCR set: quotes */
 	/* the hardware TPM's EK certificates from NV (PEM, "" = none) */
 	char         hw_ek_cert[ATTEST_PEM_LEN];
 	char         hw_ek_cert_ecc[ATTEST_PEM_LEN];
@@ -161,15 +160,14 @@ int attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 int attest_ek_tbs(struct evp_pkey_st *ek, const char *uuid,
                   const char *device_id, const uint8_t serial[16],
                   uint8_t **tbs, size_t *tbslen);
-int attest_cert_assemble(const uint8_t *tbs, size_t tbslen,
-                         const uint8_t *sig, size_t siglen, uint8_t **der,
-                         size_t *derlen);
+int attest_cert_assemble(const uint8_t *tbs, size_t tbslen, const uint8_t *sig,
+                         size_t siglen, uint8_t **der, size_t *derlen);
 
 /* serve.c: requests and status. */
 struct broker_cfg {
-	char     rundir[4096];
-	char     vault[4096]; /* <root>/persist/vtpm */
-	char     tcti[256];   /* "none" = no hardware TPM */
+	char rundir[4096];
+	char vault[4096]; /* <root>/persist/vtpm */
+	char tcti[256];   /* "none" = no hardware TPM */
 	/* persistent handles of the hardware EK and AK (attest.c reads
 	 * them only from here; default TEK_EK_HANDLE, TEK_AK_HANDLE) */
 	uint32_t ek_handle, ak_handle;

@@ -181,4 +181,3 @@ tek_ek_provision(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
 {
 	return tek_ek_create(e, TPM2_ALG_RSA, handle, pub, err, errlen);
 }
-

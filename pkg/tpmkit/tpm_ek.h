@@ -1,8 +1,8 @@
 /*
  * tpm_ek.h: the TPM helpers of libtpmkit that the launcher, the key
  * broker, vtpmctl and the verifier share: the standard EK templates
- * (RSA-2048 L-1, ECC P-256 L-2) and EK creation (ek.c), the EK-certificate NV index
- * (nv.c), conversions between TPM public areas, hex, names and OpenSSL
+ * (RSA-2048 L-1, ECC P-256 L-2) and EK creation (ek.c), the EK-certificate NV
+ * index (nv.c), conversions between TPM public areas, hex, names and OpenSSL
  * keys (public.c, hex.c), certificate helpers (x509.c) and return codes
  * (rc.c). The vTPM command channel is in vtpm_chan.h, swtpm's control
  * channel in swtpm_ctrl.h.
@@ -18,11 +18,11 @@
 #include <openssl/x509.h>
 #include <tss2/tss2_esys.h>
 
-#define TEK_EK_HANDLE    0x81010001u /* vTPM and hardware EK (TCG) */
-#define TEK_AK_HANDLE    0x81010002u /* hardware AK (broker) */
-#define TEK_EKCERT_INDEX 0x01c00002u /* RSA EK certificate NV index */
+#define TEK_EK_HANDLE        0x81010001u /* vTPM and hardware EK (TCG) */
+#define TEK_AK_HANDLE        0x81010002u /* hardware AK (broker) */
+#define TEK_EKCERT_INDEX     0x01c00002u /* RSA EK certificate NV index */
 #define TEK_EKCERT_ECC_INDEX 0x01c0000au /* ECC P-256 EK certificate */
-#define TEK_CERT_MAX     2048        /* largest EK certificate we write */
+#define TEK_CERT_MAX         2048        /* largest EK certificate we write */
 
 /* The TCG EK Credential Profile template L-1 (RSA-2048, AES-128-CFB,
  * PolicySecret(TPM_RH_ENDORSEMENT) as authPolicy). */

@@ -132,7 +132,8 @@ hw_ek_trust(const struct vfy_ctx *c, const char *id, const TPM2B_PUBLIC *ek,
             size_t errlen)
 {
 	if (cert != NULL && c->tpm_ca[0] != '\0') {
-		if (vfy_check_maker_cert(c->tpm_ca, cert, ek, err, errlen) < 0) {
+		if (vfy_check_maker_cert(c->tpm_ca, cert, ek, err, errlen) <
+		    0) {
 			return -1;
 		}
 		snprintf(trust, tlen, "maker");
@@ -160,8 +161,8 @@ hw_ek_trust(const struct vfy_ctx *c, const char *id, const TPM2B_PUBLIC *ek,
 /* The PCR values of the enrolment report become the reference when the
  * device has none (later changes: vtpm-verify reference). */
 static int
-first_reference(struct vfy_ctx *c, const char *id, const cJSON *pcrs,
-                char *err, size_t errlen)
+first_reference(struct vfy_ctx *c, const char *id, const cJSON *pcrs, char *err,
+                size_t errlen)
 {
 	uint8_t  v[16][32], old[16][32];
 	uint32_t mask, oldmask;
@@ -179,8 +180,8 @@ first_reference(struct vfy_ctx *c, const char *id, const cJSON *pcrs,
 	if (n == 1) {
 		return 0;
 	}
-	if (c->reg.ops->ref_put(c->reg.h, id, mask,
-	                        (const uint8_t(*)[32]) v, err, errlen) < 0) {
+	if (c->reg.ops->ref_put(c->reg.h, id, mask, (const uint8_t(*)[32]) v,
+	                        err, errlen) < 0) {
 		return -1;
 	}
 	pcrset_format(mask, list, sizeof(list));
@@ -276,8 +277,9 @@ vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
 	if (c->reg.ops->device_put(c->reg.h, d, err, sizeof(err)) < 0 ||
 	    c->reg.ops->hw_ek_put(c->reg.h, id, hw ? hw : "", trust, err,
 	                          sizeof(err)) < 0 ||
-	    first_reference(c, id, cJSON_GetObjectItemCaseSensitive(dev, "pcrs"),
-	                    err, sizeof(err)) < 0) {
+	    first_reference(c, id,
+	                    cJSON_GetObjectItemCaseSensitive(dev, "pcrs"), err,
+	                    sizeof(err)) < 0) {
 		fprintf(stderr, "vtpm-verify: device %s: %s\n", id, err);
 		goto out;
 	}
@@ -475,8 +477,9 @@ check_quote(struct vfy_ctx *c, const struct vfy_device *d, const cJSON *dev,
 	    (nn = tek_unhex(nh, nonce, sizeof(nonce))) <= 0 ||
 	    (na = tek_unhex(ah, att, sizeof(att))) <= 0 ||
 	    (ns = tek_unhex(sh, sig, sizeof(sig))) <= 0) {
-		snprintf(err, errlen,
-		         "device.quote needs nonce, attest and signature (hex)");
+		snprintf(
+		    err, errlen,
+		    "device.quote needs nonce, attest and signature (hex)");
 		return 1;
 	}
 	if (vfy_pcrs_parse(cJSON_GetObjectItemCaseSensitive(q, "pcrs"), &mask,
@@ -500,10 +503,11 @@ check_quote(struct vfy_ctx *c, const struct vfy_device *d, const cJSON *dev,
 	}
 	if (r == 0 || r == 2) {
 		snprintf(err, errlen,
-		         r == 0 ? "quote nonce %.32s... was not issued to device "
-		                  "%s by this verifier (vtpm-verify nonce)"
-		                : "quote nonce %.32s... was used before (a "
-		                  "replayed quote) by device %s",
+		         r == 0
+		             ? "quote nonce %.32s... was not issued to device "
+		               "%s by this verifier (vtpm-verify nonce)"
+		             : "quote nonce %.32s... was used before (a "
+		               "replayed quote) by device %s",
 		         nh, d->id);
 		return 1;
 	}

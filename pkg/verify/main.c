@@ -66,24 +66,25 @@ usage(FILE *f)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
 	}
-	fprintf(f, "\nOptions:\n"
-	           "      --db DSN     registry: sqlite:PATH or PATH (default "
-	           "vtpm-verify.db)\n"
-	           "      --ca DIR     CA key and certificate (default "
-	           "vtpm-verify-ca)\n"
-	           "      --tpm-ca DIR TPM manufacturers' CA certificates (PEM, "
-	           "roots and\n"
-	           "                   intermediates) the hardware EK "
-	           "certificate must chain to\n"
-	           "                   (default: none)\n"
-	           "      --tofu       enrol a device whose hardware EK cannot be "
-	           "checked\n"
-	           "                   (no certificate or no --tpm-ca): trust it "
-	           "on first use,\n"
-	           "                   with a warning (default: refuse)\n"
-	           "Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 clone "
-	           "alert, 4 boot\nstate (quoted PCRs) differs from the "
-	           "reference.\n");
+	fprintf(f,
+	        "\nOptions:\n"
+	        "      --db DSN     registry: sqlite:PATH or PATH (default "
+	        "vtpm-verify.db)\n"
+	        "      --ca DIR     CA key and certificate (default "
+	        "vtpm-verify-ca)\n"
+	        "      --tpm-ca DIR TPM manufacturers' CA certificates (PEM, "
+	        "roots and\n"
+	        "                   intermediates) the hardware EK "
+	        "certificate must chain to\n"
+	        "                   (default: none)\n"
+	        "      --tofu       enrol a device whose hardware EK cannot be "
+	        "checked\n"
+	        "                   (no certificate or no --tpm-ca): trust it "
+	        "on first use,\n"
+	        "                   with a warning (default: refuse)\n"
+	        "Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 clone "
+	        "alert, 4 boot\nstate (quoted PCRs) differs from the "
+	        "reference.\n");
 	common_usage(f);
 }
 

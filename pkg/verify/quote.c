@@ -36,9 +36,10 @@ vfy_pcrs_parse(const cJSON *o, uint32_t *mask, uint8_t values[16][32],
 		long  i = strtol(v->string, &end, 10);
 
 		if (*v->string == '\0' || *end != '\0' || i < 0 || i > 15) {
-			snprintf(err, errlen,
-			         "PCR values: \"%.16s\" is not a PCR index 0-15",
-			         v->string);
+			snprintf(
+			    err, errlen,
+			    "PCR values: \"%.16s\" is not a PCR index 0-15",
+			    v->string);
 			return -1;
 		}
 		if (!cJSON_IsString(v) ||
@@ -160,8 +161,8 @@ vfy_check_quote(const TPM2B_PUBLIC *ak, const uint8_t *attest, size_t len,
 }
 
 uint32_t
-vfy_pcrs_differ(uint32_t mask, const uint8_t values[16][32],
-                uint32_t refmask, const uint8_t ref[16][32])
+vfy_pcrs_differ(uint32_t mask, const uint8_t values[16][32], uint32_t refmask,
+                const uint8_t ref[16][32])
 {
 	uint32_t bad = 0;
 

@@ -143,8 +143,8 @@ struct vfy_quote {
 	bool     safe;
 };
 /* {"0": hex, ...} into mask/values. 0 or -1 with err. */
-int  vfy_pcrs_parse(const cJSON *o, uint32_t *mask, uint8_t values[16][32],
-                    char *err, size_t errlen);
+int vfy_pcrs_parse(const cJSON *o, uint32_t *mask, uint8_t values[16][32],
+                   char *err, size_t errlen);
 /* The quote attest (TPMS_ATTEST bytes) signed sig by ak (RSASSA-SHA256),
  * made for nonce, over the sha256 PCRs of mask whose values are values.
  * 0 (q filled) or -1 with err. */
@@ -159,11 +159,11 @@ uint32_t vfy_pcrs_differ(uint32_t mask, const uint8_t values[16][32],
 
 /* main.c's subcommands: one table of {name, function}. */
 struct vfy_ctx {
-	char            db[4096]; /* registry DSN */
-	char            ca[4096]; /* CA directory */
+	char            db[4096];     /* registry DSN */
+	char            ca[4096];     /* CA directory */
 	char            tpm_ca[4096]; /* TPM makers' CA certificates, "" none */
 	bool            tofu; /* trust a hardware EK without a checked chain */
-	struct registry reg;      /* opened on demand by vfy_ctx_registry */
+	struct registry reg;  /* opened on demand by vfy_ctx_registry */
 	bool            reg_open;
 };
 int vfy_ctx_registry(struct vfy_ctx *c, char *err, size_t errlen);

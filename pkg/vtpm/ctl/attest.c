@@ -129,21 +129,20 @@ device_json(const struct attest_rep *rep)
 static cJSON *
 quote_json(const char *nonce, const struct attest_rep *rep)
 {
-	cJSON       *q = cJSON_CreateObject(), *c;
-	uint8_t      buf[ATTEST_QUOTE_LEN / 2];
-	TPMS_ATTEST  a;
-	size_t       off = 0;
-	int          n = tek_unhex(rep->quote, buf, sizeof(buf));
+	cJSON      *q = cJSON_CreateObject(), *c;
+	uint8_t     buf[ATTEST_QUOTE_LEN / 2];
+	TPMS_ATTEST a;
+	size_t      off = 0;
+	int         n = tek_unhex(rep->quote, buf, sizeof(buf));
 
 	cJSON_AddStringToObject(q, "nonce", nonce);
 	cJSON_AddStringToObject(q, "attest", rep->quote);
 	cJSON_AddStringToObject(q, "signature", rep->signature);
 	cJSON_AddItemToObject(q, "pcrs", pcrs_json(rep->pcrs, &rep->values));
-	if (n > 0 && Tss2_MU_TPMS_ATTEST_Unmarshal(buf, (size_t) n, &off,
-	                                           &a) == TSS2_RC_SUCCESS) {
+	if (n > 0 && Tss2_MU_TPMS_ATTEST_Unmarshal(buf, (size_t) n, &off, &a) ==
+	                 TSS2_RC_SUCCESS) {
 		c = cJSON_AddObjectToObject(q, "clock");
-		cJSON_AddNumberToObject(c, "clock",
-		                        (double) a.clockInfo.clock);
+		cJSON_AddNumberToObject(c, "clock", (double) a.clockInfo.clock);
 		cJSON_AddNumberToObject(c, "reset_count",
 		                        (double) a.clockInfo.resetCount);
 		cJSON_AddNumberToObject(c, "restart_count",
@@ -264,10 +263,10 @@ static int
 vtpm_ek(struct tek_vtpm *v, const char *uuid, TPM2_ALG_ID alg,
         TPM2B_PUBLIC **ek, const char **source, uint8_t *der, int *n)
 {
-	uint32_t index = alg == TPM2_ALG_ECC ? TEK_EKCERT_ECC_INDEX
-	                                     : TEK_EKCERT_INDEX;
-	char     err[512];
-	int      r = 1;
+	uint32_t index =
+	    alg == TPM2_ALG_ECC ? TEK_EKCERT_ECC_INDEX : TEK_EKCERT_INDEX;
+	char err[512];
+	int  r = 1;
 
 	*ek = NULL;
 	*source = "derived (CreatePrimary, template L-2)";
@@ -276,8 +275,8 @@ vtpm_ek(struct tek_vtpm *v, const char *uuid, TPM2_ALG_ID alg,
 		r = tek_read_public(v->ectx, TEK_EK_HANDLE, ek, err,
 		                    sizeof(err));
 		if (r < 0) {
-			fprintf(stderr, "vtpmctl: attest %s: vTPM: %s\n",
-			        uuid, err);
+			fprintf(stderr, "vtpmctl: attest %s: vTPM: %s\n", uuid,
+			        err);
 			return -1;
 		}
 		if (r == 0 && tek_ek_alg(*ek) != TPM2_ALG_RSA) {
@@ -289,8 +288,8 @@ vtpm_ek(struct tek_vtpm *v, const char *uuid, TPM2_ALG_ID alg,
 			*source = "derived (CreatePrimary, template L-1)";
 		}
 	}
-	if (r == 1 && tek_ek_create(v->ectx, alg, 0, ek, err, sizeof(err)) <
-	                  0) {
+	if (r == 1 &&
+	    tek_ek_create(v->ectx, alg, 0, ek, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vtpmctl: attest %s: vTPM: %s\n", uuid, err);
 		return -1;
 	}
@@ -406,8 +405,7 @@ vctl_attest(const char *rundir, int argc, char **argv, int timeout_ms)
 	if (argc == 1 && argv[0][0] != '-') {
 		return attest_vm(rundir, argv[0], NULL, timeout_ms);
 	}
-	if (argc == 3 && argv[0][0] != '-' &&
-	    strcmp(argv[1], "--nonce") == 0) {
+	if (argc == 3 && argv[0][0] != '-' && strcmp(argv[1], "--nonce") == 0) {
 		return attest_vm(rundir, argv[0], argv[2], timeout_ms);
 	}
 	if (!((argc == 1 && strcmp(argv[0], "--device") == 0) ||

@@ -164,13 +164,12 @@ out:
 		ret = -1;
 	}
 	if (ret == 0) {
-		log_info("%s: vTPM EKs %s, %d certificate(s) in NV in %llu ms "
-		         "(EKs %llu ms, certificates %llu ms)",
-		         uuid,
-		         persist ? "RSA persisted at 0x81010001" : "flushed",
-		         *certs, (unsigned long long) (now_ms() - t0),
-		         (unsigned long long) ek_ms,
-		         (unsigned long long) cert_ms);
+		log_info(
+		    "%s: vTPM EKs %s, %d certificate(s) in NV in %llu ms "
+		    "(EKs %llu ms, certificates %llu ms)",
+		    uuid, persist ? "RSA persisted at 0x81010001" : "flushed",
+		    *certs, (unsigned long long) (now_ms() - t0),
+		    (unsigned long long) ek_ms, (unsigned long long) cert_ms);
 	}
 	return ret;
 }
