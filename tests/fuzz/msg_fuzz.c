@@ -7,10 +7,15 @@
 
 #include "msg.h"
 
+_Static_assert(sizeof(struct attest_rep) <= 64 * 1024 &&
+                   sizeof(struct attest_req) <= 64 * 1024,
+               "fuzz buffers smaller than a message struct");
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static unsigned char out[4096], again[4096];
+	/* the largest message struct (AttestReply) fits */
+	static unsigned char out[64 * 1024], again[64 * 1024];
 	enum msg_type        t, t2;
 	char                 err[256];
 	char                *enc;
