@@ -133,7 +133,7 @@ lek_provision(const struct launcher_cfg *cfg, const char *uuid, int mode,
 	struct tek_vtpm v;
 	char            ctrl[SOCK_LEN], e[REASON_LEN];
 	int             r, ret = -1;
-	uint64_t        t0 = now_ms(), ek_ms = 0, cert_ms = 0;
+	uint64_t        t0 = now_ms(), ek_ms[2] = {0}, cert_ms[2] = {0};
 	uint32_t        persist = mode == VTPM_EK_PERSIST ? TEK_EK_HANDLE : 0;
 
 	*certs = 0;
@@ -146,13 +146,13 @@ lek_provision(const struct launcher_cfg *cfg, const char *uuid, int mode,
 		return -1;
 	}
 	r = one_ek(cfg, uuid, v.ectx, TPM2_ALG_RSA, persist, TEK_EKCERT_INDEX,
-	           &ek_ms, &cert_ms, err, errlen);
+	           &ek_ms[0], &cert_ms[0], err, errlen);
 	if (r < 0) {
 		goto out;
 	}
 	*certs += r;
 	r = one_ek(cfg, uuid, v.ectx, TPM2_ALG_ECC, 0, TEK_EKCERT_ECC_INDEX,
-	           &ek_ms, &cert_ms, err, errlen);
+	           &ek_ms[1], &cert_ms[1], err, errlen);
 	if (r < 0) {
 		goto out;
 	}
@@ -166,10 +166,14 @@ out:
 	if (ret == 0) {
 		log_info(
 		    "%s: vTPM EKs %s, %d certificate(s) in NV in %llu ms "
-		    "(EKs %llu ms, certificates %llu ms)",
+		    "(RSA EK %llu ms, certificate %llu ms; ECC EK %llu ms, "
+		    "certificate %llu ms)",
 		    uuid, persist ? "RSA persisted at 0x81010001" : "flushed",
 		    *certs, (unsigned long long) (now_ms() - t0),
-		    (unsigned long long) ek_ms, (unsigned long long) cert_ms);
+		    (unsigned long long) ek_ms[0],
+		    (unsigned long long) cert_ms[0],
+		    (unsigned long long) ek_ms[1],
+		    (unsigned long long) cert_ms[1]);
 	}
 	return ret;
 }
