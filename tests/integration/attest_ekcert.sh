@@ -63,6 +63,12 @@ check "tpm2_createek -c 0x81010001 -G rsa succeeds (the handle is free)" \
 	tpm2_createek -T "$TC" -c 0x81010001 -G rsa -u "$T_TMP/ek.pub"
 check "tpm2_createprimary + evictcontrol of the SRK to 0x81000001" \
 	bash -c "tpm2_createprimary -T '$TC' -Q -C o -c '$T_TMP/srk.ctx' && tpm2_evictcontrol -T '$TC' -c '$T_TMP/srk.ctx' 0x81000001 >/dev/null && tpm2_flushcontext -T '$TC' -t"
+# the recipe's registration id: sha256 of tpm2_createek's ek.pub (a
+# marshalled TPM2B_PUBLIC), the same bytes as the report's vm.ek_pub
+regid() { sha256sum -b | cut -d' ' -f1 | sed -e 's/[^[:alnum:]]//g'; }
+REGID=$(regid <"$T_TMP/ek.pub")
+check "the DPS registration id of the guest's ek.pub = the one from vtpmctl attest's report" \
+	test "$REGID" = "$(jq -r .vm.ek_pub "$T_TMP/a1.json" | tr -d "\n" | tr a-f A-F | basenc --base16 -d | regid)"
 check "the RSA certificate's key is the EK the guest persisted" \
 	same_key "tpm2_readpublic -T '$TC' -c 0x81010001 -f pem -o /dev/stdout" "$T_TMP/a1.der"
 tpm2_createek -T "$TC" -G ecc -c "$T_TMP/ecc.ctx" -u "$T_TMP/ecc.pub" >/dev/null 2>&1
@@ -155,4 +161,7 @@ check "same EK after the restart, still where the guest persisted it" \
 tpm2_startup -c -T "$TC" 2>/dev/null
 check "the guest's SRK at 0x81000001 is still there" \
 	tpm2_readpublic -T "$TC" -c 0x81000001
+tpm2_readpublic -T "$TC" -c 0x81010001 -o "$T_TMP/ek2.pub" >/dev/null 2>&1
+check "the registration id is the same after the stack restart" \
+	test "$(regid <"$T_TMP/ek2.pub")" = "$REGID"
 t_done
