@@ -344,7 +344,10 @@ struct cJSON;
 /* schema.c */
 const struct schema *msg_schema(enum msg_type type);
 const struct schema *msg_schema_by_name(const char *name);
-const char          *msg_type_name(enum msg_type type);
+/* The largest struct the table declares: a buffer of this size holds a
+ * decoded message of any type (msg_decode with MSG_NONE). */
+size_t      msg_max_size(void);
+const char *msg_type_name(enum msg_type type);
 /* Fill out (of schema->size) from a cJSON object, defaults first. On error
  * returns -1 with a reason naming the field in err; out is then zeroed. */
 int schema_decode(const struct schema *s, const struct cJSON *obj, void *out,
@@ -360,6 +363,11 @@ struct cJSON *schema_encode(const struct schema *s, const void *in);
 void schema_wipe_json(const struct schema *s, struct cJSON *obj);
 
 /* msg.c: whole messages {type, version, ...fields} */
+/* Parse JSON text as every pubsub decoder does: a NUL anywhere (raw, or
+ * the escape \u0000 in a string or key) is refused, since cJSON would
+ * hand the string out cut at it. NULL with err filled, or the tree. */
+struct cJSON *msg_json_parse(const void *buf, size_t len, char *err,
+                             size_t errlen);
 /* Decode buf (len bytes, need not be NUL-terminated). Sets *type and fills
  * out, which must be at least msg_schema(expect)->size bytes. When expect is
  * not MSG_NONE any other type is rejected. 0, or -1 with err filled. */

@@ -346,6 +346,19 @@ msg_schema(enum msg_type type)
 	return &schemas[type];
 }
 
+size_t
+msg_max_size(void)
+{
+	size_t max = 0;
+
+	for (int t = MSG_NONE + 1; t < MSG_TYPE_COUNT; t++) {
+		if (schemas[t].name != NULL && schemas[t].size > max) {
+			max = schemas[t].size;
+		}
+	}
+	return max;
+}
+
 const struct schema *
 msg_schema_by_name(const char *name)
 {
