@@ -3,10 +3,11 @@
  * clone alerts, hardware EK certificates, quote nonces, reference PCR
  * values) behind struct registry_ops; the SQLite backend.
  *
- * Schema version (PRAGMA user_version): 1 = devices, bindings, alerts;
- * 2 = + hw_eks, nonces, pcr_refs. Every table is CREATE IF NOT EXISTS, so
- * opening a version-1 file adds the new tables and records version 2; a
- * file of a newer version than this binary knows is refused.
+ * Two steps of schema: the original tables (devices, bindings, alerts),
+ * then the attestation tables (hw_eks, nonces, pcr_refs) in one separate
+ * statement list, schema_attest_sql, written as one migration: every
+ * table is CREATE IF NOT EXISTS, so a registry made before it gets the
+ * new tables on open and keeps its data.
  */
 #include "verify.h"
 #include "tpm_ek.h"
@@ -31,8 +32,11 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS alerts("
     " ek_fp TEXT NOT NULL, first_device TEXT NOT NULL,"
     " second_device TEXT NOT NULL, vm TEXT NOT NULL,"
-    " at INTEGER NOT NULL);"
-    /* version 2 */
+    " at INTEGER NOT NULL);";
+
+/* The attestation tables: hardware EK certificates, quote nonces (one use
+ * each), reference PCR values per device. */
+static const char schema_attest_sql[] =
     "CREATE TABLE IF NOT EXISTS hw_eks("
     " device TEXT PRIMARY KEY, ek_cert TEXT NOT NULL, trust TEXT NOT NULL,"
     " at INTEGER NOT NULL);"
@@ -50,31 +54,11 @@ dberr(sqlite3 *db, const char *what, char *err, size_t errlen)
 	return -1;
 }
 
-#define VFY_SCHEMA_VERSION_S "2"
-
-/* PRAGMA user_version, -1 on error */
-static int
-user_version(sqlite3 *db)
-{
-	sqlite3_stmt *st;
-	int           v = -1;
-
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
-	    SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			v = sqlite3_column_int(st, 0);
-		}
-		sqlite3_finalize(st);
-	}
-	return v;
-}
-
 static int
 sq_open(void **h, const char *dsn, char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
 	char    *msg = NULL;
-	int      v;
 
 	if (sqlite3_open_v2(dsn, &db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
@@ -85,17 +69,9 @@ sq_open(void **h, const char *dsn, char *err, size_t errlen)
 		return -1;
 	}
 	sqlite3_busy_timeout(db, 5000);
-	if ((v = user_version(db)) > VFY_SCHEMA_VERSION) {
-		snprintf(err, errlen,
-		         "sqlite %s: schema version %d is newer than this "
-		         "vtpm-verify (%d)",
-		         dsn, v, VFY_SCHEMA_VERSION);
-		sqlite3_close(db);
-		return -1;
-	}
 	if (sqlite3_exec(db, schema_sql, NULL, NULL, &msg) != SQLITE_OK ||
-	    sqlite3_exec(db, "PRAGMA user_version = " VFY_SCHEMA_VERSION_S,
-	                 NULL, NULL, &msg) != SQLITE_OK) {
+	    sqlite3_exec(db, schema_attest_sql, NULL, NULL, &msg) !=
+	        SQLITE_OK) {
 		snprintf(err, errlen, "sqlite schema in %s: %s", dsn,
 		         msg ? msg : "?");
 		sqlite3_free(msg);

@@ -24,7 +24,6 @@
 
 /* registry.c: the storage behind one small interface (SQLite here; a
  * PostgreSQL backend would fill the same table of functions). */
-#define VFY_SCHEMA_VERSION 2 /* 2: hw_eks, nonces, pcr_refs */
 struct vfy_device {
 	char id[ATTEST_ID_LEN]; /* hex AK name */
 	char ek_pub[ATTEST_PUB_LEN];
@@ -60,7 +59,7 @@ struct registry_ops {
 	                             const char *first, const char *second,
 	                             const char *vm, int64_t at),
 	                  void *arg, char *err, size_t errlen);
-	/* schema 2 */
+	/* attestation tables (hw_eks, nonces, pcr_refs) */
 	/* The device's hardware EK certificate (PEM, "" when trusted on
 	 * first use without one) and how it is trusted ("maker": chain to
 	 * --tpm-ca checked; "tofu"); insert or replace. */

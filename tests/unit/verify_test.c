@@ -2,8 +2,9 @@
  * unwrapped again in software (RSA-OAEP seed, KDFa, HMAC, AES-CFB, as a
  * TPM's ActivateCredential does), the SQLite registry and its clone
  * bindings, the AK check, quote checks against a software-signed
- * TPMS_ATTEST, the EK templates L-1/L-2, the schema-2 registry ops
- * (nonces, reference PCRs, hardware EKs). The real-TPM round trips are in
+ * TPMS_ATTEST, the EK templates L-1/L-2, the attestation registry ops
+ * (nonces, reference PCRs, hardware EKs) and a registry of the original
+ * schema upgraded on open. The real-TPM round trips are in
  * tests/integration/attest_ak.sh and attest_maker.sh. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -502,7 +503,7 @@ test_ek_templates_ecc(void **state)
 }
 
 static void
-test_registry_schema2(void **state)
+test_registry_attest_tables(void **state)
 {
 	struct registry r;
 	uint8_t         v[16][32], g[16][32];
@@ -555,20 +556,29 @@ test_registry_schema2(void **state)
 	                 1);
 	assert_string_equal(tr, "maker");
 	vfy_registry_close(&r);
-	/* a registry written by a newer verifier is refused */
+	/* a registry of the original schema gets the new tables on open and
+	 * keeps its data */
 	{
-		char cmd[400];
+		char cmd[600];
 
-		snprintf(cmd, sizeof(cmd),
-		         "sqlite3 %s 'PRAGMA user_version = 99' 2>/dev/null ||"
-		         " python3 -c \"import sqlite3; "
-		         "sqlite3.connect('%s').execute('PRAGMA user_version "
-		         "= 99')\"",
-		         path, path);
+		unlink(path);
+		snprintf(
+		    cmd, sizeof(cmd),
+		    "python3 -c \"import sqlite3; c = sqlite3.connect('%s'); "
+		    "c.execute('CREATE TABLE alerts(ek_fp TEXT NOT NULL, "
+		    "first_device TEXT NOT NULL, second_device TEXT NOT "
+		    "NULL, vm TEXT NOT NULL, at INTEGER NOT NULL)'); "
+		    "c.execute(\\\"INSERT INTO alerts "
+		    "VALUES('e','a','b','v',1)\\\"); "
+		    "c.commit()\"",
+		    path);
 		assert_int_equal(system(cmd), 0);
 	}
-	assert_int_equal(vfy_registry_open(&r, path, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "schema version 99 is newer"));
+	assert_int_equal(vfy_registry_open(&r, path, err, sizeof(err)), 0);
+	assert_int_equal(r.ops->alert_count(r.h, err, sizeof(err)), 1);
+	assert_int_equal(r.ops->nonce_add(r.h, "dev-a", "n1", err, sizeof(err)),
+	                 0);
+	vfy_registry_close(&r);
 	unlink(path);
 	snprintf(p2, sizeof(p2), "%s-wal", path);
 	unlink(p2);
@@ -589,7 +599,7 @@ main(void)
 	    cmocka_unit_test(test_quote_checks),
 	    cmocka_unit_test(test_pcrs_parse),
 	    cmocka_unit_test(test_ek_templates_ecc),
-	    cmocka_unit_test(test_registry_schema2),
+	    cmocka_unit_test(test_registry_attest_tables),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
