@@ -137,6 +137,13 @@ lek_provision(const struct launcher_cfg *cfg, const char *uuid, int mode,
 	uint32_t        persist = mode == VTPM_EK_PERSIST ? TEK_EK_HANDLE : 0;
 
 	*certs = 0;
+	if (cfg->keybroker == NULL && persist == 0) {
+		/* nothing to certify, nothing to persist: the EK is the
+		 * guest's to make when it wants one */
+		log_info("%s: vTPM EKs not made: no key broker to certify them",
+		         uuid);
+		return 0;
+	}
 	if (spawn_paths(cfg, uuid, ctrl, NULL, NULL, sizeof(ctrl)) < 0) {
 		vm_fmt(err, errlen, "control socket path too long");
 		return -1;
