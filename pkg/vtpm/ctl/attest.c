@@ -377,7 +377,7 @@ attest_vm(const char *rundir, const char *uuid, const char *nonce,
 	/* vm: the RSA EK's fields at the top (what the verifier checks
 	 * first), the ECC EK in vm.ecc */
 	vm = re;
-	cJSON_AddItemToObjectCS(o, "vm", vm);
+	cJSON_AddItemToObject(o, "vm", vm);
 	cJSON_AddStringToObject(vm, "uuid", uuid);
 	cJSON_AddItemToObject(vm, "ecc", ee);
 	rc = print_json(o);
