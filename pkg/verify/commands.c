@@ -581,6 +581,7 @@ vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 	EVP_PKEY          *k = NULL;
 	X509              *ca = NULL;
 	char               err[512], fp[ATTEST_ID_LEN], other[ATTEST_ID_LEN];
+	char               hwcert[ATTEST_PEM_LEN], trust[16];
 	const char        *id, *akh, *uuid, *ekh, *ekc;
 	cJSON             *o = NULL, *dev, *vm, *out = NULL;
 	int                n, rc = 1;
@@ -624,6 +625,15 @@ vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 		         id);
 		goto refuse;
 	}
+	/* how its hardware EK was trusted at enrolment ("maker", "tofu";
+	 * "unknown" for a device enrolled before that was recorded) */
+	n = c->reg.ops->hw_ek_get(c->reg.h, id, hwcert, sizeof(hwcert), trust,
+	                          sizeof(trust), err, sizeof(err));
+	if (n < 0) {
+		fprintf(stderr, "vtpm-verify: %s\n", err);
+		goto out;
+	}
+	cJSON_AddStringToObject(out, "hw_ek_trust", n == 1 ? trust : "unknown");
 	if (strcmp(d->ak_pub, akh) != 0) {
 		snprintf(err, sizeof(err),
 		         "device %s reports another AK than the one activated",

@@ -94,6 +94,8 @@ check "a report with a fresh quote" quote "$T_TMP/q1.json"
 check "it carries the quote's clock info" bash -c "jq -e '.device.quote.clock.reset_count >= 0' '$T_TMP/q1.json' >/dev/null"
 vcheck "$T_TMP/q1.json"
 check "verifier: signature, nonce, PCRs = reference: ok (rc 0)" test $? = 0
+check "the check names how the hardware EK was trusted (maker)" \
+	bash -c "grep -v '^vtpm-verify' '$T_TMP/out' | jq -e '.hw_ek_trust == \"maker\"' >/dev/null"
 check "the verifier reports no differing PCR" bash -c "grep -v '^vtpm-verify' '$T_TMP/out' | jq -e '.quote.pcrs_differ == \"\"' >/dev/null"
 vcheck "$T_TMP/q1.json"
 check "the same quote again: refused (rc 1)" test $? = 1
