@@ -104,6 +104,9 @@ ctl A attest $VA --nonce "$(openssl rand -hex 32)" >"$T_TMP/q2.json"
 vcheck "$T_TMP/q2.json"
 check "a nonce the verifier never issued: refused (rc 1)" test $? = 1
 check "the reason is the unknown nonce" grep -q "was not issued to device" "$T_TMP/out"
+ctl A attest $VA --nonce "zz$(openssl rand -hex 31)" >/dev/null 2>"$T_TMP/badnonce.err"
+check "vtpmctl attest --nonce with a nonce that is not hex: refused by the broker, with the reason" \
+	grep -q "nonce must be 1 to 64 bytes of hex" "$T_TMP/badnonce.err"
 quote "$T_TMP/q3.json"
 jq '.device.quote.signature |= (.[0:10] + (if .[10:11] == "0" then "1" else "0" end) + .[11:])' "$T_TMP/q3.json" >"$T_TMP/q3s.json"
 vcheck "$T_TMP/q3s.json"
