@@ -40,7 +40,7 @@ fail_rc(char *err, size_t errlen, const char *what, TSS2_RC rc)
 {
 	char b[128];
 
-	strfmt(err, errlen, "%s: %s", what, tpm_rc_str(rc, b, sizeof(b)));
+	strfmt(err, errlen, "%s: %s", what, tek_rc_str(rc, b, sizeof(b)));
 	return -1;
 }
 
@@ -254,8 +254,8 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 		strfmt(err, errlen, "AK: cannot compute its name");
 		return -1;
 	}
-	tek_hex(a->ak_name.name, a->ak_name.size, a->device_id,
-	        sizeof(a->device_id));
+	hex_encode(a->ak_name.name, a->ak_name.size, a->device_id,
+	           sizeof(a->device_id));
 	hw_ek_certs(a, t);
 	a->ready = true;
 	log_info("attestation: EK 0x%x %s, AK 0x%x %s, device id %s, maker "
@@ -390,7 +390,7 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 	TSS2_RC                rc;
 	int                    n, ret = -1;
 
-	n = tek_unhex(req->credential_blob, buf, sizeof(buf));
+	n = hex_decode_str(req->credential_blob, buf, sizeof(buf));
 	if (n <= 0 || Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, (size_t) n, &off,
 	                                                &blob) != 0) {
 		strfmt(err, errlen,
@@ -398,7 +398,7 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 		return -1;
 	}
 	off = 0;
-	n = tek_unhex(req->secret, buf, sizeof(buf));
+	n = hex_decode_str(req->secret, buf, sizeof(buf));
 	if (n <= 0 || Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(
 	                  buf, (size_t) n, &off, &sec) != 0) {
 		strfmt(err, errlen,
@@ -420,8 +420,8 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 		        rc);
 		goto out;
 	}
-	tek_hex(info->buffer, info->size, rep->credential,
-	        sizeof(rep->credential));
+	hex_encode(info->buffer, info->size, rep->credential,
+	           sizeof(rep->credential));
 	ret = 0;
 out:
 	Esys_Free(info);
@@ -523,7 +523,7 @@ quote(struct attest *a, struct tpm *t, const struct attest_req *req,
 	TSS2_RC            rc;
 	int                n, ret = -1;
 
-	n = tek_unhex(req->nonce, nonce.buffer, sizeof(nonce.buffer));
+	n = hex_decode_str(req->nonce, nonce.buffer, sizeof(nonce.buffer));
 	if (n <= 0 || n > 64) {
 		strfmt(err, errlen, "nonce must be 1 to 64 bytes of hex");
 		return -1;
@@ -548,10 +548,10 @@ quote(struct attest *a, struct tpm *t, const struct attest_req *req,
 		strfmt(err, errlen, "quote or signature too long");
 		goto out;
 	}
-	tek_hex(q->attestationData, q->size, rep->quote, sizeof(rep->quote));
-	tek_hex(sig->signature.rsassa.sig.buffer,
-	        sig->signature.rsassa.sig.size, rep->signature,
-	        sizeof(rep->signature));
+	hex_encode(q->attestationData, q->size, rep->quote, sizeof(rep->quote));
+	hex_encode(sig->signature.rsassa.sig.buffer,
+	           sig->signature.rsassa.sig.size, rep->signature,
+	           sizeof(rep->signature));
 	ret = pcrs_now(a, t, rep, err, errlen);
 out:
 	Esys_Free(q);

@@ -96,7 +96,7 @@ sha256_hex(const uint8_t *b, size_t n, char out[65])
 	uint8_t d[32];
 
 	SHA256(b, n, d);
-	tek_hex(d, sizeof(d), out, 65);
+	hex_encode(d, sizeof(d), out, 65);
 }
 
 int
@@ -244,7 +244,7 @@ vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
 		        argv[0]);
 		goto out;
 	}
-	tek_hex(name.name, name.size, id, sizeof(id));
+	hex_encode(name.name, name.size, id, sizeof(id));
 	if (did != NULL && strcmp(did, id) != 0) {
 		fprintf(stderr,
 		        "vtpm-verify: %s: device_id %s is not the AK's "
@@ -288,12 +288,12 @@ vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
 	cJSON_AddStringToObject(out, "hw_ek_trust", trust);
 	off = 0;
 	(void) Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, buf, sizeof(buf), &off);
-	tek_hex(buf, off, hex, sizeof(hex));
+	hex_encode(buf, off, hex, sizeof(hex));
 	cJSON_AddStringToObject(out, "credential_blob", hex);
 	off = 0;
 	(void) Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&sec, buf, sizeof(buf),
 	                                              &off);
-	tek_hex(buf, off, hex, sizeof(hex));
+	hex_encode(buf, off, hex, sizeof(hex));
 	cJSON_AddStringToObject(out, "secret", hex);
 	rc = print_json(out) < 0 ? 1 : 0;
 out:
@@ -346,7 +346,7 @@ vfy_cmd_activate(struct vfy_ctx *c, int argc, char **argv)
 		        id);
 		goto out;
 	}
-	n = tek_unhex(cr, cred, sizeof(cred));
+	n = hex_decode_str(cr, cred, sizeof(cred));
 	if (n > 0) {
 		sha256_hex(cred, (size_t) n, h);
 	}
@@ -474,9 +474,9 @@ check_quote(struct vfy_ctx *c, const struct vfy_device *d, const cJSON *dev,
 		return 0;
 	}
 	if (nh == NULL || ah == NULL || sh == NULL ||
-	    (nn = tek_unhex(nh, nonce, sizeof(nonce))) <= 0 ||
-	    (na = tek_unhex(ah, att, sizeof(att))) <= 0 ||
-	    (ns = tek_unhex(sh, sig, sizeof(sig))) <= 0) {
+	    (nn = hex_decode_str(nh, nonce, sizeof(nonce))) <= 0 ||
+	    (na = hex_decode_str(ah, att, sizeof(att))) <= 0 ||
+	    (ns = hex_decode_str(sh, sig, sizeof(sig))) <= 0) {
 		snprintf(
 		    err, errlen,
 		    "device.quote needs nonce, attest and signature (hex)");
@@ -669,7 +669,7 @@ vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 	    check_ecc(ca, d, vm, uuid, err, sizeof(err)) < 0) {
 		goto refuse;
 	}
-	tek_hex(ekname.name, ekname.size, fp, sizeof(fp));
+	hex_encode(ekname.name, ekname.size, fp, sizeof(fp));
 	cJSON_AddStringToObject(out, "ek", fp);
 	n = c->reg.ops->bind(c->reg.h, fp, id, uuid, other, sizeof(other), err,
 	                     sizeof(err));
@@ -785,7 +785,7 @@ vfy_cmd_nonce(struct vfy_ctx *c, int argc, char **argv)
 		fprintf(stderr, "vtpm-verify: no randomness\n");
 		goto out;
 	}
-	tek_hex(b, sizeof(b), hex, sizeof(hex));
+	hex_encode(b, sizeof(b), hex, sizeof(hex));
 	if (c->reg.ops->nonce_add(c->reg.h, argv[0], hex, err, sizeof(err)) <
 	    0) {
 		fprintf(stderr, "vtpm-verify: device %s: %s\n", argv[0], err);

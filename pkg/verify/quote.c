@@ -7,6 +7,7 @@
  * of PCR values that reports, references and vtpmctl attest use.
  */
 #include "verify.h"
+#include "common.h"
 #include "keyfmt.h"
 #include "tpm_ek.h"
 
@@ -43,7 +44,7 @@ vfy_pcrs_parse(const cJSON *o, uint32_t *mask, uint8_t values[16][32],
 			return -1;
 		}
 		if (!cJSON_IsString(v) ||
-		    tek_unhex(v->valuestring, values[i], 32) != 32) {
+		    hex_decode_str(v->valuestring, values[i], 32) != 32) {
 			snprintf(err, errlen,
 			         "PCR values: PCR %ld is not 64 hex digits", i);
 			return -1;

@@ -10,6 +10,7 @@
  * new tables on open and keeps its data.
  */
 #include "verify.h"
+#include "common.h"
 #include "tpm_ek.h"
 
 #include <stdio.h>
@@ -416,7 +417,7 @@ sq_ref_put(void *h, const char *device, uint32_t mask,
 		if (!(mask & (1u << i))) {
 			continue;
 		}
-		tek_hex(values[i], 32, hex, sizeof(hex));
+		hex_encode(values[i], 32, hex, sizeof(hex));
 		sqlite3_reset(st);
 		sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 2, i);
@@ -457,7 +458,7 @@ sq_ref_get(void *h, const char *device, uint32_t *mask, uint8_t values[16][32],
 		const char *v = (const char *) sqlite3_column_text(st, 1);
 
 		if (i < 0 || i > 15 || v == NULL ||
-		    tek_unhex(v, values[i], 32) != 32) {
+		    hex_decode_str(v, values[i], 32) != 32) {
 			sqlite3_finalize(st);
 			snprintf(err, errlen,
 			         "reference PCR %d of device %s is corrupt", i,

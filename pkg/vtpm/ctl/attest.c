@@ -93,7 +93,7 @@ pcrs_json(const char *list, const struct pcr_values *v)
 			break;
 		}
 		snprintf(key, sizeof(key), "%ld", i);
-		tek_hex(v->v[i], 32, hex, sizeof(hex));
+		hex_encode(v->v[i], 32, hex, sizeof(hex));
 		cJSON_AddStringToObject(o, key, hex);
 		p = *end == ',' ? end + 1 : end;
 	}
@@ -133,7 +133,7 @@ quote_json(const char *nonce, const struct attest_rep *rep)
 	uint8_t     buf[ATTEST_QUOTE_LEN / 2];
 	TPMS_ATTEST a;
 	size_t      off = 0;
-	int         n = tek_unhex(rep->quote, buf, sizeof(buf));
+	int         n = hex_decode_str(rep->quote, buf, sizeof(buf));
 
 	cJSON_AddStringToObject(q, "nonce", nonce);
 	cJSON_AddStringToObject(q, "attest", rep->quote);

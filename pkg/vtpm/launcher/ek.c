@@ -13,6 +13,7 @@
  * Later launches of the same state never come here.
  */
 #include "launcher.h"
+#include "common.h"
 #include "log.h"
 #include "pubsub.h"
 #include "tpm_ek.h"
@@ -43,28 +44,28 @@ certify(const struct launcher_cfg *cfg, const char *uuid,
 	int                n = -1;
 
 	if (req == NULL || rep == NULL) {
-		vm_fmt(err, errlen, "out of memory");
+		strfmt(err, errlen, "out of memory");
 		goto out;
 	}
 	req->op = AOP_CERTIFY_EK;
 	memcpy(req->uuid, uuid, sizeof(req->uuid));
 	if (tek_pub_to_hex(ek, req->ek_pub, sizeof(req->ek_pub)) < 0) {
-		vm_fmt(err, errlen, "cannot encode the EK public area");
+		strfmt(err, errlen, "cannot encode the EK public area");
 		goto out;
 	}
 	if (req_client_call(cfg->keybroker, MSG_ATTEST_REQ, req, &rt, rep,
 	                    cfg->req_timeout_ms, e, sizeof(e)) < 0) {
-		vm_fmt(err, errlen, "keybroker unavailable: %s", e);
+		strfmt(err, errlen, "keybroker unavailable: %s", e);
 		goto out;
 	}
 	if (!rep->ok) {
-		vm_fmt(err, errlen, "keybroker: certify-ek: %s", rep->reason);
+		strfmt(err, errlen, "keybroker: certify-ek: %s", rep->reason);
 		goto out;
 	}
 	if ((bio = BIO_new_mem_buf(rep->ek_cert, -1)) == NULL ||
 	    (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
 	    i2d_X509(x, NULL) > (int) max) {
-		vm_fmt(err, errlen, "keybroker sent no usable certificate");
+		strfmt(err, errlen, "keybroker sent no usable certificate");
 		goto out;
 	}
 	n = i2d_X509(x, &p);
@@ -116,7 +117,7 @@ one_ek(const struct launcher_cfg *cfg, const char *uuid, ESYS_CONTEXT *e,
 		goto out;
 	}
 	SHA256(der, (size_t) n, d);
-	tek_hex(d, sizeof(d), fp, sizeof(fp));
+	hex_encode(d, sizeof(d), fp, sizeof(fp));
 	log_info("%s: %s EK certificate in NV 0x%x, sha256 %s", uuid, name,
 	         index, fp);
 	ret = 1;
@@ -145,11 +146,11 @@ lek_provision(const struct launcher_cfg *cfg, const char *uuid, int mode,
 		return 0;
 	}
 	if (spawn_paths(cfg, uuid, ctrl, NULL, NULL, sizeof(ctrl)) < 0) {
-		vm_fmt(err, errlen, "control socket path too long");
+		strfmt(err, errlen, "control socket path too long");
 		return -1;
 	}
 	if (tek_vtpm_open(&v, ctrl, cfg->start_timeout_ms, e, sizeof(e)) < 0) {
-		vm_fmt(err, errlen, "EK: vTPM channel: %s", e);
+		strfmt(err, errlen, "EK: vTPM channel: %s", e);
 		return -1;
 	}
 	r = one_ek(cfg, uuid, v.ectx, TPM2_ALG_RSA, persist, TEK_EKCERT_INDEX,
@@ -167,7 +168,7 @@ lek_provision(const struct launcher_cfg *cfg, const char *uuid, int mode,
 	ret = 0;
 out:
 	if (tek_vtpm_close(&v, e, sizeof(e)) < 0 && ret == 0) {
-		vm_fmt(err, errlen, "EK: %s", e);
+		strfmt(err, errlen, "EK: %s", e);
 		ret = -1;
 	}
 	if (ret == 0) {
