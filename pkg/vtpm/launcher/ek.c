@@ -93,7 +93,7 @@ one_ek(const struct launcher_cfg *cfg, const char *uuid, ESYS_CONTEXT *e,
 	int           n, ret = -1;
 
 	if (tek_ek_create(e, alg, persist, &ek, m, sizeof(m)) < 0) {
-		vm_fmt(err, errlen, "%s EK: %s", name, m);
+		strfmt(err, errlen, "%s EK: %s", name, m);
 		return -1;
 	}
 	*ek_ms += now_ms() - t0;
@@ -112,7 +112,7 @@ one_ek(const struct launcher_cfg *cfg, const char *uuid, ESYS_CONTEXT *e,
 		goto out;
 	}
 	if (tek_nv_write_cert(e, index, der, (size_t) n, m, sizeof(m)) < 0) {
-		vm_fmt(err, errlen, "%s EK certificate into NV 0x%x: %s", name,
+		strfmt(err, errlen, "%s EK certificate into NV 0x%x: %s", name,
 		       index, m);
 		goto out;
 	}
