@@ -17,7 +17,7 @@ LDLIBS   := -lnng -lcjson -ltss2-esys -ltss2-tctildr -ltss2-rc -ltss2-mu \
             -lcrypto -lsqlite3 -lpthread
 
 # Daemons: name, source folder, binary.
-DAEMONS        := launcher guardian keybroker domainmgr vtpmctl verify
+DAEMONS        := launcher guardian keybroker domainmgr vtpmctl verify evecompat
 launcher_DIR   := pkg/vtpm/launcher
 launcher_BIN   := vtpm-launcher
 guardian_DIR   := pkg/vtpm/guardian
@@ -30,6 +30,10 @@ vtpmctl_DIR    := pkg/vtpm/ctl
 vtpmctl_BIN    := vtpmctl
 verify_DIR     := pkg/verify
 verify_BIN     := vtpm-verify
+evecompat_DIR  := pkg/evecompat
+evecompat_BIN  := vtpm-eve-api
+# libraries only one daemon links (the others never pull those objects)
+evecompat_LDLIBS := -lmicrohttpd
 
 COMMON_SRC := $(wildcard pubsub/*.c pkg/common/*.c)
 # A daemon whose folder does not exist yet simply builds nothing.
@@ -89,7 +93,7 @@ $(SANLIB): $(call sobj,$(COMMON_SRC) $(MOD_SRC))
 define daemon_rule
 $(OUT)/bin/$($(1)_BIN): $(call obj,$($(1)_DIR)/main.c) $(LIB)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS)
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS) $$($(1)_LDLIBS)
 endef
 $(foreach d,$(present),$(eval $(call daemon_rule,$(d))))
 
@@ -104,6 +108,13 @@ $(OUT)/bench-bin/%: $(OUT)/obj/bench/%.o $(LIB)
 $(OUT)/san/unit/%: $(OUT)/san/tests/unit/%.o $(SANLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+# the EVE API's request parser is pure: its fuzzer needs no library
+$(OUT)/fuzz/eve_fuzz: tests/fuzz/eve_fuzz.c pkg/evecompat/request.c \
+                      pkg/common/misc.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) -std=c11 -g -O1 \
+	  -fsanitize=fuzzer,address,undefined -o $@ $^
 
 $(OUT)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC)
 	@mkdir -p $(dir $@)
