@@ -149,7 +149,9 @@ fuzz: deps $(FUZZERS)
 	  log=$(OUT)/fuzz/$$n.log; \
 	  if ! $$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 \
 	      -artifact_prefix=$(OUT)/fuzz/ \
-	      $(OUT)/fuzz/corpus-$$n tests/fuzz/corpus >$$log 2>&1; then \
+	      $(OUT)/fuzz/corpus-$$n $$(test -d tests/fuzz/corpus-$$n && \
+	        echo tests/fuzz/corpus-$$n || echo tests/fuzz/corpus) \
+	      >$$log 2>&1; then \
 	    tail -40 $$log; echo "fuzz: $$n FAILED (log $$log)"; exit 1; \
 	  fi; tail -2 $$log; \
 	done
