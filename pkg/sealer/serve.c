@@ -66,9 +66,9 @@ set_status(struct broker *b, int state, TSS2_RC rc, uint32_t changed,
 
 	s->state = state;
 	s->rc = rc;
-	seal_pcrs_format(b->have_blob ? b->blob.mask : b->cfg.pcrs, s->pcrs,
+	pcrset_format(b->have_blob ? b->blob.mask : b->cfg.pcrs, s->pcrs,
 	                 sizeof(s->pcrs));
-	seal_pcrs_format(changed, s->changed_pcrs, sizeof(s->changed_pcrs));
+	pcrset_format(changed, s->changed_pcrs, sizeof(s->changed_pcrs));
 	strfmt(s->reason, sizeof(s->reason), "%s", reason ? reason : "");
 	if (old != state) {
 		log_info("status %s -> %s%s%s", kb_state_name(old),
@@ -98,8 +98,8 @@ ensure_sealed(struct broker *b, TSS2_RC *rc, char *err, size_t errlen)
 			return -1; /* never re-provision over a blob */
 		}
 		b->have_blob = true;
-		seal_pcrs_format(b->blob.mask, pcrs, sizeof(pcrs));
-		seal_pcrs_format(b->cfg.pcrs, want, sizeof(want));
+		pcrset_format(b->blob.mask, pcrs, sizeof(pcrs));
+		pcrset_format(b->cfg.pcrs, want, sizeof(want));
 		if (b->blob.mask != b->cfg.pcrs) {
 			log_warnx(
 			    "%s is sealed to PCRs %s, --pcrs asks for %s: "
@@ -144,7 +144,7 @@ ensure_sealed(struct broker *b, TSS2_RC *rc, char *err, size_t errlen)
 	}
 	secmem_free(master, 2 * SEAL_MASTER_LEN);
 	b->have_blob = true;
-	seal_pcrs_format(b->blob.mask, pcrs, sizeof(pcrs));
+	pcrset_format(b->blob.mask, pcrs, sizeof(pcrs));
 	log_info("provisioned: new master key sealed under SRK 0x%x to sha256 "
 	         "PCRs %s, blob in %s",
 	         SEAL_SRK_HANDLE, pcrs, b->sealpath);
@@ -207,7 +207,7 @@ do_unseal(struct broker *b, struct round *r)
 				    "PCRs hold their seal-time values",
 				    err);
 			} else {
-				seal_pcrs_format(r->changed, pcrs,
+				pcrset_format(r->changed, pcrs,
 				                 sizeof(pcrs));
 				strfmt(r->reason, sizeof(r->reason),
 				    "PCRs changed since sealing: %s (%s)", pcrs,

@@ -139,7 +139,7 @@ commit(struct update *u, struct tpm *t, const struct seal_blob *p)
 	update_crash_point("commit-written");
 	drop_pending(u);
 	broker_set_blob(u->b, &c);
-	seal_pcrs_format(c.mask, pcrs, sizeof(pcrs));
+	pcrset_format(c.mask, pcrs, sizeof(pcrs));
 	log_info("update committed: the PCRs hold the predicted values; master "
 	         "resealed to them alone (PCRs %s), the old branch is dropped",
 	         pcrs);
@@ -236,7 +236,7 @@ fill_policy(struct key_admin_rep *rep, const struct seal_blob *b,
 {
 	uint32_t changed = 0;
 
-	seal_pcrs_format(b->mask, rep->pcrs, sizeof(rep->pcrs));
+	pcrset_format(b->mask, rep->pcrs, sizeof(rep->pcrs));
 	rep->branches = b->nbranches;
 	memcpy(rep->digest0, b->branch[0].digest.buffer, 32);
 	if (b->nbranches > 1) {
@@ -259,7 +259,7 @@ fill_policy(struct key_admin_rep *rep, const struct seal_blob *b,
 			changed |= 1u << i;
 		}
 	}
-	seal_pcrs_format(changed, rep->changed_pcrs, sizeof(rep->changed_pcrs));
+	pcrset_format(changed, rep->changed_pcrs, sizeof(rep->changed_pcrs));
 }
 
 static void
@@ -352,7 +352,7 @@ update_announce(struct broker *b, const struct key_admin_req *rq,
 		strfmt(rep->reason, sizeof(rep->reason), "no update module");
 		return 0;
 	}
-	if (update_pcrlist_parse(rq->pcrs, &named) < 0) {
+	if (pcrset_list_parse(rq->pcrs, &named) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason),
 		    "pcrs \"%.64s\": expected a list of 0-15", rq->pcrs);
 		return 0;
@@ -425,7 +425,7 @@ update_announce(struct broker *b, const struct key_admin_req *rq,
 	}
 	update_crash_point("announce-active-written");
 	broker_set_blob(b, &pend);
-	seal_pcrs_format(named, pcrs, sizeof(pcrs));
+	pcrset_format(named, pcrs, sizeof(pcrs));
 	log_info("update announced: master resealed to the current values OR "
 	         "the predicted ones (PCRs %s predicted to change), pending "
 	         "in %s",

@@ -106,35 +106,35 @@ test_pcrs_parse(void **state)
 
 	(void) state;
 	assert_int_equal(
-	    seal_pcrs_parse(SEAL_DEFAULT_PCRS, &m, err, sizeof(err)), 0);
+	    pcrset_parse(SEAL_DEFAULT_PCRS, &m, err, sizeof(err)), 0);
 	assert_int_equal(m, 0x7fdf); /* 0-4, 6-14 */
-	seal_pcrs_format(m, buf, sizeof(buf));
+	pcrset_format(m, buf, sizeof(buf));
 	assert_string_equal(buf, "0,1,2,3,4,6,7,8,9,10,11,12,13,14");
-	assert_int_equal(seal_pcrs_parse(buf, &m, err, sizeof(err)), 0);
+	assert_int_equal(pcrset_parse(buf, &m, err, sizeof(err)), 0);
 	assert_int_equal(m, 0x7fdf);
-	assert_int_equal(seal_pcrs_parse("0", &m, err, sizeof(err)), 0);
+	assert_int_equal(pcrset_parse("0", &m, err, sizeof(err)), 0);
 	assert_int_equal(m, 1);
-	assert_int_equal(seal_pcrs_parse("0,7,15", &m, err, sizeof(err)), 0);
+	assert_int_equal(pcrset_parse("0,7,15", &m, err, sizeof(err)), 0);
 	assert_int_equal(m, 0x8081);
 
-	assert_int_equal(seal_pcrs_parse("1,2,3", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("1,2,3", &m, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "must hold PCR 0"));
-	assert_int_equal(seal_pcrs_parse("0-5", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("0-5", &m, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "must not hold PCR 5"));
-	assert_int_equal(seal_pcrs_parse("0,1,1", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("0,1,1", &m, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "PCR 1 listed twice"));
-	assert_int_equal(seal_pcrs_parse("0-3,2", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("0-3,2", &m, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "twice"));
-	assert_int_equal(seal_pcrs_parse("0,16", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("0,16", &m, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "out of 0-15"));
-	assert_int_equal(seal_pcrs_parse("0,23", &m, err, sizeof(err)), -1);
-	assert_int_equal(seal_pcrs_parse("", &m, err, sizeof(err)), -1);
-	assert_int_equal(seal_pcrs_parse("0,", &m, err, sizeof(err)), -1);
-	assert_int_equal(seal_pcrs_parse("0,,1", &m, err, sizeof(err)), -1);
-	assert_int_equal(seal_pcrs_parse("0;1", &m, err, sizeof(err)), -1);
-	assert_int_equal(seal_pcrs_parse("4-2,0", &m, err, sizeof(err)), -1);
-	assert_int_equal(seal_pcrs_parse("-1,0", &m, err, sizeof(err)), -1);
-	assert_int_equal(seal_pcrs_parse("0-", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("0,23", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("0,", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("0,,1", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("0;1", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("4-2,0", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("-1,0", &m, err, sizeof(err)), -1);
+	assert_int_equal(pcrset_parse("0-", &m, err, sizeof(err)), -1);
 	assert_int_equal(m, 0);
 }
 
@@ -312,7 +312,7 @@ test_policy_or_branch(void **state)
 	NEED_HW();
 	assert_int_equal(tpm_open(&t, tcti, err, sizeof(err)), 0);
 	assert_int_equal(
-	    seal_pcrs_parse(SEAL_DEFAULT_PCRS, &mask, err, sizeof(err)), 0);
+	    pcrset_parse(SEAL_DEFAULT_PCRS, &mask, err, sizeof(err)), 0);
 	assert_int_equal(seal_pcr_read(&t, mask, cur, &rc, err, sizeof(err)),
 	                 0);
 	/* predicted: PCR 8 after one extend with 32 x 0x77 */
@@ -369,7 +369,7 @@ test_seal_unseal_mismatch(void **state)
 	t.srk = ESYS_TR_NONE;
 	assert_int_equal(seal_srk(&t, &rc, err, sizeof(err)), 0);
 
-	assert_int_equal(seal_pcrs_parse("0-4,6-14", &mask, err, sizeof(err)),
+	assert_int_equal(pcrset_parse("0-4,6-14", &mask, err, sizeof(err)),
 	                 0);
 	for (int i = 0; i < 32; i++) {
 		master[i] = (uint8_t) (0xa0 ^ i);
@@ -456,7 +456,7 @@ test_no_master_left(void **state)
 
 	(void) state;
 	NEED_HW();
-	assert_int_equal(seal_pcrs_parse("0-4", &mask_pcrs, err, sizeof(err)),
+	assert_int_equal(pcrset_parse("0-4", &mask_pcrs, err, sizeof(err)),
 	                 0);
 	assert_int_equal(getentropy(master, 32), 0);
 	assert_int_equal(getentropy(mask, 32), 0);
@@ -496,7 +496,7 @@ test_broker_no_tpm(void **state)
 	snprintf(cfg.tcti, sizeof(cfg.tcti), "none");
 	cfg.nworkers = 2;
 	assert_int_equal(
-	    seal_pcrs_parse(SEAL_DEFAULT_PCRS, &cfg.pcrs, err, sizeof(err)), 0);
+	    pcrset_parse(SEAL_DEFAULT_PCRS, &cfg.pcrs, err, sizeof(err)), 0);
 	assert_int_equal(broker_open(&b, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(
 	    broker_release(b, "123e4567-e89b-12d3-a456-426614174000", 0, &rep),
@@ -559,7 +559,7 @@ test_broker_release_shared(void **state)
 	/* PCR 7 was extended by the previous test: seal to a set without
 	 * it would still be fine, but the fresh seal takes current values */
 	assert_int_equal(
-	    seal_pcrs_parse(SEAL_DEFAULT_PCRS, &cfg.pcrs, err, sizeof(err)), 0);
+	    pcrset_parse(SEAL_DEFAULT_PCRS, &cfg.pcrs, err, sizeof(err)), 0);
 	assert_int_equal(broker_open(&b, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(
 	    broker_release(b, "123e4567-e89b-12d3-a456-426614174000", 0, &r1),
