@@ -36,8 +36,19 @@ usage(FILE *f)
 	    "      --escrow-pubkey FILE  recovery escrow: wrap the master to "
 	    "this\n"
 	    "                         controller RSA public key (PEM); off "
-	    "by default\n",
-	    SEAL_DEFAULT_PCRS, UPDATE_DEFAULT_BOOTS);
+	    "by default\n"
+	    "      --srk-handle H     persistent handle of the storage key "
+	    "sealed under\n"
+	    "                         (default 0x%08x; an existing storage "
+	    "key there is\n"
+	    "                         reused, e.g. EVE's SRK 0x81000002)\n"
+	    "      --ek-handle H      hardware EK (default 0x%08x)\n"
+	    "      --ak-handle H      attestation key (default 0x%08x)\n"
+	    "                         An object of another kind at a "
+	    "configured handle is\n"
+	    "                         refused and never overwritten.\n",
+	    SEAL_DEFAULT_PCRS, UPDATE_DEFAULT_BOOTS, SEAL_DEFAULT_SRK,
+	    SEAL_DEFAULT_EK, SEAL_DEFAULT_AK);
 	common_usage(f);
 }
 
@@ -52,6 +63,9 @@ main(int argc, char **argv)
 	    {"workers", required_argument, NULL, 'w'},
 	    {"pending-boots", required_argument, NULL, 'B'},
 	    {"escrow-pubkey", required_argument, NULL, 'E'},
+	    {"srk-handle", required_argument, NULL, 'H'},
+	    {"ek-handle", required_argument, NULL, 'K'},
+	    {"ak-handle", required_argument, NULL, 'A'},
 	    {NULL, 0, NULL, 0}};
 	struct common_opts o;
 	struct broker_cfg  cfg;
@@ -67,6 +81,7 @@ main(int argc, char **argv)
 	common_opts_init(&o);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.pending_boots = UPDATE_DEFAULT_BOOTS;
+	cfg.handles = (struct tpm_handles) TPM_HANDLES_DEFAULT;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "t:u:p:w:",
 	                        longopts, NULL)) != -1) {
 		if (common_opts_handle(&o, c, optarg, "vtpm-keybroker",
@@ -112,10 +127,32 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'H':
+		case 'K':
+		case 'A': {
+			uint32_t *h = c == 'H'   ? &cfg.handles.srk
+			              : c == 'K' ? &cfg.handles.ek
+			                         : &cfg.handles.ak;
+
+			if (tpm_handle_parse(optarg, h, err, sizeof(err)) < 0) {
+				fprintf(stderr,
+				        "vtpm-keybroker: --%s-handle: %s\n",
+				        c == 'H'   ? "srk"
+				        : c == 'K' ? "ek"
+				                   : "ak",
+				        err);
+				return 2;
+			}
+			break;
+		}
 		default:
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (tpm_handles_check(&cfg.handles, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-keybroker: %s\n", err);
+		return 2;
 	}
 	if (cfg.tcti[0] == '\0') {
 		fprintf(stderr, "vtpm-keybroker: --tcti is required (or "
@@ -131,8 +168,10 @@ main(int argc, char **argv)
 		       o.paths.root[0] ? o.paths.root : "/");
 	}
 	if (o.checkonly) {
-		printf("vtpm-keybroker: configuration ok (tcti %s, pcrs %s)\n",
-		       cfg.tcti, pcrs);
+		printf("vtpm-keybroker: configuration ok (tcti %s, pcrs %s, "
+		       "SRK 0x%x, EK 0x%x, AK 0x%x)\n",
+		       cfg.tcti, pcrs, cfg.handles.srk, cfg.handles.ek,
+		       cfg.handles.ak);
 		return 0;
 	}
 	snprintf(cfg.rundir, sizeof(cfg.rundir), "%s", o.paths.run);

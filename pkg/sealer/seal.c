@@ -60,39 +60,97 @@ static const TPM2B_PUBLIC srk_template = {
         },
 };
 
-/* Why pub is not the standard SRK, or NULL when it is. */
+/* Why the key at the SRK handle is no storage parent we can seal under,
+ * or NULL when it is one. Our own template passes, and so does an OS's
+ * SRK of another shape (EVE's is RSA-2048, AES-128-CFB, restricted
+ * decrypt, userWithAuth with an empty auth value): Create and Load under
+ * a parent need exactly a restricted decryption key with a symmetric
+ * (CFB) scheme, and our salted sessions need an RSA or ECC key. */
 static const char *
-srk_mismatch(const TPMT_PUBLIC *p)
+srk_unusable(const TPMT_PUBLIC *p)
 {
-	const TPMT_PUBLIC    *w = &srk_template.publicArea;
-	const TPMS_ECC_PARMS *a = &p->parameters.eccDetail;
-	const TPMS_ECC_PARMS *b = &w->parameters.eccDetail;
+	static const TPMA_OBJECT need =
+	    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+	    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED |
+	    TPMA_OBJECT_DECRYPT;
+	const TPMT_SYM_DEF_OBJECT *sym;
 
-	if (p->type != w->type) {
-		return "not an ECC key";
+	if (p->type != TPM2_ALG_KEYEDHASH &&
+	    (p->objectAttributes & TPMA_OBJECT_SIGN_ENCRYPT) != 0) {
+		return "a signing key";
 	}
-	if (p->nameAlg != w->nameAlg) {
-		return "name algorithm is not sha256";
+	if (p->type == TPM2_ALG_RSA) {
+		const TPMS_RSA_PARMS *r = &p->parameters.rsaDetail;
+
+		if (r->keyBits < 2048) {
+			return "an RSA key shorter than 2048 bits";
+		}
+		if (r->scheme.scheme != TPM2_ALG_NULL) {
+			return "an RSA key with a scheme (not a storage key)";
+		}
+		sym = &r->symmetric;
+	} else if (p->type == TPM2_ALG_ECC) {
+		const TPMS_ECC_PARMS *e = &p->parameters.eccDetail;
+
+		if (e->curveID != TPM2_ECC_NIST_P256 &&
+		    e->curveID != TPM2_ECC_NIST_P384) {
+			return "an ECC key on a curve other than P-256/P-384";
+		}
+		if (e->scheme.scheme != TPM2_ALG_NULL ||
+		    e->kdf.scheme != TPM2_ALG_NULL) {
+			return "an ECC key with a scheme or kdf (not a storage "
+			       "key)";
+		}
+		sym = &e->symmetric;
+	} else {
+		return p->type == TPM2_ALG_KEYEDHASH ? "a sealed data or HMAC "
+		                                       "object, not a key"
+		                                     : "not an RSA or ECC key";
 	}
-	if (p->objectAttributes != w->objectAttributes) {
-		return "object attributes differ from a storage key's";
+	if ((p->objectAttributes & need) != need) {
+		return "not a restricted fixedTPM/fixedParent decryption key "
+		       "usable with its auth value";
 	}
-	if (p->authPolicy.size != 0) {
-		return "it has an authPolicy";
+	if (sym->algorithm != TPM2_ALG_AES || sym->mode.aes != TPM2_ALG_CFB) {
+		return "its symmetric scheme is not AES-CFB";
 	}
-	if (a->curveID != b->curveID) {
-		return "curve is not NIST P-256";
-	}
-	if (a->symmetric.algorithm != b->symmetric.algorithm ||
-	    a->symmetric.keyBits.aes != b->symmetric.keyBits.aes ||
-	    a->symmetric.mode.aes != b->symmetric.mode.aes) {
-		return "symmetric scheme is not AES-128-CFB";
-	}
-	if (a->scheme.scheme != TPM2_ALG_NULL ||
-	    a->kdf.scheme != TPM2_ALG_NULL) {
-		return "scheme or kdf is set";
+	if (p->nameAlg != TPM2_ALG_SHA256 && p->nameAlg != TPM2_ALG_SHA384) {
+		return "its name algorithm is not sha256/sha384";
 	}
 	return NULL;
+}
+
+int
+tpm_handle_parse(const char *s, uint32_t *h, char *err, size_t errlen)
+{
+	char         *end;
+	unsigned long v;
+
+	errno = 0;
+	v = s != NULL && *s != '\0' ? strtoul(s, &end, 0) : 0;
+	if (s == NULL || *s == '\0' || *end != '\0' || errno != 0 ||
+	    v < 0x81000000ul || v > 0x81fffffful) {
+		strfmt(err, errlen,
+		       "\"%.32s\" is not a persistent handle "
+		       "(0x81000000-0x81FFFFFF)",
+		       s != NULL ? s : "");
+		return -1;
+	}
+	*h = (uint32_t) v;
+	return 0;
+}
+
+int
+tpm_handles_check(const struct tpm_handles *h, char *err, size_t errlen)
+{
+	if (h->srk == h->ek || h->srk == h->ak || h->ek == h->ak) {
+		strfmt(err, errlen,
+		       "SRK 0x%x, EK 0x%x and AK 0x%x must be three "
+		       "different handles",
+		       h->srk, h->ek, h->ak);
+		return -1;
+	}
+	return 0;
 }
 
 static bool
@@ -121,28 +179,28 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 	if (t->srk != ESYS_TR_NONE) {
 		return 0;
 	}
-	TPM_RETRY(*rc,
-	          Esys_TR_FromTPMPublic(t->ectx, SEAL_SRK_HANDLE, ESYS_TR_NONE,
-	                                ESYS_TR_NONE, ESYS_TR_NONE, &h));
+	TPM_RETRY(*rc, Esys_TR_FromTPMPublic(t->ectx, t->h.srk, ESYS_TR_NONE,
+	                                     ESYS_TR_NONE, ESYS_TR_NONE, &h));
 	if (*rc == TSS2_RC_SUCCESS) {
 		TPM_RETRY(*rc, Esys_ReadPublic(t->ectx, h, ESYS_TR_NONE,
 		                               ESYS_TR_NONE, ESYS_TR_NONE, &pub,
 		                               &name, &qname));
 		if (*rc != TSS2_RC_SUCCESS) {
 			snprintf(err, errlen, "SRK 0x%x: ReadPublic: %s",
-			         SEAL_SRK_HANDLE,
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+			         t->h.srk, tpm_rc_str(*rc, rcs, sizeof(rcs)));
 			goto fail;
 		}
-		if ((why = srk_mismatch(&pub->publicArea)) != NULL) {
-			snprintf(
-			    err, errlen,
-			    "persistent handle 0x%x holds a key that is not "
-			    "the standard ECC P-256 SRK (%s): refusing to use "
-			    "or replace it",
-			    SEAL_SRK_HANDLE, why);
+		if ((why = srk_unusable(&pub->publicArea)) != NULL) {
+			snprintf(err, errlen,
+			         "persistent handle 0x%x (--srk-handle) holds "
+			         "%s, not a storage key to seal under: "
+			         "refusing to use or replace it",
+			         t->h.srk, why);
 			goto fail;
 		}
+		log_info("SRK: reusing the %s storage key at 0x%x",
+		         pub->publicArea.type == TPM2_ALG_RSA ? "RSA" : "ECC",
+		         t->h.srk);
 		Esys_Free(pub);
 		Esys_Free(name);
 		Esys_Free(qname);
@@ -150,7 +208,7 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 		return 0;
 	}
 	if (!rc_is_handle(*rc)) {
-		snprintf(err, errlen, "SRK 0x%x: lookup: %s", SEAL_SRK_HANDLE,
+		snprintf(err, errlen, "SRK 0x%x: lookup: %s", t->h.srk,
 		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
@@ -173,14 +231,14 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 	}
 	TPM_RETRY(*rc, Esys_EvictControl(t->ectx, ESYS_TR_RH_OWNER, prim,
 	                                 ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	                                 ESYS_TR_NONE, SEAL_SRK_HANDLE, &h));
+	                                 ESYS_TR_NONE, t->h.srk, &h));
 	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "SRK: EvictControl to 0x%x: %s",
-		         SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		snprintf(err, errlen, "SRK: EvictControl to 0x%x: %s", t->h.srk,
+		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
 		goto fail;
 	}
 	log_info("created the SRK (ECC P-256) at persistent handle 0x%x",
-	         SEAL_SRK_HANDLE);
+	         t->h.srk);
 	tpm_flush(t, &prim);
 	Esys_Free(opub);
 	Esys_Free(cdata);
@@ -456,6 +514,7 @@ seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
 
 	memset(b, 0, sizeof(*b));
 	b->mask = mask;
+	b->srk = t->h.srk;
 	b->nbranches = 1;
 	b->branch[0].mask = mask;
 	if (seal_srk(t, rc, err, errlen) < 0 ||
@@ -531,6 +590,15 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 	char                  rcs[128];
 	int                   ret = -1;
 
+	if (b->srk != t->h.srk) {
+		*rc = TSS2_RC_SUCCESS;
+		snprintf(err, errlen,
+		         "the master key is sealed under the SRK at 0x%x, but "
+		         "--srk-handle is 0x%x: start the broker with "
+		         "--srk-handle 0x%x",
+		         b->srk, t->h.srk, b->srk);
+		return -1;
+	}
 	if (seal_srk(t, rc, err, errlen) < 0) {
 		return -1;
 	}
@@ -540,7 +608,7 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(
 		    err, errlen, "Load sealed master under SRK 0x%x: %s%s",
-		    SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)),
+		    t->h.srk, tpm_rc_str(*rc, rcs, sizeof(rcs)),
 		    (*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER
 		        ? " (TPM cleared, or not the TPM it was sealed on?)"
 		        : "");
@@ -690,13 +758,14 @@ seal_blob_store(const char *path, const struct seal_blob *b)
 {
 	uint8_t buf[SEAL_BLOB_MAX];
 	size_t  off;
-	char    pcrs[PCRS_LEN], *txt = NULL;
+	char    pcrs[PCRS_LEN], srk[16], *txt = NULL;
 	cJSON  *o = cJSON_CreateObject(), *arr;
 	int     rc = -1;
 
+	snprintf(srk, sizeof(srk), "0x%08x", b->srk);
 	pcrset_format(b->mask, pcrs, sizeof(pcrs));
 	if (o == NULL || !cJSON_AddNumberToObject(o, "version", 1) ||
-	    !cJSON_AddStringToObject(o, "srk", "0x81000001") ||
+	    !cJSON_AddStringToObject(o, "srk", srk) ||
 	    !cJSON_AddStringToObject(o, "bank", "sha256") ||
 	    !cJSON_AddStringToObject(o, "pcrs", pcrs) ||
 	    (arr = cJSON_AddArrayToObject(o, "branches")) == NULL) {
@@ -793,6 +862,12 @@ seal_blob_load(const char *path, struct seal_blob *b, char *err, size_t errlen)
 	}
 	if ((s = jstr(o, "bank")) == NULL || strcmp(s, "sha256") != 0) {
 		snprintf(err, errlen, "%s: bank is not sha256", path);
+		goto out;
+	}
+	if ((s = jstr(o, "srk")) == NULL ||
+	    tpm_handle_parse(s, &b->srk, perr, sizeof(perr)) < 0) {
+		snprintf(err, errlen, "%s: srk: %s", path,
+		         s == NULL ? "missing" : perr);
 		goto out;
 	}
 	if ((s = jstr(o, "pcrs")) == NULL ||

@@ -18,9 +18,28 @@
 #include <openssl/evp.h>
 #include <tss2/tss2_esys.h>
 
-#define SEAL_SRK_HANDLE   0x81000001u
-#define SEAL_FILE         "master.sealed.json"
-#define SEAL_BLOB_MAX     1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
+/* Hardware-TPM persistent handles the broker owns or reuses. They are
+ * configuration (broker_cfg.handles, --srk-handle/--ek-handle/--ak-handle);
+ * the defaults collide with nothing EVE-OS's tpmmgr keeps (its EK
+ * 0x81000001, SRK 0x81000002, AIK 0x81000003, quote key 0x81000004, ECDH
+ * key 0x81000005, device key 0x817FFFFF). The EK default is the TCG one. */
+#define SEAL_DEFAULT_SRK 0x81000100u
+#define SEAL_DEFAULT_EK  0x81010001u
+#define SEAL_DEFAULT_AK  0x81010002u
+struct tpm_handles {
+	uint32_t srk, ek, ak;
+};
+#define TPM_HANDLES_DEFAULT                                                    \
+	{                                                                      \
+		SEAL_DEFAULT_SRK, SEAL_DEFAULT_EK, SEAL_DEFAULT_AK             \
+	}
+/* "0x81000100" (or decimal) into *h: a persistent handle
+ * (0x81000000-0x81FFFFFF). 0 or -1 with err. */
+int tpm_handle_parse(const char *s, uint32_t *h, char *err, size_t errlen);
+/* The three must differ. 0 or -1 with err. */
+int tpm_handles_check(const struct tpm_handles *h, char *err, size_t errlen);
+#define SEAL_FILE     "master.sealed.json"
+#define SEAL_BLOB_MAX 1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
 
 /* tpm.c: one ESAPI context over the TCTI loader, serialized by a mutex
  * (no resource manager in front of the simulated TPM: one command stream,
@@ -31,6 +50,9 @@ struct tpm {
 	ESYS_CONTEXT      *ectx;
 	ESYS_TR            srk;     /* ESYS_TR_NONE until looked up */
 	unsigned           reopens; /* connections re-established */
+	/* the configured handles (broker_cfg.handles, copied at open;
+	 * tpm_open sets the defaults) */
+	struct tpm_handles h;
 };
 
 /* Retry a TPM call on RETRY/YIELDED/TESTING/busy with backoff; expr is
@@ -83,10 +105,15 @@ struct seal_blob {
 	TPM2B_DIGEST       auth_policy; /* the sealed object's authPolicy */
 	TPM2B_PUBLIC       pub;
 	TPM2B_PRIVATE      priv;
+	uint32_t           srk; /* the parent's persistent handle ("srk") */
 };
 
-/* Look up (or create and persist) the SRK at 0x81000001; refuses one that
- * does not match the standard ECC P-256 template. rc gets the TPM rc. */
+/* Look up (or create and persist) the SRK at t->h.srk. A key already
+ * there is reused when it is a storage parent we can seal under (a
+ * restricted decryption key, fixedTPM/fixedParent, userWithAuth, AES-CFB
+ * symmetric, RSA 2048+ or ECC P-256/P-384: our own ECC template, or the
+ * OS's SRK, e.g. EVE's RSA-2048 one); anything else is refused with the
+ * reason and never touched. rc gets the TPM rc. */
 int seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen);
 /* Read the sha256 PCRs of mask into values[index]. */
 int seal_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][32],
@@ -119,7 +146,6 @@ int seal_blob_store(const char *path, const struct seal_blob *b);
 int seal_blob_load(const char *path, struct seal_blob *b, char *err,
                    size_t errlen);
 
-
 /* attest.c: the attestation key (AK, restricted RSA-2048 signing key
  * under the hardware EK, both persistent), ActivateCredential, and X.509
  * certificates for vTPM EKs signed by the AK (TPM2_Hash ticket +
@@ -136,8 +162,9 @@ struct attest {
 };
 struct x509_st;
 struct evp_pkey_st;
-/* Look up (or create and persist) EK 0x81010001 and AK 0x81010002 on the
- * hardware TPM. Call with the TPM lock held. */
+/* Look up (or create and persist) the EK (t->h.ek) and the AK (t->h.ak)
+ * on the hardware TPM; an object of another kind at either is refused. Call
+ * with the TPM lock held. */
 int attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen);
 /* Serve one AttestRequest (takes mu around TPM use). peer must be the
  * launcher's uid (the socket already admits only that one). Always
@@ -153,9 +180,8 @@ int attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 int attest_ek_tbs(struct evp_pkey_st *ek, const char *uuid,
                   const char *device_id, const uint8_t serial[16],
                   uint8_t **tbs, size_t *tbslen);
-int attest_cert_assemble(const uint8_t *tbs, size_t tbslen,
-                         const uint8_t *sig, size_t siglen, uint8_t **der,
-                         size_t *derlen);
+int attest_cert_assemble(const uint8_t *tbs, size_t tbslen, const uint8_t *sig,
+                         size_t siglen, uint8_t **der, size_t *derlen);
 
 /* serve.c: requests and status. */
 struct broker_cfg {
@@ -170,6 +196,10 @@ struct broker_cfg {
 	 * (PEM) for the recovery escrow, "" = off */
 	int  pending_boots;
 	char escrow_pubkey[4096];
+	/* hardware-TPM handles (--srk-handle, --ek-handle, --ak-handle);
+	 * a zero field takes its default. The one place they are set: the
+	 * broker hands them to seal.c and attest.c in struct tpm (t->h). */
+	struct tpm_handles handles;
 };
 
 struct broker;
