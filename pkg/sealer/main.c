@@ -46,7 +46,16 @@ usage(FILE *f)
 	    "      --ak-handle H      attestation key (default 0x%08x)\n"
 	    "                         An object of another kind at a "
 	    "configured handle is\n"
-	    "                         refused and never overwritten.\n",
+	    "                         refused and never overwritten.\n"
+	    "      --pcr-file PATH    the OS's PCR policy file (EVE: "
+	    "/persist/status/\n"
+	    "                         policy-pcr.json): the vault PCR set "
+	    "comes from it and\n"
+	    "                         follows it (reseal on change; a bad "
+	    "file keeps the\n"
+	    "                         last good set); off by default\n"
+	    "      --pcr-poll MS      how often the file is checked (default "
+	    "1000)\n",
 	    SEAL_DEFAULT_PCRS, UPDATE_DEFAULT_BOOTS, SEAL_DEFAULT_SRK,
 	    SEAL_DEFAULT_EK, SEAL_DEFAULT_AK);
 	common_usage(f);
@@ -66,6 +75,8 @@ main(int argc, char **argv)
 	    {"srk-handle", required_argument, NULL, 'H'},
 	    {"ek-handle", required_argument, NULL, 'K'},
 	    {"ak-handle", required_argument, NULL, 'A'},
+	    {"pcr-file", required_argument, NULL, 'F'},
+	    {"pcr-poll", required_argument, NULL, 'P'},
 	    {NULL, 0, NULL, 0}};
 	struct common_opts o;
 	struct broker_cfg  cfg;
@@ -127,6 +138,23 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'F':
+			snprintf(cfg.pcr_file, sizeof(cfg.pcr_file), "%s",
+			         optarg);
+			break;
+		case 'P': {
+			int ms;
+
+			if (opt_int(optarg, 50, 60000, &ms) < 0) {
+				fprintf(stderr,
+				        "vtpm-keybroker: --pcr-poll %s: "
+				        "50-60000 ms\n",
+				        optarg);
+				return 2;
+			}
+			cfg.pcr_poll_ms = (unsigned) ms;
+			break;
+		}
 		case 'H':
 		case 'K':
 		case 'A': {

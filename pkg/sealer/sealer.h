@@ -200,6 +200,10 @@ struct broker_cfg {
 	 * a zero field takes its default. The one place they are set: the
 	 * broker hands them to seal.c and attest.c in struct tpm (t->h). */
 	struct tpm_handles handles;
+	/* the OS's PCR policy file (EVE: /persist/status/policy-pcr.json),
+	 * "" = off: the vault set comes from it and follows it (pcrfile.c) */
+	char     pcr_file[4096];
+	unsigned pcr_poll_ms; /* how often it is checked (default 1000) */
 };
 
 struct broker;
@@ -231,6 +235,27 @@ const char              *broker_sealpath(const struct broker *b);
 struct update           *broker_update(struct broker *b);
 /* One unseal now to refresh KeyBrokerStatus (TPM lock not held). */
 void broker_recheck(struct broker *b);
+
+/* pcrfile.c: the vault PCR set from the OS's policy file. */
+/* EVE's VaultKeyPolicyPCR JSON ({"Indexes": [...], ...}) into a PCR mask,
+ * by EVE's rules and ours (0 in, 5 out, 0-15, no duplicates, at most 15).
+ * 0 or -1 with err. */
+int pcrfile_parse(const char *buf, size_t len, uint32_t *mask, char *err,
+                  size_t errlen);
+/* The same from a file: 0; 1 when it does not exist; -1 with err. */
+int pcrfile_read(const char *path, uint32_t *mask, char *err, size_t errlen);
+/* Reseal the master key to the PCRs of mask (unseal under the current
+ * policy, seal, prove, store durably). 1 done, 0 already sealed to it,
+ * -1 with err (policy does not hold now, an update is pending, ...). */
+int broker_reseal(struct broker *b, uint32_t mask, char *err, size_t errlen);
+/* A thread that checks path every period_ms and reseals to a new valid
+ * set; a bad file is logged and the last good set stays. initial: the
+ * set in force; from_file: it came from the file (reseal to it if the
+ * blob differs). */
+struct pcrwatch;
+int  pcrwatch_start(struct pcrwatch **wp, struct broker *b, const char *path,
+                    uint32_t initial, bool from_file, unsigned period_ms);
+void pcrwatch_stop(struct pcrwatch *w);
 
 /* update.c: planned OS updates (issue 8). Files in the vault dir: the
  * active blob (master.sealed.json: the committed values), the pending

@@ -54,6 +54,7 @@ struct broker {
 	struct req_server *srv;
 	struct update     *upd; /* update.c: pending update, admin socket */
 	struct attest      att; /* attest.c; TPM use under tpm_mu */
+	struct pcrwatch   *pw;  /* pcrfile.c, with --pcr-file */
 };
 
 /* Publish a new status when it changed (call with mu held). */
@@ -390,6 +391,7 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	struct broker             *b;
 	struct round              *r;
 	char                       terr[REASON_LEN], sock[PATH_LEN];
+	int                        r_file = 1; /* pcrfile_read: 1 = none */
 
 	*bp = NULL;
 	/* The reply that carries a key is sent from a buffer NNG frees
@@ -446,6 +448,26 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 		b->tpm.h.ak = cfg->handles.ak ? cfg->handles.ak : def.ak;
 		b->cfg.handles = b->tpm.h;
 	}
+	if (cfg->pcr_file[0] != '\0') {
+		uint32_t m;
+		char     ps[PCRS_LEN];
+
+		r_file = pcrfile_read(cfg->pcr_file, &m, terr, sizeof(terr));
+		pcrset_format(b->cfg.pcrs, ps, sizeof(ps));
+		if (r_file == 0) {
+			b->cfg.pcrs = m;
+			pcrset_format(m, ps, sizeof(ps));
+			log_info("vault PCR set %s from %s", ps, cfg->pcr_file);
+		} else if (r_file == 1) {
+			log_info("no PCR policy file %s yet: PCRs %s (--pcrs) "
+			         "until it appears",
+			         cfg->pcr_file, ps);
+		} else {
+			log_error("PCR policy file: %s; PCRs %s (--pcrs) until "
+			          "it is fixed",
+			          terr, ps);
+		}
+	}
 	/* a pending planned update: commit, keep or drop it (update.c) */
 	if (update_open(&b->upd, b, err, errlen) < 0) {
 		goto fail;
@@ -471,6 +493,13 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 		          terr);
 	}
 	pthread_mutex_unlock(&b->tpm_mu);
+
+	if (cfg->pcr_file[0] != '\0' && !b->no_tpm &&
+	    pcrwatch_start(&b->pw, b, cfg->pcr_file, b->cfg.pcrs, r_file == 0,
+	                   cfg->pcr_poll_ms) < 0) {
+		strfmt(err, errlen, "cannot watch %s", cfg->pcr_file);
+		goto fail;
+	}
 
 	peer_policy_init(&rpol);
 	rpol.only_listed = true; /* the launcher's uid and nobody else */
@@ -505,6 +534,7 @@ broker_close(struct broker *b)
 	if (b == NULL) {
 		return;
 	}
+	pcrwatch_stop(b->pw); /* before the TPM and the status go */
 	update_close(b->upd);
 	req_server_close(b->srv);
 	topic_pub_close(b->pub);
