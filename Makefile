@@ -94,6 +94,7 @@ pubsub_peer_USES     := pubsub common
 swtpm_talk_USES      := tpmkit common
 tcti_probe_USES      := tpmkit common
 launch_USES          := pubsub tpmkit common
+eve_api_USES         := pubsub common
 pubsub_bench_USES    := pubsub common
 msg_fuzz_USES        := pubsub common
 evecompat_test_USES  := evecompat pubsub common
@@ -133,7 +134,7 @@ FUZZERS := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRC))
 .SECONDARY:
 
 .PHONY: all deps run test test-unit test-integration test-e2e bench fuzz \
-        image soak clean format format-check help
+        image image-eve soak clean format format-check help
 all: $(BINS) $(TOOLS)
 
 help:
@@ -227,6 +228,10 @@ fuzz: deps $(FUZZERS)
 
 image: deps all
 	build/image.sh
+
+# the EVE-OS drop-in profile (docs/integration.md)
+image-eve: deps all
+	PROFILE=eve build/image.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

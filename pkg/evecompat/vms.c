@@ -24,6 +24,7 @@
 #include "pubsub.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -204,12 +205,23 @@ eve_step(struct eve *e)
 
 /* ---- EVE's paths ---- */
 
-/* <everun>/<uuid><suffix> -> target, replaced atomically */
+/* <everun>/<uuid><suffix> -> target, replaced atomically. A target that
+ * really lies below everun (the EVE profile puts our run directory inside
+ * the shared /run/swtpm) is linked relative, so the link resolves in the
+ * domain manager's and QEMU's mount namespace as well as in ours. */
 static int
 link_put(struct eve *e, const char *uuid, const char *suffix,
          const char *target, char *err, size_t errlen)
 {
-	char dst[PATH_LEN], tmp[PATH_LEN + 16];
+	char   dst[PATH_LEN], tmp[PATH_LEN + 16];
+	char   rt[PATH_LEN], re[PATH_LEN];
+	size_t n;
+
+	if (realpath(target, rt) != NULL &&
+	    realpath(e->cfg.everun, re) != NULL && (n = strlen(re)) > 0 &&
+	    strncmp(rt, re, n) == 0 && rt[n] == '/') {
+		target = rt + n + 1;
+	}
 
 	if (path_join(dst, sizeof(dst), "%s/%s%s", e->cfg.everun, uuid,
 	              suffix) < 0 ||
