@@ -74,7 +74,7 @@ evecompat_LDLIBS := -lmicrohttpd
 # ---- test programs: what each uses (daemons' internals allowed) ----
 msg_test_USES        := pubsub common
 pubsub_test_USES     := pubsub common
-common_test_USES     := common
+common_test_USES     := tpmkit common
 config_test_USES     := domainmgr pubsub common
 domainmgr_test_USES  := domainmgr pubsub common
 guardian_test_USES   := guardian pubsub tpmkit common

@@ -77,9 +77,9 @@ escrow_load_pubkey(const char *path, EVP_PKEY **out, char fp[65], char *err,
 	if (k == NULL || EVP_PKEY_get_base_id(k) != EVP_PKEY_RSA ||
 	    EVP_PKEY_get_bits(k) < 2048) {
 		strfmt(err, errlen,
-		    "escrow key %s: not an RSA public key of 2048 bits or "
-		    "more (PEM)",
-		    path);
+		       "escrow key %s: not an RSA public key of 2048 bits or "
+		       "more (PEM)",
+		       path);
 		EVP_PKEY_free(k);
 		return -1;
 	}

@@ -166,14 +166,14 @@ escrow_recover_begin(struct escrow *e, struct key_admin_rep *rep)
 	rep->status = KEY_ERROR;
 	if (e == NULL) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "recovery escrow is off (no --escrow-pubkey)");
+		       "recovery escrow is off (no --escrow-pubkey)");
 		return 0;
 	}
 	EVP_PKEY_free(e->transport);
 	e->transport = EVP_RSA_gen(2048);
 	if (e->transport == NULL || (bio = BIO_new(BIO_s_mem())) == NULL) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "cannot make a transport key");
+		       "cannot make a transport key");
 		return 0;
 	}
 	if (PEM_write_bio_PUBKEY(bio, e->transport) == 1 &&
@@ -187,7 +187,7 @@ escrow_recover_begin(struct escrow *e, struct key_admin_rep *rep)
 		         TRANSPORT_TTL);
 	} else {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "cannot encode the transport key");
+		       "cannot encode the transport key");
 	}
 	BIO_free(bio);
 	escrow_fill(e, rep);
@@ -211,19 +211,20 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 	rep->status = KEY_ERROR;
 	if (e == NULL) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "recovery escrow is off (no --escrow-pubkey)");
+		       "recovery escrow is off (no --escrow-pubkey)");
 		return 0;
 	}
 	if (e->transport == NULL ||
 	    time(NULL) - e->transport_at > TRANSPORT_TTL) {
-		strfmt(rep->reason, sizeof(rep->reason),
+		strfmt(
+		    rep->reason, sizeof(rep->reason),
 		    "no recovery begun in the last %d s (recover-begin first)",
 		    TRANSPORT_TTL);
 		return 0;
 	}
 	if (escrow_unhex(rq->data, wrapped, sizeof(wrapped), &wlen) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "data: expected the re-wrapped master in hex");
+		       "data: expected the re-wrapped master in hex");
 		return 0;
 	}
 	if (escrow_file_load(e->path, &f, err, sizeof(err)) < 0) {
@@ -236,13 +237,15 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 	}
 	check = master + SEAL_MASTER_LEN;
 	if (escrow_unwrap(e->transport, wrapped, wlen, master) < 0) {
-		strfmt(rep->reason, sizeof(rep->reason),
+		strfmt(
+		    rep->reason, sizeof(rep->reason),
 		    "cannot unwrap the master with the transport key (made for "
 		    "another recovery?)");
 		goto out;
 	}
 	if (escrow_master_id(master, id) < 0 || strcmp(id, f.master_id) != 0) {
-		strfmt(rep->reason, sizeof(rep->reason),
+		strfmt(
+		    rep->reason, sizeof(rep->reason),
 		    "the recovered key is not this device's master (master id "
 		    "differs from %s)",
 		    e->path);
@@ -268,14 +271,14 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 		    seal_unseal(t, &nb, check, &rc, err, sizeof(err)) < 0 ||
 		    memcmp(master, check, SEAL_MASTER_LEN) != 0) {
 			strfmt(rep->reason, sizeof(rep->reason),
-			    "reseal under the current values: %s", err);
+			       "reseal under the current values: %s", err);
 			goto out;
 		}
 	}
 	update_crash_point("recover-sealed");
 	if (seal_blob_store(broker_sealpath(e->b), &nb) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
-		    broker_sealpath(e->b), strerror(errno));
+		       broker_sealpath(e->b), strerror(errno));
 		goto out;
 	}
 	update_drop_pending(e->b);

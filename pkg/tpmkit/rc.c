@@ -16,7 +16,6 @@ tek_rc_str(TSS2_RC rc, char *buf, size_t len)
 	return buf;
 }
 
-
 int
 tek_fail(char *err, size_t errlen, const char *what, TSS2_RC rc)
 {
