@@ -177,8 +177,9 @@ check "once the launcher goes on, the same launch -> 200" code_is 200 "/launch?i
 t_track "$(cat "$EVE/7e000000-0000-4000-8000-000000000003.pid" 2>/dev/null)"
 
 # --- peer uid ---
-check "uid 65534 cannot connect to the 0600 socket" \
-	bash -c "! setpriv --reuid=65534 --regid=65534 --clear-groups curl -s --unix-socket '$SOCK' 'http://unix/launch?id=$VM' >/dev/null 2>&1"
+check_fails "uid 65534 cannot connect to the 0600 socket (curl: 7)" 7 \
+	"Couldn't connect|Permission denied" \
+	setpriv --reuid=65534 --regid=65534 --clear-groups curl -sS --unix-socket "$SOCK" "http://unix/launch?id=$VM"
 chmod 0666 "$SOCK" # only to reach the uid check behind the file mode
 check "uid 65534 through an opened socket -> 403 naming the uid" \
 	bash -c "setpriv --reuid=65534 --regid=65534 --clear-groups curl -s -w ' %{http_code}' --unix-socket '$SOCK' 'http://unix/launch?id=$VM' | tr '\\n' ' ' | grep -q 'uid 65534 may not use the vTPM API  403'"

@@ -112,9 +112,11 @@ kb_stop
 snapshot >"$T_TMP/after3"
 check "refused objects left as they were" diff "$T_TMP/before" "$T_TMP/after3"
 
-check "bad handle option: exit 2 naming the range" \
-	bash -c "'$BIN/vtpm-keybroker' --root '$ROOT' --tcti none --srk-handle 0x1500000 -n 2>&1 | grep -q 'not a persistent handle (0x81000000-0x81FFFFFF)'"
-check "two roles on one handle: exit 2" \
-	bash -c "! '$BIN/vtpm-keybroker' --root '$ROOT' --tcti none --ak-handle 0x81010001 -n 2>/dev/null"
+check_fails "bad handle option: exit 2 naming the range" 2 \
+	'--srk-handle: "0x1500000" is not a persistent handle \(0x81000000-0x81FFFFFF\)' \
+	"$BIN/vtpm-keybroker" --root "$ROOT" --tcti none --srk-handle 0x1500000 -n
+check_fails "two roles on one handle: exit 2 naming them" 2 \
+	'SRK 0x81000100, EK 0x81010001 and AK 0x81010001 must be three different handles' \
+	"$BIN/vtpm-keybroker" --root "$ROOT" --tcti none --ak-handle 0x81010001 -n
 hw_stop >/dev/null
 t_done
