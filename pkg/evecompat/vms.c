@@ -431,10 +431,10 @@ do_launch(struct eve *e, struct vm *v, const struct timespec *dl, char *body,
 		return 424;
 	}
 	(void) publish(e, v, DOM_RUNNING, "launched");
-	log_info("%s: launch: READY, swtpm pid %lld, %s%s", v->uuid,
+	log_info("%s: launch: READY, swtpm pid %lld, %s%s%s", v->uuid,
 	         (long long) v->vt.pid,
 	         v->vt.encrypted ? "encrypted" : "NOT encrypted",
-	         v->vt.reason[0] ? "" : "");
+	         v->vt.reason[0] ? ": " : "", v->vt.reason);
 	return 200;
 }
 
