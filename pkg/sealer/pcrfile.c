@@ -150,8 +150,8 @@ broker_reseal(struct broker *b, uint32_t mask, char *err, size_t errlen)
 		strfmt(err, errlen, "the resealed blob unseals to another key");
 		goto out;
 	}
-	if (seal_blob_store(broker_sealpath(b), &nb) < 0) {
-		strfmt(err, errlen, "cannot write %s: %s", broker_sealpath(b),
+	if (seal_blob_store(b->sealpath, &nb) < 0) {
+		strfmt(err, errlen, "cannot write %s: %s", b->sealpath,
 		       strerror(errno));
 		goto out;
 	}
@@ -228,8 +228,9 @@ watch_once(struct pcrwatch *w)
 			return;
 		}
 		w->sealed = true;
-		if (r == 1) {
-			broker_recheck(w->b);
+		if (r == 1 && broker_recheck(w->b) < 0) {
+			log_warnx("no locked memory for the status check after "
+			          "the reseal");
 		}
 	}
 }
