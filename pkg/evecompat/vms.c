@@ -13,9 +13,10 @@
  * Every DomainStatus the adapter publishes carries a per-VM sequence in
  * its reason, so a second BOOTING after a failure is a new publication
  * (the publisher drops unchanged items) and the launcher tries again.
- * A request waits on one condition variable that every VtpmStatus or
- * VtpmStateHealth event broadcasts, and only for events that came after
- * its own publication. One request per VM at a time; VMs are independent.
+ * A request waits on its VM's condition variable, which that VM's
+ * VtpmStatus and VtpmStateHealth events broadcast, and only for events
+ * that came after its own publication. One request per VM at a time; VMs are
+ * independent.
  */
 #include "evecompat.h"
 
@@ -46,17 +47,21 @@ struct vm {
 
 	int      health; /* enum state_class, STATE_UNKNOWN when none */
 	uint64_t health_events;
+
+	/* this VM's events and its end of busy: only its own waiters wake
+	 * (32 launches at once are not 32 wake-ups per event) */
+	pthread_cond_t cv;
 };
 
 struct eve {
-	struct eve_cfg    cfg;
-	struct topic_pub *pub;
-	struct topic_sub *vsub, *hsub;
-	pthread_mutex_t   mu;
-	pthread_cond_t    cv; /* any event, any VM no longer busy */
-	struct vm       **vms;
-	size_t            nvms, cap;
-	bool              h_synced; /* a guardian publishes VtpmStateHealth */
+	struct eve_cfg     cfg;
+	struct topic_pub  *pub;
+	struct topic_sub  *vsub, *hsub;
+	pthread_mutex_t    mu;
+	pthread_condattr_t ca; /* CLOCK_MONOTONIC, for every VM's cv */
+	struct vm        **vms;
+	size_t             nvms, cap;
+	bool               h_synced; /* a guardian publishes VtpmStateHealth */
 };
 
 static struct vm *
@@ -94,6 +99,7 @@ vm_get(struct eve *e, const char *uuid)
 	}
 	snprintf(v->uuid, sizeof(v->uuid), "%s", uuid);
 	v->health = STATE_UNKNOWN;
+	pthread_cond_init(&v->cv, &e->ca);
 	e->vms[e->nvms++] = v;
 	return v;
 }
@@ -111,8 +117,8 @@ vt_set(void *arg, const char *key, const void *item)
 		v->vt = *(const struct vtpm_status *) item;
 		v->have_vt = true;
 		v->vt_events++;
+		pthread_cond_broadcast(&v->cv);
 	}
-	pthread_cond_broadcast(&e->cv);
 	pthread_mutex_unlock(&e->mu);
 }
 
@@ -126,8 +132,8 @@ vt_del(void *arg, const char *key)
 	if ((v = vm_find(e, key)) != NULL) {
 		v->have_vt = false;
 		v->vt_events++;
+		pthread_cond_broadcast(&v->cv);
 	}
-	pthread_cond_broadcast(&e->cv);
 	pthread_mutex_unlock(&e->mu);
 }
 
@@ -142,8 +148,8 @@ h_set(void *arg, const char *key, const void *item)
 	if ((v = vm_get(e, key)) != NULL) {
 		v->health = h->classification;
 		v->health_events++;
+		pthread_cond_broadcast(&v->cv);
 	}
-	pthread_cond_broadcast(&e->cv);
 	pthread_mutex_unlock(&e->mu);
 }
 
@@ -157,9 +163,17 @@ h_del(void *arg, const char *key)
 	if ((v = vm_find(e, key)) != NULL) {
 		v->health = STATE_UNKNOWN;
 		v->health_events++;
+		pthread_cond_broadcast(&v->cv);
 	}
-	pthread_cond_broadcast(&e->cv);
 	pthread_mutex_unlock(&e->mu);
+}
+
+static void
+wake_all(struct eve *e)
+{
+	for (size_t i = 0; i < e->nvms; i++) {
+		pthread_cond_broadcast(&e->vms[i]->cv);
+	}
 }
 
 static void
@@ -168,7 +182,7 @@ on_sync(void *arg)
 	struct eve *e = arg;
 
 	pthread_mutex_lock(&e->mu);
-	pthread_cond_broadcast(&e->cv);
+	wake_all(e);
 	pthread_mutex_unlock(&e->mu);
 }
 
@@ -179,7 +193,7 @@ h_sync(void *arg)
 
 	pthread_mutex_lock(&e->mu);
 	e->h_synced = true;
-	pthread_cond_broadcast(&e->cv);
+	wake_all(e);
 	pthread_mutex_unlock(&e->mu);
 }
 
@@ -328,11 +342,11 @@ deadline_of(struct timespec *ts, unsigned ms)
 	}
 }
 
-/* wait on cv until the deadline; false when it passed */
+/* wait for v's next event until the deadline; false when it passed */
 static bool
-wait_until(struct eve *e, const struct timespec *dl)
+wait_until(struct eve *e, struct vm *v, const struct timespec *dl)
 {
-	return pthread_cond_timedwait(&e->cv, &e->mu, dl) != ETIMEDOUT;
+	return pthread_cond_timedwait(&v->cv, &e->mu, dl) != ETIMEDOUT;
 }
 
 static const char *const vt_names[] = {"STARTING", "READY", "FAILED",
@@ -411,7 +425,7 @@ do_launch(struct eve *e, struct vm *v, const struct timespec *dl, char *body,
 			log_warnx("%s: launch: 424: %s", v->uuid, v->vt.reason);
 			return 424;
 		}
-		if (!wait_until(e, dl)) {
+		if (!wait_until(e, v, dl)) {
 			strfmt(body, len,
 			       "vTPM launch of %s: not ready after "
 			       "%u ms (launcher: %s%s%s); EVE boots the VM "
@@ -458,7 +472,7 @@ do_terminate(struct eve *e, struct vm *v, const struct timespec *dl, char *body,
 		return 424;
 	}
 	while (v->have_vt && v->vt.state != VTPM_STOPPED) {
-		if (!wait_until(e, dl)) {
+		if (!wait_until(e, v, dl)) {
 			strfmt(body, len,
 			       "vTPM terminate of %s: not stopped "
 			       "after %u ms (launcher: %s)",
@@ -488,7 +502,7 @@ do_purge(struct eve *e, struct vm *v, const struct timespec *dl, char *body,
 	 * without a guardian (no VtpmStateHealth publisher) that is all */
 	while (v->have_vt || (e->h_synced && !(v->health_events > seen_h &&
 	                                       v->health == STATE_PURGED))) {
-		if (!wait_until(e, dl)) {
+		if (!wait_until(e, v, dl)) {
 			strfmt(body, len,
 			       "vTPM purge of %s: not purged after "
 			       "%u ms (launcher: %s; guardian: %s)",
@@ -523,7 +537,7 @@ eve_handle(struct eve *e, const struct eve_req *req, char *body, size_t bodylen)
 		return 424;
 	}
 	while (v->busy) {
-		if (!wait_until(e, &dl)) {
+		if (!wait_until(e, v, &dl)) {
 			pthread_mutex_unlock(&e->mu);
 			strfmt(body, bodylen,
 			       "vTPM %s of %s: an earlier "
@@ -546,7 +560,7 @@ eve_handle(struct eve *e, const struct eve_req *req, char *body, size_t bodylen)
 		break;
 	}
 	v->busy = false;
-	pthread_cond_broadcast(&e->cv);
+	pthread_cond_broadcast(&v->cv);
 	pthread_mutex_unlock(&e->mu);
 	return code;
 }
@@ -589,14 +603,8 @@ eve_open(struct eve **ep, const struct eve_cfg *cfg, unsigned adopt_ms,
 	}
 	e->cfg = *cfg;
 	pthread_mutex_init(&e->mu, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&e->cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	pthread_condattr_init(&e->ca);
+	pthread_condattr_setclock(&e->ca, CLOCK_MONOTONIC);
 	if (mkdir_p(cfg->everun, 0755) < 0) {
 		strfmt(err, errlen, "mkdir %s: %s", cfg->everun,
 		       strerror(errno));
@@ -654,10 +662,11 @@ eve_close(struct eve *e)
 		topic_sub_close(e->hsub);
 	}
 	for (size_t i = 0; i < e->nvms; i++) {
+		pthread_cond_destroy(&e->vms[i]->cv);
 		free(e->vms[i]);
 	}
 	free(e->vms);
-	pthread_cond_destroy(&e->cv);
+	pthread_condattr_destroy(&e->ca);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
 }
