@@ -92,8 +92,19 @@ run(struct eve *e)
 	return 0;
 }
 
-int
-main(int argc, char **argv)
+struct eve_main_opts {
+	struct common_opts co;
+	struct eve_cfg     cfg;
+	const char        *sock; /* NULL: <root>/run/swtpm/vtpmd.ctrl.sock */
+	char               sockbuf[PATH_LEN];
+	uid_t              allow[MAX_ALLOW];
+	int                nallow;
+	int                adopt_ms;
+};
+
+/* -1: go on; otherwise the exit status (--help, a bad option). */
+static int
+parse_options(int argc, char **argv, struct eve_main_opts *op)
 {
 	enum { O_SOCK = 256, O_ALLOW, O_TIMEOUT, O_MAX, O_MODEL, O_ADOPT };
 	static const struct option longopts[] = {
@@ -105,78 +116,76 @@ main(int argc, char **argv)
 	    {"model", required_argument, NULL, O_MODEL},
 	    {"adopt-wait", required_argument, NULL, O_ADOPT},
 	    {NULL, 0, NULL, 0}};
-	struct common_opts co;
-	struct eve_cfg     cfg;
-	struct eve        *e = NULL;
-	struct eve_http   *h = NULL;
-	const char        *sock = NULL;
-	char               sockbuf[PATH_LEN], err[512];
-	uid_t              allow[MAX_ALLOW];
-	int                nallow = 0, c, v, adopt_ms = 2000, rc = 1;
-	sigset_t           set;
+	int c, v, r;
 
-	common_opts_init(&co);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.answer_ms = 4500;
-	cfg.model = VTPM_MODEL_TIS;
+	memset(op, 0, sizeof(*op));
+	common_opts_init(&op->co);
+	op->cfg.answer_ms = 4500;
+	op->cfg.model = VTPM_MODEL_TIS;
+	op->adopt_ms = 2000;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS, longopts,
 	                        NULL)) != -1) {
-		if (common_opts_handle(&co, c, optarg, "vtpm-eve-api", usage)) {
+		if ((r = common_opts_handle(&op->co, c, optarg, "vtpm-eve-api",
+		                            usage)) != 0) {
+			if (r < 0) {
+				return op->co.exit_status;
+			}
 			continue;
 		}
 		switch (c) {
 		case O_SOCK:
-			sock = optarg;
+			op->sock = optarg;
 			break;
 		case O_ALLOW:
-			if (nallow == MAX_ALLOW ||
+			if (op->nallow == MAX_ALLOW ||
 			    opt_int(optarg, 0, 0x7fffffff, &v) < 0) {
 				fprintf(stderr,
 				        "vtpm-eve-api: --allow-uid %s: %s\n",
 				        optarg,
-				        nallow == MAX_ALLOW ? "too many"
-				                            : "not a uid");
+				        op->nallow == MAX_ALLOW ? "too many"
+				                                : "not a uid");
 				return 2;
 			}
-			allow[nallow++] = (uid_t) v;
+			op->allow[op->nallow++] = (uid_t) v;
 			break;
 		case O_TIMEOUT:
 			if (opt_int(optarg, 100, 60000, &v) < 0) {
 				fprintf(stderr,
-				        "vtpm-eve-api: --answer-timeout "
-				        "%s: 100-60000 ms\n",
+				        "vtpm-eve-api: --answer-timeout %s: "
+				        "100-60000 ms\n",
 				        optarg);
 				return 2;
 			}
-			cfg.answer_ms = (unsigned) v;
+			op->cfg.answer_ms = (unsigned) v;
 			break;
 		case O_MAX:
-			if (opt_int(optarg, 0, 1000000, &cfg.max_vms) < 0) {
-				fprintf(stderr,
-				        "vtpm-eve-api: --max-vms %s: "
-				        "0-1000000\n",
-				        optarg);
+			if (opt_int(optarg, 0, 1000000, &op->cfg.max_vms) < 0) {
+				fprintf(
+				    stderr,
+				    "vtpm-eve-api: --max-vms %s: 0-1000000\n",
+				    optarg);
 				return 2;
 			}
 			break;
 		case O_MODEL:
 			if (strcmp(optarg, "tis") != 0 &&
 			    strcmp(optarg, "crb") != 0) {
-				fprintf(stderr,
-				        "vtpm-eve-api: --model %s: tis "
-				        "or crb\n",
-				        optarg);
+				fprintf(
+				    stderr,
+				    "vtpm-eve-api: --model %s: tis or crb\n",
+				    optarg);
 				return 2;
 			}
-			cfg.model =
+			op->cfg.model =
 			    optarg[0] == 'c' ? VTPM_MODEL_CRB : VTPM_MODEL_TIS;
 			break;
 		case O_ADOPT:
-			if (opt_int(optarg, 0, 60000, &adopt_ms) < 0) {
-				fprintf(stderr,
-				        "vtpm-eve-api: --adopt-wait %s: "
-				        "0-60000 ms\n",
-				        optarg);
+			if (opt_int(optarg, 0, 60000, &op->adopt_ms) < 0) {
+				fprintf(
+				    stderr,
+				    "vtpm-eve-api: --adopt-wait %s: 0-60000 "
+				    "ms\n",
+				    optarg);
 				return 2;
 			}
 			break;
@@ -190,25 +199,43 @@ main(int argc, char **argv)
 		        argv[optind]);
 		return 2;
 	}
-	if (common_opts_finish(&co, "vtpm-eve-api") < 0) {
-		return 1;
+	return -1;
+}
+
+/* Logging, directories and the paths. 0, or -1 (logged). */
+static int
+check_config(struct eve_main_opts *op)
+{
+	struct eve_cfg *cfg = &op->cfg;
+
+	if (common_opts_finish(&op->co, "vtpm-eve-api") < 0) {
+		return -1;
 	}
-	snprintf(cfg.rundir, sizeof(cfg.rundir), "%s", co.paths.run);
-	if (path_join(cfg.everun, sizeof(cfg.everun), "%s/run/swtpm",
-	              co.paths.root) < 0 ||
-	    path_join(sockbuf, sizeof(sockbuf), "%s/vtpmd.ctrl.sock",
-	              cfg.everun) < 0) {
-		return 1;
+	snprintf(cfg->rundir, sizeof(cfg->rundir), "%s", op->co.paths.run);
+	if (path_join(cfg->everun, sizeof(cfg->everun), "%s/run/swtpm",
+	              op->co.paths.root) < 0 ||
+	    path_join(op->sockbuf, sizeof(op->sockbuf), "%s/vtpmd.ctrl.sock",
+	              cfg->everun) < 0) {
+		return -1;
 	}
-	if (sock == NULL) {
-		sock = sockbuf;
+	if (op->sock == NULL) {
+		op->sock = op->sockbuf;
 	}
-	if (co.checkonly) {
+	if (op->co.checkonly) {
 		log_info("socket %s, links in %s, answer within %u ms, %s",
-		         sock, cfg.everun, cfg.answer_ms,
-		         cfg.max_vms ? "with a VM limit" : "no VM limit");
-		return 0;
+		         op->sock, cfg->everun, cfg->answer_ms,
+		         cfg->max_vms ? "with a VM limit" : "no VM limit");
 	}
+	return 0;
+}
+
+/* Open the lifecycle side and the HTTP side. 0, or -1 (logged). */
+static int
+start(const struct eve_main_opts *op, struct eve **e, struct eve_http **h)
+{
+	sigset_t set;
+	char     err[512];
+
 	/* before any thread: NNG's and libmicrohttpd's threads inherit the
 	 * mask, so the signals reach only run()'s signalfd */
 	sigemptyset(&set);
@@ -218,18 +245,39 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGPIPE);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) {
 		log_warnx("cannot block signals");
-		return 1;
+		return -1;
 	}
-	if (eve_open(&e, &cfg, (unsigned) adopt_ms, err, sizeof(err)) < 0 ||
-	    eve_http_open(&h, e, sock, allow, nallow, err, sizeof(err)) < 0) {
+	if (eve_open(e, &op->cfg, (unsigned) op->adopt_ms, err, sizeof(err)) <
+	        0 ||
+	    eve_http_open(h, *e, op->sock, op->allow, op->nallow, err,
+	                  sizeof(err)) < 0) {
 		log_warnx("%s", err);
-		goto out;
+		return -1;
 	}
 	log_info("serving EVE's vTPM API on %s (answers within %u ms, %s)",
-	         sock, cfg.answer_ms,
-	         cfg.max_vms ? "VM limit set" : "no VM limit");
-	rc = run(e) == 0 ? 0 : 1;
-out:
+	         op->sock, op->cfg.answer_ms,
+	         op->cfg.max_vms ? "VM limit set" : "no VM limit");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct eve_main_opts op;
+	struct eve          *e = NULL;
+	struct eve_http     *h = NULL;
+	int                  rc;
+
+	if ((rc = parse_options(argc, argv, &op)) >= 0) {
+		return rc;
+	}
+	if (check_config(&op) < 0) {
+		return 1;
+	}
+	if (op.co.checkonly) {
+		return 0;
+	}
+	rc = start(&op, &e, &h) == 0 && run(e) == 0 ? 0 : 1;
 	eve_http_close(h);
 	eve_close(e);
 	return rc;

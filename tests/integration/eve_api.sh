@@ -17,6 +17,13 @@ command -v curl >/dev/null || skip_all "curl not installed"
 command -v tpm2_pcrextend >/dev/null || skip_all "tpm2-tools not installed"
 [ "$(id -u)" = 0 ] || skip_all "needs root (swtpm runs as the tss user)"
 
+check "--help: usage on stdout, exit 0, no daemon started" \
+	bash -c "timeout 5 '$BIN/vtpm-eve-api' --root '$T_TMP/h' --help | grep -q '^usage: vtpm-eve-api' && [ ! -e '$T_TMP/h/run/swtpm' ]"
+check_fails "--model x: exit 2 naming the choices" 2 '--model x: tis or crb' \
+	timeout 5 "$BIN/vtpm-eve-api" --root "$T_TMP/h" --model x
+check_fails "--answer-timeout 5: exit 2 naming the range" 2 '--answer-timeout 5: 100-60000 ms' \
+	timeout 5 "$BIN/vtpm-eve-api" --root "$T_TMP/h" --answer-timeout 5
+
 ROOT=$T_TMP/root
 EVE=$ROOT/run/swtpm
 SOCK=$EVE/vtpmd.ctrl.sock
