@@ -74,7 +74,7 @@ evecompat_LDLIBS := -lmicrohttpd
 # ---- test programs: what each uses (daemons' internals allowed) ----
 msg_test_USES        := pubsub common
 pubsub_test_USES     := pubsub common
-common_test_USES     := tpmkit common
+common_test_USES     := common
 config_test_USES     := domainmgr pubsub common
 domainmgr_test_USES  := domainmgr pubsub common
 guardian_test_USES   := guardian pubsub tpmkit common
@@ -99,6 +99,7 @@ pubsub_bench_USES    := pubsub common
 msg_fuzz_USES        := pubsub common
 evecompat_test_USES  := evecompat pubsub common
 eve_fuzz_USES        := evecompat pubsub common
+files_fuzz_USES      := guardian keybroker keyfmt pubsub tpmkit common
 
 # ---- derived ----
 # A daemon whose folder does not exist yet simply builds nothing.

@@ -162,7 +162,7 @@ srk_check(struct tpm *t, ESYS_TR h, TSS2_RC *rc, char *err, size_t errlen)
 	                               ESYS_TR_NONE, &pub, &name, &qname));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "SRK 0x%x: ReadPublic: %s", t->h.srk,
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		goto out;
 	}
 	if ((why = srk_unusable(&pub->publicArea)) != NULL) {
@@ -207,7 +207,7 @@ srk_create(struct tpm *t, ESYS_TR *h, TSS2_RC *rc, char *err, size_t errlen)
 	                                  &chash, &ticket));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "SRK: CreatePrimary (owner): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		goto out;
 	}
 	TPM_RETRY(*rc, Esys_EvictControl(t->ectx, ESYS_TR_RH_OWNER, prim,
@@ -215,7 +215,7 @@ srk_create(struct tpm *t, ESYS_TR *h, TSS2_RC *rc, char *err, size_t errlen)
 	                                 ESYS_TR_NONE, t->h.srk, h));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "SRK: EvictControl to 0x%x: %s", t->h.srk,
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		goto out;
 	}
 	log_info("created the SRK (ECC P-256) at persistent handle 0x%x",
@@ -252,7 +252,7 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 	}
 	if (!rc_is_handle(*rc)) {
 		snprintf(err, errlen, "SRK 0x%x: lookup: %s", t->h.srk,
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	h = ESYS_TR_NONE;
