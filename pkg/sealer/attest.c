@@ -100,7 +100,7 @@ handle_of(ESYS_CONTEXT *e, uint32_t h, ESYS_TR *tr, char *err, size_t errlen)
 
 /* Create the AK under the EK and persist it. */
 static int
-ak_create(const struct attest *a, struct tpm *t, char *err, size_t errlen)
+ak_create(struct tpm *t, char *err, size_t errlen)
 {
 	TPM2B_SENSITIVE_CREATE sens = {0};
 	TPM2B_PUBLIC           tpl, *pub = NULL;
@@ -113,7 +113,7 @@ ak_create(const struct attest *a, struct tpm *t, char *err, size_t errlen)
 	int                    ret = -1;
 
 	ak_template(&tpl);
-	if (handle_of(t->ectx, a->ek_handle, &ek, err, errlen) < 0 ||
+	if (handle_of(t->ectx, t->h.ek, &ek, err, errlen) < 0 ||
 	    ek_session(t->ectx, &s, err, errlen) < 0) {
 		goto out;
 	}
@@ -135,7 +135,7 @@ ak_create(const struct attest *a, struct tpm *t, char *err, size_t errlen)
 		goto out;
 	}
 	rc = Esys_EvictControl(t->ectx, ESYS_TR_RH_OWNER, ak, ESYS_TR_PASSWORD,
-	                       ESYS_TR_NONE, ESYS_TR_NONE, a->ak_handle, &out);
+	                       ESYS_TR_NONE, ESYS_TR_NONE, t->h.ak, &out);
 	tpm_flush(t, &ak);
 	if (rc != TSS2_RC_SUCCESS) {
 		fail_rc(err, errlen, "EvictControl (AK)", rc);
@@ -155,7 +155,7 @@ out:
 /* The TPM maker's EK certificates, as a physical TPM ships them in NV
  * (read with owner auth, as tpm2_getekcertificate does). None is fine:
  * the verifier then refuses the device unless told to trust it on first
- * use. The RSA one must certify the EK at ek_handle, the key a
+ * use. The RSA one must certify the EK at t->h.ek, the key a
  * credential is made for. */
 static void
 hw_ek_certs(struct attest *a, struct tpm *t)
@@ -202,14 +202,14 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	if (a->ready) {
 		return 0;
 	}
-	r = tek_read_public(t->ectx, a->ek_handle, &pub, e2, sizeof(e2));
+	r = tek_read_public(t->ectx, t->h.ek, &pub, e2, sizeof(e2));
 	if (r < 0) {
 		strfmt(err, errlen, "hardware EK: %s", e2);
 		return -1;
 	}
 	if (r == 1) {
-		if (tek_ek_provision(t->ectx, a->ek_handle, &pub, e2,
-		                     sizeof(e2)) < 0) {
+		if (tek_ek_provision(t->ectx, t->h.ek, &pub, e2, sizeof(e2)) <
+		    0) {
 			strfmt(err, errlen, "hardware EK: %s", e2);
 			return -1;
 		}
@@ -220,20 +220,20 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 		strfmt(err, errlen,
 		       "persistent handle 0x%x holds a key that is not an "
 		       "RSA-2048 EK of the standard template",
-		       a->ek_handle);
+		       t->h.ek);
 		return -1;
 	}
 	a->ek_pub = *pub;
 	Esys_Free(pub);
-	r = tek_read_public(t->ectx, a->ak_handle, &pub, e2, sizeof(e2));
+	r = tek_read_public(t->ectx, t->h.ak, &pub, e2, sizeof(e2));
 	if (r < 0) {
 		strfmt(err, errlen, "AK: %s", e2);
 		return -1;
 	}
 	if (r == 1) {
-		if (ak_create(a, t, e2, sizeof(e2)) < 0 ||
-		    tek_read_public(t->ectx, a->ak_handle, &pub, e2,
-		                    sizeof(e2)) != 0) {
+		if (ak_create(t, e2, sizeof(e2)) < 0 ||
+		    tek_read_public(t->ectx, t->h.ak, &pub, e2, sizeof(e2)) !=
+		        0) {
 			strfmt(err, errlen, "AK: %s", e2);
 			return -1;
 		}
@@ -245,7 +245,7 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 		strfmt(err, errlen,
 		       "persistent handle 0x%x holds a key that is not a "
 		       "restricted fixedTPM signing key",
-		       a->ak_handle);
+		       t->h.ak);
 		return -1;
 	}
 	a->ak_pub = *pub;
@@ -260,7 +260,7 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	a->ready = true;
 	log_info("attestation: EK 0x%x %s, AK 0x%x %s, device id %s, maker "
 	         "EK certificate %s (%llu ms)",
-	         a->ek_handle, made_ek ? "created" : "found", a->ak_handle,
+	         t->h.ek, made_ek ? "created" : "found", t->h.ak,
 	         made_ak ? "created" : "found", a->device_id,
 	         a->hw_ek_cert[0] ? "in NV 0x1c00002" : "none",
 	         (unsigned long long) (now_ms() - t0));
@@ -271,8 +271,8 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 
 /* Sign tbs with the AK: TPM2_Hash (ticket), TPM2_Sign. */
 static int
-ak_sign(const struct attest *a, struct tpm *t, const uint8_t *tbs, size_t len,
-        uint8_t *sig, size_t *siglen, char *err, size_t errlen)
+ak_sign(struct tpm *t, const uint8_t *tbs, size_t len, uint8_t *sig,
+        size_t *siglen, char *err, size_t errlen)
 {
 	TPM2B_MAX_BUFFER   data;
 	TPM2B_DIGEST      *dg = NULL;
@@ -298,7 +298,7 @@ ak_sign(const struct attest *a, struct tpm *t, const uint8_t *tbs, size_t len,
 	if (rc != TSS2_RC_SUCCESS) {
 		return fail_rc(err, errlen, "TPM2_Hash", rc);
 	}
-	if (handle_of(t->ectx, a->ak_handle, &ak, err, errlen) < 0) {
+	if (handle_of(t->ectx, t->h.ak, &ak, err, errlen) < 0) {
 		goto out;
 	}
 	scheme.details.rsassa.hashAlg = TPM2_ALG_SHA256;
@@ -359,7 +359,7 @@ certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
 		strfmt(err, errlen, "cannot build the TBSCertificate");
 		goto out;
 	}
-	if (ak_sign(a, t, tbs, tbslen, sig, &siglen, err, errlen) < 0) {
+	if (ak_sign(t, tbs, tbslen, sig, &siglen, err, errlen) < 0) {
 		goto out;
 	}
 	if (attest_cert_assemble(tbs, tbslen, sig, siglen, &der, &derlen) < 0 ||
@@ -390,6 +390,7 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 	TSS2_RC                rc;
 	int                    n, ret = -1;
 
+	(void) a; /* the handles are the TPM context's */
 	n = hex_decode_str(req->credential_blob, buf, sizeof(buf));
 	if (n <= 0 || Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, (size_t) n, &off,
 	                                                &blob) != 0) {
@@ -405,8 +406,8 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 		       "secret is not a hex TPM2B_ENCRYPTED_SECRET");
 		return -1;
 	}
-	if (handle_of(t->ectx, a->ek_handle, &ek, err, errlen) < 0 ||
-	    handle_of(t->ectx, a->ak_handle, &ak, err, errlen) < 0 ||
+	if (handle_of(t->ectx, t->h.ek, &ek, err, errlen) < 0 ||
+	    handle_of(t->ectx, t->h.ak, &ak, err, errlen) < 0 ||
 	    ek_session(t->ectx, &s, err, errlen) < 0) {
 		goto out;
 	}
@@ -531,7 +532,7 @@ quote(struct attest *a, struct tpm *t, const struct attest_req *req,
 	nonce.size = (UINT16) n;
 	seal_pcr_selection(a->pcrs, &sel);
 	scheme.details.rsassa.hashAlg = TPM2_ALG_SHA256;
-	if (handle_of(t->ectx, a->ak_handle, &ak, err, errlen) < 0) {
+	if (handle_of(t->ectx, t->h.ak, &ak, err, errlen) < 0) {
 		return -1;
 	}
 	TPM_RETRY(rc,
