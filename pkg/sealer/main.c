@@ -37,13 +37,33 @@ usage(FILE *f)
 	    "this\n"
 	    "                         controller RSA public key (PEM); off "
 	    "by default\n"
+	    "      --srk-handle H     persistent handle of the storage key "
+	    "sealed under\n"
+	    "                         (default 0x%08x; an existing storage "
+	    "key there is\n"
+	    "                         reused, e.g. EVE's SRK 0x81000002)\n"
+	    "      --ek-handle H      hardware EK (default 0x%08x)\n"
+	    "      --ak-handle H      attestation key (default 0x%08x)\n"
+	    "                         An object of another kind at a "
+	    "configured handle is\n"
+	    "                         refused and never overwritten.\n"
+	    "      --pcr-file PATH    the OS's PCR policy file (EVE: "
+	    "/persist/status/\n"
+	    "                         policy-pcr.json): the vault PCR set "
+	    "comes from it and\n"
+	    "                         follows it (reseal on change; a bad "
+	    "file keeps the\n"
+	    "                         last good set); off by default\n"
+	    "      --pcr-poll MS      how often the file is checked (default "
+	    "1000)\n"
 	    "      --freshness-nv HANDLE  hardware TPM NV counter that binds "
 	    "state\n"
 	    "                         freshness (default 0x%08x)\n"
 	    "      --checkpoint-interval S  checkpoint running VMs every S "
 	    "seconds\n"
 	    "                         (default %d; 0 = at VM stops only)\n",
-	    SEAL_DEFAULT_PCRS, UPDATE_DEFAULT_BOOTS, FRESH_DEFAULT_NV,
+	    SEAL_DEFAULT_PCRS, UPDATE_DEFAULT_BOOTS, SEAL_DEFAULT_SRK,
+	    SEAL_DEFAULT_EK, SEAL_DEFAULT_AK, FRESH_DEFAULT_NV,
 	    FRESH_DEFAULT_S);
 	common_usage(f);
 }
@@ -61,14 +81,21 @@ parse_options(int argc, char **argv, struct common_opts *o,
 	    {"workers", required_argument, NULL, 'w'},
 	    {"pending-boots", required_argument, NULL, 'B'},
 	    {"escrow-pubkey", required_argument, NULL, 'E'},
-	    {"freshness-nv", required_argument, NULL, 'F'},
-	    {"checkpoint-interval", required_argument, NULL, 'C'},
+	    {"srk-handle", required_argument, NULL, 'H'},
+	    {"ek-handle", required_argument, NULL, 'K'},
+	    {"ak-handle", required_argument, NULL, 'A'},
+	    {"pcr-file", required_argument, NULL, 'F'},
+	    {"pcr-poll", required_argument, NULL, 'P'},
+	    {"freshness-nv", required_argument, NULL, 'N'},
+	    {"checkpoint-interval", required_argument, NULL, 'I'},
 	    {NULL, 0, NULL, 0}};
-	int uid, c, r;
+	char err[REASON_LEN];
+	int  uid, c, r;
 
 	common_opts_init(o);
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->pending_boots = UPDATE_DEFAULT_BOOTS;
+	cfg->handles = (struct tpm_handles) TPM_HANDLES_DEFAULT;
 	cfg->fresh_nv = FRESH_DEFAULT_NV;
 	cfg->checkpoint_s = FRESH_DEFAULT_S;
 	*pcrs = SEAL_DEFAULT_PCRS;
@@ -120,7 +147,44 @@ parse_options(int argc, char **argv, struct common_opts *o,
 				return 2;
 			}
 			break;
-		case 'F': {
+		case 'F':
+			snprintf(cfg->pcr_file, sizeof(cfg->pcr_file), "%s",
+			         optarg);
+			break;
+		case 'P': {
+			int ms;
+
+			if (opt_int(optarg, 50, 60000, &ms) < 0) {
+				fprintf(stderr,
+				        "vtpm-keybroker: --pcr-poll %s: "
+				        "50-60000 ms\n",
+				        optarg);
+				return 2;
+			}
+			cfg->pcr_poll_ms = (unsigned) ms;
+			break;
+		}
+		case 'H':
+		case 'K':
+		case 'A': {
+			uint32_t *h = c == 'H'   ? &cfg->handles.srk
+			              : c == 'K' ? &cfg->handles.ek
+			                         : &cfg->handles.ak;
+
+			cfg->srk_explicit = cfg->srk_explicit || c == 'H';
+
+			if (tpm_handle_parse(optarg, h, err, sizeof(err)) < 0) {
+				fprintf(stderr,
+				        "vtpm-keybroker: --%s-handle: %s\n",
+				        c == 'H'   ? "srk"
+				        : c == 'K' ? "ek"
+				                   : "ak",
+				        err);
+				return 2;
+			}
+			break;
+		}
+		case 'N': {
 			char         *end;
 			unsigned long h = strtoul(optarg, &end, 0);
 
@@ -136,7 +200,7 @@ parse_options(int argc, char **argv, struct common_opts *o,
 			cfg->fresh_nv = (uint32_t) h;
 			break;
 		}
-		case 'C':
+		case 'I':
 			if (opt_int(optarg, 0, 86400, &cfg->checkpoint_s) < 0) {
 				fprintf(stderr,
 				        "vtpm-keybroker: --checkpoint-interval "
@@ -149,6 +213,10 @@ parse_options(int argc, char **argv, struct common_opts *o,
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (tpm_handles_check(&cfg->handles, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-keybroker: %s\n", err);
+		return 2;
 	}
 	if (cfg->tcti[0] == '\0') {
 		fprintf(stderr, "vtpm-keybroker: --tcti is required (or "
@@ -176,8 +244,10 @@ check_config(struct common_opts *o, struct broker_cfg *cfg, const char *pcrs)
 	snprintf(cfg->rundir, sizeof(cfg->rundir), "%s", o->paths.run);
 	snprintf(cfg->vault, sizeof(cfg->vault), "%s", o->paths.vault);
 	if (o->checkonly) {
-		printf("vtpm-keybroker: configuration ok (tcti %s, pcrs %s)\n",
-		       cfg->tcti, pcrs);
+		printf("vtpm-keybroker: configuration ok (tcti %s, pcrs %s, "
+		       "SRK 0x%x, EK 0x%x, AK 0x%x)\n",
+		       cfg->tcti, pcrs, cfg->handles.srk, cfg->handles.ek,
+		       cfg->handles.ak);
 	}
 	return 0;
 }
