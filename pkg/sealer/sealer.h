@@ -244,7 +244,7 @@ struct broker_cfg {
 	int      checkpoint_s;
 };
 #define FRESH_DEFAULT_NV 0x01a00013u /* owner range, not EVE-OS's */
-#define FRESH_DEFAULT_S  900
+#define FRESH_DEFAULT_S  3600
 
 /* fresh.c: state freshness bound to the hardware TPM (an NV counter and
  * a MAC'd journal). NULL (and FRESH_OFF answers) without a TPM. */
