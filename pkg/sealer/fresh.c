@@ -546,7 +546,7 @@ verdict(struct fresh_vm *v, const struct fresh_req *rq, struct fresh_rep *rp)
 	if (rq->generation == v->gen && strcmp(rq->sha256, v->sha) == 0) {
 		return FRESH_OK;
 	}
-	if (rq->classification == STATE_RESTORED && rq->generation > v->gen &&
+	if (rq->classification == STATE_RESTORED && rq->generation >= v->gen &&
 	    (strcmp(rq->sha256, v->bak) == 0 ||
 	     strcmp(rq->sha256, v->sha) == 0)) {
 		strfmt(rp->reason, sizeof(rp->reason),
