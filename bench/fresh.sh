@@ -8,7 +8,7 @@
 #   - hardware-TPM NV writes: per VM start/stop, and per hour under a
 #     continuous guest write load (checkpoint interval CK, scaled to the
 #     default 3600 s)
-# JSON in out/bench/fresh.json.
+# One JSON document on stdout (bench/run.sh keeps it in out/bench/).
 set -u
 . "$(dirname "$0")/../tests/lib.sh"
 . "$(dirname "$0")/../tests/integration/launcher.inc"
@@ -16,8 +16,6 @@ set -u
 ROUNDS=${BENCH_ROUNDS:-3}
 SECS=${BENCH_SECONDS:-5}
 CK=${BENCH_CHECKPOINT:-5}
-OUTD=$TOP/out/bench
-mkdir -p "$OUTD"
 
 hw_up || skip_all "hwtpm did not start"
 HW_FIXED=1
@@ -55,6 +53,7 @@ per_cycle=$(awk -v a="$w0" -v b="$w1" 'BEGIN{printf "%.2f", (b-a)/20}')
 # NV_Write throughput: stack vs raw swtpm, alternating
 boot "$A"
 wait_for 30 is_state "$A" READY
+tpm2_startup -c -T "cmd:$BIN/vtpmctl --root $ROOT tpm $A" 2>/dev/null
 RAW=$T_TMP/raw
 mkdir -p "$RAW"
 rp=$(free_port)
@@ -70,7 +69,7 @@ for r in $(seq "$ROUNDS"); do
 	s=$("$BIN/nv_workload" --tcti "cmd:$BIN/vtpmctl --root $ROOT tpm $A" bench --index 0x1500020 --seconds "$SECS" | sed -n 's/.*"per_s": *\([0-9.]*\).*/\1/p')
 	w=$("$BIN/nv_workload" --tcti "swtpm:host=127.0.0.1,port=$rp" bench --index 0x1500020 --seconds "$SECS" | sed -n 's/.*"per_s": *\([0-9.]*\).*/\1/p')
 	ratios+=("$(awk -v s="$s" -v w="$w" 'BEGIN{printf "%.2f", (w>0)?s/w:0}')")
-	echo "# round $r: stack $s/s, raw $w/s"
+	echo "# round $r: stack $s/s, raw $w/s" >&2
 done
 t3=$(date +%s)
 w3=$(writes)
@@ -80,7 +79,7 @@ per_hour_ck=$(awk -v a="$w2" -v b="$w3" -v s="$load_s" 'BEGIN{printf "%.1f", (b-
 per_hour_default=$(awk -v c="$CK" -v x="$per_hour_ck" 'BEGIN{printf "%.2f", x*c/3600}')
 halt "$A"
 wait_for 15 is_state "$A" STOPPED
-cat >"$OUTD/fresh.json" <<J
+cat <<J
 {"launch_existing_encrypted_p50_ms": $p50,
  "nv_write_ratio_stack_vs_raw_median": $ratio, "rounds": [$(IFS=,; echo "${ratios[*]}")],
  "hw_nv_writes_per_start_stop": $per_cycle,
@@ -88,7 +87,6 @@ cat >"$OUTD/fresh.json" <<J
  "hw_nv_writes_per_hour_under_load_at_default_3600s": $per_hour_default,
  "load_seconds": $load_s}
 J
-cat "$OUTD/fresh.json"
 kill -TERM $LPID
 wait_for 20 bash -c "! kill -0 $LPID 2>/dev/null"
 exit 0
