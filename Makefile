@@ -14,7 +14,11 @@ CFLAGS   += -std=c11 $(WARN) -fstack-protector-strong -D_FORTIFY_SOURCE=2
 SANFLAGS := -std=c11 $(WARN) -O1 -g -fno-omit-frame-pointer \
             -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDLIBS   := -lnng -lcjson -ltss2-esys -ltss2-tctildr -ltss2-rc -ltss2-mu \
-            -lcrypto -lsqlite3 -lpthread
+            -lcrypto -lpthread
+# the registry backends: only vtpm-verify (and the tests of its registry)
+# link the database client libraries
+PQ_CFLAGS  := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
+DB_LIBS    := -lpq -lsqlite3
 
 # Daemons: name, source folder, binary.
 DAEMONS        := launcher guardian keybroker domainmgr vtpmctl verify
@@ -30,6 +34,7 @@ vtpmctl_DIR    := pkg/vtpm/ctl
 vtpmctl_BIN    := vtpmctl
 verify_DIR     := pkg/verify
 verify_BIN     := vtpm-verify
+verify_LIBS    := $(DB_LIBS)
 
 COMMON_SRC := $(wildcard pubsub/*.c pkg/common/*.c)
 # A daemon whose folder does not exist yet simply builds nothing.
@@ -37,7 +42,7 @@ present    := $(foreach d,$(DAEMONS),$(if $(wildcard $($(d)_DIR)/main.c),$(d)))
 mod_src     = $(filter-out $($(1)_DIR)/main.c,$(wildcard $($(1)_DIR)/*.c))
 MOD_SRC    := $(foreach d,$(DAEMONS),$(call mod_src,$(d)))
 MOD_INC    := $(foreach d,$(DAEMONS),$(if $(wildcard $($(d)_DIR)),-I$($(d)_DIR)))
-CPPFLAGS   += $(MOD_INC)
+CPPFLAGS   += $(MOD_INC) $(PQ_CFLAGS)
 
 UNIT_SRC   := $(wildcard tests/unit/*_test.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
@@ -89,7 +94,7 @@ $(SANLIB): $(call sobj,$(COMMON_SRC) $(MOD_SRC))
 define daemon_rule
 $(OUT)/bin/$($(1)_BIN): $(call obj,$($(1)_DIR)/main.c) $(LIB)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS)
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS) $$($(1)_LIBS)
 endef
 $(foreach d,$(present),$(eval $(call daemon_rule,$(d))))
 
@@ -103,7 +108,10 @@ $(OUT)/bench-bin/%: $(OUT)/obj/bench/%.o $(LIB)
 
 $(OUT)/san/unit/%: $(OUT)/san/tests/unit/%.o $(SANLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(SANFLAGS) -o $@ $^ -lcmocka $(LDLIBS) $(UNIT_LIBS_$*)
+
+# the unit tests that reach the registry backends
+UNIT_LIBS_verify_test := $(DB_LIBS)
 
 $(OUT)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC)
 	@mkdir -p $(dir $@)

@@ -34,11 +34,41 @@ static const struct vfy_command commands[] = {
     {"verify-cert", vfy_cmd_verify_cert,
      "--ek-cert F --ak-cert F [--vm UUID] [--device ID]: chain only"},
     {"check", vfy_cmd_check,
-     "FILE: a vtpmctl attest UUID report: chain, binding, clone alert"},
-    {"alerts", vfy_cmd_alerts, "the clone alerts recorded (JSON array)"},
+     "FILE | --stream: a vtpmctl attest UUID report (--stream: one per\n"
+     "               line on stdin, one JSON verdict per line): chain,\n"
+     "               binding, clone alert"},
+    {"alerts", vfy_cmd_alerts, "[--json]: the clone alerts recorded"},
+    {"ack", vfy_cmd_ack, "ALERT [--by NAME]: an alert reviewed"},
+    {"move", vfy_cmd_move,
+     "EK --to DEVICE [--by NAME]: a planned migration of the EK's VM"},
+    {"revoke", vfy_cmd_revoke,
+     "DEVICE [--by NAME]: its AK and bindings refused from now on"},
+    {"devices", vfy_cmd_devices,
+     "[--state S] [--device ID] [--json]: the registered devices"},
+    {"bindings", vfy_cmd_bindings,
+     "[--device ID] [--ek FP] [--state S] [--json]: EK -> device"},
+    {"moves", vfy_cmd_moves, "[--ek FP] [--json]: the migrations recorded"},
+    {"schema", vfy_cmd_schema, "the registry's schema version"},
     {"escrow", cmd_escrow,
      "keygen|recover ...: recovery escrow (docs/updates.md)"},
 };
+
+int
+vfy_ctx_ca(struct vfy_ctx *c, char *err, size_t errlen)
+{
+	char why[400];
+
+	if (c->cacert != NULL) {
+		return 0;
+	}
+	if (vfy_ca_load(c->ca, &c->cakey, &c->cacert, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "CA %s: %s", c->ca, why);
+		c->cakey = NULL;
+		c->cacert = NULL;
+		return -1;
+	}
+	return 0;
+}
 
 int
 vfy_ctx_registry(struct vfy_ctx *c, char *err, size_t errlen)
@@ -62,13 +92,17 @@ usage(FILE *f)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
 	}
-	fprintf(f, "\nOptions:\n"
-	           "      --db DSN     registry: sqlite:PATH or PATH (default "
-	           "vtpm-verify.db)\n"
-	           "      --ca DIR     CA key and certificate (default "
-	           "vtpm-verify-ca)\n"
-	           "Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 clone "
-	           "alert.\n");
+	fprintf(f,
+	        "\nOptions:\n"
+	        "      --db DSN     registry: sqlite:PATH or PATH (SQLite, "
+	        "default\n"
+	        "                   vtpm-verify.db), postgresql://... (libpq "
+	        "URI) or\n"
+	        "                   pg:KEY=VALUE... (libpq keyword DSN)\n"
+	        "      --ca DIR     CA key and certificate (default "
+	        "vtpm-verify-ca)\n"
+	        "Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 clone "
+	        "alert, 4 unknown\ndevice, EK or alert.\n");
 	common_usage(f);
 }
 
@@ -116,6 +150,8 @@ main(int argc, char **argv)
 			if (ctx.reg_open) {
 				vfy_registry_close(&ctx.reg);
 			}
+			EVP_PKEY_free(ctx.cakey);
+			X509_free(ctx.cacert);
 			return rc;
 		}
 	}
