@@ -205,7 +205,8 @@ tx(struct pg *p, const char *begin_sql,
 		    cmd(p, "COMMIT", "commit", err, errlen, 0) >= 0) {
 			return ret;
 		}
-		if (PQstatus(p->c) == CONNECTION_OK) {
+		if (PQstatus(p->c) == CONNECTION_OK &&
+		    PQtransactionStatus(p->c) != PQTRANS_IDLE) {
 			PQclear(PQexec(p->c, "ROLLBACK"));
 		}
 		if (!retryable(p)) {
