@@ -52,7 +52,7 @@ check "the alert is logged" grep -q "CLONE ALERT" "$T_TMP/c.err"
 check "the alert is recorded in the registry" \
 	python3 -c "import sqlite3,sys; n=sqlite3.connect('$T_TMP/verify.db').execute('select count(*) from alerts where vm=?',('$VC',)).fetchone()[0]; sys.exit(0 if n==1 else 1)"
 check "vtpm-verify alerts lists it (VM, A first, then B)" \
-	bash -c "'${VERIFY[0]}' --db '$T_TMP/verify.db' --ca '$T_TMP/ca' alerts | jq -e --arg a '$(device_id A)' --arg b '$(device_id B)' \
+	bash -c "'${VERIFY[0]}' --db '$T_TMP/verify.db' --ca '$T_TMP/ca' alerts --json | jq -e --arg a '$(device_id A)' --arg b '$(device_id B)' \
 		'length == 1 and .[0].vm == \"$VC\" and .[0].first_device == \$a and .[0].second_device == \$b' >/dev/null"
 "${VERIFY[@]}" check "$T_TMP/a.json" >/dev/null 2>&1
 check "A reporting it again is flagged too (the EK now has two devices)" test $? = 3

@@ -17,26 +17,16 @@
 
 #include <sqlite3.h>
 
-#include "tpm_ek.h"
-#include "verify.h"
-
-#include <openssl/core_names.h>
-#include <openssl/hmac.h>
-#include <openssl/rsa.h>
+#include "../tools/soft_tpm.h"
 
 /* An RSA key and its TPM2B_PUBLIC in the EK template. */
 static EVP_PKEY *
 ek_like(TPM2B_PUBLIC *pub)
 {
 	EVP_PKEY *k = EVP_RSA_gen(2048);
-	BIGNUM   *n = NULL;
 
 	assert_non_null(k);
-	assert_true(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_N, &n));
-	tek_ek_template(pub);
-	assert_int_equal(
-	    BN_bn2binpad(n, pub->publicArea.unique.rsa.buffer, 256), 256);
-	BN_free(n);
+	assert_int_equal(soft_pub(k, true, pub), 0);
 	return k;
 }
 
@@ -57,58 +47,6 @@ teardown(void **state)
 	(void) state;
 	EVP_PKEY_free(ek_key);
 	return 0;
-}
-
-/* ActivateCredential in software: 0 and the credential, or -1. */
-static int
-activate_sw(EVP_PKEY *k, const TPM2B_NAME *name, const TPM2B_ID_OBJECT *blob,
-            const TPM2B_ENCRYPTED_SECRET *sec, uint8_t *cred, size_t *credlen)
-{
-	EVP_PKEY_CTX   *pc = EVP_PKEY_CTX_new(k, NULL);
-	EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
-	uint8_t         seed[256], sym[16], hk[32], mac[32], iv[16] = {0};
-	uint8_t         out[128];
-	size_t          slen = sizeof(seed);
-	int             n = 0, f = 0, ret = -1;
-	unsigned        ml = 0;
-	char           *label = OPENSSL_memdup("IDENTITY", 9);
-
-	if (EVP_PKEY_decrypt_init(pc) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_OAEP_PADDING) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_oaep_md(pc, EVP_sha256()) <= 0 ||
-	    EVP_PKEY_CTX_set0_rsa_oaep_label(pc, label, 9) <= 0 ||
-	    EVP_PKEY_decrypt(pc, seed, &slen, sec->secret, sec->size) <= 0) {
-		goto out;
-	}
-	assert_int_equal(slen, 32);
-	assert_int_equal(vfy_kdfa(seed, 32, "STORAGE", name->name, name->size,
-	                          NULL, 0, sym, 128),
-	                 0);
-	assert_int_equal(
-	    vfy_kdfa(seed, 32, "INTEGRITY", NULL, 0, NULL, 0, hk, 256), 0);
-	/* HMAC(hk, encIdentity || name) must match */
-	{
-		uint8_t buf[256];
-		size_t  el = blob->size - 34;
-
-		memcpy(buf, blob->credential + 34, el);
-		memcpy(buf + el, name->name, name->size);
-		HMAC(EVP_sha256(), hk, 32, buf, el + name->size, mac, &ml);
-		if (blob->credential[1] != 32 ||
-		    memcmp(mac, blob->credential + 2, 32) != 0) {
-			goto out;
-		}
-		EVP_DecryptInit_ex(cc, EVP_aes_128_cfb(), NULL, sym, iv);
-		EVP_DecryptUpdate(cc, out, &n, blob->credential + 34, (int) el);
-		EVP_DecryptFinal_ex(cc, out + n, &f);
-	}
-	*credlen = (size_t) (out[0] << 8 | out[1]);
-	memcpy(cred, out + 2, *credlen);
-	ret = 0;
-out:
-	EVP_CIPHER_CTX_free(cc);
-	EVP_PKEY_CTX_free(pc);
-	return ret;
 }
 
 static void
@@ -133,13 +71,13 @@ test_make_credential_roundtrip(void **state)
 	                 0);
 	assert_int_equal(sec.size, 256);
 	assert_int_equal(blob.size, 2 + 32 + 2 + 32);
-	assert_int_equal(activate_sw(ek_key, &name, &blob, &sec, got, &glen),
+	assert_int_equal(soft_activate(ek_key, &name, &blob, &sec, got, &glen),
 	                 0);
 	assert_int_equal(glen, 32);
 	assert_memory_equal(got, cred, 32);
 	/* for another object name the HMAC does not hold */
 	name.name[5] ^= 1;
-	assert_int_equal(activate_sw(ek_key, &name, &blob, &sec, got, &glen),
+	assert_int_equal(soft_activate(ek_key, &name, &blob, &sec, got, &glen),
 	                 -1);
 }
 
