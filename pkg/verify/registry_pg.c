@@ -80,12 +80,24 @@ chomp(char *s)
 	}
 }
 
+/* err = "registry LABEL: WHAT: MSG" on one line (libpq's messages span
+ * several); a connection that broke under the statement says so. */
 static int
 fail(struct pg *p, const char *what, const char *msg, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "registry %s: %s: %s", p->label, what,
-	         msg != NULL && msg[0] != '\0' ? msg : "failed");
+	snprintf(err, errlen, "registry %s: %s%s: %s", p->label,
+	         PQstatus(p->c) == CONNECTION_BAD &&
+	                 strcmp(what, "connection lost") != 0 &&
+	                 strcmp(what, "connect") != 0
+	             ? "connection lost during "
+	             : "",
+	         what, msg != NULL && msg[0] != '\0' ? msg : "failed");
 	chomp(err);
+	for (char *c = err; *c != '\0'; c++) {
+		if (*c == '\n' || *c == '\t') {
+			*c = ' ';
+		}
+	}
 	return -1;
 }
 
