@@ -170,8 +170,8 @@ int guard_key(const struct launcher_cfg *cfg, const char *uuid, uint8_t *key,
  * the control channel's CMD_SET_DATAFD before any VM attaches. The TPM
  * is left waiting for the VM firmware's own TPM2_Startup. 0 or -1 with
  * err; *cert tells whether a certificate was written. */
-int lek_provision(const struct launcher_cfg *cfg, const char *uuid,
-                  bool *cert, char *err, size_t errlen);
+int lek_provision(const struct launcher_cfg *cfg, const char *uuid, bool *cert,
+                  char *err, size_t errlen);
 
 /* start.c: the jobs */
 void job_run(const struct launcher_cfg *cfg, struct job *j);
