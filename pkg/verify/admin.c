@@ -1,6 +1,6 @@
 /*
  * admin.c: the operator's vtpm-verify commands (exit codes in verify.h:
- * 0 ok, 1 failed, 2 usage, 4 unknown device, EK or alert).
+ * 0 ok, 1 failed, 2 usage, 5 unknown device, EK or alert).
  *
  *   move EK --to DEVICE [--by NAME]   a planned migration: the EK's
  *                                     binding moves to DEVICE (recorded)

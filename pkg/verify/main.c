@@ -102,7 +102,7 @@ usage(FILE *f)
 	        "      --ca DIR     CA key and certificate (default "
 	        "vtpm-verify-ca)\n"
 	        "Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 clone "
-	        "alert, 4 unknown\ndevice, EK or alert.\n");
+	        "alert, 5 unknown\ndevice, EK or alert.\n");
 	common_usage(f);
 }
 

@@ -194,7 +194,8 @@ enum {
 	VFY_EXIT_FAIL = 1, /* refused or failed */
 	VFY_EXIT_USAGE = 2,
 	VFY_EXIT_CLONE = 3,   /* check: clone alert */
-	VFY_EXIT_UNKNOWN = 4, /* no such device, EK or alert */
+	VFY_EXIT_UNKNOWN = 5, /* no such device, EK or alert (4 is kept for
+	                       * the quote check: boot state differs) */
 };
 
 /* main.c's subcommands: one table of {name, function}. */

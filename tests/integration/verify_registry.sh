@@ -112,11 +112,11 @@ suite() { # $1: backend name
 	V check "$W/a2.json" >/dev/null 2>&1
 	check "$b: the old device reporting it after the move: clone (exit 3)" test $? = 3
 	V move 000bdeadbeef --to "$idc" 2>"$W/err"
-	check "$b: move of an unknown EK: exit 4" test $? = 4
+	check "$b: move of an unknown EK: exit 5" test $? = 5
 	check "$b: ... saying so" grep -q "unknown EK 000bdeadbeef" "$W/err"
 	V move "$fp" --to 000bnosuchdevice 2>"$W/err"
-	check "$b: move to an unknown device: exit 4, named" \
-		rc_says $? 4 "$W/err" 'device 000bnosuchdevice is unknown'
+	check "$b: move to an unknown device: exit 5, named" \
+		rc_says $? 5 "$W/err" 'device 000bnosuchdevice is unknown'
 	V move "$fp" >/dev/null 2>&1
 	check "$b: move without --to: usage (exit 2)" test $? = 2
 
@@ -135,8 +135,8 @@ suite() { # $1: backend name
 	V challenge "$W/B.dev.json" >/dev/null 2>"$W/err"
 	check "$b: no new challenge for a revoked device" rc_says $? 1 "$W/err" "device $idb: revoked"
 	V revoke 000bnosuchdevice 2>"$W/err"
-	check "$b: revoke of an unknown device: exit 4, named" \
-		rc_says $? 4 "$W/err" 'unknown device 000bnosuchdevice'
+	check "$b: revoke of an unknown device: exit 5, named" \
+		rc_says $? 5 "$W/err" 'unknown device 000bnosuchdevice'
 
 
 	# ack
@@ -148,7 +148,7 @@ suite() { # $1: backend name
 	check "$b: ack again: exit 0, says by whom already" \
 		rc_says $? 0 "$W/err" 'acknowledged already by carol'
 	V ack 999 2>"$W/err"
-	check "$b: ack of an unknown alert: exit 4" rc_says $? 4 "$W/err" 'unknown alert 999'
+	check "$b: ack of an unknown alert: exit 5" rc_says $? 5 "$W/err" 'unknown alert 999'
 
 	V ack x >/dev/null 2>&1
 	check "$b: ack of a non-number: usage (exit 2)" test $? = 2
