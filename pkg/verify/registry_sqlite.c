@@ -5,6 +5,7 @@
  * read, so a read-then-write decision cannot interleave with another
  * process's), and a busy timeout waits for the lock instead of failing.
  */
+#include "tpm_ek.h"
 #include "verify.h"
 
 #include <stdarg.h>
@@ -53,6 +54,16 @@ static const char *const migrations[VFY_SCHEMA] = {
     " to_device TEXT NOT NULL, vm TEXT NOT NULL, by TEXT NOT NULL,"
     " at INTEGER NOT NULL);"
     "CREATE INDEX moves_ek ON moves(ek_fp);",
+    /* 3: hardware EK certificates, quote nonces, reference PCR values */
+    "CREATE TABLE IF NOT EXISTS hw_eks("
+    " device TEXT PRIMARY KEY, ek_cert TEXT NOT NULL, trust TEXT NOT NULL,"
+    " at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS nonces("
+    " nonce TEXT PRIMARY KEY, device TEXT NOT NULL,"
+    " issued INTEGER NOT NULL, used INTEGER);"
+    "CREATE TABLE IF NOT EXISTS pcr_refs("
+    " device TEXT NOT NULL, pcr INTEGER NOT NULL, value TEXT NOT NULL,"
+    " at INTEGER NOT NULL, PRIMARY KEY(device, pcr));",
 };
 
 struct sq {
@@ -766,6 +777,181 @@ sq_moves(void *h, const struct vfy_filter                      *f,
 	return rc == SQLITE_DONE ? 0 : dberr(s, "select moves", err, errlen);
 }
 
+static int
+sq_hw_ek_put(void *h, const char *device, const char *ek_cert,
+             const char *trust, char *err, size_t errlen)
+{
+	struct sq *s = h;
+
+	return run(s,
+	           prep(s,
+	                "INSERT OR REPLACE INTO hw_eks(device, ek_cert, trust, "
+	                "at) VALUES(?,?,?,?)",
+	                "sssi", err, errlen, device, ek_cert, trust,
+	                (int64_t) time(NULL)),
+	           "store hardware EK", err, errlen) < 0
+	           ? -1
+	           : 0;
+}
+
+static int
+sq_hw_ek_get(void *h, const char *device, char *ek_cert, size_t certlen,
+             char *trust, size_t trustlen, char *err, size_t errlen)
+{
+	struct sq    *s = h;
+	sqlite3_stmt *st;
+	int           rc;
+
+	ek_cert[0] = trust[0] = '\0';
+	st = prep(s, "SELECT ek_cert, trust FROM hw_eks WHERE device = ?", "s",
+	          err, errlen, device);
+	if (st == NULL) {
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		col(st, 0, ek_cert, certlen);
+		col(st, 1, trust, trustlen);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW) {
+		return 1;
+	}
+	return rc == SQLITE_DONE ? 0
+	                         : dberr(s, "select hardware EK", err, errlen);
+}
+
+static int
+sq_nonce_add(void *h, const char *device, const char *nonce, char *err,
+             size_t errlen)
+{
+	struct sq *s = h;
+
+	return run(s,
+	           prep(s,
+	                "INSERT INTO nonces(nonce, device, issued) "
+	                "VALUES(?,?,?)",
+	                "ssi", err, errlen, nonce, device,
+	                (int64_t) time(NULL)),
+	           "insert nonce", err, errlen) < 0
+	           ? -1
+	           : 0;
+}
+
+static int
+sq_nonce_take(void *h, const char *device, const char *nonce, char *err,
+              size_t errlen)
+{
+	struct sq    *s = h;
+	sqlite3_stmt *st;
+	int           n;
+
+	/* one statement: two checks racing on one nonce cannot both win */
+	n = run(
+	    s,
+	    prep(s,
+	         "UPDATE nonces SET used = ? WHERE nonce = ? AND device = ? "
+	         "AND used IS NULL",
+	         "iss", err, errlen, (int64_t) time(NULL), nonce, device),
+	    "use nonce", err, errlen);
+	if (n != 0) {
+		return n < 0 ? -1 : 1;
+	}
+	st = prep(s,
+	          "SELECT count(*) FROM nonces WHERE nonce = ? AND device = ?",
+	          "ss", err, errlen, nonce, device);
+	if (st == NULL) {
+		return -1;
+	}
+	n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (n < 0) {
+		return dberr(s, "select nonce", err, errlen);
+	}
+	return n > 0 ? 2 : 0;
+}
+
+static int
+ref_put_tx(struct sq *s, const char *device, uint32_t mask,
+           const uint8_t values[16][32], char *err, size_t errlen)
+{
+	char hex[65];
+
+	if (run(s,
+	        prep(s, "DELETE FROM pcr_refs WHERE device = ?", "s", err,
+	             errlen, device),
+	        "delete reference PCRs", err, errlen) < 0) {
+		return -1;
+	}
+	for (int i = 0; i < 16; i++) {
+		if (!(mask & (1u << i))) {
+			continue;
+		}
+		tek_hex(values[i], 32, hex, sizeof(hex));
+		if (run(s,
+		        prep(s,
+		             "INSERT INTO pcr_refs(device, pcr, value, at) "
+		             "VALUES(?,?,?,?)",
+		             "sisi", err, errlen, device, (int64_t) i, hex,
+		             (int64_t) time(NULL)),
+		        "store reference PCRs", err, errlen) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+sq_ref_put(void *h, const char *device, uint32_t mask,
+           const uint8_t values[16][32], char *err, size_t errlen)
+{
+	struct sq *s = h;
+
+	if (begin(s, err, errlen) < 0) {
+		return -1;
+	}
+	return finish(s, ref_put_tx(s, device, mask, values, err, errlen), err,
+	              errlen);
+}
+
+static int
+sq_ref_get(void *h, const char *device, uint32_t *mask, uint8_t values[16][32],
+           char *err, size_t errlen)
+{
+	struct sq    *s = h;
+	sqlite3_stmt *st;
+	int           rc;
+
+	*mask = 0;
+	st = prep(
+	    s, "SELECT pcr, value FROM pcr_refs WHERE device = ? ORDER BY pcr",
+	    "s", err, errlen, device);
+	if (st == NULL) {
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int         i = sqlite3_column_int(st, 0);
+		const char *v = (const char *) sqlite3_column_text(st, 1);
+
+		if (i < 0 || i > 15 || v == NULL ||
+		    tek_unhex(v, values[i], 32) != 32) {
+			sqlite3_finalize(st);
+			snprintf(
+			    err, errlen,
+			    "registry sqlite:%s: reference PCR %d of device %s "
+			    "is corrupt",
+			    s->path, i, device);
+			return -1;
+		}
+		*mask |= 1u << i;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		return dberr(s, "select reference PCRs", err, errlen);
+	}
+	return *mask != 0 ? 1 : 0;
+}
+
 const struct registry_ops vfy_registry_sqlite = {
     .name = "sqlite",
     .open = sq_open,
@@ -782,4 +968,10 @@ const struct registry_ops vfy_registry_sqlite = {
     .alerts = sq_alerts,
     .moves = sq_moves,
     .schema_version = sq_schema_version,
+    .hw_ek_put = sq_hw_ek_put,
+    .hw_ek_get = sq_hw_ek_get,
+    .nonce_add = sq_nonce_add,
+    .nonce_take = sq_nonce_take,
+    .ref_put = sq_ref_put,
+    .ref_get = sq_ref_get,
 };

@@ -32,7 +32,7 @@
 #define VFY_NO      1  /* not found / condition not met */
 #define VFY_NO_DEV  2  /* move: target device unknown or not active */
 #define VFY_WHO_LEN 64 /* operator name recorded with move/revoke/ack */
-#define VFY_SCHEMA  2  /* schema version this binary writes */
+#define VFY_SCHEMA  3  /* schema version this binary writes */
 
 struct vfy_device {
 	char    id[ATTEST_ID_LEN]; /* hex AK name */
@@ -139,6 +139,30 @@ struct registry_ops {
 	             char *err, size_t errlen);
 	/* schema version in the database, or -1 */
 	int (*schema_version)(void *h, char *err, size_t errlen);
+	/* schema 3: hardware EK certificates, quote nonces, reference PCRs */
+	/* The device's hardware EK certificate (PEM, "" when trusted on
+	 * first use without one) and how it is trusted ("maker": chain to
+	 * the TPM maker CA checked; "tofu"); insert or replace. */
+	int (*hw_ek_put)(void *h, const char *device, const char *ek_cert,
+	                 const char *trust, char *err, size_t errlen);
+	/* 1 found, 0 none, -1 error */
+	int (*hw_ek_get)(void *h, const char *device, char *ek_cert,
+	                 size_t certlen, char *trust, size_t trustlen,
+	                 char *err, size_t errlen);
+	/* A quote nonce (hex) issued to device. */
+	int (*nonce_add)(void *h, const char *device, const char *nonce,
+	                 char *err, size_t errlen);
+	/* Use it, atomically: 1 taken now, 0 never issued to device, 2
+	 * already used, -1 error. */
+	int (*nonce_take)(void *h, const char *device, const char *nonce,
+	                  char *err, size_t errlen);
+	/* The device's reference PCR values (sha256, bit i of mask = PCR
+	 * i): replace all of them, in one transaction. */
+	int (*ref_put)(void *h, const char *device, uint32_t mask,
+	               const uint8_t values[16][32], char *err, size_t errlen);
+	/* 1 found (mask, values filled), 0 none recorded, -1 error */
+	int (*ref_get)(void *h, const char *device, uint32_t *mask,
+	               uint8_t values[16][32], char *err, size_t errlen);
 };
 
 extern const struct registry_ops vfy_registry_sqlite;

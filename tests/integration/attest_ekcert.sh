@@ -54,7 +54,7 @@ check "openssl agrees (CA + AK as untrusted intermediate)" \
 	quiet openssl verify -CAfile "$T_TMP/ca/ca.crt" -untrusted "$T_TMP/A.ak.crt" "$T_TMP/a1.pem"
 check "verifier check of A's report: ok" quiet "${VERIFY[@]}" check "$T_TMP/a1.json"
 check "a second check of the same report is no clone" \
-	bash -c "'${VERIFY[0]}' --db '$T_TMP/verify.db' --ca '$T_TMP/ca' check '$T_TMP/a1.json' | jq -e '.clone == false' >/dev/null"
+	bash -c "'${VERIFY[0]}' --db '$VDB' --ca '$T_TMP/ca' check '$T_TMP/a1.json' | jq -e '.clone == false' >/dev/null"
 
 # refused: B's AK is not the issuer
 check_fails "verify-cert with another device's AK fails: the chain does not verify" \

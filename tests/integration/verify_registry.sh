@@ -68,7 +68,7 @@ suite() { # $1: backend name
 	check "$b: enroll device C" enroll C
 	ida=$(did A) idb=$(did B) idc=$(did C)
 	V schema >"$W/schema.out"
-	check "$b: schema version recorded" grep -q 'schema 2 (this vtpm-verify: 2)' "$W/schema.out"
+	check "$b: schema version recorded" grep -q 'schema 3 (this vtpm-verify: 3)' "$W/schema.out"
 
 	"$SD" report "$W/A" $U1 >"$W/a1.json"
 	out=$(V check "$W/a1.json" 2>/dev/null)
