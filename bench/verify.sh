@@ -167,6 +167,18 @@ for b in pg sqlite; do
 	log "$b: one process per report, $STREAMS at a time"
 	R[$b.procs_rps]=$(procs "$db")
 done
+# the plans of the report's lookups at the full size: index only
+EK1=$(pg_sql vtpm "select ek_fp from bindings where vm like '7b%' limit 1")
+DV1=$(pg_sql vtpm "select device from bindings where ek_fp = '$EK1' limit 1")
+BQ="SELECT device FROM bindings WHERE ek_fp = '$EK1' AND device <> 'x' AND state = 'active' ORDER BY first_seen, device LIMIT 1"
+DQ="SELECT id, state FROM devices WHERE id = '$DV1'"
+pg_plan=$(for qq in "$BQ" "$DQ"; do pg_sql vtpm "EXPLAIN $qq" | grep -oE '(Index|Seq|Bitmap[A-Za-z ]*) Scan[A-Za-z ]*( using [a-z_]+)?' | head -1; done | jq -R . | jq -s .)
+sq_plan=$(python3 - "$SQ" "$BQ" "$DQ" <<-'EOF2'
+	import json, sqlite3, sys
+	db = sqlite3.connect(sys.argv[1])
+	print(json.dumps([" / ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + q)) for q in sys.argv[2:]]))
+EOF2
+)
 pg_bytes=$(pg_sql vtpm "select pg_database_size('vtpm')")
 sq_bytes=$(stat -c %s "$SQ")
 
@@ -178,7 +190,8 @@ jq -n --argjson pls "${R[pg.lat_small]}" --argjson plf "${R[pg.lat_full]}" \
 	--argjson sfs "${R[sqlite.fill_small_s]}" --argjson sff "${R[sqlite.fill_full_s]}" \
 	--argjson ndev "$NDEV" --argjson nbind "$NBIND" --argjson small "$SMALL" \
 	--argjson nrep "$NREP" --argjson streams "$STREAMS" \
-	--argjson pgb "$pg_bytes" --argjson sqb "$sq_bytes" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '
+	--argjson pgb "$pg_bytes" --argjson sqb "$sq_bytes" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+	--argjson pgplan "$pg_plan" --argjson sqplan "$sq_plan" '
 	{
 	  name: "verify",
 	  load_avg: $load,
@@ -192,7 +205,8 @@ jq -n --argjson pls "${R[pg.lat_small]}" --argjson plf "${R[pg.lat_full]}" \
 	             growth_p50: ($slf.p50_ms / $sls.p50_ms)},
 	    small_bindings: $small,
 	    postgresql_over_sqlite_p50: ($plf.p50_ms / $slf.p50_ms),
-	    postgresql_over_sqlite_p99: ($plf.p99_ms / $slf.p99_ms)},
+	    postgresql_over_sqlite_p99: ($plf.p99_ms / $slf.p99_ms),
+	    plans_binding_device_lookup: {postgresql: $pgplan, sqlite: $sqplan}},
 	  throughput_reports_per_s: {
 	    concurrency: $streams,
 	    postgresql: {stream: $pst, process_per_report: $ppr,

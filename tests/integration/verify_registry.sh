@@ -220,4 +220,11 @@ wait $SPID
 check "stream: exit 1 (one report failed)" test $? = 1
 V2 check "$W/c5.json" >/dev/null 2>&1
 check "a new process works again" test $? = 0
+
+# the fleet benchmark, tiny (its own server; numbers are not checked here)
+BENCH_SMALL=1 BENCH_LATENCY_N=5 nice "$TOP/bench/verify.sh" >"$T_TMP/bench.json" 2>"$T_TMP/bench.err"
+check "bench/verify.sh (tiny) runs" test $? = 0
+check "... every report of its streams passed" bash -c "! grep -q 'reports ok' '$T_TMP/bench.err'"
+check "... the report's lookups are index scans on both backends" \
+	jq_ok '.check_one_process.plans_binding_device_lookup | (.postgresql | all(test("^Index Scan"))) and (.sqlite | all(test("USING INDEX")))' "$T_TMP/bench.json"
 t_done
