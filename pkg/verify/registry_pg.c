@@ -79,7 +79,8 @@ struct pg {
 	/* the statements with parameters prepared on this connection (their
 	 * text; statement i is named "vfy<i>"): parsed and planned once per
 	 * connection, not once per report */
-	char *stmt[PG_STMTS];
+	char    *stmt[PG_STMTS];
+	unsigned seed; /* back-off jitter, distinct per process */
 };
 
 static void
@@ -294,7 +295,8 @@ tx(struct pg *p, const char *begin_sql,
 		}
 		/* back off a little, more with every attempt, jittered so
 		 * that the racers do not collide again in lock step */
-		usleep((useconds_t) (200 + rand() % (500 * (attempt + 1))));
+		usleep((useconds_t) (200 +
+		                     rand_r(&p->seed) % (500 * (attempt + 1))));
 	}
 	snprintf(err + strlen(err), errlen - strlen(err),
 	         " (gave up after %d serialization retries)", PG_RETRIES);
@@ -396,6 +398,7 @@ pg_open(void **h, const char *dsn, char *err, size_t errlen)
 		snprintf(err, errlen, "registry postgresql: out of memory");
 		return -1;
 	}
+	p->seed = (unsigned) getpid() ^ (unsigned) time(NULL);
 	p->c = PQconnectdb(dsn);
 	if (p->c == NULL) {
 		snprintf(err, errlen, "registry postgresql: out of memory");
