@@ -180,8 +180,13 @@ void job_run(const struct launcher_cfg *cfg, struct job *j);
 struct pool;
 int  pool_open(struct pool **pp, const struct launcher_cfg *cfg, int max);
 void pool_close(struct pool *p); /* waits for running jobs */
-void pool_submit(struct pool *p, struct job *j);
-int  pool_fd(struct pool *p);               /* readable when results wait */
+/* Queue j (the pool owns it until pool_take_done hands it back). -1 when
+ * no worker runs and none can be started: j stays queued, pool_retry
+ * tries again. */
+int pool_submit(struct pool *p, struct job *j);
+/* Start a worker for waiting jobs when none runs; -1 while that fails. */
+int         pool_retry(struct pool *p);
+int         pool_fd(struct pool *p);        /* readable when results wait */
 struct job *pool_take_done(struct pool *p); /* list, or NULL */
 int         pool_busy(struct pool *p);      /* jobs queued or running */
 

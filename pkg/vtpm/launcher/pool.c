@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -89,10 +90,39 @@ pool_open(struct pool **pp, const struct launcher_cfg *cfg, int max)
 	return 0;
 }
 
-void
-pool_submit(struct pool *p, struct job *j)
+/* Start another worker when queued jobs outnumber idle ones (mu held).
+ * -1 when none runs at all and none can be started: the queue waits. */
+static int
+pool_grow(struct pool *p)
 {
 	pthread_attr_t at;
+	int            err;
+
+	/* a woken idle thread counts as idle until it takes its job */
+	if (p->nqueued <= p->idle || p->nthreads >= p->max) {
+		return 0;
+	}
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, POOL_STACK);
+	err = pthread_create(&p->threads[p->nthreads], &at, worker, p);
+	pthread_attr_destroy(&at);
+	if (err == 0) {
+		p->nthreads++;
+		return 0;
+	}
+	if (p->nthreads == 0) {
+		log_warnx("pool: cannot create a worker thread: %s; %d job(s) "
+		          "wait",
+		          strerror(err), p->nqueued);
+		return -1;
+	}
+	return 0; /* the running workers take it in turn */
+}
+
+int
+pool_submit(struct pool *p, struct job *j)
+{
+	int rc;
 
 	j->next = NULL;
 	pthread_mutex_lock(&p->mu);
@@ -100,20 +130,21 @@ pool_submit(struct pool *p, struct job *j)
 	p->qtail = &j->next;
 	p->busy++;
 	p->nqueued++;
-	/* a woken idle thread counts as idle until it takes its job */
-	if (p->nqueued > p->idle && p->nthreads < p->max) {
-		pthread_attr_init(&at);
-		pthread_attr_setstacksize(&at, POOL_STACK);
-		if (pthread_create(&p->threads[p->nthreads], &at, worker, p) ==
-		    0) {
-			p->nthreads++;
-		} else if (p->nthreads == 0) {
-			fatalx("pool: cannot create a worker thread");
-		}
-		pthread_attr_destroy(&at);
-	}
+	rc = pool_grow(p);
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+int
+pool_retry(struct pool *p)
+{
+	int rc;
+
+	pthread_mutex_lock(&p->mu);
+	rc = p->nthreads == 0 && p->nqueued > 0 ? pool_grow(p) : 0;
+	pthread_mutex_unlock(&p->mu);
+	return rc;
 }
 
 int
