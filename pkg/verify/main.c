@@ -163,8 +163,8 @@ run_command(struct vfy_ctx *ctx, int argc, char **argv)
 			if (ctx->reg_open) {
 				vfy_registry_close(&ctx->reg);
 			}
-			EVP_PKEY_free(ctx.cakey);
-			X509_free(ctx.cacert);
+			EVP_PKEY_free(ctx->cakey);
+			X509_free(ctx->cacert);
 			return rc;
 		}
 	}

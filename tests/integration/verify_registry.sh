@@ -201,7 +201,7 @@ cat "$W/c4.json" >&7
 check "stream: a report while the database is down: exit 1 in its verdict" \
 	wait_for 10 bash -c "jq -e 'select(.line == 2) | .exit == 1' '$W/s.out' >/dev/null"
 check "stream: the error names the database and the reason" \
-	bash -c "jq -r 'select(.line == 2) | .error' '$W/s.out' | grep -q 'registry postgresql vtpm on $PG_SOCK:$PG_PORT: connection lost during select device: server closed the connection unexpectedly'"
+	bash -c "jq -r 'select(.line == 2) | .error' '$W/s.out' | grep -qE 'registry postgresql vtpm on $PG_SOCK:$PG_PORT: connection lost( during select device)?: .+'"
 V2() { "$BIN/vtpm-verify" --db "$PG_DSN" --ca "$T_TMP/ca" "$@"; }
 V2 check "$W/c5.json" >/dev/null 2>"$W/down.err"
 check "check while the database is down: exit 1" test $? = 1
@@ -222,7 +222,7 @@ V2 check "$W/c5.json" >/dev/null 2>&1
 check "a new process works again" test $? = 0
 
 # the fleet benchmark, tiny (its own server; numbers are not checked here)
-BENCH_SMALL=1 BENCH_LATENCY_N=5 nice "$TOP/bench/verify.sh" >"$T_TMP/bench.json" 2>"$T_TMP/bench.err"
+env -u T_KEEP BENCH_SMALL=1 BENCH_LATENCY_N=5 nice "$TOP/bench/verify.sh" >"$T_TMP/bench.json" 2>"$T_TMP/bench.err"
 check "bench/verify.sh (tiny) runs" test $? = 0
 check "... every report of its streams passed" bash -c "! grep -q 'reports ok' '$T_TMP/bench.err'"
 check "... the report's lookups are index scans on both backends" \
