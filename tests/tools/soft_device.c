@@ -275,6 +275,15 @@ main(int argc, char **argv)
 	char         id[ATTEST_ID_LEN], uuid[UUID_LEN];
 	int          rc = 0;
 
+	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+		printf(
+		    "usage: soft_device new DIR [--ek PEM] | answer DIR "
+		    "CHALLENGE | report DIR UUID [--vm-ek FILE] | reports DIR "
+		    "N PREFIX\n"
+		    "A device with a software TPM for vtpm-verify tests and "
+		    "benchmarks (keys in DIR).\n");
+		return 0;
+	}
 	if (argc >= 3 && strcmp(argv[1], "new") == 0) {
 		return cmd_new(
 		    argv[2],
