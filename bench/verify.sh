@@ -6,8 +6,9 @@
 #     on PostgreSQL, one transaction on SQLite), plus BENCH_REAL devices
 #     with a software TPM (tests/tools/soft_device) reporting BENCH_VMS VMs
 #     each: real reports, real chains
-#   - check latency p50/p99, one process per report, at 10k bindings and
-#     at the full count (growth: index lookups only should stay flat)
+#   - check latency p50/p99 at 10k bindings and at the full count (growth:
+#     index lookups only should stay flat), one process per report and
+#     per report inside one check --stream process
 #   - reports/s through check --stream with BENCH_STREAMS (4) concurrent
 #     streams against one process per report (BENCH_STREAMS at a time), on
 #     PostgreSQL and SQLite
@@ -117,6 +118,30 @@ lat() {
 	awk '{printf "%.3f\n", ($2 - $1) * 1000}' "$out" | sort -n |
 		jq -s '{n: length, p50_ms: .[length/2|floor], p99_ms: .[(length*0.99)|floor], min_ms: .[0], max_ms: .[-1]}'
 }
+# slat DB: NLAT reports through one check --stream process, one at a
+# time (the next sent when the verdict is back): per-report p50/p99 in ms
+# without process start and connect, the cost that should stay flat
+slat() {
+	local db=$1 i f t0 t1 v out=$T_TMP/slat.$$
+	: >"$out"
+	coproc VS { "$VER" --db "$db" --ca "$CA" check --stream 2>/dev/null; }
+	# warm-up: the CA loaded, the statements prepared
+	head -1 "$T_TMP/reports" >&"${VS[1]}"
+	IFS= read -r v <&"${VS[0]}"
+	for i in $(seq 0 $((NLAT - 1))); do
+		f=$(printf '%s/r/%06d' "$T_TMP" $((i % NREP)))
+		IFS= read -r v <"$f"
+		t0=$EPOCHREALTIME
+		echo "$v" >&"${VS[1]}"
+		IFS= read -r v <&"${VS[0]}"
+		t1=$EPOCHREALTIME
+		echo "$t0 $t1" >>"$out"
+	done
+	exec {VS[1]}>&-
+	wait "$VS_PID" 2>/dev/null
+	awk '{printf "%.3f\n", ($2 - $1) * 1000}' "$out" | sort -n |
+		jq -s '{n: length, p50_ms: .[length/2|floor], p99_ms: .[(length*0.99)|floor], min_ms: .[0], max_ms: .[-1]}'
+}
 # streams DB: all reports through STREAMS concurrent check --stream
 # processes; reports per second
 streams() {
@@ -155,6 +180,7 @@ for b in pg sqlite; do
 	"$VER" --db "$db" --ca "$CA" check --stream <"$T_TMP/reports" >/dev/null 2>&1 # bind them
 	log "$b: check latency at $SMALL bindings"
 	R[$b.lat_small]=$(lat "$db")
+	R[$b.slat_small]=$(slat "$db")
 	log "$b: $NBIND bindings"
 	t0=$EPOCHREALTIME
 	fill_bindings $b $((SMALL + 1)) "$NBIND"
@@ -162,6 +188,7 @@ for b in pg sqlite; do
 	R[$b.fill_full_s]=$(echo "$t0 $t1" | awk '{printf "%.1f", $2 - $1}')
 	log "$b: check latency at $NBIND bindings"
 	R[$b.lat_full]=$(lat "$db")
+	R[$b.slat_full]=$(slat "$db")
 	log "$b: $STREAMS streams"
 	R[$b.stream_rps]=$(streams "$db")
 	log "$b: one process per report, $STREAMS at a time"
@@ -191,7 +218,9 @@ jq -n --argjson pls "${R[pg.lat_small]}" --argjson plf "${R[pg.lat_full]}" \
 	--argjson ndev "$NDEV" --argjson nbind "$NBIND" --argjson small "$SMALL" \
 	--argjson nrep "$NREP" --argjson streams "$STREAMS" \
 	--argjson pgb "$pg_bytes" --argjson sqb "$sq_bytes" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
-	--argjson pgplan "$pg_plan" --argjson sqplan "$sq_plan" '
+	--argjson pgplan "$pg_plan" --argjson sqplan "$sq_plan" \
+	--argjson pss "${R[pg.slat_small]}" --argjson psf "${R[pg.slat_full]}" \
+	--argjson sss "${R[sqlite.slat_small]}" --argjson ssf "${R[sqlite.slat_full]}" '
 	{
 	  name: "verify",
 	  load_avg: $load,
@@ -207,6 +236,13 @@ jq -n --argjson pls "${R[pg.lat_small]}" --argjson plf "${R[pg.lat_full]}" \
 	    postgresql_over_sqlite_p50: ($plf.p50_ms / $slf.p50_ms),
 	    postgresql_over_sqlite_p99: ($plf.p99_ms / $slf.p99_ms),
 	    plans_binding_device_lookup: {postgresql: $pgplan, sqlite: $sqplan}},
+	  check_in_stream: {
+	    postgresql: {at_small: $pss, at_full: $psf,
+	                 growth_p50: ($psf.p50_ms / $pss.p50_ms)},
+	    sqlite: {at_small: $sss, at_full: $ssf,
+	             growth_p50: ($ssf.p50_ms / $sss.p50_ms)},
+	    postgresql_over_sqlite_p50: ($psf.p50_ms / $ssf.p50_ms),
+	    postgresql_over_sqlite_p99: ($psf.p99_ms / $ssf.p99_ms)},
 	  throughput_reports_per_s: {
 	    concurrency: $streams,
 	    postgresql: {stream: $pst, process_per_report: $ppr,
