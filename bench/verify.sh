@@ -98,6 +98,7 @@ fill_bindings() { # $1 backend, $2 from, $3 to (generated binding numbers)
 			with db:
 			    db.executemany("INSERT INTO bindings(ek_fp, device, vm, first_seen, last_seen, state) VALUES(?, ?, ?, 0, 0, 'active')", rows())
 			db.execute("ANALYZE")
+			db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 		EOF
 	fi
 }

@@ -272,7 +272,10 @@ sq_open(void **h, const char *dsn, char *err, size_t errlen)
 		return -1;
 	}
 	sqlite3_busy_timeout(s->db, SQ_BUSY_MS);
-	if (exec(s, "PRAGMA journal_mode=WAL", "WAL mode", err, errlen) < 0 ||
+	/* 16 MiB of page cache: a stream keeps the upper index levels of a
+	 * fleet-sized registry in memory */
+	if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA cache_size=-16384",
+	         "WAL mode", err, errlen) < 0 ||
 	    migrate(s, err, errlen) < 0) {
 		sqlite3_close(s->db);
 		free(s);
