@@ -9,6 +9,7 @@
  *   (d) raw floor: swtpm --daemon + CMD_INIT alone
  *   (e) storm floor: 64 swtpm started at once, each answering CMD_INIT
  * plus the launcher's RSS. One JSON document on stdout.
+ * BENCH_LAUNCH_ONLY=eve runs (c) alone (BENCH_EVE_N launches).
  * The launcher runs --no-guardian --no-keybroker --swtpm-user root, so it
  * does the same work as the floors (no uid switch, no key).
  */
@@ -425,6 +426,23 @@ main(void)
 	}
 	snprintf(run, sizeof(run), "%s/run/vtpm", tmp);
 	mkdir_p(run, 0700);
+	if (getenv("BENCH_LAUNCH_ONLY") != NULL &&
+	    strcmp(getenv("BENCH_LAUNCH_ONLY"), "eve") == 0) {
+		/* only (c), for other benches' baselines (bench/eve_api.c) */
+		for (int i = 0; i < eve_n; i++) {
+			t0 = now_us();
+			if (eve_launch(i) < 0) {
+				fatalx("EVE-style launch %d failed", i);
+			}
+			eve[i] = now_us() - t0;
+		}
+		remove_tree(tmp);
+		printf("{\"bench\":\"launch\",\"only\":\"eve\","
+		       "\"eve_style_baseline\":{\"launches\":%d,"
+		       "\"p50_ms\":%.1f,\"mean_ms\":%.1f}}\n",
+		       eve_n, pct(eve, eve_n, 0.5), mean(eve, eve_n));
+		return 0;
+	}
 	snprintf(root_arg, sizeof(root_arg), "%s", tmp);
 	snprintf(lbin, sizeof(lbin), "%s/bin/vtpm-launcher", out);
 	peer_policy_init(&pol);

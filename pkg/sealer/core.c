@@ -60,6 +60,20 @@ broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err, size_t errlen)
 			return -1; /* never re-provision over a blob */
 		}
 		b->have_blob = true;
+		if (b->blob.srk != b->tpm.h.srk && !b->srk_explicit) {
+			/* a blob sealed before the default moved (or under
+			 * another handle): its parent is where it says, so
+			 * an update never locks a device out of its key */
+			log_info("%s is sealed under the SRK at 0x%x: using "
+			         "that handle (--srk-handle sets another)",
+			         b->sealpath, b->blob.srk);
+			b->tpm.h.srk = b->blob.srk;
+			b->cfg.handles.srk = b->blob.srk;
+			if (b->tpm.srk != ESYS_TR_NONE) {
+				(void) Esys_TR_Close(b->tpm.ectx, &b->tpm.srk);
+				b->tpm.srk = ESYS_TR_NONE;
+			}
+		}
 		pcrset_format(b->blob.mask, pcrs, sizeof(pcrs));
 		pcrset_format(b->cfg.pcrs, want, sizeof(want));
 		if (b->blob.mask != b->cfg.pcrs) {
@@ -109,7 +123,7 @@ broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err, size_t errlen)
 	pcrset_format(b->blob.mask, pcrs, sizeof(pcrs));
 	log_info("provisioned: new master key sealed under SRK 0x%x to sha256 "
 	         "PCRs %s, blob in %s",
-	         SEAL_SRK_HANDLE, pcrs, b->sealpath);
+	         b->tpm.h.srk, pcrs, b->sealpath);
 	return 0;
 fail:
 	secmem_free(master, 2 * SEAL_MASTER_LEN);
@@ -199,7 +213,7 @@ broker_unseal(struct broker *b, struct broker_round *r)
 	}
 	r->status = KEY_ERROR;
 	strfmt(r->reason, sizeof(r->reason), "%s",
-	       err[0] ? err : tpm_rc_str(rc, rcs, sizeof(rcs)));
+	       err[0] ? err : tek_rc_str(rc, rcs, sizeof(rcs)));
 out:
 	pthread_mutex_unlock(&b->tpm_mu);
 }
@@ -366,6 +380,38 @@ broker_core_init(struct broker *b, const struct broker_cfg *cfg, char *err,
 	} else if (tpm_open(&b->tpm, cfg->tcti, terr, sizeof(terr)) < 0) {
 		log_warnx("%s: will answer no-hw-tpm until it can be opened",
 		          terr);
+	}
+	{
+		/* the configuration, for seal.c, srk.c and attest.c; 0 =
+		 * default */
+		static const struct tpm_handles def = TPM_HANDLES_DEFAULT;
+
+		b->srk_explicit = cfg->srk_explicit;
+		b->tpm.h.srk = cfg->handles.srk ? cfg->handles.srk : def.srk;
+		b->tpm.h.ek = cfg->handles.ek ? cfg->handles.ek : def.ek;
+		b->tpm.h.ak = cfg->handles.ak ? cfg->handles.ak : def.ak;
+		b->cfg.handles = b->tpm.h;
+	}
+	if (cfg->pcr_file[0] != '\0') {
+		uint32_t m;
+		char     ps[PCRS_LEN];
+		int r = pcrfile_read(cfg->pcr_file, &m, terr, sizeof(terr));
+
+		pcrset_format(b->cfg.pcrs, ps, sizeof(ps));
+		if (r == 0) {
+			b->cfg.pcrs = m;
+			b->pcrs_from_file = true;
+			pcrset_format(m, ps, sizeof(ps));
+			log_info("vault PCR set %s from %s", ps, cfg->pcr_file);
+		} else if (r == 1) {
+			log_info("no PCR policy file %s yet: PCRs %s (--pcrs) "
+			         "until it appears",
+			         cfg->pcr_file, ps);
+		} else {
+			log_error("PCR policy file: %s; PCRs %s (--pcrs) until "
+			          "it is fixed",
+			          terr, ps);
+		}
 	}
 	return 0;
 }
