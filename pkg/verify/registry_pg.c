@@ -10,7 +10,7 @@
  * its transaction back: nothing half written) and is re-established by
  * the next one.
  */
-#include "tpm_ek.h"
+#include "common.h"
 #include "verify.h"
 
 #include <stdarg.h>
@@ -1051,7 +1051,7 @@ ref_put_body(struct pg *p, void *arg, char *err, size_t errlen)
 		if (!(a->mask & (1u << i))) {
 			continue;
 		}
-		tek_hex(a->values[i], 32, hex, sizeof(hex));
+		hex_encode(a->values[i], 32, hex, sizeof(hex));
 		snprintf(pcr, sizeof(pcr), "%d", i);
 		if (cmd(p,
 		        "INSERT INTO pcr_refs(device, pcr, value, at) "
@@ -1095,7 +1095,7 @@ pg_ref_get(void *h, const char *device, uint32_t *mask, uint8_t values[16][32],
 		int i = (int) geti(r, k, 0);
 
 		if (i < 0 || i > 15 ||
-		    tek_unhex(PQgetvalue(r, k, 1), values[i], 32) != 32) {
+		    hex_decode_str(PQgetvalue(r, k, 1), values[i], 32) != 32) {
 			snprintf(
 			    err, errlen,
 			    "registry %s: reference PCR %d of device %s is "

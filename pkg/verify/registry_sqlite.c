@@ -5,7 +5,7 @@
  * read, so a read-then-write decision cannot interleave with another
  * process's), and a busy timeout waits for the lock instead of failing.
  */
-#include "tpm_ek.h"
+#include "common.h"
 #include "verify.h"
 
 #include <stdarg.h>
@@ -890,7 +890,7 @@ ref_put_tx(struct sq *s, const char *device, uint32_t mask,
 		if (!(mask & (1u << i))) {
 			continue;
 		}
-		tek_hex(values[i], 32, hex, sizeof(hex));
+		hex_encode(values[i], 32, hex, sizeof(hex));
 		if (run(s,
 		        prep(s,
 		             "INSERT INTO pcr_refs(device, pcr, value, at) "
@@ -937,7 +937,7 @@ sq_ref_get(void *h, const char *device, uint32_t *mask, uint8_t values[16][32],
 		const char *v = (const char *) sqlite3_column_text(st, 1);
 
 		if (i < 0 || i > 15 || v == NULL ||
-		    tek_unhex(v, values[i], 32) != 32) {
+		    hex_decode_str(v, values[i], 32) != 32) {
 			sqlite3_finalize(st);
 			snprintf(
 			    err, errlen,

@@ -88,7 +88,7 @@ load_ak(const char *dir, TPM2B_PUBLIC *pub, char id[ATTEST_ID_LEN])
 		EVP_PKEY_free(k);
 		return NULL;
 	}
-	tek_hex(n.name, n.size, id, ATTEST_ID_LEN);
+	hex_encode(n.name, n.size, id, ATTEST_ID_LEN);
 	return k;
 }
 
@@ -133,7 +133,7 @@ cmd_new(const char *dir, const char *ekfile)
 		rc = die("write %s: %s", p, strerror(errno));
 		goto out;
 	}
-	tek_hex(n.name, n.size, id, sizeof(id));
+	hex_encode(n.name, n.size, id, sizeof(id));
 	o = cJSON_CreateObject();
 	d = cJSON_AddObjectToObject(o, "device");
 	cJSON_AddStringToObject(d, "device_id", id);
@@ -179,14 +179,14 @@ cmd_answer(const char *dir, const char *chfile)
 		         chfile, dir);
 		goto out;
 	}
-	len = tek_unhex(b->valuestring, buf, sizeof(buf));
+	len = hex_decode_str(b->valuestring, buf, sizeof(buf));
 	if (len < 0 || Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, (size_t) len,
 	                                                 &off, &blob) != 0) {
 		rc = die("%s: bad credential_blob%s", chfile, "");
 		goto out;
 	}
 	off = 0;
-	len = tek_unhex(s->valuestring, buf, sizeof(buf));
+	len = hex_decode_str(s->valuestring, buf, sizeof(buf));
 	if (len < 0 || Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(
 	                   buf, (size_t) len, &off, &sec) != 0) {
 		rc = die("%s: bad secret%s", chfile, "");
@@ -198,7 +198,7 @@ cmd_answer(const char *dir, const char *chfile)
 		         chfile, "");
 		goto out;
 	}
-	tek_hex(cred, clen, hex, sizeof(hex));
+	hex_encode(cred, clen, hex, sizeof(hex));
 	out = cJSON_CreateObject();
 	cJSON_AddStringToObject(out, "device_id", id);
 	cJSON_AddStringToObject(out, "credential", hex);
