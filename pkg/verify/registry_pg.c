@@ -349,16 +349,11 @@ version_body(struct pg *p, void *arg, char *err, size_t errlen)
 static int
 migrate_body(struct pg *p, void *arg, char *err, size_t errlen)
 {
-	char lock[32], ver[16], now[24], what[64];
+	char ver[16], now[24], what[64];
 	int  v;
 
 	(void) arg;
-	snprintf(lock, sizeof(lock), "%d", PG_LOCK_KEY);
-	/* one migrating verifier at a time; the others wait, then find
-	 * the schema current */
-	if (cmd(p, "SELECT pg_advisory_xact_lock($1::bigint)", "schema lock",
-	        err, errlen, 1, lock) < 0 ||
-	    (v = version_body(p, NULL, err, errlen)) < 0 ||
+	if ((v = version_body(p, NULL, err, errlen)) < 0 ||
 	    cmd(p,
 	        "CREATE TABLE IF NOT EXISTS schema_version(version integer "
 	        "PRIMARY KEY, applied bigint NOT NULL)",
@@ -388,6 +383,31 @@ migrate_body(struct pg *p, void *arg, char *err, size_t errlen)
 	return 0;
 }
 
+/* One migrating verifier at a time: a session lock taken before the
+ * migration's transaction begins, so that a verifier that waited sees the
+ * tables the one before it committed (a transaction begun before they
+ * existed may keep its cached "no such table"); the others then find the
+ * schema current. */
+static int
+migrate(struct pg *p, char *err, size_t errlen)
+{
+	char lock[32];
+	int  ret;
+
+	snprintf(lock, sizeof(lock), "%d", PG_LOCK_KEY);
+	if (cmd(p, "SELECT pg_advisory_lock($1::bigint)", "schema lock", err,
+	        errlen, 1, lock) < 0) {
+		return -1;
+	}
+	ret = tx(p, "BEGIN", migrate_body, NULL, err, errlen);
+	if (PQstatus(p->c) == CONNECTION_OK) {
+		PQclear(PQexecParams(
+		    p->c, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL,
+		    (const char *const[]){lock}, NULL, NULL, 0));
+	}
+	return ret;
+}
+
 static int
 pg_open(void **h, const char *dsn, char *err, size_t errlen)
 {
@@ -415,8 +435,7 @@ pg_open(void **h, const char *dsn, char *err, size_t errlen)
 	if ((v = version_body(p, NULL, err, errlen)) < 0) {
 		goto bad;
 	}
-	if (v != VFY_SCHEMA &&
-	    tx(p, "BEGIN", migrate_body, NULL, err, errlen) < 0) {
+	if (v != VFY_SCHEMA && migrate(p, err, errlen) < 0) {
 		goto bad;
 	}
 	*h = p;

@@ -165,6 +165,21 @@ suite() { # $1: backend name
 		test "$(jq -c '[.line, .exit]' "$W/stream.out" | tr -d '\n')" = "[1,0][2,1][3,3][4,1]"
 }
 
+# 16 verifiers opening one fresh registry at once: one of them migrates,
+# all start
+fresh_open() { # $1 name, $2 DSN
+	W=$T_TMP/fresh-$1
+	mkdir -p "$W"
+	race $RACERS "$BIN/vtpm-verify" --db "$2" --ca "$T_TMP/ca" schema
+	check "$1: $RACERS verifiers opening a fresh registry at once all start" test "$(count_rc 0)" = $RACERS
+	check "$1: ... and agree on the schema" \
+		test "$(cat "$W"/race.*.out | sort -u)" = "$1 schema 3 (this vtpm-verify: 3)"
+}
+fresh_open sqlite "$T_TMP/fresh.db"
+fresh_open postgresql "$(pg_newdb fresh)"
+check "postgresql: each migration recorded once" \
+	test "$(pg_sql fresh "select count(*) || '/' || count(distinct version) from schema_version")" = "3/3"
+
 DB=$T_TMP/verify.db
 suite sqlite
 DB=$PG_DSN
