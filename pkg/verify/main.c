@@ -50,6 +50,10 @@ static const struct vfy_command commands[] = {
      "[--device ID] [--ek FP] [--state S] [--json]: EK -> device"},
     {"moves", vfy_cmd_moves, "[--ek FP] [--json]: the migrations recorded"},
     {"schema", vfy_cmd_schema, "the registry's schema version"},
+    {"nonce", vfy_cmd_nonce,
+     "DEVICE: issue a quote nonce (vtpmctl attest UUID --nonce HEX)"},
+    {"reference", vfy_cmd_reference,
+     "DEVICE FILE: replace the device's reference PCR values"},
     {"escrow", cmd_escrow,
      "keygen|recover ...: recovery escrow (docs/updates.md)"},
 };
@@ -87,9 +91,11 @@ vfy_ctx_registry(struct vfy_ctx *c, char *err, size_t errlen)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: vtpm-verify [--db DSN] [--ca DIR] COMMAND ...\n"
-	           "The verifier: AK activation, EK certificate chains, the "
-	           "device registry\nand clone alerts.\n\nCommands:\n");
+	fprintf(f, "usage: vtpm-verify [--db DSN] [--ca DIR] [--tpm-ca DIR] "
+	           "[--tofu] COMMAND ...\n"
+	           "The verifier: hardware EK against TPM maker CAs, AK "
+	           "activation, EK\ncertificate chains, quotes, the device "
+	           "registry and clone alerts.\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
 	}
@@ -102,16 +108,30 @@ usage(FILE *f)
 	        "                   pg:KEY=VALUE... (libpq keyword DSN)\n"
 	        "      --ca DIR     CA key and certificate (default "
 	        "vtpm-verify-ca)\n"
+	        "      --tpm-ca DIR TPM manufacturers' CA certificates (PEM, "
+	        "roots and\n"
+	        "                   intermediates) the hardware EK "
+	        "certificate must chain to\n"
+	        "                   (default: none)\n"
+	        "      --tofu       enrol a device whose hardware EK cannot be "
+	        "checked\n"
+	        "                   (no certificate or no --tpm-ca): trust it "
+	        "on first use,\n"
+	        "                   with a warning (default: refuse)\n"
 	        "Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 clone "
-	        "alert, 5 unknown\ndevice, EK or alert.\n");
+	        "alert, 4 boot\nstate (quoted PCRs) differs from the "
+	        "reference, 5 unknown device, EK or alert.\n");
 	common_usage(f);
 }
 
-enum { O_DB = 256, O_CA };
-static const struct option longopts[] = {COMMON_LONGOPTS,
-                                         {"db", required_argument, NULL, O_DB},
-                                         {"ca", required_argument, NULL, O_CA},
-                                         {NULL, 0, NULL, 0}};
+enum { O_DB = 256, O_CA, O_TPM_CA, O_TOFU };
+static const struct option longopts[] = {
+    COMMON_LONGOPTS,
+    {"db", required_argument, NULL, O_DB},
+    {"ca", required_argument, NULL, O_CA},
+    {"tpm-ca", required_argument, NULL, O_TPM_CA},
+    {"tofu", no_argument, NULL, O_TOFU},
+    {NULL, 0, NULL, 0}};
 
 /* Global options up to the command (optind then names it). -1: go on;
  * otherwise the exit status. */
@@ -138,6 +158,11 @@ parse_options(int argc, char **argv, struct common_opts *co,
 			snprintf(ctx->db, sizeof(ctx->db), "%s", optarg);
 		} else if (c == O_CA) {
 			snprintf(ctx->ca, sizeof(ctx->ca), "%s", optarg);
+		} else if (c == O_TPM_CA) {
+			snprintf(ctx->tpm_ca, sizeof(ctx->tpm_ca), "%s",
+			         optarg);
+		} else if (c == O_TOFU) {
+			ctx->tofu = true;
 		} else {
 			usage(stderr);
 			return 2;

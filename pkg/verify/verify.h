@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <tss2/tss2_tpm2_types.h>
@@ -221,12 +222,42 @@ enum {
 	VFY_EXIT_UNKNOWN = 5, /* no such device, EK or alert (4 is kept for
 	                       * the quote check: boot state differs) */
 };
+/* Check that the EK certificate pem chains to a CA in dir (every PEM
+ * certificate in *.pem / *.crt files there: self-signed ones are trust
+ * anchors, the others intermediates) and certifies ek. 0 or -1 with err
+ * saying what failed. */
+int vfy_check_maker_cert(const char *dir, const char *pem,
+                         const TPM2B_PUBLIC *ek, char *err, size_t errlen);
+
+/* quote.c: TPM2_Quote checks and PCR value lists. */
+struct vfy_quote {
+	uint32_t mask; /* PCRs quoted */
+	uint64_t clock;
+	uint32_t reset_count, restart_count;
+	bool     safe;
+};
+/* {"0": hex, ...} into mask/values. 0 or -1 with err. */
+int vfy_pcrs_parse(const cJSON *o, uint32_t *mask, uint8_t values[16][32],
+                   char *err, size_t errlen);
+/* The quote attest (TPMS_ATTEST bytes) signed sig by ak (RSASSA-SHA256),
+ * made for nonce, over the sha256 PCRs of mask whose values are values.
+ * 0 (q filled) or -1 with err. */
+int vfy_check_quote(const TPM2B_PUBLIC *ak, const uint8_t *attest, size_t len,
+                    const uint8_t *sig, size_t siglen, const uint8_t *nonce,
+                    size_t noncelen, uint32_t mask,
+                    const uint8_t values[16][32], struct vfy_quote *q,
+                    char *err, size_t errlen);
+/* The reference PCRs whose value differs (or that were not quoted). */
+uint32_t vfy_pcrs_differ(uint32_t mask, const uint8_t values[16][32],
+                         uint32_t refmask, const uint8_t ref[16][32]);
 
 /* main.c's subcommands: one table of {name, function}. */
 struct vfy_ctx {
-	char            db[4096]; /* registry DSN */
-	char            ca[4096]; /* CA directory */
-	struct registry reg;      /* opened on demand by vfy_ctx_registry */
+	char            db[4096];     /* registry DSN */
+	char            ca[4096];     /* CA directory */
+	char            tpm_ca[4096]; /* TPM makers' CA certificates, "" none */
+	bool            tofu; /* trust a hardware EK without a checked chain */
+	struct registry reg;  /* opened on demand by vfy_ctx_registry */
 	bool            reg_open;
 	EVP_PKEY       *cakey; /* loaded on demand by vfy_ctx_ca */
 	X509           *cacert;
@@ -250,5 +281,8 @@ int vfy_cmd_move(struct vfy_ctx *c, int argc, char **argv);
 int vfy_cmd_revoke(struct vfy_ctx *c, int argc, char **argv);
 int vfy_cmd_ack(struct vfy_ctx *c, int argc, char **argv);
 int vfy_cmd_schema(struct vfy_ctx *c, int argc, char **argv);
+/* commands.c: quotes */
+int vfy_cmd_nonce(struct vfy_ctx *c, int argc, char **argv);
+int vfy_cmd_reference(struct vfy_ctx *c, int argc, char **argv);
 
 #endif
