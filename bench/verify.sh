@@ -45,7 +45,7 @@ done
 for db in "$SQ" "$PG_DSN"; do
 	for i in $(seq 0 $((NREAL - 1))); do
 		d=$T_TMP/dev$i
-		"$VER" --db "$db" --ca "$CA" challenge "$d.json" >"$d.ch.json" &&
+		"$VER" --db "$db" --ca "$CA" --tofu challenge "$d.json" >"$d.ch.json" &&
 			"$SD" answer "$d" "$d.ch.json" >"$d.resp.json" &&
 			"$VER" --db "$db" --ca "$CA" activate "$d.resp.json" >/dev/null 2>&1 ||
 			{ log "enrollment of dev$i in $db failed"; exit 1; }

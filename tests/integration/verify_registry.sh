@@ -19,7 +19,8 @@ check "a PostgreSQL server starts (initdb, pg_ctl, unix socket only)" pg_start
 [ -n "${PG_DSN:-}" ] || t_done
 
 RACERS=16
-V() { "$BIN/vtpm-verify" --db "$DB" --ca "$T_TMP/ca" "$@"; }
+# the soft devices have no maker certificate for their hardware EK: --tofu
+V() { "$BIN/vtpm-verify" --db "$DB" --ca "$T_TMP/ca" --tofu "$@"; }
 
 # enroll NAME: a soft device through challenge and activation
 enroll() {
