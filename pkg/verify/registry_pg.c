@@ -10,8 +10,9 @@
  * its transaction back: nothing half written) and is re-established by
  * the next one.
  */
+#include "registry_pg.h"
+
 #include "common.h"
-#include "verify.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,9 +23,7 @@
 
 #include <libpq-fe.h>
 
-#define PG_RETRIES   50     /* serialization failures before giving up */
-#define PG_LOCK_KEY  730517 /* advisory lock serializing migrations */
-#define PG_MAXPARAMS 8
+#define PG_LOCK_KEY 730517 /* advisory lock serializing migrations */
 
 /* migrations[i] brings version i to i + 1; the same numbering as the
  * SQLite backend (registry_sqlite.c). */
@@ -70,257 +69,6 @@ static const char *const migrations[VFY_SCHEMA] = {
     " value text NOT NULL, at bigint NOT NULL, PRIMARY KEY(device, pcr));",
 };
 
-#define PG_STMTS 32 /* statements prepared per connection */
-
-struct pg {
-	PGconn *c;
-	char    label[512];  /* "postgresql DB on HOST:PORT" for errors */
-	char    sqlstate[6]; /* of the last failed statement */
-	/* the statements with parameters prepared on this connection (their
-	 * text; statement i is named "vfy<i>"): parsed and planned once per
-	 * connection, not once per report */
-	char    *stmt[PG_STMTS];
-	unsigned seed; /* back-off jitter, distinct per process */
-};
-
-static void
-forget_statements(struct pg *p)
-{
-	for (int i = 0; i < PG_STMTS; i++) {
-		free(p->stmt[i]);
-		p->stmt[i] = NULL;
-	}
-}
-
-static const char SERIALIZABLE[] = "BEGIN ISOLATION LEVEL SERIALIZABLE";
-/* A report that only records a sighting commits without waiting for the
- * WAL flush: a server crash may lose the last fraction of a second of
- * sightings (never corrupts; the devices' next reports restore them, and
- * a clone is still caught then, the rule being symmetric). A report that
- * raises an alert switches back to a synchronous commit. */
-static const char REPORT_BEGIN[] = "BEGIN ISOLATION LEVEL SERIALIZABLE; "
-                                   "SET LOCAL synchronous_commit = off";
-
-static void
-chomp(char *s)
-{
-	size_t n = strlen(s);
-
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' ')) {
-		s[--n] = '\0';
-	}
-}
-
-/* err = "registry LABEL: WHAT: MSG" on one line (libpq's messages span
- * several); a connection that broke under the statement says so. */
-static int
-fail(struct pg *p, const char *what, const char *msg, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "registry %s: %s%s: %s", p->label,
-	         PQstatus(p->c) == CONNECTION_BAD &&
-	                 strcmp(what, "connection lost") != 0 &&
-	                 strcmp(what, "connect") != 0
-	             ? "connection lost during "
-	             : "",
-	         what, msg != NULL && msg[0] != '\0' ? msg : "failed");
-	chomp(err);
-	for (char *c = err; *c != '\0'; c++) {
-		if (*c == '\n' || *c == '\t') {
-			*c = ' ';
-		}
-	}
-	return -1;
-}
-
-/* the database, server and port a connection is for, never a password */
-static void
-set_label(struct pg *p)
-{
-	const char *h = PQhost(p->c), *port = PQport(p->c), *db = PQdb(p->c);
-
-	snprintf(p->label, sizeof(p->label), "postgresql %s on %s:%s",
-	         db && db[0] ? db : "?", h && h[0] ? h : "localhost",
-	         port && port[0] ? port : "5432");
-}
-
-/* A live connection, re-established when the last one was lost. */
-static int
-ensure(struct pg *p, char *err, size_t errlen)
-{
-	if (PQstatus(p->c) == CONNECTION_OK) {
-		return 0;
-	}
-	PQreset(p->c);
-	forget_statements(p); /* they went with the old session */
-	if (PQstatus(p->c) != CONNECTION_OK) {
-		return fail(p, "connection lost", PQerrorMessage(p->c), err,
-		            errlen);
-	}
-	return 0;
-}
-
-/* sql with parameters v through its prepared statement, prepared now on
- * first use (without a free slot: unprepared). */
-static PGresult *
-exec_prepared(struct pg *p, const char *sql, int n, const char *const *v)
-{
-	char      name[16];
-	PGresult *r;
-	int       i, free_slot = -1;
-
-	for (i = 0; i < PG_STMTS; i++) {
-		if (p->stmt[i] != NULL && strcmp(p->stmt[i], sql) == 0) {
-			break;
-		}
-		if (p->stmt[i] == NULL && free_slot < 0) {
-			free_slot = i;
-		}
-	}
-	if (i == PG_STMTS) {
-		if (free_slot < 0) {
-			return PQexecParams(p->c, sql, n, NULL, v, NULL, NULL,
-			                    0);
-		}
-		i = free_slot;
-		snprintf(name, sizeof(name), "vfy%d", i);
-		r = PQprepare(p->c, name, sql, n, NULL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			return r; /* its error is the statement's */
-		}
-		PQclear(r);
-		if ((p->stmt[i] = strdup(sql)) == NULL) {
-			return PQexecParams(p->c, sql, n, NULL, v, NULL, NULL,
-			                    0);
-		}
-	}
-	snprintf(name, sizeof(name), "vfy%d", i);
-	return PQexecPrepared(p->c, name, n, v, NULL, NULL, 0);
-}
-
-/* Run sql with text parameters (NULL: SQL NULL). The result when it has
- * the status wanted, else NULL with err and p->sqlstate set. */
-static PGresult *
-q(struct pg *p, const char *sql, const char *what, char *err, size_t errlen,
-  int n, ...)
-{
-	const char    *v[PG_MAXPARAMS];
-	va_list        ap;
-	PGresult      *r;
-	ExecStatusType st;
-
-	va_start(ap, n);
-	for (int i = 0; i < n && i < PG_MAXPARAMS; i++) {
-		v[i] = va_arg(ap, const char *);
-	}
-	va_end(ap);
-	r = n > 0 ? exec_prepared(p, sql, n, v) : PQexec(p->c, sql);
-	st = PQresultStatus(r);
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-		return r;
-	}
-	{
-		const char *s =
-		    r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-
-		snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", s ? s : "");
-	}
-	fail(p, what,
-	     r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r)
-	                                     : PQerrorMessage(p->c),
-	     err, errlen);
-	PQclear(r);
-	return NULL;
-}
-
-/* q for statements whose rows are not needed: rows affected or -1 */
-static int
-cmd(struct pg *p, const char *sql, const char *what, char *err, size_t errlen,
-    int n, ...)
-{
-	const char *v[PG_MAXPARAMS] = {NULL};
-	va_list     ap;
-	PGresult   *r;
-	int         rows;
-
-	va_start(ap, n);
-	for (int i = 0; i < n && i < PG_MAXPARAMS; i++) {
-		v[i] = va_arg(ap, const char *);
-	}
-	va_end(ap);
-	r = q(p, sql, what, err, errlen, n, v[0], v[1], v[2], v[3], v[4], v[5],
-	      v[6], v[7]);
-	if (r == NULL) {
-		return -1;
-	}
-	rows = atoi(PQcmdTuples(r));
-	PQclear(r);
-	return rows;
-}
-
-static bool
-retryable(const struct pg *p)
-{
-	return strcmp(p->sqlstate, "40001") == 0 ||
-	       strcmp(p->sqlstate, "40P01") == 0;
-}
-
-/* body(p, arg, err, errlen) inside BEGIN (begin_sql) ... COMMIT, run again
- * after a serialization failure or deadlock; its result (>= 0) or -1. */
-static int
-tx(struct pg *p, const char *begin_sql,
-   int (*body)(struct pg *p, void *arg, char *err, size_t errlen), void *arg,
-   char *err, size_t errlen)
-{
-	int ret = -1;
-
-	for (int attempt = 0; attempt < PG_RETRIES; attempt++) {
-		if (ensure(p, err, errlen) < 0) {
-			return -1;
-		}
-		p->sqlstate[0] = '\0';
-		if (cmd(p, begin_sql, "begin", err, errlen, 0) < 0) {
-			return -1;
-		}
-		ret = body(p, arg, err, errlen);
-		if (ret >= 0 &&
-		    cmd(p, "COMMIT", "commit", err, errlen, 0) >= 0) {
-			return ret;
-		}
-		if (PQstatus(p->c) == CONNECTION_OK &&
-		    PQtransactionStatus(p->c) != PQTRANS_IDLE) {
-			PQclear(PQexec(p->c, "ROLLBACK"));
-		}
-		if (!retryable(p)) {
-			return -1;
-		}
-		/* back off a little, more with every attempt, jittered so
-		 * that the racers do not collide again in lock step */
-		usleep((useconds_t) (200 +
-		                     rand_r(&p->seed) % (500 * (attempt + 1))));
-	}
-	snprintf(err + strlen(err), errlen - strlen(err),
-	         " (gave up after %d serialization retries)", PG_RETRIES);
-	return -1;
-}
-
-static void
-i64s(int64_t v, char *b, size_t len)
-{
-	snprintf(b, len, "%lld", (long long) v);
-}
-
-static int64_t
-geti(PGresult *r, int row, int c)
-{
-	return strtoll(PQgetvalue(r, row, c), NULL, 10);
-}
-
-static void
-gets_(PGresult *r, int row, int c, char *dst, size_t len)
-{
-	snprintf(dst, len, "%s", PQgetvalue(r, row, c));
-}
-
 static int
 version_body(struct pg *p, void *arg, char *err, size_t errlen)
 {
@@ -328,19 +76,20 @@ version_body(struct pg *p, void *arg, char *err, size_t errlen)
 	int       v = 0;
 
 	(void) arg;
-	r = q(p, "SELECT to_regclass('schema_version') IS NOT NULL", "schema",
-	      err, errlen, 0);
+	r = vpg_q(p, "SELECT to_regclass('schema_version') IS NOT NULL",
+	          "schema", err, errlen, 0);
 	if (r == NULL) {
 		return -1;
 	}
 	if (PQgetvalue(r, 0, 0)[0] == 't') {
 		PQclear(r);
-		r = q(p, "SELECT coalesce(max(version), 0) FROM schema_version",
-		      "schema version", err, errlen, 0);
+		r = vpg_q(
+		    p, "SELECT coalesce(max(version), 0) FROM schema_version",
+		    "schema version", err, errlen, 0);
 		if (r == NULL) {
 			return -1;
 		}
-		v = (int) geti(r, 0, 0);
+		v = (int) vpg_geti(r, 0, 0);
 	}
 	PQclear(r);
 	return v;
@@ -354,10 +103,10 @@ migrate_body(struct pg *p, void *arg, char *err, size_t errlen)
 
 	(void) arg;
 	if ((v = version_body(p, NULL, err, errlen)) < 0 ||
-	    cmd(p,
-	        "CREATE TABLE IF NOT EXISTS schema_version(version integer "
-	        "PRIMARY KEY, applied bigint NOT NULL)",
-	        "schema", err, errlen, 0) < 0) {
+	    vpg_cmd(p,
+	            "CREATE TABLE IF NOT EXISTS schema_version(version integer "
+	            "PRIMARY KEY, applied bigint NOT NULL)",
+	            "schema", err, errlen, 0) < 0) {
 		return -1;
 	}
 	if (v > VFY_SCHEMA) {
@@ -371,12 +120,12 @@ migrate_body(struct pg *p, void *arg, char *err, size_t errlen)
 	for (; v < VFY_SCHEMA; v++) {
 		snprintf(what, sizeof(what), "migration to schema %d", v + 1);
 		snprintf(ver, sizeof(ver), "%d", v + 1);
-		i64s((int64_t) time(NULL), now, sizeof(now));
-		if (cmd(p, migrations[v], what, err, errlen, 0) < 0 ||
-		    cmd(p,
-		        "INSERT INTO schema_version(version, applied) "
-		        "VALUES($1, $2)",
-		        what, err, errlen, 2, ver, now) < 0) {
+		vpg_i64s((int64_t) time(NULL), now, sizeof(now));
+		if (vpg_cmd(p, migrations[v], what, err, errlen, 0) < 0 ||
+		    vpg_cmd(p,
+		            "INSERT INTO schema_version(version, applied) "
+		            "VALUES($1, $2)",
+		            what, err, errlen, 2, ver, now) < 0) {
 			return -1;
 		}
 	}
@@ -395,11 +144,11 @@ migrate(struct pg *p, char *err, size_t errlen)
 	int  ret;
 
 	snprintf(lock, sizeof(lock), "%d", PG_LOCK_KEY);
-	if (cmd(p, "SELECT pg_advisory_lock($1::bigint)", "schema lock", err,
-	        errlen, 1, lock) < 0) {
+	if (vpg_cmd(p, "SELECT pg_advisory_lock($1::bigint)", "schema lock",
+	            err, errlen, 1, lock) < 0) {
 		return -1;
 	}
-	ret = tx(p, "BEGIN", migrate_body, NULL, err, errlen);
+	ret = vpg_tx(p, "BEGIN", migrate_body, NULL, err, errlen);
 	if (PQstatus(p->c) == CONNECTION_OK) {
 		PQclear(PQexecParams(
 		    p->c, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL,
@@ -425,9 +174,9 @@ pg_open(void **h, const char *dsn, char *err, size_t errlen)
 		free(p);
 		return -1;
 	}
-	set_label(p);
+	vpg_set_label(p);
 	if (PQstatus(p->c) != CONNECTION_OK) {
-		fail(p, "connect", PQerrorMessage(p->c), err, errlen);
+		vpg_fail(p, "connect", PQerrorMessage(p->c), err, errlen);
 		goto bad;
 	}
 	/* the common case without the lock: the schema is current */
@@ -441,7 +190,7 @@ pg_open(void **h, const char *dsn, char *err, size_t errlen)
 	*h = p;
 	return 0;
 bad:
-	forget_statements(p);
+	vpg_forget_statements(p);
 	PQfinish(p->c);
 	free(p);
 	return -1;
@@ -452,7 +201,7 @@ pg_close(void *h)
 {
 	struct pg *p = h;
 
-	forget_statements(p);
+	vpg_forget_statements(p);
 	PQfinish(p->c);
 	free(p);
 }
@@ -462,7 +211,7 @@ pg_schema_version(void *h, char *err, size_t errlen)
 {
 	struct pg *p = h;
 
-	if (ensure(p, err, errlen) < 0) {
+	if (vpg_ensure(p, err, errlen) < 0) {
 		return -1;
 	}
 	return version_body(p, NULL, err, errlen);
@@ -475,11 +224,11 @@ pg_challenge(void *h, const struct vfy_device *d, char *err, size_t errlen)
 	char       now[24];
 	int        n;
 
-	if (ensure(p, err, errlen) < 0) {
+	if (vpg_ensure(p, err, errlen) < 0) {
 		return -1;
 	}
-	i64s((int64_t) time(NULL), now, sizeof(now));
-	n = cmd(
+	vpg_i64s((int64_t) time(NULL), now, sizeof(now));
+	n = vpg_cmd(
 	    p,
 	    "INSERT INTO devices(id, ek_pub, ak_pub, state, secret_hash, "
 	    "ak_cert, updated) VALUES($1, $2, $3, 'pending', $4, '', $5) "
@@ -496,16 +245,16 @@ static void
 device_row(PGresult *r, int i, struct vfy_device *d, bool full)
 {
 	memset(d, 0, sizeof(*d));
-	gets_(r, i, 0, d->id, sizeof(d->id));
-	gets_(r, i, 1, d->state, sizeof(d->state));
-	d->updated = geti(r, i, 2);
-	d->revoked_at = geti(r, i, 3);
-	gets_(r, i, 4, d->revoked_by, sizeof(d->revoked_by));
+	vpg_gets(r, i, 0, d->id, sizeof(d->id));
+	vpg_gets(r, i, 1, d->state, sizeof(d->state));
+	d->updated = vpg_geti(r, i, 2);
+	d->revoked_at = vpg_geti(r, i, 3);
+	vpg_gets(r, i, 4, d->revoked_by, sizeof(d->revoked_by));
 	if (full) {
-		gets_(r, i, 5, d->ek_pub, sizeof(d->ek_pub));
-		gets_(r, i, 6, d->ak_pub, sizeof(d->ak_pub));
-		gets_(r, i, 7, d->secret_hash, sizeof(d->secret_hash));
-		gets_(r, i, 8, d->ak_cert, sizeof(d->ak_cert));
+		vpg_gets(r, i, 5, d->ek_pub, sizeof(d->ek_pub));
+		vpg_gets(r, i, 6, d->ak_pub, sizeof(d->ak_pub));
+		vpg_gets(r, i, 7, d->secret_hash, sizeof(d->secret_hash));
+		vpg_gets(r, i, 8, d->ak_cert, sizeof(d->ak_cert));
 	}
 }
 
@@ -517,15 +266,16 @@ pg_device_get(void *h, const char *id, struct vfy_device *d, char *err,
 	PGresult  *r;
 	int        n;
 
-	if (ensure(p, err, errlen) < 0) {
+	if (vpg_ensure(p, err, errlen) < 0) {
 		return -1;
 	}
-	r = q(p,
-	      "SELECT id, state, updated, coalesce(revoked_at, 0), "
-	      "coalesce(revoked_by, ''), ek_pub, ak_pub, "
-	      "coalesce(secret_hash, ''), coalesce(ak_cert, '') FROM devices "
-	      "WHERE id = $1",
-	      "select device", err, errlen, 1, id);
+	r = vpg_q(
+	    p,
+	    "SELECT id, state, updated, coalesce(revoked_at, 0), "
+	    "coalesce(revoked_by, ''), ek_pub, ak_pub, "
+	    "coalesce(secret_hash, ''), coalesce(ak_cert, '') FROM devices "
+	    "WHERE id = $1",
+	    "select device", err, errlen, 1, id);
 	if (r == NULL) {
 		return -1;
 	}
@@ -545,19 +295,27 @@ pg_activate(void *h, const char *id, const char *secret_hash,
 	char       now[24];
 	int        n;
 
-	if (ensure(p, err, errlen) < 0) {
+	if (vpg_ensure(p, err, errlen) < 0) {
 		return -1;
 	}
-	i64s((int64_t) time(NULL), now, sizeof(now));
+	vpg_i64s((int64_t) time(NULL), now, sizeof(now));
 	/* the racers queue on the row lock; after the first commits, the
 	 * others' WHERE no longer matches (READ COMMITTED re-checks it) */
-	n = cmd(p,
-	        "UPDATE devices SET state = 'active', secret_hash = '', "
-	        "ak_cert = $1, updated = $2 WHERE id = $3 AND state = "
-	        "'pending' AND secret_hash = $4",
-	        "activate", err, errlen, 4, ak_cert, now, id, secret_hash);
+	n = vpg_cmd(p,
+	            "UPDATE devices SET state = 'active', secret_hash = '', "
+	            "ak_cert = $1, updated = $2 WHERE id = $3 AND state = "
+	            "'pending' AND secret_hash = $4",
+	            "activate", err, errlen, 4, ak_cert, now, id, secret_hash);
 	return n < 0 ? -1 : n == 0 ? VFY_NO : 0;
 }
+
+/* A report that only records a sighting commits without waiting for the
+ * WAL flush: a server crash may lose the last fraction of a second of
+ * sightings (never corrupts; the devices' next reports restore them, and
+ * a clone is still caught then, the rule being symmetric). A report that
+ * raises an alert switches back to a synchronous commit. */
+static const char REPORT_BEGIN[] = "BEGIN ISOLATION LEVEL SERIALIZABLE; "
+                                   "SET LOCAL synchronous_commit = off";
 
 struct report_arg {
 	const char         *ek_fp, *device, *vm;
@@ -574,61 +332,63 @@ report_body(struct pg *p, void *arg, char *err, size_t errlen)
 	PGresult           *r;
 
 	memset(v, 0, sizeof(*v));
-	i64s((int64_t) time(NULL), now, sizeof(now));
-	r = q(p,
-	      "SELECT device FROM bindings WHERE ek_fp = $1 AND device <> $2 "
-	      "AND state = 'active' ORDER BY first_seen, device LIMIT 1",
-	      "select binding", err, errlen, 2, a->ek_fp, a->device);
+	vpg_i64s((int64_t) time(NULL), now, sizeof(now));
+	r = vpg_q(
+	    p,
+	    "SELECT device FROM bindings WHERE ek_fp = $1 AND device <> $2 "
+	    "AND state = 'active' ORDER BY first_seen, device LIMIT 1",
+	    "select binding", err, errlen, 2, a->ek_fp, a->device);
 	if (r == NULL) {
 		return -1;
 	}
 	if (PQntuples(r) > 0) {
-		gets_(r, 0, 0, v->other, sizeof(v->other));
+		vpg_gets(r, 0, 0, v->other, sizeof(v->other));
 		v->clone = true;
 	}
 	PQclear(r);
-	if (cmd(p,
-	        "INSERT INTO bindings(ek_fp, device, vm, first_seen, "
-	        "last_seen, state) VALUES($1, $2, $3, $4, $4, 'active') ON "
-	        "CONFLICT(ek_fp, device) DO UPDATE SET last_seen = "
-	        "excluded.last_seen, vm = excluded.vm",
-	        "insert binding", err, errlen, 4, a->ek_fp, a->device, a->vm,
-	        now) < 0) {
+	if (vpg_cmd(p,
+	            "INSERT INTO bindings(ek_fp, device, vm, first_seen, "
+	            "last_seen, state) VALUES($1, $2, $3, $4, $4, 'active') ON "
+	            "CONFLICT(ek_fp, device) DO UPDATE SET last_seen = "
+	            "excluded.last_seen, vm = excluded.vm",
+	            "insert binding", err, errlen, 4, a->ek_fp, a->device,
+	            a->vm, now) < 0) {
 		return -1;
 	}
 	if (!v->clone) {
 		return 0;
 	}
-	if (cmd(p, "SET LOCAL synchronous_commit = on", "synchronous commit",
-	        err, errlen, 0) < 0) {
+	if (vpg_cmd(p, "SET LOCAL synchronous_commit = on",
+	            "synchronous commit", err, errlen, 0) < 0) {
 		return -1;
 	}
 	vfy_pair(v->other, a->device, &lo, &hi);
-	r = q(p,
-	      "INSERT INTO alerts(ek_fp, first_device, second_device, vm, at, "
-	      "dev_lo, dev_hi) VALUES($1, $2, $3, $4, $5, $6, $7) ON "
-	      "CONFLICT(ek_fp, dev_lo, dev_hi) DO NOTHING RETURNING id",
-	      "insert alert", err, errlen, 7, a->ek_fp, v->other, a->device,
-	      a->vm, now, lo, hi);
+	r = vpg_q(
+	    p,
+	    "INSERT INTO alerts(ek_fp, first_device, second_device, vm, at, "
+	    "dev_lo, dev_hi) VALUES($1, $2, $3, $4, $5, $6, $7) ON "
+	    "CONFLICT(ek_fp, dev_lo, dev_hi) DO NOTHING RETURNING id",
+	    "insert alert", err, errlen, 7, a->ek_fp, v->other, a->device,
+	    a->vm, now, lo, hi);
 	if (r == NULL) {
 		return -1;
 	}
 	if (PQntuples(r) == 1) {
 		v->alert_new = true;
-		v->alert_id = geti(r, 0, 0);
+		v->alert_id = vpg_geti(r, 0, 0);
 		PQclear(r);
 		return 0;
 	}
 	PQclear(r);
-	r = q(p,
-	      "SELECT id FROM alerts WHERE ek_fp = $1 AND dev_lo = $2 AND "
-	      "dev_hi = $3",
-	      "select alert", err, errlen, 3, a->ek_fp, lo, hi);
+	r = vpg_q(p,
+	          "SELECT id FROM alerts WHERE ek_fp = $1 AND dev_lo = $2 AND "
+	          "dev_hi = $3",
+	          "select alert", err, errlen, 3, a->ek_fp, lo, hi);
 	if (r == NULL) {
 		return -1;
 	}
 	if (PQntuples(r) == 1) {
-		v->alert_id = geti(r, 0, 0);
+		v->alert_id = vpg_geti(r, 0, 0);
 	}
 	PQclear(r);
 	return 0;
@@ -641,7 +401,7 @@ pg_report(void *h, const char *ek_fp, const char *device, const char *vm,
 	struct report_arg a = {ek_fp, device, vm, v};
 
 	memset(v, 0, sizeof(*v));
-	return tx(h, REPORT_BEGIN, report_body, &a, err, errlen);
+	return vpg_tx(h, REPORT_BEGIN, report_body, &a, err, errlen);
 }
 
 struct move_arg {
@@ -656,9 +416,9 @@ move_body(struct pg *p, void *arg, char *err, size_t errlen)
 	PGresult        *r;
 	bool             ok;
 
-	i64s((int64_t) time(NULL), now, sizeof(now));
-	r = q(p, "SELECT state = 'active' FROM devices WHERE id = $1",
-	      "select device", err, errlen, 1, a->to);
+	vpg_i64s((int64_t) time(NULL), now, sizeof(now));
+	r = vpg_q(p, "SELECT state = 'active' FROM devices WHERE id = $1",
+	          "select device", err, errlen, 1, a->to);
 	if (r == NULL) {
 		return -1;
 	}
@@ -667,38 +427,41 @@ move_body(struct pg *p, void *arg, char *err, size_t errlen)
 	if (!ok) {
 		return VFY_NO_DEV;
 	}
-	r = q(p,
-	      "SELECT vm FROM bindings WHERE ek_fp = $1 AND state = 'active' "
-	      "ORDER BY first_seen, device LIMIT 1",
-	      "select binding", err, errlen, 1, a->ek_fp);
+	r = vpg_q(
+	    p,
+	    "SELECT vm FROM bindings WHERE ek_fp = $1 AND state = 'active' "
+	    "ORDER BY first_seen, device LIMIT 1",
+	    "select binding", err, errlen, 1, a->ek_fp);
 	if (r == NULL) {
 		return -1;
 	}
 	ok = PQntuples(r) == 1;
 	if (ok) {
-		gets_(r, 0, 0, vm, sizeof(vm));
+		vpg_gets(r, 0, 0, vm, sizeof(vm));
 	}
 	PQclear(r);
 	if (!ok) {
 		return VFY_NO;
 	}
-	if (cmd(p,
+	if (vpg_cmd(
+	        p,
 	        "INSERT INTO moves(ek_fp, from_device, to_device, vm, by, at) "
 	        "SELECT ek_fp, device, $2, vm, $3, $4 FROM bindings WHERE "
 	        "ek_fp = $1 AND device <> $2 AND state = 'active' ORDER BY "
 	        "first_seen, device",
 	        "record move", err, errlen, 4, a->ek_fp, a->to, a->by,
 	        now) < 0 ||
-	    cmd(p,
+	    vpg_cmd(
+	        p,
 	        "DELETE FROM bindings WHERE ek_fp = $1 AND device <> $2 AND "
 	        "state = 'active'",
 	        "delete bindings", err, errlen, 2, a->ek_fp, a->to) < 0 ||
-	    cmd(p,
-	        "INSERT INTO bindings(ek_fp, device, vm, first_seen, "
-	        "last_seen, state) VALUES($1, $2, $3, $4, $4, 'active') ON "
-	        "CONFLICT(ek_fp, device) DO NOTHING",
-	        "insert binding", err, errlen, 4, a->ek_fp, a->to, vm,
-	        now) < 0) {
+	    vpg_cmd(p,
+	            "INSERT INTO bindings(ek_fp, device, vm, first_seen, "
+	            "last_seen, state) VALUES($1, $2, $3, $4, $4, 'active') ON "
+	            "CONFLICT(ek_fp, device) DO NOTHING",
+	            "insert binding", err, errlen, 4, a->ek_fp, a->to, vm,
+	            now) < 0) {
 		return -1;
 	}
 	return 0;
@@ -710,7 +473,7 @@ pg_move(void *h, const char *ek_fp, const char *to, const char *by, char *err,
 {
 	struct move_arg a = {ek_fp, to, by};
 
-	return tx(h, SERIALIZABLE, move_body, &a, err, errlen);
+	return vpg_tx(h, vpg_serializable, move_body, &a, err, errlen);
 }
 
 struct revoke_arg {
@@ -725,9 +488,9 @@ revoke_body(struct pg *p, void *arg, char *err, size_t errlen)
 	PGresult          *r;
 	int                n;
 
-	i64s((int64_t) time(NULL), now, sizeof(now));
-	r = q(p, "SELECT 1 FROM devices WHERE id = $1", "select device", err,
-	      errlen, 1, a->id);
+	vpg_i64s((int64_t) time(NULL), now, sizeof(now));
+	r = vpg_q(p, "SELECT 1 FROM devices WHERE id = $1", "select device",
+	          err, errlen, 1, a->id);
 	if (r == NULL) {
 		return -1;
 	}
@@ -736,13 +499,15 @@ revoke_body(struct pg *p, void *arg, char *err, size_t errlen)
 	if (n == 0) {
 		return VFY_NO;
 	}
-	if (cmd(p,
+	if (vpg_cmd(
+	        p,
 	        "UPDATE devices SET state = 'revoked', secret_hash = '', "
 	        "revoked_at = $2, revoked_by = $3, updated = $2 WHERE id = $1 "
 	        "AND state <> 'revoked'",
 	        "revoke device", err, errlen, 3, a->id, now, a->by) < 0 ||
-	    cmd(p, "UPDATE bindings SET state = 'revoked' WHERE device = $1",
-	        "revoke bindings", err, errlen, 1, a->id) < 0) {
+	    vpg_cmd(p,
+	            "UPDATE bindings SET state = 'revoked' WHERE device = $1",
+	            "revoke bindings", err, errlen, 1, a->id) < 0) {
 		return -1;
 	}
 	return 0;
@@ -753,7 +518,7 @@ pg_revoke(void *h, const char *id, const char *by, char *err, size_t errlen)
 {
 	struct revoke_arg a = {id, by};
 
-	return tx(h, SERIALIZABLE, revoke_body, &a, err, errlen);
+	return vpg_tx(h, vpg_serializable, revoke_body, &a, err, errlen);
 }
 
 static const char alert_cols[] =
@@ -764,14 +529,14 @@ static void
 alert_row(PGresult *r, int i, struct vfy_alert *a)
 {
 	memset(a, 0, sizeof(*a));
-	a->id = geti(r, i, 0);
-	gets_(r, i, 1, a->ek_fp, sizeof(a->ek_fp));
-	gets_(r, i, 2, a->first, sizeof(a->first));
-	gets_(r, i, 3, a->second, sizeof(a->second));
-	gets_(r, i, 4, a->vm, sizeof(a->vm));
-	a->at = geti(r, i, 5);
-	a->acked_at = geti(r, i, 6);
-	gets_(r, i, 7, a->acked_by, sizeof(a->acked_by));
+	a->id = vpg_geti(r, i, 0);
+	vpg_gets(r, i, 1, a->ek_fp, sizeof(a->ek_fp));
+	vpg_gets(r, i, 2, a->first, sizeof(a->first));
+	vpg_gets(r, i, 3, a->second, sizeof(a->second));
+	vpg_gets(r, i, 4, a->vm, sizeof(a->vm));
+	a->at = vpg_geti(r, i, 5);
+	a->acked_at = vpg_geti(r, i, 6);
+	vpg_gets(r, i, 7, a->acked_by, sizeof(a->acked_by));
 }
 
 struct ack_arg {
@@ -788,9 +553,9 @@ ack_body(struct pg *p, void *arg, char *err, size_t errlen)
 	PGresult       *r;
 	int             n;
 
-	i64s(a->id, id, sizeof(id));
+	vpg_i64s(a->id, id, sizeof(id));
 	snprintf(sql, sizeof(sql), "%sWHERE id = $1", alert_cols);
-	if ((r = q(p, sql, "select alert", err, errlen, 1, id)) == NULL) {
+	if ((r = vpg_q(p, sql, "select alert", err, errlen, 1, id)) == NULL) {
 		return -1;
 	}
 	n = PQntuples(r);
@@ -806,8 +571,9 @@ ack_body(struct pg *p, void *arg, char *err, size_t errlen)
 	}
 	a->a->acked_at = (int64_t) time(NULL);
 	snprintf(a->a->acked_by, sizeof(a->a->acked_by), "%s", a->by);
-	i64s(a->a->acked_at, now, sizeof(now));
-	return cmd(p,
+	vpg_i64s(a->a->acked_at, now, sizeof(now));
+	return vpg_cmd(
+	           p,
 	           "UPDATE alerts SET acked_at = $2, acked_by = $3 WHERE id = "
 	           "$1",
 	           "acknowledge alert", err, errlen, 3, id, now, a->by) < 0
@@ -821,13 +587,7 @@ pg_ack(void *h, int64_t id, const char *by, struct vfy_alert *al, char *err,
 {
 	struct ack_arg a = {id, by, al};
 
-	return tx(h, SERIALIZABLE, ack_body, &a, err, errlen);
-}
-
-static const char *
-nz(const char *f)
-{
-	return f != NULL && f[0] != '\0' ? f : NULL;
+	return vpg_tx(h, vpg_serializable, ack_body, &a, err, errlen);
 }
 
 static int
@@ -839,14 +599,16 @@ pg_devices(void *h, const struct vfy_filter                        *f,
 	struct vfy_device d;
 	PGresult         *r;
 
-	if (ensure(p, err, errlen) < 0) {
+	if (vpg_ensure(p, err, errlen) < 0) {
 		return -1;
 	}
-	r = q(p,
-	      "SELECT id, state, updated, coalesce(revoked_at, 0), "
-	      "coalesce(revoked_by, '') FROM devices WHERE ($1::text IS NULL "
-	      "OR id = $1) AND ($2::text IS NULL OR state = $2) ORDER BY id",
-	      "select devices", err, errlen, 2, nz(f->device), nz(f->state));
+	r = vpg_q(
+	    p,
+	    "SELECT id, state, updated, coalesce(revoked_at, 0), "
+	    "coalesce(revoked_by, '') FROM devices WHERE ($1::text IS NULL "
+	    "OR id = $1) AND ($2::text IS NULL OR state = $2) ORDER BY id",
+	    "select devices", err, errlen, 2, vpg_nz(f->device),
+	    vpg_nz(f->state));
 	if (r == NULL) {
 		return -1;
 	}
@@ -867,27 +629,28 @@ pg_bindings(void *h, const struct vfy_filter                         *f,
 	struct vfy_binding b;
 	PGresult          *r;
 
-	if (ensure(p, err, errlen) < 0) {
+	if (vpg_ensure(p, err, errlen) < 0) {
 		return -1;
 	}
-	r = q(p,
-	      "SELECT ek_fp, device, vm, state, first_seen, last_seen FROM "
-	      "bindings WHERE ($1::text IS NULL OR device = $1) AND ($2::text "
-	      "IS NULL OR ek_fp = $2) AND ($3::text IS NULL OR state = $3) "
-	      "ORDER BY first_seen, ek_fp, device",
-	      "select bindings", err, errlen, 3, nz(f->device), nz(f->ek_fp),
-	      nz(f->state));
+	r = vpg_q(
+	    p,
+	    "SELECT ek_fp, device, vm, state, first_seen, last_seen FROM "
+	    "bindings WHERE ($1::text IS NULL OR device = $1) AND ($2::text "
+	    "IS NULL OR ek_fp = $2) AND ($3::text IS NULL OR state = $3) "
+	    "ORDER BY first_seen, ek_fp, device",
+	    "select bindings", err, errlen, 3, vpg_nz(f->device),
+	    vpg_nz(f->ek_fp), vpg_nz(f->state));
 	if (r == NULL) {
 		return -1;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		memset(&b, 0, sizeof(b));
-		gets_(r, i, 0, b.ek_fp, sizeof(b.ek_fp));
-		gets_(r, i, 1, b.device, sizeof(b.device));
-		gets_(r, i, 2, b.vm, sizeof(b.vm));
-		gets_(r, i, 3, b.state, sizeof(b.state));
-		b.first_seen = geti(r, i, 4);
-		b.last_seen = geti(r, i, 5);
+		vpg_gets(r, i, 0, b.ek_fp, sizeof(b.ek_fp));
+		vpg_gets(r, i, 1, b.device, sizeof(b.device));
+		vpg_gets(r, i, 2, b.vm, sizeof(b.vm));
+		vpg_gets(r, i, 3, b.state, sizeof(b.state));
+		b.first_seen = vpg_geti(r, i, 4);
+		b.last_seen = vpg_geti(r, i, 5);
 		fn(arg, &b);
 	}
 	PQclear(r);
@@ -903,11 +666,11 @@ pg_alerts(void *h, void (*fn)(void *arg, const struct vfy_alert *a), void *arg,
 	PGresult        *r;
 	char             sql[256];
 
-	if (ensure(p, err, errlen) < 0) {
+	if (vpg_ensure(p, err, errlen) < 0) {
 		return -1;
 	}
 	snprintf(sql, sizeof(sql), "%sORDER BY id", alert_cols);
-	if ((r = q(p, sql, "select alerts", err, errlen, 0)) == NULL) {
+	if ((r = vpg_q(p, sql, "select alerts", err, errlen, 0)) == NULL) {
 		return -1;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -927,206 +690,28 @@ pg_moves(void *h, const struct vfy_filter                      *f,
 	struct vfy_move m;
 	PGresult       *r;
 
-	if (ensure(p, err, errlen) < 0) {
+	if (vpg_ensure(p, err, errlen) < 0) {
 		return -1;
 	}
-	r = q(p,
-	      "SELECT ek_fp, from_device, to_device, vm, by, at FROM moves "
-	      "WHERE ($1::text IS NULL OR ek_fp = $1) ORDER BY id",
-	      "select moves", err, errlen, 1, nz(f->ek_fp));
+	r = vpg_q(p,
+	          "SELECT ek_fp, from_device, to_device, vm, by, at FROM moves "
+	          "WHERE ($1::text IS NULL OR ek_fp = $1) ORDER BY id",
+	          "select moves", err, errlen, 1, vpg_nz(f->ek_fp));
 	if (r == NULL) {
 		return -1;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		memset(&m, 0, sizeof(m));
-		gets_(r, i, 0, m.ek_fp, sizeof(m.ek_fp));
-		gets_(r, i, 1, m.from, sizeof(m.from));
-		gets_(r, i, 2, m.to, sizeof(m.to));
-		gets_(r, i, 3, m.vm, sizeof(m.vm));
-		gets_(r, i, 4, m.by, sizeof(m.by));
-		m.at = geti(r, i, 5);
+		vpg_gets(r, i, 0, m.ek_fp, sizeof(m.ek_fp));
+		vpg_gets(r, i, 1, m.from, sizeof(m.from));
+		vpg_gets(r, i, 2, m.to, sizeof(m.to));
+		vpg_gets(r, i, 3, m.vm, sizeof(m.vm));
+		vpg_gets(r, i, 4, m.by, sizeof(m.by));
+		m.at = vpg_geti(r, i, 5);
 		fn(arg, &m);
 	}
 	PQclear(r);
 	return 0;
-}
-
-static int
-pg_hw_ek_put(void *h, const char *device, const char *ek_cert,
-             const char *trust, char *err, size_t errlen)
-{
-	struct pg *p = h;
-	char       now[24];
-
-	if (ensure(p, err, errlen) < 0) {
-		return -1;
-	}
-	i64s((int64_t) time(NULL), now, sizeof(now));
-	return cmd(p,
-	           "INSERT INTO hw_eks(device, ek_cert, trust, at) VALUES($1, "
-	           "$2, $3, $4) ON CONFLICT(device) DO UPDATE SET ek_cert = "
-	           "excluded.ek_cert, trust = excluded.trust, at = excluded.at",
-	           "store hardware EK", err, errlen, 4, device, ek_cert, trust,
-	           now) < 0
-	           ? -1
-	           : 0;
-}
-
-static int
-pg_hw_ek_get(void *h, const char *device, char *ek_cert, size_t certlen,
-             char *trust, size_t trustlen, char *err, size_t errlen)
-{
-	struct pg *p = h;
-	PGresult  *r;
-	int        n;
-
-	ek_cert[0] = trust[0] = '\0';
-	if (ensure(p, err, errlen) < 0) {
-		return -1;
-	}
-	r = q(p, "SELECT ek_cert, trust FROM hw_eks WHERE device = $1",
-	      "select hardware EK", err, errlen, 1, device);
-	if (r == NULL) {
-		return -1;
-	}
-	n = PQntuples(r);
-	if (n > 0) {
-		gets_(r, 0, 0, ek_cert, certlen);
-		gets_(r, 0, 1, trust, trustlen);
-	}
-	PQclear(r);
-	return n > 0 ? 1 : 0;
-}
-
-static int
-pg_nonce_add(void *h, const char *device, const char *nonce, char *err,
-             size_t errlen)
-{
-	struct pg *p = h;
-	char       now[24];
-
-	if (ensure(p, err, errlen) < 0) {
-		return -1;
-	}
-	i64s((int64_t) time(NULL), now, sizeof(now));
-	return cmd(p,
-	           "INSERT INTO nonces(nonce, device, issued) VALUES($1, $2, "
-	           "$3)",
-	           "insert nonce", err, errlen, 3, nonce, device, now) < 0
-	           ? -1
-	           : 0;
-}
-
-static int
-pg_nonce_take(void *h, const char *device, const char *nonce, char *err,
-              size_t errlen)
-{
-	struct pg *p = h;
-	char       now[24];
-	PGresult  *r;
-	int        n;
-
-	if (ensure(p, err, errlen) < 0) {
-		return -1;
-	}
-	i64s((int64_t) time(NULL), now, sizeof(now));
-	/* one conditional UPDATE: of racing checks one takes it (row lock;
-	 * the others' WHERE no longer matches) */
-	n = cmd(p,
-	        "UPDATE nonces SET used = $1 WHERE nonce = $2 AND device = $3 "
-	        "AND used IS NULL",
-	        "use nonce", err, errlen, 3, now, nonce, device);
-	if (n != 0) {
-		return n < 0 ? -1 : 1;
-	}
-	r = q(p, "SELECT 1 FROM nonces WHERE nonce = $1 AND device = $2",
-	      "select nonce", err, errlen, 2, nonce, device);
-	if (r == NULL) {
-		return -1;
-	}
-	n = PQntuples(r);
-	PQclear(r);
-	return n > 0 ? 2 : 0;
-}
-
-struct ref_arg {
-	const char *device;
-	uint32_t    mask;
-	const uint8_t (*values)[32];
-};
-
-static int
-ref_put_body(struct pg *p, void *arg, char *err, size_t errlen)
-{
-	struct ref_arg *a = arg;
-	char            hex[65], pcr[8], now[24];
-
-	i64s((int64_t) time(NULL), now, sizeof(now));
-	if (cmd(p, "DELETE FROM pcr_refs WHERE device = $1",
-	        "delete reference PCRs", err, errlen, 1, a->device) < 0) {
-		return -1;
-	}
-	for (int i = 0; i < 16; i++) {
-		if (!(a->mask & (1u << i))) {
-			continue;
-		}
-		hex_encode(a->values[i], 32, hex, sizeof(hex));
-		snprintf(pcr, sizeof(pcr), "%d", i);
-		if (cmd(p,
-		        "INSERT INTO pcr_refs(device, pcr, value, at) "
-		        "VALUES($1, "
-		        "$2, $3, $4)",
-		        "store reference PCRs", err, errlen, 4, a->device, pcr,
-		        hex, now) < 0) {
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int
-pg_ref_put(void *h, const char *device, uint32_t mask,
-           const uint8_t values[16][32], char *err, size_t errlen)
-{
-	struct ref_arg a = {device, mask, values};
-
-	return tx(h, SERIALIZABLE, ref_put_body, &a, err, errlen);
-}
-
-static int
-pg_ref_get(void *h, const char *device, uint32_t *mask, uint8_t values[16][32],
-           char *err, size_t errlen)
-{
-	struct pg *p = h;
-	PGresult  *r;
-
-	*mask = 0;
-	if (ensure(p, err, errlen) < 0) {
-		return -1;
-	}
-	r = q(p,
-	      "SELECT pcr, value FROM pcr_refs WHERE device = $1 ORDER BY pcr",
-	      "select reference PCRs", err, errlen, 1, device);
-	if (r == NULL) {
-		return -1;
-	}
-	for (int k = 0; k < PQntuples(r); k++) {
-		int i = (int) geti(r, k, 0);
-
-		if (i < 0 || i > 15 ||
-		    hex_decode_str(PQgetvalue(r, k, 1), values[i], 32) != 32) {
-			snprintf(
-			    err, errlen,
-			    "registry %s: reference PCR %d of device %s is "
-			    "corrupt",
-			    p->label, i, device);
-			PQclear(r);
-			return -1;
-		}
-		*mask |= 1u << i;
-	}
-	PQclear(r);
-	return *mask != 0 ? 1 : 0;
 }
 
 const struct registry_ops vfy_registry_pg = {
@@ -1145,10 +730,10 @@ const struct registry_ops vfy_registry_pg = {
     .alerts = pg_alerts,
     .moves = pg_moves,
     .schema_version = pg_schema_version,
-    .hw_ek_put = pg_hw_ek_put,
-    .hw_ek_get = pg_hw_ek_get,
-    .nonce_add = pg_nonce_add,
-    .nonce_take = pg_nonce_take,
-    .ref_put = pg_ref_put,
-    .ref_get = pg_ref_get,
+    .hw_ek_put = vpg_hw_ek_put,
+    .hw_ek_get = vpg_hw_ek_get,
+    .nonce_add = vpg_nonce_add,
+    .nonce_take = vpg_nonce_take,
+    .ref_put = vpg_ref_put,
+    .ref_get = vpg_ref_get,
 };

@@ -5,8 +5,9 @@
  * read, so a read-then-write decision cannot interleave with another
  * process's), and a busy timeout waits for the lock instead of failing.
  */
+#include "registry_sqlite.h"
+
 #include "common.h"
-#include "verify.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,13 +67,8 @@ static const char *const migrations[VFY_SCHEMA] = {
     " at INTEGER NOT NULL, PRIMARY KEY(device, pcr));",
 };
 
-struct sq {
-	sqlite3 *db;
-	char     path[4096];
-};
-
-static int
-dberr(struct sq *s, const char *what, char *err, size_t errlen)
+int
+vsq_dberr(struct sq *s, const char *what, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "registry sqlite:%s: %s: %s", s->path, what,
 	         sqlite3_errmsg(s->db));
@@ -81,15 +77,15 @@ dberr(struct sq *s, const char *what, char *err, size_t errlen)
 
 /* Prepare sql and bind args by type: 's' text (NULL binds NULL), 'i'
  * int64. NULL on error (err set). */
-static sqlite3_stmt *
-prep(struct sq *s, const char *sql, const char *types, char *err, size_t errlen,
-     ...)
+sqlite3_stmt *
+vsq_prep(struct sq *s, const char *sql, const char *types, char *err,
+         size_t errlen, ...)
 {
 	sqlite3_stmt *st;
 	va_list       ap;
 
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		dberr(s, "prepare", err, errlen);
+		vsq_dberr(s, "prepare", err, errlen);
 		return NULL;
 	}
 	va_start(ap, errlen);
@@ -113,8 +109,9 @@ prep(struct sq *s, const char *sql, const char *types, char *err, size_t errlen,
 }
 
 /* Step a statement that returns no rows; finalize it. Rows changed or -1. */
-static int
-run(struct sq *s, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
+int
+vsq_run(struct sq *s, sqlite3_stmt *st, const char *what, char *err,
+        size_t errlen)
 {
 	int rc;
 
@@ -124,21 +121,22 @@ run(struct sq *s, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		return dberr(s, what, err, errlen);
+		return vsq_dberr(s, what, err, errlen);
 	}
 	return sqlite3_changes(s->db);
 }
 
-static void
-col(sqlite3_stmt *st, int i, char *dst, size_t len)
+void
+vsq_col(sqlite3_stmt *st, int i, char *dst, size_t len)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);
 
 	snprintf(dst, len, "%s", t ? (const char *) t : "");
 }
 
-static int
-exec(struct sq *s, const char *sql, const char *what, char *err, size_t errlen)
+int
+vsq_exec(struct sq *s, const char *sql, const char *what, char *err,
+         size_t errlen)
 {
 	char *msg = NULL;
 
@@ -151,19 +149,19 @@ exec(struct sq *s, const char *sql, const char *what, char *err, size_t errlen)
 	return 0;
 }
 
-static int
-begin(struct sq *s, char *err, size_t errlen)
+int
+vsq_begin(struct sq *s, char *err, size_t errlen)
 {
-	return exec(s, "BEGIN IMMEDIATE", "begin", err, errlen);
+	return vsq_exec(s, "BEGIN IMMEDIATE", "begin", err, errlen);
 }
 
 /* COMMIT when ret >= 0, else ROLLBACK; returns ret (or -1 when the commit
  * fails). */
-static int
-finish(struct sq *s, int ret, char *err, size_t errlen)
+int
+vsq_finish(struct sq *s, int ret, char *err, size_t errlen)
 {
 	if (ret >= 0) {
-		if (exec(s, "COMMIT", "commit", err, errlen) < 0) {
+		if (vsq_exec(s, "COMMIT", "commit", err, errlen) < 0) {
 			(void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL,
 			                    NULL);
 			return -1;
@@ -181,10 +179,11 @@ read_version(struct sq *s, char *err, size_t errlen)
 	sqlite3_stmt *st;
 	int           v = 0, rc;
 
-	st = prep(s,
-	          "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-	          "name = 'schema_version'",
-	          "", err, errlen);
+	st = vsq_prep(
+	    s,
+	    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+	    "name = 'schema_version'",
+	    "", err, errlen);
 	if (st == NULL) {
 		return -1;
 	}
@@ -192,17 +191,17 @@ read_version(struct sq *s, char *err, size_t errlen)
 	v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
 	sqlite3_finalize(st);
 	if (v <= 0) {
-		return v < 0 ? dberr(s, "schema", err, errlen) : 0;
+		return v < 0 ? vsq_dberr(s, "schema", err, errlen) : 0;
 	}
-	st = prep(s, "SELECT coalesce(max(version), 0) FROM schema_version", "",
-	          err, errlen);
+	st = vsq_prep(s, "SELECT coalesce(max(version), 0) FROM schema_version",
+	              "", err, errlen);
 	if (st == NULL) {
 		return -1;
 	}
 	rc = sqlite3_step(st);
 	v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
 	sqlite3_finalize(st);
-	return v < 0 ? dberr(s, "schema version", err, errlen) : v;
+	return v < 0 ? vsq_dberr(s, "schema version", err, errlen) : v;
 }
 
 static int
@@ -216,40 +215,42 @@ migrate(struct sq *s, char *err, size_t errlen)
 	if (v == VFY_SCHEMA) {
 		return 0; /* the common case: no write lock taken */
 	}
-	if (begin(s, err, errlen) < 0) {
+	if (vsq_begin(s, err, errlen) < 0) {
 		return -1;
 	}
 	/* again under the write lock: another process may have migrated */
 	if ((v = read_version(s, err, errlen)) < 0 ||
-	    exec(s,
-	         "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER "
-	         "PRIMARY KEY, applied INTEGER NOT NULL)",
-	         "schema", err, errlen) < 0) {
-		return finish(s, -1, err, errlen);
+	    vsq_exec(
+	        s,
+	        "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER "
+	        "PRIMARY KEY, applied INTEGER NOT NULL)",
+	        "schema", err, errlen) < 0) {
+		return vsq_finish(s, -1, err, errlen);
 	}
 	if (v > VFY_SCHEMA) {
 		snprintf(err, errlen,
 		         "registry sqlite:%s: schema version %d is newer than "
 		         "this vtpm-verify's (%d)",
 		         s->path, v, VFY_SCHEMA);
-		return finish(s, -1, err, errlen);
+		return vsq_finish(s, -1, err, errlen);
 	}
 	for (; v < VFY_SCHEMA && ret == 0; v++) {
 		char what[64];
 
 		snprintf(what, sizeof(what), "migration to schema %d", v + 1);
-		if (exec(s, migrations[v], what, err, errlen) < 0 ||
-		    run(s,
-		        prep(s,
-		             "INSERT INTO schema_version(version, applied) "
-		             "VALUES(?, ?)",
-		             "ii", err, errlen, (int64_t) v + 1,
-		             (int64_t) time(NULL)),
+		if (vsq_exec(s, migrations[v], what, err, errlen) < 0 ||
+		    vsq_run(
+		        s,
+		        vsq_prep(s,
+		                 "INSERT INTO schema_version(version, applied) "
+		                 "VALUES(?, ?)",
+		                 "ii", err, errlen, (int64_t) v + 1,
+		                 (int64_t) time(NULL)),
 		        what, err, errlen) < 0) {
 			ret = -1;
 		}
 	}
-	return finish(s, ret, err, errlen);
+	return vsq_finish(s, ret, err, errlen);
 }
 
 static int
@@ -274,8 +275,8 @@ sq_open(void **h, const char *dsn, char *err, size_t errlen)
 	sqlite3_busy_timeout(s->db, SQ_BUSY_MS);
 	/* 16 MiB of page cache: a stream keeps the upper index levels of a
 	 * fleet-sized registry in memory */
-	if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA cache_size=-16384",
-	         "WAL mode", err, errlen) < 0 ||
+	if (vsq_exec(s, "PRAGMA journal_mode=WAL; PRAGMA cache_size=-16384",
+	             "WAL mode", err, errlen) < 0 ||
 	    migrate(s, err, errlen) < 0) {
 		sqlite3_close(s->db);
 		free(s);
@@ -306,8 +307,9 @@ sq_challenge(void *h, const struct vfy_device *d, char *err, size_t errlen)
 	struct sq *s = h;
 	int        n;
 
-	n = run(s,
-	        prep(s,
+	n = vsq_run(
+	    s,
+	    vsq_prep(s,
 	             "INSERT INTO devices(id, ek_pub, ak_pub, state, "
 	             "secret_hash, ak_cert, updated) VALUES(?,?,?,'pending',?,"
 	             "'',?) ON CONFLICT(id) DO UPDATE SET ek_pub = "
@@ -317,7 +319,7 @@ sq_challenge(void *h, const struct vfy_device *d, char *err, size_t errlen)
 	             "'revoked'",
 	             "ssssi", err, errlen, d->id, d->ek_pub, d->ak_pub,
 	             d->secret_hash, (int64_t) time(NULL)),
-	        "challenge", err, errlen);
+	    "challenge", err, errlen);
 	return n < 0 ? -1 : n == 0 ? VFY_NO : 0;
 }
 
@@ -325,16 +327,16 @@ static void
 device_row(sqlite3_stmt *st, struct vfy_device *d, bool full)
 {
 	memset(d, 0, sizeof(*d));
-	col(st, 0, d->id, sizeof(d->id));
-	col(st, 1, d->state, sizeof(d->state));
+	vsq_col(st, 0, d->id, sizeof(d->id));
+	vsq_col(st, 1, d->state, sizeof(d->state));
 	d->updated = sqlite3_column_int64(st, 2);
 	d->revoked_at = sqlite3_column_int64(st, 3);
-	col(st, 4, d->revoked_by, sizeof(d->revoked_by));
+	vsq_col(st, 4, d->revoked_by, sizeof(d->revoked_by));
 	if (full) {
-		col(st, 5, d->ek_pub, sizeof(d->ek_pub));
-		col(st, 6, d->ak_pub, sizeof(d->ak_pub));
-		col(st, 7, d->secret_hash, sizeof(d->secret_hash));
-		col(st, 8, d->ak_cert, sizeof(d->ak_cert));
+		vsq_col(st, 5, d->ek_pub, sizeof(d->ek_pub));
+		vsq_col(st, 6, d->ak_pub, sizeof(d->ak_pub));
+		vsq_col(st, 7, d->secret_hash, sizeof(d->secret_hash));
+		vsq_col(st, 8, d->ak_cert, sizeof(d->ak_cert));
 	}
 }
 
@@ -346,10 +348,11 @@ sq_device_get(void *h, const char *id, struct vfy_device *d, char *err,
 	sqlite3_stmt *st;
 	int           rc;
 
-	st = prep(s,
-	          "SELECT id, state, updated, revoked_at, revoked_by, ek_pub, "
-	          "ak_pub, secret_hash, ak_cert FROM devices WHERE id = ?",
-	          "s", err, errlen, id);
+	st = vsq_prep(
+	    s,
+	    "SELECT id, state, updated, revoked_at, revoked_by, ek_pub, "
+	    "ak_pub, secret_hash, ak_cert FROM devices WHERE id = ?",
+	    "s", err, errlen, id);
 	if (st == NULL) {
 		return -1;
 	}
@@ -361,7 +364,8 @@ sq_device_get(void *h, const char *id, struct vfy_device *d, char *err,
 	if (rc == SQLITE_ROW) {
 		return 1;
 	}
-	return rc == SQLITE_DONE ? 0 : dberr(s, "select device", err, errlen);
+	return rc == SQLITE_DONE ? 0
+	                         : vsq_dberr(s, "select device", err, errlen);
 }
 
 static int
@@ -373,14 +377,15 @@ sq_activate(void *h, const char *id, const char *secret_hash,
 
 	/* one statement: the check of the secret and its consumption are one
 	 * write under SQLite's lock */
-	n = run(s,
-	        prep(s,
+	n = vsq_run(
+	    s,
+	    vsq_prep(s,
 	             "UPDATE devices SET state = 'active', secret_hash = '', "
 	             "ak_cert = ?, updated = ? WHERE id = ? AND state = "
 	             "'pending' AND secret_hash = ?",
 	             "siss", err, errlen, ak_cert, (int64_t) time(NULL), id,
 	             secret_hash),
-	        "activate", err, errlen);
+	    "activate", err, errlen);
 	return n < 0 ? -1 : n == 0 ? VFY_NO : 0;
 }
 
@@ -393,29 +398,31 @@ report_tx(struct sq *s, const char *ek_fp, const char *device, const char *vm,
 	int64_t       now = (int64_t) time(NULL);
 	int           rc;
 
-	st = prep(s,
-	          "SELECT device FROM bindings WHERE ek_fp = ? AND device <> ? "
-	          "AND state = 'active' ORDER BY first_seen, device LIMIT 1",
-	          "ss", err, errlen, ek_fp, device);
+	st = vsq_prep(
+	    s,
+	    "SELECT device FROM bindings WHERE ek_fp = ? AND device <> ? "
+	    "AND state = 'active' ORDER BY first_seen, device LIMIT 1",
+	    "ss", err, errlen, ek_fp, device);
 	if (st == NULL) {
 		return -1;
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		col(st, 0, v->other, sizeof(v->other));
+		vsq_col(st, 0, v->other, sizeof(v->other));
 		v->clone = true;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		return dberr(s, "select binding", err, errlen);
+		return vsq_dberr(s, "select binding", err, errlen);
 	}
-	if (run(s,
-	        prep(s,
-	             "INSERT INTO bindings(ek_fp, device, vm, first_seen, "
-	             "last_seen, state) VALUES(?,?,?,?,?,'active') ON "
-	             "CONFLICT(ek_fp, device) DO UPDATE SET last_seen = "
-	             "excluded.last_seen, vm = excluded.vm",
-	             "sssii", err, errlen, ek_fp, device, vm, now, now),
+	if (vsq_run(
+	        s,
+	        vsq_prep(s,
+	                 "INSERT INTO bindings(ek_fp, device, vm, first_seen, "
+	                 "last_seen, state) VALUES(?,?,?,?,?,'active') ON "
+	                 "CONFLICT(ek_fp, device) DO UPDATE SET last_seen = "
+	                 "excluded.last_seen, vm = excluded.vm",
+	                 "sssii", err, errlen, ek_fp, device, vm, now, now),
 	        "insert binding", err, errlen) < 0) {
 		return -1;
 	}
@@ -423,22 +430,24 @@ report_tx(struct sq *s, const char *ek_fp, const char *device, const char *vm,
 		return 0;
 	}
 	vfy_pair(v->other, device, &lo, &hi);
-	rc = run(s,
-	         prep(s,
-	              "INSERT INTO alerts(ek_fp, first_device, second_device, "
-	              "vm, at, dev_lo, dev_hi) VALUES(?,?,?,?,?,?,?) ON "
-	              "CONFLICT(ek_fp, dev_lo, dev_hi) DO NOTHING",
-	              "ssssiss", err, errlen, ek_fp, v->other, device, vm, now,
-	              lo, hi),
-	         "insert alert", err, errlen);
+	rc = vsq_run(
+	    s,
+	    vsq_prep(s,
+	             "INSERT INTO alerts(ek_fp, first_device, second_device, "
+	             "vm, at, dev_lo, dev_hi) VALUES(?,?,?,?,?,?,?) ON "
+	             "CONFLICT(ek_fp, dev_lo, dev_hi) DO NOTHING",
+	             "ssssiss", err, errlen, ek_fp, v->other, device, vm, now,
+	             lo, hi),
+	    "insert alert", err, errlen);
 	if (rc < 0) {
 		return -1;
 	}
 	v->alert_new = rc == 1;
-	st = prep(s,
-	          "SELECT rowid FROM alerts WHERE ek_fp = ? AND dev_lo = ? AND "
-	          "dev_hi = ?",
-	          "sss", err, errlen, ek_fp, lo, hi);
+	st = vsq_prep(
+	    s,
+	    "SELECT rowid FROM alerts WHERE ek_fp = ? AND dev_lo = ? AND "
+	    "dev_hi = ?",
+	    "sss", err, errlen, ek_fp, lo, hi);
 	if (st == NULL) {
 		return -1;
 	}
@@ -447,7 +456,7 @@ report_tx(struct sq *s, const char *ek_fp, const char *device, const char *vm,
 		v->alert_id = sqlite3_column_int64(st, 0);
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : dberr(s, "select alert", err, errlen);
+	return rc == SQLITE_ROW ? 0 : vsq_dberr(s, "select alert", err, errlen);
 }
 
 static int
@@ -457,11 +466,11 @@ sq_report(void *h, const char *ek_fp, const char *device, const char *vm,
 	struct sq *s = h;
 
 	memset(v, 0, sizeof(*v));
-	if (begin(s, err, errlen) < 0) {
+	if (vsq_begin(s, err, errlen) < 0) {
 		return -1;
 	}
-	return finish(s, report_tx(s, ek_fp, device, vm, v, err, errlen), err,
-	              errlen);
+	return vsq_finish(s, report_tx(s, ek_fp, device, vm, v, err, errlen),
+	                  err, errlen);
 }
 
 static int
@@ -473,8 +482,8 @@ move_tx(struct sq *s, const char *ek_fp, const char *to, const char *by,
 	int64_t       now = (int64_t) time(NULL);
 	int           rc, n;
 
-	st = prep(s, "SELECT state FROM devices WHERE id = ?", "s", err, errlen,
-	          to);
+	st = vsq_prep(s, "SELECT state FROM devices WHERE id = ?", "s", err,
+	              errlen, to);
 	if (st == NULL) {
 		return -1;
 	}
@@ -483,49 +492,53 @@ move_tx(struct sq *s, const char *ek_fp, const char *to, const char *by,
 	    strcmp((const char *) sqlite3_column_text(st, 0), "active") == 0;
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		return dberr(s, "select device", err, errlen);
+		return vsq_dberr(s, "select device", err, errlen);
 	}
 	if (!n) {
 		return VFY_NO_DEV;
 	}
-	st = prep(s,
-	          "SELECT vm FROM bindings WHERE ek_fp = ? AND state = "
-	          "'active' ORDER BY first_seen, device LIMIT 1",
-	          "s", err, errlen, ek_fp);
+	st = vsq_prep(s,
+	              "SELECT vm FROM bindings WHERE ek_fp = ? AND state = "
+	              "'active' ORDER BY first_seen, device LIMIT 1",
+	              "s", err, errlen, ek_fp);
 	if (st == NULL) {
 		return -1;
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		col(st, 0, vm, sizeof(vm));
+		vsq_col(st, 0, vm, sizeof(vm));
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_DONE) {
 		return VFY_NO;
 	}
 	if (rc != SQLITE_ROW) {
-		return dberr(s, "select binding", err, errlen);
+		return vsq_dberr(s, "select binding", err, errlen);
 	}
-	if (run(s,
-	        prep(
+	if (vsq_run(
+	        s,
+	        vsq_prep(
 	            s,
 	            "INSERT INTO moves(ek_fp, from_device, to_device, vm, by, "
 	            "at) SELECT ek_fp, device, ?, vm, ?, ? FROM bindings WHERE "
 	            "ek_fp = ? AND device <> ? AND state = 'active'",
 	            "ssiss", err, errlen, to, by, now, ek_fp, to),
 	        "record move", err, errlen) < 0 ||
-	    run(s,
-	        prep(s,
-	             "DELETE FROM bindings WHERE ek_fp = ? AND device <> ? AND "
-	             "state = 'active'",
-	             "ss", err, errlen, ek_fp, to),
+	    vsq_run(
+	        s,
+	        vsq_prep(
+	            s,
+	            "DELETE FROM bindings WHERE ek_fp = ? AND device <> ? AND "
+	            "state = 'active'",
+	            "ss", err, errlen, ek_fp, to),
 	        "delete bindings", err, errlen) < 0 ||
-	    run(s,
-	        prep(s,
-	             "INSERT INTO bindings(ek_fp, device, vm, first_seen, "
-	             "last_seen, state) VALUES(?,?,?,?,?,'active') ON "
-	             "CONFLICT(ek_fp, device) DO NOTHING",
-	             "sssii", err, errlen, ek_fp, to, vm, now, now),
+	    vsq_run(
+	        s,
+	        vsq_prep(s,
+	                 "INSERT INTO bindings(ek_fp, device, vm, first_seen, "
+	                 "last_seen, state) VALUES(?,?,?,?,?,'active') ON "
+	                 "CONFLICT(ek_fp, device) DO NOTHING",
+	                 "sssii", err, errlen, ek_fp, to, vm, now, now),
 	        "insert binding", err, errlen) < 0) {
 		return -1;
 	}
@@ -538,10 +551,11 @@ sq_move(void *h, const char *ek_fp, const char *to, const char *by, char *err,
 {
 	struct sq *s = h;
 
-	if (begin(s, err, errlen) < 0) {
+	if (vsq_begin(s, err, errlen) < 0) {
 		return -1;
 	}
-	return finish(s, move_tx(s, ek_fp, to, by, err, errlen), err, errlen);
+	return vsq_finish(s, move_tx(s, ek_fp, to, by, err, errlen), err,
+	                  errlen);
 }
 
 static int
@@ -551,8 +565,8 @@ revoke_tx(struct sq *s, const char *id, const char *by, char *err,
 	sqlite3_stmt *st;
 	int           rc;
 
-	st =
-	    prep(s, "SELECT 1 FROM devices WHERE id = ?", "s", err, errlen, id);
+	st = vsq_prep(s, "SELECT 1 FROM devices WHERE id = ?", "s", err, errlen,
+	              id);
 	if (st == NULL) {
 		return -1;
 	}
@@ -562,20 +576,23 @@ revoke_tx(struct sq *s, const char *id, const char *by, char *err,
 		return VFY_NO;
 	}
 	if (rc != SQLITE_ROW) {
-		return dberr(s, "select device", err, errlen);
+		return vsq_dberr(s, "select device", err, errlen);
 	}
-	if (run(s,
-	        prep(s,
-	             "UPDATE devices SET state = 'revoked', secret_hash = '', "
-	             "revoked_at = ?, revoked_by = ?, updated = ? WHERE id = ? "
-	             "AND state <> 'revoked'",
-	             "isis", err, errlen, (int64_t) time(NULL), by,
-	             (int64_t) time(NULL), id),
+	if (vsq_run(
+	        s,
+	        vsq_prep(
+	            s,
+	            "UPDATE devices SET state = 'revoked', secret_hash = '', "
+	            "revoked_at = ?, revoked_by = ?, updated = ? WHERE id = ? "
+	            "AND state <> 'revoked'",
+	            "isis", err, errlen, (int64_t) time(NULL), by,
+	            (int64_t) time(NULL), id),
 	        "revoke device", err, errlen) < 0 ||
-	    run(s,
-	        prep(s,
-	             "UPDATE bindings SET state = 'revoked' WHERE device = ?",
-	             "s", err, errlen, id),
+	    vsq_run(
+	        s,
+	        vsq_prep(
+	            s, "UPDATE bindings SET state = 'revoked' WHERE device = ?",
+	            "s", err, errlen, id),
 	        "revoke bindings", err, errlen) < 0) {
 		return -1;
 	}
@@ -587,10 +604,10 @@ sq_revoke(void *h, const char *id, const char *by, char *err, size_t errlen)
 {
 	struct sq *s = h;
 
-	if (begin(s, err, errlen) < 0) {
+	if (vsq_begin(s, err, errlen) < 0) {
 		return -1;
 	}
-	return finish(s, revoke_tx(s, id, by, err, errlen), err, errlen);
+	return vsq_finish(s, revoke_tx(s, id, by, err, errlen), err, errlen);
 }
 
 static const char alert_cols[] =
@@ -602,13 +619,13 @@ alert_row(sqlite3_stmt *st, struct vfy_alert *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->id = sqlite3_column_int64(st, 0);
-	col(st, 1, a->ek_fp, sizeof(a->ek_fp));
-	col(st, 2, a->first, sizeof(a->first));
-	col(st, 3, a->second, sizeof(a->second));
-	col(st, 4, a->vm, sizeof(a->vm));
+	vsq_col(st, 1, a->ek_fp, sizeof(a->ek_fp));
+	vsq_col(st, 2, a->first, sizeof(a->first));
+	vsq_col(st, 3, a->second, sizeof(a->second));
+	vsq_col(st, 4, a->vm, sizeof(a->vm));
 	a->at = sqlite3_column_int64(st, 5);
 	a->acked_at = sqlite3_column_int64(st, 6);
-	col(st, 7, a->acked_by, sizeof(a->acked_by));
+	vsq_col(st, 7, a->acked_by, sizeof(a->acked_by));
 }
 
 static int
@@ -620,7 +637,7 @@ ack_tx(struct sq *s, int64_t id, const char *by, struct vfy_alert *a, char *err,
 	int           rc;
 
 	snprintf(sql, sizeof(sql), "%sWHERE rowid = ?", alert_cols);
-	if ((st = prep(s, sql, "i", err, errlen, id)) == NULL) {
+	if ((st = vsq_prep(s, sql, "i", err, errlen, id)) == NULL) {
 		return -1;
 	}
 	rc = sqlite3_step(st);
@@ -632,19 +649,20 @@ ack_tx(struct sq *s, int64_t id, const char *by, struct vfy_alert *a, char *err,
 		return VFY_NO;
 	}
 	if (rc != SQLITE_ROW) {
-		return dberr(s, "select alert", err, errlen);
+		return vsq_dberr(s, "select alert", err, errlen);
 	}
 	if (a->acked_at != 0) {
 		return VFY_NO_DEV;
 	}
 	a->acked_at = (int64_t) time(NULL);
 	snprintf(a->acked_by, sizeof(a->acked_by), "%s", by);
-	return run(s,
-	           prep(s,
-	                "UPDATE alerts SET acked_at = ?, acked_by = ? WHERE "
-	                "rowid = ?",
-	                "isi", err, errlen, a->acked_at, by, id),
-	           "acknowledge alert", err, errlen) < 0
+	return vsq_run(s,
+	               vsq_prep(
+	                   s,
+	                   "UPDATE alerts SET acked_at = ?, acked_by = ? WHERE "
+	                   "rowid = ?",
+	                   "isi", err, errlen, a->acked_at, by, id),
+	               "acknowledge alert", err, errlen) < 0
 	           ? -1
 	           : 0;
 }
@@ -655,10 +673,10 @@ sq_ack(void *h, int64_t id, const char *by, struct vfy_alert *a, char *err,
 {
 	struct sq *s = h;
 
-	if (begin(s, err, errlen) < 0) {
+	if (vsq_begin(s, err, errlen) < 0) {
 		return -1;
 	}
-	return finish(s, ack_tx(s, id, by, a, err, errlen), err, errlen);
+	return vsq_finish(s, ack_tx(s, id, by, a, err, errlen), err, errlen);
 }
 
 static const char *
@@ -677,11 +695,12 @@ sq_devices(void *h, const struct vfy_filter                        *f,
 	sqlite3_stmt     *st;
 	int               rc;
 
-	st = prep(s,
-	          "SELECT id, state, updated, coalesce(revoked_at, 0), "
-	          "coalesce(revoked_by, '') FROM devices WHERE (?1 IS NULL OR "
-	          "id = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY id",
-	          "ss", err, errlen, nz(f->device), nz(f->state));
+	st = vsq_prep(
+	    s,
+	    "SELECT id, state, updated, coalesce(revoked_at, 0), "
+	    "coalesce(revoked_by, '') FROM devices WHERE (?1 IS NULL OR "
+	    "id = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY id",
+	    "ss", err, errlen, nz(f->device), nz(f->state));
 	if (st == NULL) {
 		return -1;
 	}
@@ -690,7 +709,8 @@ sq_devices(void *h, const struct vfy_filter                        *f,
 		fn(arg, &d);
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : dberr(s, "select devices", err, errlen);
+	return rc == SQLITE_DONE ? 0
+	                         : vsq_dberr(s, "select devices", err, errlen);
 }
 
 static int
@@ -703,28 +723,29 @@ sq_bindings(void *h, const struct vfy_filter                         *f,
 	sqlite3_stmt      *st;
 	int                rc;
 
-	st =
-	    prep(s,
-	         "SELECT ek_fp, device, vm, state, first_seen, last_seen FROM "
-	         "bindings WHERE (?1 IS NULL OR device = ?1) AND (?2 IS NULL "
-	         "OR ek_fp = ?2) AND (?3 IS NULL OR state = ?3) ORDER BY "
-	         "first_seen, ek_fp, device",
-	         "sss", err, errlen, nz(f->device), nz(f->ek_fp), nz(f->state));
+	st = vsq_prep(
+	    s,
+	    "SELECT ek_fp, device, vm, state, first_seen, last_seen FROM "
+	    "bindings WHERE (?1 IS NULL OR device = ?1) AND (?2 IS NULL "
+	    "OR ek_fp = ?2) AND (?3 IS NULL OR state = ?3) ORDER BY "
+	    "first_seen, ek_fp, device",
+	    "sss", err, errlen, nz(f->device), nz(f->ek_fp), nz(f->state));
 	if (st == NULL) {
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&b, 0, sizeof(b));
-		col(st, 0, b.ek_fp, sizeof(b.ek_fp));
-		col(st, 1, b.device, sizeof(b.device));
-		col(st, 2, b.vm, sizeof(b.vm));
-		col(st, 3, b.state, sizeof(b.state));
+		vsq_col(st, 0, b.ek_fp, sizeof(b.ek_fp));
+		vsq_col(st, 1, b.device, sizeof(b.device));
+		vsq_col(st, 2, b.vm, sizeof(b.vm));
+		vsq_col(st, 3, b.state, sizeof(b.state));
 		b.first_seen = sqlite3_column_int64(st, 4);
 		b.last_seen = sqlite3_column_int64(st, 5);
 		fn(arg, &b);
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : dberr(s, "select bindings", err, errlen);
+	return rc == SQLITE_DONE ? 0
+	                         : vsq_dberr(s, "select bindings", err, errlen);
 }
 
 static int
@@ -738,7 +759,7 @@ sq_alerts(void *h, void (*fn)(void *arg, const struct vfy_alert *a), void *arg,
 	int              rc;
 
 	snprintf(sql, sizeof(sql), "%sORDER BY rowid", alert_cols);
-	if ((st = prep(s, sql, "", err, errlen)) == NULL) {
+	if ((st = vsq_prep(s, sql, "", err, errlen)) == NULL) {
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -746,7 +767,8 @@ sq_alerts(void *h, void (*fn)(void *arg, const struct vfy_alert *a), void *arg,
 		fn(arg, &a);
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : dberr(s, "select alerts", err, errlen);
+	return rc == SQLITE_DONE ? 0
+	                         : vsq_dberr(s, "select alerts", err, errlen);
 }
 
 static int
@@ -759,200 +781,27 @@ sq_moves(void *h, const struct vfy_filter                      *f,
 	sqlite3_stmt   *st;
 	int             rc;
 
-	st = prep(s,
-	          "SELECT ek_fp, from_device, to_device, vm, by, at FROM moves "
-	          "WHERE (?1 IS NULL OR ek_fp = ?1) ORDER BY rowid",
-	          "s", err, errlen, nz(f->ek_fp));
+	st = vsq_prep(
+	    s,
+	    "SELECT ek_fp, from_device, to_device, vm, by, at FROM moves "
+	    "WHERE (?1 IS NULL OR ek_fp = ?1) ORDER BY rowid",
+	    "s", err, errlen, nz(f->ek_fp));
 	if (st == NULL) {
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&m, 0, sizeof(m));
-		col(st, 0, m.ek_fp, sizeof(m.ek_fp));
-		col(st, 1, m.from, sizeof(m.from));
-		col(st, 2, m.to, sizeof(m.to));
-		col(st, 3, m.vm, sizeof(m.vm));
-		col(st, 4, m.by, sizeof(m.by));
+		vsq_col(st, 0, m.ek_fp, sizeof(m.ek_fp));
+		vsq_col(st, 1, m.from, sizeof(m.from));
+		vsq_col(st, 2, m.to, sizeof(m.to));
+		vsq_col(st, 3, m.vm, sizeof(m.vm));
+		vsq_col(st, 4, m.by, sizeof(m.by));
 		m.at = sqlite3_column_int64(st, 5);
 		fn(arg, &m);
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : dberr(s, "select moves", err, errlen);
-}
-
-static int
-sq_hw_ek_put(void *h, const char *device, const char *ek_cert,
-             const char *trust, char *err, size_t errlen)
-{
-	struct sq *s = h;
-
-	return run(s,
-	           prep(s,
-	                "INSERT OR REPLACE INTO hw_eks(device, ek_cert, trust, "
-	                "at) VALUES(?,?,?,?)",
-	                "sssi", err, errlen, device, ek_cert, trust,
-	                (int64_t) time(NULL)),
-	           "store hardware EK", err, errlen) < 0
-	           ? -1
-	           : 0;
-}
-
-static int
-sq_hw_ek_get(void *h, const char *device, char *ek_cert, size_t certlen,
-             char *trust, size_t trustlen, char *err, size_t errlen)
-{
-	struct sq    *s = h;
-	sqlite3_stmt *st;
-	int           rc;
-
-	ek_cert[0] = trust[0] = '\0';
-	st = prep(s, "SELECT ek_cert, trust FROM hw_eks WHERE device = ?", "s",
-	          err, errlen, device);
-	if (st == NULL) {
-		return -1;
-	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		col(st, 0, ek_cert, certlen);
-		col(st, 1, trust, trustlen);
-	}
-	sqlite3_finalize(st);
-	if (rc == SQLITE_ROW) {
-		return 1;
-	}
 	return rc == SQLITE_DONE ? 0
-	                         : dberr(s, "select hardware EK", err, errlen);
-}
-
-static int
-sq_nonce_add(void *h, const char *device, const char *nonce, char *err,
-             size_t errlen)
-{
-	struct sq *s = h;
-
-	return run(s,
-	           prep(s,
-	                "INSERT INTO nonces(nonce, device, issued) "
-	                "VALUES(?,?,?)",
-	                "ssi", err, errlen, nonce, device,
-	                (int64_t) time(NULL)),
-	           "insert nonce", err, errlen) < 0
-	           ? -1
-	           : 0;
-}
-
-static int
-sq_nonce_take(void *h, const char *device, const char *nonce, char *err,
-              size_t errlen)
-{
-	struct sq    *s = h;
-	sqlite3_stmt *st;
-	int           n;
-
-	/* one statement: two checks racing on one nonce cannot both win */
-	n = run(
-	    s,
-	    prep(s,
-	         "UPDATE nonces SET used = ? WHERE nonce = ? AND device = ? "
-	         "AND used IS NULL",
-	         "iss", err, errlen, (int64_t) time(NULL), nonce, device),
-	    "use nonce", err, errlen);
-	if (n != 0) {
-		return n < 0 ? -1 : 1;
-	}
-	st = prep(s,
-	          "SELECT count(*) FROM nonces WHERE nonce = ? AND device = ?",
-	          "ss", err, errlen, nonce, device);
-	if (st == NULL) {
-		return -1;
-	}
-	n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-	sqlite3_finalize(st);
-	if (n < 0) {
-		return dberr(s, "select nonce", err, errlen);
-	}
-	return n > 0 ? 2 : 0;
-}
-
-static int
-ref_put_tx(struct sq *s, const char *device, uint32_t mask,
-           const uint8_t values[16][32], char *err, size_t errlen)
-{
-	char hex[65];
-
-	if (run(s,
-	        prep(s, "DELETE FROM pcr_refs WHERE device = ?", "s", err,
-	             errlen, device),
-	        "delete reference PCRs", err, errlen) < 0) {
-		return -1;
-	}
-	for (int i = 0; i < 16; i++) {
-		if (!(mask & (1u << i))) {
-			continue;
-		}
-		hex_encode(values[i], 32, hex, sizeof(hex));
-		if (run(s,
-		        prep(s,
-		             "INSERT INTO pcr_refs(device, pcr, value, at) "
-		             "VALUES(?,?,?,?)",
-		             "sisi", err, errlen, device, (int64_t) i, hex,
-		             (int64_t) time(NULL)),
-		        "store reference PCRs", err, errlen) < 0) {
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int
-sq_ref_put(void *h, const char *device, uint32_t mask,
-           const uint8_t values[16][32], char *err, size_t errlen)
-{
-	struct sq *s = h;
-
-	if (begin(s, err, errlen) < 0) {
-		return -1;
-	}
-	return finish(s, ref_put_tx(s, device, mask, values, err, errlen), err,
-	              errlen);
-}
-
-static int
-sq_ref_get(void *h, const char *device, uint32_t *mask, uint8_t values[16][32],
-           char *err, size_t errlen)
-{
-	struct sq    *s = h;
-	sqlite3_stmt *st;
-	int           rc;
-
-	*mask = 0;
-	st = prep(
-	    s, "SELECT pcr, value FROM pcr_refs WHERE device = ? ORDER BY pcr",
-	    "s", err, errlen, device);
-	if (st == NULL) {
-		return -1;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int         i = sqlite3_column_int(st, 0);
-		const char *v = (const char *) sqlite3_column_text(st, 1);
-
-		if (i < 0 || i > 15 || v == NULL ||
-		    hex_decode_str(v, values[i], 32) != 32) {
-			sqlite3_finalize(st);
-			snprintf(
-			    err, errlen,
-			    "registry sqlite:%s: reference PCR %d of device %s "
-			    "is corrupt",
-			    s->path, i, device);
-			return -1;
-		}
-		*mask |= 1u << i;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		return dberr(s, "select reference PCRs", err, errlen);
-	}
-	return *mask != 0 ? 1 : 0;
+	                         : vsq_dberr(s, "select moves", err, errlen);
 }
 
 const struct registry_ops vfy_registry_sqlite = {
@@ -971,10 +820,10 @@ const struct registry_ops vfy_registry_sqlite = {
     .alerts = sq_alerts,
     .moves = sq_moves,
     .schema_version = sq_schema_version,
-    .hw_ek_put = sq_hw_ek_put,
-    .hw_ek_get = sq_hw_ek_get,
-    .nonce_add = sq_nonce_add,
-    .nonce_take = sq_nonce_take,
-    .ref_put = sq_ref_put,
-    .ref_get = sq_ref_get,
+    .hw_ek_put = vsq_hw_ek_put,
+    .hw_ek_get = vsq_hw_ek_get,
+    .nonce_add = vsq_nonce_add,
+    .nonce_take = vsq_nonce_take,
+    .ref_put = vsq_ref_put,
+    .ref_get = vsq_ref_get,
 };
