@@ -20,6 +20,8 @@ LDLIBS   := -lnng -lcjson -ltss2-esys -ltss2-tctildr -ltss2-rc -ltss2-mu \
 DAEMONS        := launcher guardian keybroker domainmgr vtpmctl verify
 launcher_DIR   := pkg/vtpm/launcher
 launcher_BIN   := vtpm-launcher
+# per-binary link libraries: only the launcher sandboxes (libcap-ng)
+launcher_LIBS  := -lcap-ng
 guardian_DIR   := pkg/vtpm/guardian
 guardian_BIN   := vtpm-guardian
 keybroker_DIR  := pkg/sealer
@@ -40,6 +42,7 @@ MOD_INC    := $(foreach d,$(DAEMONS),$(if $(wildcard $($(d)_DIR)),-I$($(d)_DIR))
 CPPFLAGS   += $(MOD_INC)
 
 UNIT_SRC   := $(wildcard tests/unit/*_test.c)
+launcher_test_LIBS := $(launcher_LIBS)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
 BENCH_SRC  := $(wildcard bench/*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/*_fuzz.c)
@@ -89,7 +92,7 @@ $(SANLIB): $(call sobj,$(COMMON_SRC) $(MOD_SRC))
 define daemon_rule
 $(OUT)/bin/$($(1)_BIN): $(call obj,$($(1)_DIR)/main.c) $(LIB)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS)
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS) $$($(1)_LIBS)
 endef
 $(foreach d,$(present),$(eval $(call daemon_rule,$(d))))
 
@@ -103,7 +106,7 @@ $(OUT)/bench-bin/%: $(OUT)/obj/bench/%.o $(LIB)
 
 $(OUT)/san/unit/%: $(OUT)/san/tests/unit/%.o $(SANLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(SANFLAGS) -o $@ $^ -lcmocka $(LDLIBS) $($*_LIBS)
 
 $(OUT)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC)
 	@mkdir -p $(dir $@)

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 struct req_client;
+struct sandbox;
 
 struct launcher_cfg {
 	struct paths       paths;
@@ -37,6 +38,12 @@ struct launcher_cfg {
 	char               eph_dir[PATH_LEN];   /* <run>/ephemeral */
 	struct req_client *guardian;            /* NULL with no_guardian */
 	struct req_client *keybroker;           /* NULL with no_keybroker */
+	bool               sandbox;      /* per-VM uid and namespaces */
+	uid_t              uid_lo, uid_hi; /* --uid-range */
+	int                rlim_nofile;    /* swtpm RLIMIT_NOFILE */
+	int                rlim_as_mb;     /* RLIMIT_AS, 0 unlimited */
+	int                rlim_core_mb;   /* RLIMIT_CORE */
+	struct sandbox    *sbx;            /* sandbox.c state, uid map */
 };
 
 /* What the main thread knows about one VM. */
@@ -119,6 +126,40 @@ int spawn_build_argv(const struct launcher_cfg *cfg, const char *uuid,
 int spawn_start(const struct launcher_cfg *cfg, const char *uuid,
                 const char *state_dir, const uint8_t *key, pid_t *pid,
                 int *pidfd, bool *init_failed, char *err, size_t errlen);
+
+/* sandbox.c: one uid per VM, namespaces, no privileges (see there) */
+/* Check what the sandbox needs (root, namespaces, the files swtpm runs
+ * from, readable by the range's uids); load the uid map. No-op without
+ * cfg->sandbox. -1 (logged) when it cannot work. */
+int  sbx_open(struct launcher_cfg *cfg);
+void sbx_close(struct launcher_cfg *cfg);
+/* uuid's uid: recorded, or the lowest free one of the range (recorded
+ * durably). -1 with err when the range is exhausted. */
+int sbx_uid(const struct launcher_cfg *cfg, const char *uuid, uid_t *uid,
+            char *err, size_t errlen);
+/* Recorded uid of uuid, no allocation; -1 when none. */
+int sbx_lookup(const struct launcher_cfg *cfg, const char *uuid, uid_t *uid);
+/* Give uuid's uid back (its state was purged). */
+void sbx_forget(const struct launcher_cfg *cfg, const char *uuid);
+/* A process whose effective uid is uid, or 0. */
+pid_t sbx_uid_user(uid_t uid);
+/* State directory and its files owned by uid (gid uid), dir 0700. */
+int sbx_own_state(const char *dir, uid_t uid, char *err, size_t errlen);
+/* A listening unix socket at path, 0600, owned by uid. */
+int sbx_listen(const char *path, uid_t uid, char *err, size_t errlen);
+/* A new file at path (replacing one), 0600, owned by uid; its fd. */
+int sbx_open_file(const char *path, uid_t uid, char *err, size_t errlen);
+/* Fork the sandboxed swtpm: fds[i] becomes fd i (-1: none), argv run
+ * as uid. */
+int sbx_spawn(const struct launcher_cfg *cfg, const char *state_dir,
+              uid_t uid, int *fds, int nfds, char **argv, pid_t *pid,
+              char *err, size_t errlen);
+/* Can uid (gid) reach path (every ancestor searchable; a directory
+ * rwx)? why names it in err ("state directory"). */
+int sbx_reach(const char *path, uid_t uid, gid_t gid, const char *why,
+              char *err, size_t errlen);
+/* The last lines of a log on one line (" | " between), "" if none. */
+void sbx_log_tail(const char *logf, int lines, char *out, size_t len);
 
 /* supervise.c: stop, reap, describe an exit */
 /* Graceful stop: CMD_SHUTDOWN, SIGTERM after timeout_ms, SIGKILL. Closes

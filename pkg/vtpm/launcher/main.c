@@ -5,6 +5,7 @@
 #include "launcher.h"
 #include "log.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
 #include <signal.h>
@@ -12,6 +13,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* "LO-HI" */
+static int
+uid_range(const char *s, uid_t *lo, uid_t *hi)
+{
+	char  *end;
+	long long a, b;
+
+	errno = 0;
+	a = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '-') {
+		return -1;
+	}
+	s = end + 1;
+	b = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || a < 1 || b < a ||
+	    b > 0x7fffffff) {
+		return -1;
+	}
+	*lo = (uid_t) a;
+	*hi = (uid_t) b;
+	return 0;
+}
 
 static void
 usage(FILE *f)
@@ -23,12 +47,24 @@ usage(FILE *f)
 	    "         [--no-guardian] [--no-keybroker] [--swtpm PATH] "
 	    "[--stop-on-exit]\n"
 	    "         [--stop-timeout MS] [--start-timeout MS]\n"
+	    "         [--no-sandbox] [--uid-range LO-HI] [--rlimit-nofile N]\n"
+	    "         [--rlimit-as MB] [--rlimit-core MB]\n"
 	    "Follows DomainStatus, runs a health-checked swtpm per booting "
 	    "VM,\n"
 	    "publishes VtpmStatus. SIGTERM/SIGINT exit and leave every swtpm\n"
 	    "running for the next launcher to adopt (unless --stop-on-exit).\n"
 	    "Options:\n"
-	    "  --swtpm-user USER  uid swtpm runs as when root (default tss)\n"
+	    "  --uid-range LO-HI  one uid (and gid) per VM's swtpm from this\n"
+	    "                     range (default 200000-265535)\n"
+	    "  --no-sandbox       no namespaces, no per-VM uid: swtpm runs as\n"
+	    "                     --swtpm-user (for machines without\n"
+	    "                     namespaces, and as a baseline)\n"
+	    "  --swtpm-user USER  uid swtpm runs as with --no-sandbox when root\n"
+	    "                     (default tss)\n"
+	    "  --rlimit-nofile N  swtpm's open files (default 64)\n"
+	    "  --rlimit-as MB     swtpm's address space (default 1024, 0 no "
+	    "limit)\n"
+	    "  --rlimit-core MB   swtpm's core dumps (default 0: none)\n"
 	    "  --max-parallel N   concurrent starts/stops (default 256)\n"
 	    "  --no-guardian      plain state directories made here\n"
 	    "  --no-keybroker     no state key: unencrypted state\n"
@@ -53,6 +89,11 @@ main(int argc, char **argv)
 	    {"stop-on-exit", no_argument, NULL, 'X'},
 	    {"stop-timeout", required_argument, NULL, 'T'},
 	    {"start-timeout", required_argument, NULL, 'I'},
+	    {"no-sandbox", no_argument, NULL, 'N'},
+	    {"uid-range", required_argument, NULL, 'U'},
+	    {"rlimit-nofile", required_argument, NULL, 'F'},
+	    {"rlimit-as", required_argument, NULL, 'A'},
+	    {"rlimit-core", required_argument, NULL, 'C'},
 	    {NULL, 0, NULL, 0}};
 	struct common_opts  co;
 	struct launcher_cfg cfg;
@@ -71,6 +112,12 @@ main(int argc, char **argv)
 	cfg.stop_timeout_ms = 3000;
 	cfg.start_timeout_ms = 10000;
 	cfg.req_timeout_ms = 10000;
+	cfg.sandbox = true;
+	cfg.uid_lo = 200000;
+	cfg.uid_hi = 265535;
+	cfg.rlim_nofile = 64;
+	cfg.rlim_as_mb = 1024;
+	cfg.rlim_core_mb = 0;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS, lo, NULL)) !=
 	       -1) {
 		if (common_opts_handle(&co, c, optarg, "vtpm-launcher",
@@ -115,6 +162,35 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'N':
+			cfg.sandbox = false;
+			break;
+		case 'U':
+			if (uid_range(optarg, &cfg.uid_lo, &cfg.uid_hi) < 0) {
+				fprintf(stderr,
+				        "vtpm-launcher: --uid-range %s: want "
+				        "LO-HI, 1 <= LO <= HI < 2^31\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'F':
+		case 'A':
+		case 'C':
+			if (opt_int(optarg, c == 'F' ? 16 : 0,
+			            c == 'F' ? 65536 : 1 << 20,
+			            c == 'F'   ? &cfg.rlim_nofile
+			            : c == 'A' ? &cfg.rlim_as_mb
+			                       : &cfg.rlim_core_mb) < 0) {
+				fprintf(stderr,
+				        "vtpm-launcher: --rlimit-%s %s: want "
+				        "%s\n",
+				        c == 'F' ? "nofile" : c == 'A' ? "as" : "core",
+				        optarg,
+				        c == 'F' ? "16..65536" : "0..1048576 (MB)");
+				return 2;
+			}
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -138,7 +214,9 @@ main(int argc, char **argv)
 		log_warn("swtpm binary %s", cfg.swtpm);
 		return 1;
 	}
-	if (geteuid() == 0) {
+	if (cfg.sandbox) {
+		/* per-VM uids (sandbox.c); --swtpm-user is not used */
+	} else if (geteuid() == 0) {
 		if ((pw = getpwnam(cfg.swtpm_user)) == NULL) {
 			log_warnx("--swtpm-user %s: no such user",
 			          cfg.swtpm_user);
@@ -162,9 +240,11 @@ main(int argc, char **argv)
 		log_warnx("cannot start");
 		return 1;
 	}
-	log_info("started: run %s, swtpm %s%s%s, max %d in parallel%s%s",
+	log_info("started: run %s, swtpm %s%s%s%s, max %d in parallel%s%s",
 	         cfg.paths.run, cfg.swtpm, cfg.runas ? " as " : "",
-	         cfg.runas ? cfg.swtpm_user : "", cfg.max_parallel,
+	         cfg.runas ? cfg.swtpm_user : "",
+	         cfg.sandbox ? " sandboxed (a uid per VM)" : " not sandboxed",
+	         cfg.max_parallel,
 	         cfg.no_guardian ? ", no guardian" : "",
 	         cfg.no_keybroker ? ", no key broker" : "");
 	launcher_run(l, &sig_quit);
