@@ -137,7 +137,8 @@ adopt_check(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
 			ctrl_fd |= strncmp(next, "type=unixio,fd=", 15) == 0;
 		}
 		if (strcmp(a, "--tpmstate") == 0 && has_next &&
-		    strncmp(next, "dir=", 4) == 0 && strlen(next) > strlen(sdir) &&
+		    strncmp(next, "dir=", 4) == 0 &&
+		    strlen(next) > strlen(sdir) &&
 		    strcmp(next + strlen(next) - strlen(sdir), sdir) == 0) {
 			state_ok = true;
 		}
@@ -147,17 +148,19 @@ adopt_check(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
 	if (!ctrl_ok && ctrl_fd && state_ok) {
 		snprintf(p, sizeof(p), "/proc/%d", (int) pid);
 		if (sbx_lookup(cfg, uuid, &uid) < 0) {
-			snprintf(err, errlen,
-			         "pid %d is a sandboxed swtpm, but %s has no uid "
-			         "in the uid map",
-			         (int) pid, uuid);
+			snprintf(
+			    err, errlen,
+			    "pid %d is a sandboxed swtpm, but %s has no uid "
+			    "in the uid map",
+			    (int) pid, uuid);
 			return -1;
 		}
 		if (stat(p, &sb) < 0 || sb.st_uid != uid) {
-			snprintf(err, errlen,
-			         "pid %d serves %s's state but runs as uid %d, not "
-			         "the VM's uid %u",
-			         (int) pid, uuid, (int) sb.st_uid, (unsigned) uid);
+			snprintf(
+			    err, errlen,
+			    "pid %d serves %s's state but runs as uid %d, not "
+			    "the VM's uid %u",
+			    (int) pid, uuid, (int) sb.st_uid, (unsigned) uid);
 			return -1;
 		}
 		ctrl_ok = true;

@@ -38,12 +38,12 @@ struct launcher_cfg {
 	char               eph_dir[PATH_LEN];   /* <run>/ephemeral */
 	struct req_client *guardian;            /* NULL with no_guardian */
 	struct req_client *keybroker;           /* NULL with no_keybroker */
-	bool               sandbox;      /* per-VM uid and namespaces */
-	uid_t              uid_lo, uid_hi; /* --uid-range */
-	int                rlim_nofile;    /* swtpm RLIMIT_NOFILE */
-	int                rlim_as_mb;     /* RLIMIT_AS, 0 unlimited */
-	int                rlim_core_mb;   /* RLIMIT_CORE */
-	struct sandbox    *sbx;            /* sandbox.c state, uid map */
+	bool               sandbox;             /* per-VM uid and namespaces */
+	uid_t              uid_lo, uid_hi;      /* --uid-range */
+	int                rlim_nofile;         /* swtpm RLIMIT_NOFILE */
+	int                rlim_as_mb;          /* RLIMIT_AS, 0 unlimited */
+	int                rlim_core_mb;        /* RLIMIT_CORE */
+	struct sandbox    *sbx;                 /* sandbox.c state, uid map */
 };
 
 /* What the main thread knows about one VM. */
@@ -141,8 +141,10 @@ int sbx_uid(const struct launcher_cfg *cfg, const char *uuid, uid_t *uid,
 int sbx_lookup(const struct launcher_cfg *cfg, const char *uuid, uid_t *uid);
 /* Give uuid's uid back (its state was purged). */
 void sbx_forget(const struct launcher_cfg *cfg, const char *uuid);
-/* A process whose effective uid is uid, or 0. */
+/* A live (not zombie) process whose effective uid is uid, or 0. */
 pid_t sbx_uid_user(uid_t uid);
+/* /proc/PID/comm, "" when gone. */
+void sbx_comm(pid_t pid, char *comm, size_t len);
 /* State directory and its files owned by uid (gid uid), dir 0700. */
 int sbx_own_state(const char *dir, uid_t uid, char *err, size_t errlen);
 /* A listening unix socket at path, 0600, owned by uid. */
@@ -151,12 +153,14 @@ int sbx_listen(const char *path, uid_t uid, char *err, size_t errlen);
 int sbx_open_file(const char *path, uid_t uid, char *err, size_t errlen);
 /* Fork the sandboxed swtpm: fds[i] becomes fd i (-1: none), argv run
  * as uid. */
-int sbx_spawn(const struct launcher_cfg *cfg, const char *state_dir,
-              uid_t uid, int *fds, int nfds, char **argv, pid_t *pid,
-              char *err, size_t errlen);
+int sbx_spawn(const struct launcher_cfg *cfg, const char *state_dir, uid_t uid,
+              int *fds, int nfds, char **argv, pid_t *pid, char *err,
+              size_t errlen);
 /* Can uid (gid) reach path (every ancestor searchable; a directory
- * rwx)? why names it in err ("state directory"). */
-int sbx_reach(const char *path, uid_t uid, gid_t gid, const char *why,
+ * rwx when use, else searchable)? why names it in err ("state
+ * directory"). Without the sandbox, sbx_open checks the run and state
+ * directories this way. */
+int sbx_reach(const char *path, uid_t uid, gid_t gid, bool use, const char *why,
               char *err, size_t errlen);
 /* The last lines of a log on one line (" | " between), "" if none. */
 void sbx_log_tail(const char *logf, int lines, char *out, size_t len);
@@ -211,8 +215,8 @@ int guard_key(const struct launcher_cfg *cfg, const char *uuid, uint8_t *key,
  * the control channel's CMD_SET_DATAFD before any VM attaches. The TPM
  * is left waiting for the VM firmware's own TPM2_Startup. 0 or -1 with
  * err; *cert tells whether a certificate was written. */
-int lek_provision(const struct launcher_cfg *cfg, const char *uuid,
-                  bool *cert, char *err, size_t errlen);
+int lek_provision(const struct launcher_cfg *cfg, const char *uuid, bool *cert,
+                  char *err, size_t errlen);
 
 /* start.c: the jobs */
 void job_run(const struct launcher_cfg *cfg, struct job *j);

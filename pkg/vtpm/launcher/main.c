@@ -18,7 +18,7 @@
 static int
 uid_range(const char *s, uid_t *lo, uid_t *hi)
 {
-	char  *end;
+	char     *end;
 	long long a, b;
 
 	errno = 0;
@@ -59,7 +59,8 @@ usage(FILE *f)
 	    "  --no-sandbox       no namespaces, no per-VM uid: swtpm runs as\n"
 	    "                     --swtpm-user (for machines without\n"
 	    "                     namespaces, and as a baseline)\n"
-	    "  --swtpm-user USER  uid swtpm runs as with --no-sandbox when root\n"
+	    "  --swtpm-user USER  uid swtpm runs as with --no-sandbox when "
+	    "root\n"
 	    "                     (default tss)\n"
 	    "  --rlimit-nofile N  swtpm's open files (default 64)\n"
 	    "  --rlimit-as MB     swtpm's address space (default 1024, 0 no "
@@ -185,9 +186,12 @@ main(int argc, char **argv)
 				fprintf(stderr,
 				        "vtpm-launcher: --rlimit-%s %s: want "
 				        "%s\n",
-				        c == 'F' ? "nofile" : c == 'A' ? "as" : "core",
+				        c == 'F'   ? "nofile"
+				        : c == 'A' ? "as"
+				                   : "core",
 				        optarg,
-				        c == 'F' ? "16..65536" : "0..1048576 (MB)");
+				        c == 'F' ? "16..65536"
+				                 : "0..1048576 (MB)");
 				return 2;
 			}
 			break;
@@ -244,8 +248,7 @@ main(int argc, char **argv)
 	         cfg.paths.run, cfg.swtpm, cfg.runas ? " as " : "",
 	         cfg.runas ? cfg.swtpm_user : "",
 	         cfg.sandbox ? " sandboxed (a uid per VM)" : " not sandboxed",
-	         cfg.max_parallel,
-	         cfg.no_guardian ? ", no guardian" : "",
+	         cfg.max_parallel, cfg.no_guardian ? ", no guardian" : "",
 	         cfg.no_keybroker ? ", no key broker" : "");
 	launcher_run(l, &sig_quit);
 	launcher_close(l);

@@ -52,7 +52,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SBX_MAX_FILES 32 /* binary, interpreter, libraries, devices */
+#define SBX_MAX_FILES  32 /* binary, interpreter, libraries, devices */
 #define SBX_CHILD_FAIL 127
 
 extern char **environ;
@@ -174,6 +174,42 @@ map_taken(struct sandbox *s, uid_t uid)
 	return false;
 }
 
+/* A short /proc file (they report size 0) into buf; "" on error. */
+static void
+proc_read(const char *path, char *buf, size_t len)
+{
+	int     fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+
+	buf[n > 0 ? n : 0] = '\0';
+	if (fd >= 0) {
+		close(fd);
+	}
+}
+
+/* A zombie holds no resources: its uid is free (a pid 1 that does not
+ * reap leaves adopted swtpm processes as zombies). */
+static bool
+zombie(const char *pid)
+{
+	char path[300], st[512], *p;
+
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	proc_read(path, st, sizeof(st));
+	p = strrchr(st, ')');
+	return p == NULL || p[1] == '\0' || p[2] == 'Z' || p[2] == 'X';
+}
+
+void
+sbx_comm(pid_t pid, char *comm, size_t len)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+	proc_read(path, comm, len);
+	comm[strcspn(comm, "\n")] = '\0';
+}
+
 pid_t
 sbx_uid_user(uid_t uid)
 {
@@ -191,7 +227,7 @@ sbx_uid_user(uid_t uid)
 			continue;
 		}
 		if (fstatat(dirfd(d), e->d_name, &sb, 0) == 0 &&
-		    sb.st_uid == uid) {
+		    sb.st_uid == uid && !zombie(e->d_name)) {
 			found = (pid_t) atoi(e->d_name);
 		}
 	}
@@ -200,8 +236,8 @@ sbx_uid_user(uid_t uid)
 }
 
 int
-sbx_uid(const struct launcher_cfg *cfg, const char *uuid, uid_t *uid,
-        char *err, size_t errlen)
+sbx_uid(const struct launcher_cfg *cfg, const char *uuid, uid_t *uid, char *err,
+        size_t errlen)
 {
 	struct sandbox *s = cfg->sbx;
 	struct uid_ent *e;
@@ -326,7 +362,8 @@ elf_interp(const char *path, char *interp, size_t len)
 	}
 	for (int i = 0; i < eh.e_phnum; i++) {
 		if (pread(fd, &ph, sizeof(ph),
-		          (off_t) (eh.e_phoff + (Elf64_Off) i * eh.e_phentsize)) !=
+		          (off_t) (eh.e_phoff +
+		                   (Elf64_Off) i * eh.e_phentsize)) !=
 		    (ssize_t) sizeof(ph)) {
 			break;
 		}
@@ -347,12 +384,12 @@ static int
 add_libs(struct sandbox *s, const char *bin, const char *interp)
 {
 	posix_spawn_file_actions_t fa;
-	char      *argv[] = {(char *) interp, "--list", (char *) bin, NULL};
-	char       out[16384], *line, *save = NULL;
-	size_t     got = 0;
-	ssize_t    n;
-	int        p[2], st, rv;
-	pid_t      pid;
+	char   *argv[] = {(char *) interp, "--list", (char *) bin, NULL};
+	char    out[16384], *line, *save = NULL;
+	size_t  got = 0;
+	ssize_t n;
+	int     p[2], st, rv;
+	pid_t   pid;
 
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		return -1;
@@ -462,8 +499,8 @@ describe(char *out, size_t len, const char *path, const struct stat *sb)
 }
 
 int
-sbx_reach(const char *path, uid_t uid, gid_t gid, const char *why, char *err,
-          size_t errlen)
+sbx_reach(const char *path, uid_t uid, gid_t gid, bool use, const char *why,
+          char *err, size_t errlen)
 {
 	char        p[PATH_LEN], what[PATH_LEN + 64];
 	struct stat sb;
@@ -495,11 +532,12 @@ sbx_reach(const char *path, uid_t uid, gid_t gid, const char *why, char *err,
 		strfmt(err, errlen, "%s %s: %s", why, path, strerror(errno));
 		return -1;
 	}
-	if (S_ISDIR(sb.st_mode) && !may(&sb, uid, gid, 7)) {
+	if (S_ISDIR(sb.st_mode) && !may(&sb, uid, gid, use ? 7 : 1)) {
 		describe(what, sizeof(what), path, &sb);
 		strfmt(err, errlen,
-		       "swtpm uid %u cannot use %s: %s (needs rwx for uid %u)",
-		       (unsigned) uid, why, what, (unsigned) uid);
+		       "swtpm uid %u cannot use %s: %s (needs %s for uid %u)",
+		       (unsigned) uid, why, what, use ? "rwx" : "search",
+		       (unsigned) uid);
 		return -1;
 	}
 	return 0;
@@ -565,11 +603,28 @@ sbx_open(struct launcher_cfg *cfg)
 	char            dir[PATH_LEN];
 
 	if (!cfg->sandbox) {
+		char err[REASON_LEN];
+
+		/* swtpm opens its files by path as the swtpm uid */
+		if (!cfg->runas) {
+			return 0;
+		}
+		if (sbx_reach(cfg->swtpm_dir, cfg->swtpm_uid, cfg->swtpm_gid,
+		              true, "run directory", err, sizeof(err)) < 0) {
+			log_warnx("%s", err);
+			return -1;
+		}
+		if (sbx_reach(cfg->paths.state, cfg->swtpm_uid, cfg->swtpm_gid,
+		              false, "state directories in", err,
+		              sizeof(err)) < 0) {
+			log_warnx("%s: every persistent VM will fail", err);
+		}
 		return 0;
 	}
 	if (geteuid() != 0) {
-		log_warnx("the swtpm sandbox needs root (namespaces, uids): run "
-		          "as root or pass --no-sandbox");
+		log_warnx(
+		    "the swtpm sandbox needs root (namespaces, uids): run "
+		    "as root or pass --no-sandbox");
 		return -1;
 	}
 	if (probe() < 0) {
@@ -631,8 +686,8 @@ sbx_own_state(const char *dir, uid_t uid, char *err, size_t errlen)
 	struct stat    sb;
 	int            dfd, rc = 0;
 
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	                         O_CLOEXEC)) < 0) {
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
+	    0) {
 		strfmt(err, errlen, "state directory %s: %s", dir,
 		       strerror(errno));
 		return -1;
@@ -654,9 +709,12 @@ sbx_own_state(const char *dir, uid_t uid, char *err, size_t errlen)
 	}
 	/* swtpm's files (and what the guardian or a restore left) */
 	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-		    fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(sb.st_mode) || (sb.st_uid == uid && sb.st_gid == uid)) {
+		if (strcmp(e->d_name, ".") == 0 ||
+		    strcmp(e->d_name, "..") == 0 ||
+		    fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) <
+		        0 ||
+		    !S_ISREG(sb.st_mode) ||
+		    (sb.st_uid == uid && sb.st_gid == uid)) {
 			continue;
 		}
 		if (fchownat(dirfd(d), e->d_name, uid, uid,
@@ -716,17 +774,17 @@ sbx_open_file(const char *path, uid_t uid, char *err, size_t errlen)
 }
 
 /* The child's error: into the log (its stderr), then exit. Stack only. */
-static void __attribute__((noreturn))
-die(const char *what, const char *path)
+static void __attribute__((noreturn)) die(const char *what, const char *path)
 {
 	char buf[PATH_LEN + 128];
 	int  e = errno;
 	int  n = snprintf(buf, sizeof(buf), "sandbox: %s%s%s: %s\n", what,
-	                  path ? " " : "", path ? path : "", strerror(e));
+                         path ? " " : "", path ? path : "", strerror(e));
 
 	if (n > 0) {
-		(void) !write(2, buf, (size_t) n < sizeof(buf) ? (size_t) n
-		                                               : sizeof(buf));
+		(void) !write(2, buf,
+		              (size_t) n < sizeof(buf) ? (size_t) n
+		                                       : sizeof(buf));
 	}
 	_exit(SBX_CHILD_FAIL);
 }
@@ -758,7 +816,8 @@ bind_in(const char *root, const char *src, bool dir, unsigned long flags)
 		if (mkdir(dst, 0755) < 0 && errno != EEXIST) {
 			die("mkdir", dst);
 		}
-	} else if ((fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0) {
+	} else if ((fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >=
+	           0) {
 		close(fd);
 	} else if (errno != EEXIST) {
 		die("create", dst);
@@ -825,7 +884,7 @@ child(const struct launcher_cfg *cfg, const char *state_dir, uid_t uid,
 	for (int i = 0; i < s->nfiles; i++) {
 		bool dev = strncmp(s->files[i], "/dev/", 5) == 0;
 		bind_in(s->root, s->files[i], false,
-		     MS_RDONLY | MS_NOSUID | (dev ? MS_NOEXEC : MS_NODEV));
+		        MS_RDONLY | MS_NOSUID | (dev ? MS_NOEXEC : MS_NODEV));
 	}
 	bind_in(s->root, state_dir, true, MS_NOSUID | MS_NODEV | MS_NOEXEC);
 	if (chdir(s->root) < 0) {
@@ -886,8 +945,7 @@ child(const struct launcher_cfg *cfg, const char *state_dir, uid_t uid,
 
 int
 sbx_spawn(const struct launcher_cfg *cfg, const char *state_dir, uid_t uid,
-          int *fds, int nfds, char **argv, pid_t *pid, char *err,
-          size_t errlen)
+          int *fds, int nfds, char **argv, pid_t *pid, char *err, size_t errlen)
 {
 	pid_t p = fork();
 

@@ -30,10 +30,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define KEY_FD  3
-#define CTRL_FD 4 /* sandboxed: the listening control socket */
-#define LOG_FD  5
-#define NFDS    6
+#define KEY_FD         3
+#define CTRL_FD        4 /* sandboxed: the listening control socket */
+#define LOG_FD         5
+#define NFDS           6
 #define LOG_TAIL_LINES 3
 
 extern char **environ;
@@ -106,11 +106,11 @@ spawn_build_argv(const struct launcher_cfg *cfg, const char *uuid,
 			return -1;
 		}
 	} else if (add(a, &n, &used, "--ctrl") < 0 ||
-	    add(a, &n, &used, "type=unixio,path=%s", ctrl) < 0 ||
-	    add(a, &n, &used, "--pid") < 0 ||
-	    add(a, &n, &used, "file=%s", pidf) < 0 ||
-	    add(a, &n, &used, "--log") < 0 ||
-	    add(a, &n, &used, "file=%s", logf) < 0) {
+	           add(a, &n, &used, "type=unixio,path=%s", ctrl) < 0 ||
+	           add(a, &n, &used, "--pid") < 0 ||
+	           add(a, &n, &used, "file=%s", pidf) < 0 ||
+	           add(a, &n, &used, "--log") < 0 ||
+	           add(a, &n, &used, "file=%s", logf) < 0) {
 		return -1;
 	}
 	if (add(a, &n, &used, "--seccomp") < 0 ||
@@ -210,7 +210,8 @@ wait_ctrl(const char *ctrl, const char *logf, int pidfd, uint64_t end,
 		}
 		if (now_ms() >= end) {
 			strfmt(err, errlen,
-			       "control socket %s did not answer in time", ctrl);
+			       "control socket %s did not answer in time",
+			       ctrl);
 			return -1;
 		}
 		if (poll(&pfd, 1, delay) > 0) {
@@ -252,19 +253,21 @@ spawn_sandboxed(const struct launcher_cfg *cfg, const char *uuid,
 	}
 	/* never share a uid: a process of it could reach this swtpm */
 	if ((other = sbx_uid_user(uid)) != 0) {
-		char  p[64], *c;
-		size_t len;
-
-		snprintf(p, sizeof(p), "/proc/%d/comm", (int) other);
-		if (read_file(p, sizeof(comm) - 1, &c, &len) == 0) {
-			vm_strcpy(comm, c, sizeof(comm));
-			comm[strcspn(comm, "\n")] = '\0';
-			free(c);
+		sbx_comm(other, comm, sizeof(comm));
+		if (strcmp(comm, "swtpm") == 0) {
+			/* e.g. one whose pid file was lost: it may hold
+			 * this VM's state, so no second one */
+			strfmt(err, errlen,
+			       "swtpm uid %u of this VM is in use by swtpm pid "
+			       "%d, which was not adopted (never two swtpm on "
+			       "one state)",
+			       (unsigned) uid, (int) other);
+		} else {
+			strfmt(err, errlen,
+			       "swtpm uid %u of this VM is in use by pid %d "
+			       "(%s), which is not a swtpm of ours",
+			       (unsigned) uid, (int) other, comm);
 		}
-		strfmt(err, errlen,
-		       "swtpm uid %u of this VM is in use by pid %d (%s), "
-		       "which is not a swtpm of ours",
-		       (unsigned) uid, (int) other, comm);
 		return -1;
 	}
 	if (sbx_own_state(state_dir, uid, err, errlen) < 0 ||
@@ -344,9 +347,9 @@ spawn_start(const struct launcher_cfg *cfg, const char *uuid,
 	/* unsandboxed, swtpm opens these itself as the swtpm uid: say which
 	 * path it could not reach instead of letting it exit */
 	if (!cfg->sandbox && cfg->runas &&
-	    (sbx_reach(state_dir, cfg->swtpm_uid, cfg->swtpm_gid,
+	    (sbx_reach(state_dir, cfg->swtpm_uid, cfg->swtpm_gid, true,
 	               "state directory", err, errlen) < 0 ||
-	     sbx_reach(cfg->swtpm_dir, cfg->swtpm_uid, cfg->swtpm_gid,
+	     sbx_reach(cfg->swtpm_dir, cfg->swtpm_uid, cfg->swtpm_gid, true,
 	               "run directory", err, errlen) < 0)) {
 		return -1;
 	}
@@ -369,10 +372,10 @@ spawn_start(const struct launcher_cfg *cfg, const char *uuid,
 		}
 		close(kp[1]);
 	}
-	saved = cfg->sandbox ? spawn_sandboxed(cfg, uuid, state_dir, kp[0], pid,
-	                                       err, errlen)
-	                     : do_spawn(cfg, uuid, state_dir, kp[0], pid, err,
-	                                errlen);
+	saved =
+	    cfg->sandbox
+	        ? spawn_sandboxed(cfg, uuid, state_dir, kp[0], pid, err, errlen)
+	        : do_spawn(cfg, uuid, state_dir, kp[0], pid, err, errlen);
 	if (kp[0] >= 0) {
 		close(kp[0]);
 	}
