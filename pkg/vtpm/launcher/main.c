@@ -66,7 +66,8 @@ usage(FILE *f)
 	    "  --rlimit-as MB     swtpm's address space (default 1024, 0 no "
 	    "limit)\n"
 	    "  --rlimit-core MB   swtpm's core dumps (default 0: none)\n"
-	    "  --max-parallel N   concurrent starts/stops (default 256)\n"
+	    "  --max-parallel N   worker threads: concurrent starts/stops\n"
+	    "                     (default 16, at most 256)\n"
 	    "  --no-guardian      plain state directories made here\n"
 	    "  --no-keybroker     no state key: unencrypted state\n"
 	    "  --swtpm PATH       swtpm binary (default /usr/bin/swtpm)\n"
@@ -109,7 +110,7 @@ main(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	snprintf(cfg.swtpm, sizeof(cfg.swtpm), "/usr/bin/swtpm");
 	snprintf(cfg.swtpm_user, sizeof(cfg.swtpm_user), "tss");
-	cfg.max_parallel = 256;
+	cfg.max_parallel = 16;
 	cfg.stop_timeout_ms = 3000;
 	cfg.start_timeout_ms = 10000;
 	cfg.req_timeout_ms = 10000;
@@ -131,10 +132,10 @@ main(int argc, char **argv)
 			         optarg);
 			break;
 		case 'm':
-			if (opt_int(optarg, 1, 4096, &cfg.max_parallel) < 0) {
+			if (opt_int(optarg, 1, 256, &cfg.max_parallel) < 0) {
 				fprintf(stderr,
 				        "vtpm-launcher: --max-parallel "
-				        "%s: want 1..4096\n",
+				        "%s: want 1..256\n",
 				        optarg);
 				return 2;
 			}

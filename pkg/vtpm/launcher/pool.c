@@ -1,19 +1,24 @@
 /*
- * pool.c: worker threads for blocking jobs. Threads are created on
- * demand up to the maximum (--max-parallel) and then kept; finished jobs
- * go to a done list and an eventfd wakes the main loop.
+ * pool.c: worker threads for blocking jobs. A fixed number of threads
+ * (--max-parallel) with small stacks is made at open; jobs wait in a FIFO
+ * when all are busy, finished jobs go to a done list and an eventfd wakes
+ * the main loop. Memory does not grow with the number of VMs: at most
+ * two malloc arenas (glibc otherwise gives each thread its own, which is
+ * what made a 256-thread launcher take 20-37 MB).
  */
 #include "launcher.h"
 #include "log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define POOL_STACK (256 * 1024)
+#define POOL_STACK (128 * 1024) /* deepest: ESAPI + OpenSSL in ek.c */
 
 struct pool {
 	const struct launcher_cfg *cfg;
@@ -68,7 +73,9 @@ worker(void *arg)
 int
 pool_open(struct pool **pp, const struct launcher_cfg *cfg, int max)
 {
-	struct pool *p;
+	struct pool   *p;
+	pthread_attr_t at;
+	int            rv;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
 	    (p->threads = calloc((size_t) max, sizeof(pthread_t))) == NULL) {
@@ -85,6 +92,23 @@ pool_open(struct pool **pp, const struct launcher_cfg *cfg, int max)
 		free(p);
 		return -1;
 	}
+	(void) mallopt(M_ARENA_MAX, 2);
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, POOL_STACK);
+	for (int i = 0; i < max; i++) {
+		if ((rv = pthread_create(&p->threads[i], &at, worker, p)) !=
+		    0) {
+			log_warnx("pool: worker thread %d of %d: %s", i + 1,
+			          max, strerror(rv));
+			break;
+		}
+		p->nthreads++;
+	}
+	pthread_attr_destroy(&at);
+	if (p->nthreads < max) {
+		pool_close(p);
+		return -1;
+	}
 	*pp = p;
 	return 0;
 }
@@ -92,26 +116,12 @@ pool_open(struct pool **pp, const struct launcher_cfg *cfg, int max)
 void
 pool_submit(struct pool *p, struct job *j)
 {
-	pthread_attr_t at;
-
 	j->next = NULL;
 	pthread_mutex_lock(&p->mu);
 	*p->qtail = j;
 	p->qtail = &j->next;
 	p->busy++;
 	p->nqueued++;
-	/* a woken idle thread counts as idle until it takes its job */
-	if (p->nqueued > p->idle && p->nthreads < p->max) {
-		pthread_attr_init(&at);
-		pthread_attr_setstacksize(&at, POOL_STACK);
-		if (pthread_create(&p->threads[p->nthreads], &at, worker, p) ==
-		    0) {
-			p->nthreads++;
-		} else if (p->nthreads == 0) {
-			fatalx("pool: cannot create a worker thread");
-		}
-		pthread_attr_destroy(&at);
-	}
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 }
