@@ -22,9 +22,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define UPDATES 20000
-#define BATCH 500
-#define KEYS 100
+#define UPDATES     20000
+#define BATCH       500
+#define KEYS        100
 #define LAT_SAMPLES 2000
 
 static char run[128];
@@ -127,8 +127,8 @@ topic_on_set(void *arg, const char *key, const void *item)
 static void
 topic_child(int ack_fd, int res_fd, long n, bool lat)
 {
-	struct topic_sub         *s;
-	struct child_ctx          c  = {.ack_fd = ack_fd, .measure_latency = lat};
+	struct topic_sub *s;
+	struct child_ctx  c = {.ack_fd = ack_fd, .measure_latency = lat};
 	const struct topic_sub_cb cb = {topic_on_set, NULL, NULL};
 
 	topic_sub_open(&s, run, MSG_VTPM_STATE_HEALTH, &cb, &c);
@@ -140,7 +140,7 @@ topic_child(int ack_fd, int res_fd, long n, bool lat)
 	 * counted live updates that followed the warm-up acknowledgement */
 	while (c.got < n) {
 		struct pollfd pfd = {topic_sub_fd(s), POLLIN, 0};
-		int           t   = topic_sub_process(s);
+		int           t = topic_sub_process(s);
 		if (c.got < n) {
 			poll(&pfd, 1, t);
 		}
@@ -154,8 +154,9 @@ wait_acks(int fd, int n)
 {
 	char buf[64];
 	while (n > 0) {
-		ssize_t r = read(fd, buf, (size_t) n < sizeof(buf) ? (size_t) n
-		                                                   : sizeof(buf));
+		ssize_t r =
+		    read(fd, buf,
+		         (size_t) n < sizeof(buf) ? (size_t) n : sizeof(buf));
 		if (r <= 0) {
 			fprintf(stderr, "bench: subscriber died\n");
 			exit(1);
@@ -173,13 +174,13 @@ struct result {
 static struct result
 run_case(int kind, bool lat)
 {
-	int              ack[2], res[2];
-	long             n = lat ? LAT_SAMPLES : UPDATES;
-	pid_t            pid;
-	struct result    r = {0};
-	nng_socket       raw;
+	int               ack[2], res[2];
+	long              n = lat ? LAT_SAMPLES : UPDATES;
+	pid_t             pid;
+	struct result     r = {0};
+	nng_socket        raw;
 	struct topic_pub *p = NULL;
-	char             url[256];
+	char              url[256];
 
 	if (pipe(ack) < 0 || pipe(res) < 0) {
 		exit(1);
@@ -204,7 +205,7 @@ run_case(int kind, bool lat)
 		snprintf(k, sizeof(k), "%d", kind);
 		snprintf(l, sizeof(l), "%d", lat ? 1 : 0);
 		execl("/proc/self/exe", "pubsub_bench", "child", run, k, nn, l,
-		    a, r2, (char *) NULL);
+		      a, r2, (char *) NULL);
 		_exit(127);
 	}
 	close(ack[1]);
@@ -216,7 +217,7 @@ run_case(int kind, bool lat)
 		struct pollfd            pfd = {ack[0], POLLIN, 0};
 		memset(&w, 0, sizeof(w));
 		snprintf(w.uuid, sizeof(w.uuid), "%s",
-		    "00000000-0000-0000-0000-999999999999");
+		         "00000000-0000-0000-0000-999999999999");
 		for (int i = 0; poll(&pfd, 1, 2) == 0; i++) {
 			w.last_backup = i;
 			topic_pub_set(p, w.uuid, &w);
@@ -246,12 +247,13 @@ run_case(int kind, bool lat)
 			struct vtpm_state_health v;
 			memset(&v, 0, sizeof(v));
 			snprintf(v.uuid, sizeof(v.uuid),
-			    "00000000-0000-0000-0000-%012ld", i % KEYS);
-			snprintf(v.reason, sizeof(v.reason),
+			         "00000000-0000-0000-0000-%012ld", i % KEYS);
+			snprintf(
+			    v.reason, sizeof(v.reason),
 			    "state verified against the manifest at start");
 			v.classification = STATE_NORMAL;
-			v.last_backup    = 1764000000;
-			v.generation     = (int64_t) t; /* carries the send time */
+			v.last_backup = 1764000000;
+			v.generation = (int64_t) t; /* carries the send time */
 			topic_pub_set(p, v.uuid, &v);
 		}
 		if (lat) {
@@ -292,8 +294,8 @@ snapshot_ms(void)
 	for (int i = 0; i < 1000; i++) {
 		struct vtpm_status v;
 		memset(&v, 0, sizeof(v));
-		snprintf(v.uuid, sizeof(v.uuid), "00000000-0000-0000-0000-%012d",
-		    i);
+		snprintf(v.uuid, sizeof(v.uuid),
+		         "00000000-0000-0000-0000-%012d", i);
 		snprintf(v.name, sizeof(v.name), "vm-%d", i);
 		v.state = VTPM_READY;
 		topic_pub_set(p, v.uuid, &v);
@@ -306,7 +308,7 @@ snapshot_ms(void)
 	ms = (double) (now_us() - t0) / 1e3;
 	if (topic_sub_count(s) != 1000) {
 		fprintf(stderr, "bench: snapshot had %zu items\n",
-		    topic_sub_count(s));
+		        topic_sub_count(s));
 		exit(1);
 	}
 	topic_sub_close(s);
@@ -325,23 +327,24 @@ main(int argc, char **argv)
 		snprintf(run, sizeof(run), "%s", argv[2]);
 		if (atoi(argv[3]) == 0) {
 			raw_child(atoi(argv[6]), atoi(argv[7]), atol(argv[4]),
-			    atoi(argv[5]) != 0);
+			          atoi(argv[5]) != 0);
 		} else {
 			topic_child(atoi(argv[6]), atoi(argv[7]), atol(argv[4]),
-			    atoi(argv[5]) != 0);
+			            atoi(argv[5]) != 0);
 		}
 		return 0;
 	}
 	if (argc > 1) {
-		fprintf(stderr, "usage: pubsub_bench (writes JSON to stdout)\n");
+		fprintf(stderr,
+		        "usage: pubsub_bench (writes JSON to stdout)\n");
 		return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
 	}
 	snprintf(run, sizeof(run), "/tmp/pubsub-bench.XXXXXX");
 	if (mkdtemp(run) == NULL) {
 		return 1;
 	}
-	raw  = run_case(0, false);
-	top  = run_case(1, false);
+	raw = run_case(0, false);
+	top = run_case(1, false);
 	rawl = run_case(0, true);
 	topl = run_case(1, true);
 	snap = snapshot_ms();
@@ -355,9 +358,10 @@ main(int argc, char **argv)
 	       "  \"snapshot_1000_items_ms\": %.2f,\n"
 	       "  \"goals\": {\"throughput_ratio_min\": 0.5, "
 	       "\"snapshot_ms_max\": 50}\n}\n",
-	    UPDATES, UPDATES / raw.secs, UPDATES / top.secs,
-	    (UPDATES / top.secs) / (UPDATES / raw.secs),
-	    (unsigned long long) rawl.p50, (unsigned long long) rawl.p99,
-	    (unsigned long long) topl.p50, (unsigned long long) topl.p99, snap);
+	       UPDATES, UPDATES / raw.secs, UPDATES / top.secs,
+	       (UPDATES / top.secs) / (UPDATES / raw.secs),
+	       (unsigned long long) rawl.p50, (unsigned long long) rawl.p99,
+	       (unsigned long long) topl.p50, (unsigned long long) topl.p99,
+	       snap);
 	return 0;
 }

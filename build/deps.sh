@@ -4,10 +4,16 @@
 # network; apt-get update runs only when something is missing.
 set -eu
 
-PKGS="make gcc clang pkg-config libclang-rt-14-dev
+# Tools the scripts call, besides the compilers and libraries: git (image
+# timestamps, make format), binutils (strip, readelf: the image's static
+# busybox check), openssl and python3 (attestation tests), clang-format
+# (CI's format check), jq, cpio, gzip and tar (images), iproute2 (ss, in
+# free_port), util-linux (unshare, nsenter, flock, setsid), procps.
+PKGS="make gcc clang pkg-config libclang-rt-14-dev binutils git
 libnng-dev libcjson-dev libssl-dev libcmocka-dev
 libtss2-dev tpm2-tools swtpm swtpm-tools libtpms0
-libsqlite3-dev libcap-ng-dev util-linux procps iproute2 jq cpio
+libsqlite3-dev libcap-ng-dev util-linux procps iproute2 jq cpio gzip tar
+openssl python3 clang-format
 qemu-system-x86 busybox-static umoci"
 
 missing=""

@@ -27,13 +27,20 @@ MULTIARCH=/usr/lib/x86_64-linux-gnu
 
 say() { echo "image: $*" >&2; }
 die() { say "$*"; exit 1; }
-for t in umoci busybox tar ldd strip; do
+for t in umoci busybox tar ldd strip readelf; do
 	command -v $t >/dev/null || die "$t not found (build/deps.sh installs it)"
 done
 BUSYBOX=/bin/busybox
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
-	ldd "$BUSYBOX" 2>&1 | grep -q 'not a dynamic' ||
-	die "$BUSYBOX is not static (install busybox-static)"
+# static: an ELF file without a PT_INTERP program header (no dynamic
+# loader named), and it runs. readelf (binutils) rather than file(1),
+# which a minimal Debian root does not have.
+static_elf() {
+	local hdrs
+	hdrs=$(readelf -lW "$1" 2>/dev/null) || return 1
+	! grep -q '^ *INTERP ' <<<"$hdrs"
+}
+static_elf "$BUSYBOX" && "$BUSYBOX" true ||
+	die "$BUSYBOX is not a static, runnable ELF (install busybox-static)"
 
 mkdir -p "$IMGDIR"
 # one build at a time (a test and make image may run together)
@@ -80,7 +87,7 @@ add_lib() {
 }
 add_deps() {
 	local l
-	for l in $(ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\t\/[^ ]*ld-linux/{print $1}'); do
+	for l in $({ ldd "$1" 2>/dev/null || true; } | awk '/=> \//{print $3} /^\t\/[^ ]*ld-linux/{print $1}'); do
 		add_lib "$l"
 	done
 }
@@ -131,7 +138,9 @@ chmod 0644 "$ROOTFS/etc/vtpm/build-info"
 # its libraries inside the rootfs (the host's ld.so with --library-path
 # would lie; use the image's own loader under chroot when root)
 missing_libs=$(for f in $(find "$ROOTFS" -type f -perm -u+x) $(find "$ROOTFS/usr/lib" -name '*.so*' -type f); do
-	ldd "$f" 2>/dev/null | awk '/=> \//{print $3}' | while read -r l; do
+	# a static binary or a script: ldd fails, nothing to resolve (and
+	# under pipefail its status must not end the build)
+	{ ldd "$f" 2>/dev/null || true; } | awk '/=> \//{print $3}' | while read -r l; do
 		d=/usr${l#/usr}
 		[ -e "$ROOTFS$d" ] || echo "$f needs $l"
 	done

@@ -51,7 +51,7 @@ endpoint_url(char *dst, size_t len, const char *rundir, const char *name)
 	/* sun_path holds 108 bytes including the NUL */
 	if (n < 0 || (size_t) n >= len || (size_t) n - 6 >= SOCK_LEN) {
 		log_warnx("socket path %s/%s: longer than %d bytes", rundir,
-		    name, SOCK_LEN - 1);
+		          name, SOCK_LEN - 1);
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -66,15 +66,16 @@ static void
 check_peer(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	const struct peer_policy *policy = arg;
-	uint64_t                  uid    = (uint64_t) -1;
-	uint64_t                  pid    = 0;
+	uint64_t                  uid = (uint64_t) -1;
+	uint64_t                  pid = 0;
 	nng_listener              l;
 	char                      url[URL_LEN] = "?";
-	size_t                    sz           = sizeof(url);
+	size_t                    sz = sizeof(url);
 
 	(void) ev;
 	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) != 0) {
-		return; /* not an ipc pipe (inproc in tests): nothing to check */
+		return; /* not an ipc pipe (inproc in tests): nothing to check
+		         */
 	}
 	if (peer_allowed(policy, (uid_t) uid)) {
 		return;
@@ -92,8 +93,8 @@ check_peer(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	(void) nng_listener_get(l, NNG_OPT_URL, url, &sz);
 	log_warnx("%s: refused peer uid %llu pid %llu: uid not allowed "
 	          "(%u more refusals since the last report)",
-	    url, (unsigned long long) uid, (unsigned long long) pid,
-	    atomic_exchange(&refusals_unlogged, 0));
+	          url, (unsigned long long) uid, (unsigned long long) pid,
+	          atomic_exchange(&refusals_unlogged, 0));
 }
 
 int
@@ -103,13 +104,13 @@ endpoint_listen(nng_socket s, const char *url, const struct peer_policy *policy)
 	int          rv;
 
 	if ((rv = nng_pipe_notify(s, NNG_PIPE_EV_ADD_PRE, check_peer,
-	         (void *) policy)) != 0 ||
+	                          (void *) policy)) != 0 ||
 	    (rv = nng_listener_create(&l, s, url)) != 0) {
 		log_warnx("listen %s: %s", url, nng_strerror(rv));
 		return -1;
 	}
 	if ((rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS,
-	         (int) policy->perms)) != 0 ||
+	                               (int) policy->perms)) != 0 ||
 	    (rv = nng_listener_start(l, 0)) != 0) {
 		log_warnx("listen %s: %s", url, nng_strerror(rv));
 		nng_listener_close(l);
@@ -137,7 +138,7 @@ uid_t
 endpoint_msg_uid(nng_msg *msg)
 {
 	uint64_t uid = (uint64_t) -1;
-	nng_pipe p   = nng_msg_get_pipe(msg);
+	nng_pipe p = nng_msg_get_pipe(msg);
 
 	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0) {
 		return (uid_t) -1;

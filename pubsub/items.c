@@ -39,11 +39,11 @@ items_insert(struct itemset *s, const char *key)
 
 	if (s->n == s->cap) {
 		size_t       cap = s->cap ? s->cap * 2 : 16;
-		struct item *v   = realloc(s->v, cap * sizeof(*v));
+		struct item *v = realloc(s->v, cap * sizeof(*v));
 		if (v == NULL) {
 			return NULL;
 		}
-		s->v   = v;
+		s->v = v;
 		s->cap = cap;
 	}
 	memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));

@@ -14,37 +14,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSG_VERSION 1
-#define MSG_MAX (64 * 1024)        /* any single message or item */
-#define MSG_SNAPSHOT_MAX (16 << 20) /* a whole topic snapshot */
-#define UUID_LEN 37                 /* 36 chars + NUL */
-#define NAME_LEN 65
-#define REASON_LEN 257
-#define SOCK_LEN 108 /* sun_path */
-#define STATE_DIR_LEN 512
-#define PCRS_LEN 64 /* "0,1,2,3,4,6,7,8,9,10,11,12,13,14" */
-#define KEY_LEN 32  /* AES-256 */
+#define MSG_VERSION      1
+#define MSG_MAX          (64 * 1024) /* any single message or item */
+#define MSG_SNAPSHOT_MAX (16 << 20)  /* a whole topic snapshot */
+#define UUID_LEN         37          /* 36 chars + NUL */
+#define NAME_LEN         65
+#define REASON_LEN       257
+#define SOCK_LEN         108 /* sun_path */
+#define STATE_DIR_LEN    512
+#define PCRS_LEN         64 /* "0,1,2,3,4,6,7,8,9,10,11,12,13,14" */
+#define KEY_LEN          32 /* AES-256 */
 /* Largest integer a message may carry: cJSON prints numbers with 15
  * significant digits, so larger ones would not survive a round trip. */
 #define MSG_INT_MAX 999999999999999LL
 
 /* Message types. Numbers are stable; names are what goes on the wire. */
 enum msg_type {
-	MSG_NONE             = 0,
-	MSG_DOMAIN_STATUS    = 1, /* topic item: DomainStatus */
-	MSG_VTPM_STATUS      = 2, /* topic item: VtpmStatus */
+	MSG_NONE = 0,
+	MSG_DOMAIN_STATUS = 1,     /* topic item: DomainStatus */
+	MSG_VTPM_STATUS = 2,       /* topic item: VtpmStatus */
 	MSG_VTPM_STATE_HEALTH = 3, /* topic item: VtpmStateHealth */
-	MSG_KEYBROKER_STATUS = 4, /* topic item: KeyBrokerStatus */
-	MSG_KEY_RELEASE_REQ  = 5, /* launcher -> broker: KeyRelease */
-	MSG_KEY_RELEASE_REP  = 6, /* broker -> launcher: KeyReleaseReply */
-	MSG_GUARDIAN_REQ     = 7, /* launcher/ctl -> guardian: GuardianRequest */
-	MSG_GUARDIAN_REP     = 8, /* guardian -> requester: GuardianReply */
-	MSG_ERROR_REP        = 9, /* any server: Error {reason} */
-	MSG_ATTEST_REQ       = 10, /* launcher/ctl -> broker: AttestRequest */
-	MSG_ATTEST_REP       = 11, /* broker -> requester: AttestReply */
+	MSG_KEYBROKER_STATUS = 4,  /* topic item: KeyBrokerStatus */
+	MSG_KEY_RELEASE_REQ = 5,   /* launcher -> broker: KeyRelease */
+	MSG_KEY_RELEASE_REP = 6,   /* broker -> launcher: KeyReleaseReply */
+	MSG_GUARDIAN_REQ = 7, /* launcher/ctl -> guardian: GuardianRequest */
+	MSG_GUARDIAN_REP = 8, /* guardian -> requester: GuardianReply */
+	MSG_ERROR_REP = 9,    /* any server: Error {reason} */
+	MSG_ATTEST_REQ = 10,  /* launcher/ctl -> broker: AttestRequest */
+	MSG_ATTEST_REP = 11,  /* broker -> requester: AttestReply */
 	/* 20-29: planned updates and key escrow (issue 8), keybroker-admin */
-	MSG_KEY_ADMIN_REQ    = 20, /* update agent/ctl -> broker: KeyAdmin */
-	MSG_KEY_ADMIN_REP    = 21, /* broker -> requester: KeyAdminReply */
+	MSG_KEY_ADMIN_REQ = 20, /* update agent/ctl -> broker: KeyAdmin */
+	MSG_KEY_ADMIN_REP = 21, /* broker -> requester: KeyAdminReply */
 	MSG_TYPE_COUNT
 };
 
@@ -62,11 +62,12 @@ enum vtpm_mode { VTPM_MODE_PERSISTENT = 0, VTPM_MODE_EPHEMERAL };
 
 /* vtpm {enabled, version, model, mode}: the per-app vTPM settings */
 struct vtpm_spec {
-	bool enabled;      /* default true */
-	char version[8];   /* "2.0" (1.2 is rejected by the config parser) */
-	int  model;        /* enum vtpm_model */
-	int  mode;         /* enum vtpm_mode */
-	bool ek; /* provision + certify the vTPM EK at creation (default true) */
+	bool enabled;    /* default true */
+	char version[8]; /* "2.0" (1.2 is rejected by the config parser) */
+	int  model;      /* enum vtpm_model */
+	int  mode;       /* enum vtpm_mode */
+	bool
+	    ek; /* provision + certify the vTPM EK at creation (default true) */
 };
 
 /* DomainStatus {uuid, name, state, vtpm{...}, reason} */
@@ -130,7 +131,7 @@ enum kb_state {
  * Keyed by a fixed UUID: the broker publishes one item. */
 struct keybroker_status {
 	char    uuid[UUID_LEN];
-	int     state; /* enum kb_state */
+	int     state;                  /* enum kb_state */
 	char    pcrs[PCRS_LEN];         /* vault PCR set sealed to, "0,1,..." */
 	char    changed_pcrs[PCRS_LEN]; /* PCRs that differ from seal time */
 	int64_t rc;                     /* last TPM return code, 0 if none */
@@ -218,12 +219,12 @@ struct attest_req {
 struct attest_rep {
 	char uuid[UUID_LEN];
 	bool ok;
-	char device_id[ATTEST_ID_LEN];  /* hex AK name */
-	char ek_pub[ATTEST_PUB_LEN];    /* info: hardware EK (hex TPM2B) */
-	char ak_pub[ATTEST_PUB_LEN];    /* info: AK (hex TPM2B_PUBLIC) */
-	char ak_cert[ATTEST_PEM_LEN];   /* info: stored AK certificate */
+	char device_id[ATTEST_ID_LEN];    /* hex AK name */
+	char ek_pub[ATTEST_PUB_LEN];      /* info: hardware EK (hex TPM2B) */
+	char ak_pub[ATTEST_PUB_LEN];      /* info: AK (hex TPM2B_PUBLIC) */
+	char ak_cert[ATTEST_PEM_LEN];     /* info: stored AK certificate */
 	char credential[ATTEST_BLOB_LEN]; /* activate: recovered secret, hex */
-	char ek_cert[ATTEST_PEM_LEN];   /* certify-ek: the new certificate */
+	char ek_cert[ATTEST_PEM_LEN];     /* certify-ek: the new certificate */
 	char reason[REASON_LEN];
 };
 
@@ -272,9 +273,9 @@ struct key_admin_rep {
 	int64_t matches;        /* branch the PCRs match now, -1 none */
 	char    changed_pcrs[PCRS_LEN]; /* PCRs matching no branch */
 	bool    pending;                /* an announced update is pending */
-	int64_t boots_seen;    /* boots on the old values since announce */
-	int64_t pending_boots; /* boots after which it is dropped */
-	int     escrow;        /* enum escrow_state */
+	int64_t boots_seen;     /* boots on the old values since announce */
+	int64_t pending_boots;  /* boots after which it is dropped */
+	int     escrow;         /* enum escrow_state */
 	char    escrow_key[65]; /* sha256 of the controller key (DER) */
 	char    data[1024];     /* recover-begin: transport public key PEM */
 };
@@ -292,22 +293,22 @@ enum field_kind {
 	FK_HEXBYTES, /* uint8_t[size], wire form is 2*size hex digits */
 };
 
-#define FF_REQUIRED 0x1  /* absent -> reject */
+#define FF_REQUIRED   0x1 /* absent -> reject */
 #define FF_OMIT_EMPTY 0x2 /* encoder skips it when empty/zero */
-#define FF_SECRET 0x4     /* wiped from intermediate buffers */
+#define FF_SECRET     0x4 /* wiped from intermediate buffers */
 
 struct schema;
 struct field {
-	const char         *name;
-	enum field_kind     kind;
-	size_t              offset;
-	size_t              size;
-	unsigned            flags;
-	int64_t             min, max;   /* FK_INT, FK_INT32 */
-	int64_t             def;        /* default for INT/INT32/BOOL/ENUM */
-	const char         *defstr;     /* default for STRING */
-	const char *const  *enum_names; /* FK_ENUM, NULL-terminated */
-	const struct schema *sub;       /* FK_OBJECT */
+	const char          *name;
+	enum field_kind      kind;
+	size_t               offset;
+	size_t               size;
+	unsigned             flags;
+	int64_t              min, max;   /* FK_INT, FK_INT32 */
+	int64_t              def;        /* default for INT/INT32/BOOL/ENUM */
+	const char          *defstr;     /* default for STRING */
+	const char *const   *enum_names; /* FK_ENUM, NULL-terminated */
+	const struct schema *sub;        /* FK_OBJECT */
 };
 
 struct schema {
@@ -323,26 +324,35 @@ struct cJSON;
 /* schema.c */
 const struct schema *msg_schema(enum msg_type type);
 const struct schema *msg_schema_by_name(const char *name);
-const char          *msg_type_name(enum msg_type type);
+/* The largest struct the table declares: a buffer of this size holds a
+ * decoded message of any type (msg_decode with MSG_NONE). */
+size_t      msg_max_size(void);
+const char *msg_type_name(enum msg_type type);
 /* Fill out (of schema->size) from a cJSON object, defaults first. On error
  * returns -1 with a reason naming the field in err; out is then zeroed. */
 int schema_decode(const struct schema *s, const struct cJSON *obj, void *out,
-    char *err, size_t errlen);
+                  char *err, size_t errlen);
 /* The same without the scratch copy; prefix ("vtpm.") names nested fields
  * in errors. out must already hold the defaults. */
 int schema_decode_prefixed(const struct schema *s, const struct cJSON *obj,
-    void *out, const char *prefix, char *err, size_t errlen);
+                           void *out, const char *prefix, char *err,
+                           size_t errlen);
 /* Build a cJSON object from a struct; NULL on allocation failure. */
 struct cJSON *schema_encode(const struct schema *s, const void *in);
 /* Wipe FF_SECRET string values inside a cJSON tree before it is freed. */
 void schema_wipe_json(const struct schema *s, struct cJSON *obj);
 
 /* msg.c: whole messages {type, version, ...fields} */
+/* Parse JSON text as every pubsub decoder does: a NUL anywhere (raw, or
+ * the escape \u0000 in a string or key) is refused, since cJSON would
+ * hand the string out cut at it. NULL with err filled, or the tree. */
+struct cJSON *msg_json_parse(const void *buf, size_t len, char *err,
+                             size_t errlen);
 /* Decode buf (len bytes, need not be NUL-terminated). Sets *type and fills
  * out, which must be at least msg_schema(expect)->size bytes. When expect is
  * not MSG_NONE any other type is rejected. 0, or -1 with err filled. */
 int msg_decode(const void *buf, size_t len, enum msg_type expect,
-    enum msg_type *type, void *out, char *err, size_t errlen);
+               enum msg_type *type, void *out, char *err, size_t errlen);
 /* Encode to a malloc'd NUL-terminated JSON string; caller frees (with
  * msg_free_wipe for messages holding secrets). NULL on failure. */
 char *msg_encode(enum msg_type type, const void *in);

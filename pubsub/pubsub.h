@@ -27,7 +27,7 @@
 struct peer_policy {
 	uid_t    uids[PEER_MAX_UIDS];
 	int      nuids;
-	unsigned perms; /* socket file mode, default 0600 */
+	unsigned perms;       /* socket file mode, default 0600 */
 	bool     only_listed; /* when true, root/own euid are not implied */
 };
 
@@ -44,7 +44,7 @@ struct topic_pub;
 /* Opens <run>/<type>.pub and .snap. Thread-safe after open: set/delete may
  * be called from any thread; snapshots are served on NNG's threads. */
 int  topic_pub_open(struct topic_pub **pp, const char *rundir,
-     enum msg_type type, const struct peer_policy *policy);
+                    enum msg_type type, const struct peer_policy *policy);
 void topic_pub_close(struct topic_pub *p);
 /* Store and publish item (a struct of the topic's type) under key. Skips
  * the publication when the item is unchanged. 0 or -1. */
@@ -52,7 +52,7 @@ int topic_pub_set(struct topic_pub *p, const char *key, const void *item);
 /* Explicit delete; publishing a delete of an unknown key is a no-op. */
 int topic_pub_delete(struct topic_pub *p, const char *key);
 /* Copy the current item into out (schema size); 0, or -1 if absent. */
-int topic_pub_get(struct topic_pub *p, const char *key, void *out);
+int      topic_pub_get(struct topic_pub *p, const char *key, void *out);
 size_t   topic_pub_count(struct topic_pub *p);
 uint64_t topic_pub_seq(struct topic_pub *p);
 /* Heartbeat period (default 1000 ms); 0 disables (tests of gap handling). */
@@ -78,7 +78,8 @@ struct topic_sub;
  * not there yet. Callbacks run only inside topic_sub_process(), in the
  * caller's thread. */
 int  topic_sub_open(struct topic_sub **sp, const char *rundir,
-     enum msg_type type, const struct topic_sub_cb *cb, void *arg);
+                    enum msg_type type, const struct topic_sub_cb *cb,
+                    void *arg);
 void topic_sub_close(struct topic_sub *s);
 /* fd that becomes readable when messages wait (for poll()). */
 int topic_sub_fd(struct topic_sub *s);
@@ -93,7 +94,8 @@ int    topic_sub_get(struct topic_sub *s, const char *key, void *out);
 size_t topic_sub_count(struct topic_sub *s);
 /* Iterate: fn is called for each item, in key order. */
 void topic_sub_foreach(struct topic_sub *s,
-    void (*fn)(void *arg, const char *key, const void *item), void *arg);
+                       void (*fn)(void *arg, const char *key, const void *item),
+                       void *arg);
 /* Counters for tests: snapshots taken, gaps seen. */
 uint64_t topic_sub_snapshots(struct topic_sub *s);
 uint64_t topic_sub_gaps(struct topic_sub *s);
@@ -108,8 +110,8 @@ void topic_sub_set_retry(struct topic_sub *s, unsigned ms);
  * threads: must be thread-safe. Return 0 to send rep, -1 to send an
  * Error{reason} with reason filled in err. */
 typedef int (*req_handler)(void *arg, enum msg_type req_type, const void *req,
-    uid_t peer_uid, enum msg_type *rep_type, void *rep, char *err,
-    size_t errlen);
+                           uid_t peer_uid, enum msg_type *rep_type, void *rep,
+                           char *err, size_t errlen);
 
 struct req_server;
 
@@ -117,8 +119,9 @@ struct req_server;
  * any type in accept[] (terminated by MSG_NONE) are decoded strictly; others
  * are answered with Error. */
 int  req_server_open(struct req_server **sp, const char *rundir,
-     const char *name, const enum msg_type *accept, int nworkers,
-     const struct peer_policy *policy, req_handler fn, void *arg);
+                     const char *name, const enum msg_type *accept, int nworkers,
+                     const struct peer_policy *policy, req_handler fn,
+                     void *arg);
 void req_server_close(struct req_server *s);
 
 /* One request, synchronous, with a timeout. rep is the struct of the reply
@@ -126,21 +129,22 @@ void req_server_close(struct req_server *s);
  * KeyReleaseReply, GuardianRequest -> GuardianReply); *rep_type tells what
  * came. An Error reply, or any other type, returns -1 with err filled. */
 int req_call(const char *rundir, const char *name, enum msg_type req_type,
-    const void *req, enum msg_type *rep_type, void *rep, int timeout_ms,
-    char *err, size_t errlen);
+             const void *req, enum msg_type *rep_type, void *rep,
+             int timeout_ms, char *err, size_t errlen);
 
 /* A long-lived client, for callers that send many requests. */
 struct req_client;
 int  req_client_open(struct req_client **cp, const char *rundir,
-     const char *name);
+                     const char *name);
 void req_client_close(struct req_client *c);
 int  req_client_call(struct req_client *c, enum msg_type req_type,
-     const void *req, enum msg_type *rep_type, void *rep, int timeout_ms,
-     char *err, size_t errlen);
+                     const void *req, enum msg_type *rep_type, void *rep,
+                     int timeout_ms, char *err, size_t errlen);
 
 /* One-shot snapshot of a topic (vtpmctl): calls fn for each item. */
 int topic_snapshot_fetch(const char *rundir, enum msg_type type,
-    void (*fn)(void *arg, const char *key, const void *item), void *arg,
-    int timeout_ms, char *err, size_t errlen);
+                         void (*fn)(void *arg, const char *key,
+                                    const void *item),
+                         void *arg, int timeout_ms, char *err, size_t errlen);
 
 #endif

@@ -14,10 +14,10 @@
 /* Listen on ipc url with policy->perms and the uid allow-list. policy must
  * stay valid while the socket is open; what names the socket in logs. */
 int  endpoint_listen(nng_socket s, const char *url,
-     const struct peer_policy *policy);
+                     const struct peer_policy *policy);
 bool peer_allowed(const struct peer_policy *p, uid_t uid);
 /* Dial without waiting for the peer; NNG reconnects in the background. */
-int  endpoint_dial(nng_socket s, const char *url);
+int endpoint_dial(nng_socket s, const char *url);
 /* The uid of the peer that sent msg, or (uid_t)-1. */
 uid_t endpoint_msg_uid(nng_msg *msg);
 /* Wipe an nng message body, then free it. */
@@ -28,8 +28,8 @@ void endpoint_msg_free_wipe(nng_msg *msg);
 int endpoint_msg_from_string(nng_msg **mp, const char *s, bool secret);
 
 /* topic envelope names */
-#define TOPIC_OP_SET "set"
-#define TOPIC_OP_DELETE "delete"
+#define TOPIC_OP_SET       "set"
+#define TOPIC_OP_DELETE    "delete"
 #define TOPIC_OP_HEARTBEAT "heartbeat"
 
 #endif

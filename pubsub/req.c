@@ -83,27 +83,27 @@ serve_one(struct req_server *s, nng_msg *m)
 	if (req == NULL || rep == NULL) {
 		snprintf(err, sizeof(err), "out of memory");
 	} else if (msg_decode(nng_msg_body(m), nng_msg_len(m), MSG_NONE, &rt,
-	               req, err, sizeof(err)) < 0) {
+	                      req, err, sizeof(err)) < 0) {
 		log_warnx("%s: request from uid %d rejected: %s", s->name,
-		    (int) uid, err);
+		          (int) uid, err);
 	} else if (!accepted(s, rt)) {
 		snprintf(err, sizeof(err), "%s does not serve %s", s->name,
-		    msg_type_name(rt));
+		         msg_type_name(rt));
 		log_warnx("%s: request from uid %d rejected: %s", s->name,
-		    (int) uid, err);
+		          (int) uid, err);
 	} else if (s->fn(s->arg, rt, req, uid, &pt, rep, err, sizeof(err)) ==
 	           0) {
 		out = msg_encode(pt, rep);
 		if (out == NULL) {
 			snprintf(err, sizeof(err), "cannot encode %s",
-			    msg_type_name(pt));
+			         msg_type_name(pt));
 		}
 	}
 	if (out == NULL) {
 		struct error_rep e;
 		memset(&e, 0, sizeof(e));
 		snprintf(e.reason, sizeof(e.reason), "%s",
-		    err[0] ? err : "request failed");
+		         err[0] ? err : "request failed");
 		out = msg_encode(MSG_ERROR_REP, &e);
 	}
 	if (req != NULL) {
@@ -136,7 +136,7 @@ worker_main(void *arg)
 			}
 			continue;
 		}
-		m   = nng_aio_get_msg(w->aio);
+		m = nng_aio_get_msg(w->aio);
 		out = serve_one(s, m);
 		endpoint_msg_free_wipe(m);
 		if (out == NULL) {
@@ -160,8 +160,8 @@ worker_main(void *arg)
 
 int
 req_server_open(struct req_server **sp, const char *rundir, const char *name,
-    const enum msg_type *accept, int nworkers,
-    const struct peer_policy *policy, req_handler fn, void *arg)
+                const enum msg_type *accept, int nworkers,
+                const struct peer_policy *policy, req_handler fn, void *arg)
 {
 	struct req_server *s;
 	char               url[URL_LEN], sockname[80];
@@ -177,7 +177,7 @@ req_server_open(struct req_server **sp, const char *rundir, const char *name,
 		s->accept[n] = accept[n];
 		n++;
 	}
-	s->fn  = fn;
+	s->fn = fn;
 	s->arg = arg;
 	if (policy != NULL) {
 		s->policy = *policy;
@@ -197,7 +197,7 @@ req_server_open(struct req_server **sp, const char *rundir, const char *name,
 	}
 	for (i = 0; i < nworkers; i++) {
 		struct req_worker *w = &s->w[i];
-		w->srv               = s;
+		w->srv = s;
 		if (nng_ctx_open(&w->ctx, s->sock) != 0 ||
 		    nng_aio_alloc(&w->aio, NULL, NULL) != 0 ||
 		    pthread_create(&w->thread, NULL, worker_main, w) != 0) {
@@ -308,8 +308,8 @@ req_client_close(struct req_client *c)
 
 int
 req_client_call(struct req_client *c, enum msg_type req_type, const void *req,
-    enum msg_type *rep_type, void *rep, int timeout_ms, char *err,
-    size_t errlen)
+                enum msg_type *rep_type, void *rep, int timeout_ms, char *err,
+                size_t errlen)
 {
 	const struct schema *rs = msg_schema(req_type);
 	nng_msg             *m, *r = NULL;
@@ -322,7 +322,7 @@ req_client_call(struct req_client *c, enum msg_type req_type, const void *req,
 
 	if (rs == NULL || (out = msg_encode(req_type, req)) == NULL) {
 		snprintf(err, errlen, "cannot encode %s",
-		    msg_type_name(req_type));
+		         msg_type_name(req_type));
 		return -1;
 	}
 	rv = endpoint_msg_from_string(&m, out, false);
@@ -345,11 +345,11 @@ req_client_call(struct req_client *c, enum msg_type req_type, const void *req,
 	if ((rv = nng_aio_result(aio)) != 0) {
 		nng_msg_free(m);
 		snprintf(err, errlen, "%s: send: %s (is the service running?)",
-		    c->name, nng_strerror(rv));
+		         c->name, nng_strerror(rv));
 		goto out;
 	}
 	{
-		uint64_t now  = now_ms();
+		uint64_t now = now_ms();
 		int      left = now < end ? (int) (end - now) : 1;
 		nng_aio_set_timeout(aio, left);
 	}
@@ -357,7 +357,7 @@ req_client_call(struct req_client *c, enum msg_type req_type, const void *req,
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
 		snprintf(err, errlen, "%s: no reply: %s", c->name,
-		    nng_strerror(rv));
+		         nng_strerror(rv));
 		goto out;
 	}
 	r = nng_aio_get_msg(aio);
@@ -365,15 +365,15 @@ req_client_call(struct req_client *c, enum msg_type req_type, const void *req,
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (msg_decode(nng_msg_body(r), nng_msg_len(r), MSG_NONE, rep_type,
-	        tmp, err, errlen) < 0) {
+	if (msg_decode(nng_msg_body(r), nng_msg_len(r), MSG_NONE, rep_type, tmp,
+	               err, errlen) < 0) {
 		log_warnx("%s: bad reply: %s", c->name, err);
 	} else if (*rep_type == MSG_ERROR_REP) {
 		snprintf(err, errlen, "%s: %s", c->name, tmp->err.reason);
 	} else if (*rep_type != reply_type_for(req_type)) {
 		/* rep is sized for the expected reply only */
 		snprintf(err, errlen, "%s: unexpected reply %s to %s", c->name,
-		    msg_type_name(*rep_type), msg_type_name(req_type));
+		         msg_type_name(*rep_type), msg_type_name(req_type));
 	} else {
 		memcpy(rep, tmp, msg_schema(*rep_type)->size);
 		rc = 0;
@@ -389,8 +389,8 @@ out:
 
 int
 req_call(const char *rundir, const char *name, enum msg_type req_type,
-    const void *req, enum msg_type *rep_type, void *rep, int timeout_ms,
-    char *err, size_t errlen)
+         const void *req, enum msg_type *rep_type, void *rep, int timeout_ms,
+         char *err, size_t errlen)
 {
 	struct req_client *c;
 	int                rc;
@@ -400,7 +400,7 @@ req_call(const char *rundir, const char *name, enum msg_type req_type,
 		return -1;
 	}
 	rc = req_client_call(c, req_type, req, rep_type, rep, timeout_ms, err,
-	    errlen);
+	                     errlen);
 	req_client_close(c);
 	return rc;
 }

@@ -13,26 +13,26 @@
 
 /* ---- enum vocabularies (wire names) ---- */
 
-static const char *const dom_states[] = {"CREATING", "BOOTING", "RUNNING",
-    "HALTING", "HALTED", "DELETED", NULL};
+static const char *const dom_states[] = {
+    "CREATING", "BOOTING", "RUNNING", "HALTING", "HALTED", "DELETED", NULL};
 static const char *const vtpm_states[] = {"STARTING", "READY", "FAILED",
-    "STOPPED", NULL};
+                                          "STOPPED", NULL};
 static const char *const models[] = {"tis", "crb", NULL};
-static const char *const modes[]  = {"persistent", "ephemeral", NULL};
-static const char *const classes[] = {"new", "normal", "restored", "reset",
-    "missing", "purged", "error", "unknown", NULL};
-static const char *const kb_states[] = {"STARTING", "READY", "NO_HW_TPM",
-    "POLICY_MISMATCH", "ERROR", NULL};
-static const char *const key_statuses[] = {"ok", "no-hw-tpm",
-    "policy-mismatch", "error", "denied", NULL};
+static const char *const modes[] = {"persistent", "ephemeral", NULL};
+static const char *const classes[] = {"new",   "normal",  "restored",
+                                      "reset", "missing", "purged",
+                                      "error", "unknown", NULL};
+static const char *const kb_states[] = {"STARTING",        "READY", "NO_HW_TPM",
+                                        "POLICY_MISMATCH", "ERROR", NULL};
+static const char *const key_statuses[] = {
+    "ok", "no-hw-tpm", "policy-mismatch", "error", "denied", NULL};
 static const char *const gops[] = {"prepare", "restore", "reset", "release",
-    "purge", "query", NULL};
+                                   "purge",   "query",   NULL};
 static const char *const kops[] = {"status", "announce", "recover-begin",
-    "recover", NULL};
-static const char *const escrow_states[] = {"off", "stored", "missing",
-    NULL};
+                                   "recover", NULL};
+static const char *const escrow_states[] = {"off", "stored", "missing", NULL};
 static const char *const aops[] = {"info", "activate", "set-ak-cert",
-    "certify-ek", NULL};
+                                   "certify-ek", NULL};
 
 static const char *
 enum_name(const char *const *names, int v)
@@ -45,49 +45,110 @@ enum_name(const char *const *names, int v)
 	return "?";
 }
 
-const char *dom_state_name(int v) { return enum_name(dom_states, v); }
-const char *vtpm_state_name(int v) { return enum_name(vtpm_states, v); }
-const char *vtpm_model_name(int v) { return enum_name(models, v); }
-const char *vtpm_mode_name(int v) { return enum_name(modes, v); }
-const char *state_class_name(int v) { return enum_name(classes, v); }
-const char *kb_state_name(int v) { return enum_name(kb_states, v); }
-const char *key_status_name(int v) { return enum_name(key_statuses, v); }
-const char *guardian_op_name(int v) { return enum_name(gops, v); }
-const char *key_admin_op_name(int v) { return enum_name(kops, v); }
-const char *escrow_state_name(int v) { return enum_name(escrow_states, v); }
-const char *attest_op_name(int v) { return enum_name(aops, v); }
+const char *
+dom_state_name(int v)
+{
+	return enum_name(dom_states, v);
+}
+const char *
+vtpm_state_name(int v)
+{
+	return enum_name(vtpm_states, v);
+}
+const char *
+vtpm_model_name(int v)
+{
+	return enum_name(models, v);
+}
+const char *
+vtpm_mode_name(int v)
+{
+	return enum_name(modes, v);
+}
+const char *
+state_class_name(int v)
+{
+	return enum_name(classes, v);
+}
+const char *
+kb_state_name(int v)
+{
+	return enum_name(kb_states, v);
+}
+const char *
+key_status_name(int v)
+{
+	return enum_name(key_statuses, v);
+}
+const char *
+guardian_op_name(int v)
+{
+	return enum_name(gops, v);
+}
+const char *
+key_admin_op_name(int v)
+{
+	return enum_name(kops, v);
+}
+const char *
+escrow_state_name(int v)
+{
+	return enum_name(escrow_states, v);
+}
+const char *
+attest_op_name(int v)
+{
+	return enum_name(aops, v);
+}
 
 /* ---- field table helpers ---- */
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define FSTR(st, f, fl)                                                       \
-	{.name = #f, .kind = FK_STRING, .offset = offsetof(st, f),            \
-	    .size = sizeof(((st *) 0)->f), .flags = (fl)}
-#define FUUID(st, f, fl)                                                      \
-	{.name = #f, .kind = FK_UUID, .offset = offsetof(st, f),              \
-	    .size = sizeof(((st *) 0)->f), .flags = (fl)}
-#define FINT(st, f, fl, lo, hi)                                               \
-	{.name = #f, .kind = FK_INT, .offset = offsetof(st, f),               \
-	    .size = sizeof(int64_t), .flags = (fl), .min = (lo), .max = (hi)}
-#define FBOOL(st, f, fl, d)                                                   \
-	{.name = #f, .kind = FK_BOOL, .offset = offsetof(st, f),              \
-	    .size = sizeof(bool), .flags = (fl), .def = (d)}
-#define FENUM(st, f, fl, names, d)                                            \
-	{.name = #f, .kind = FK_ENUM, .offset = offsetof(st, f),              \
-	    .size = sizeof(int), .flags = (fl), .enum_names = (names),        \
-	    .def = (d)}
-#define FHEX(st, f, fl)                                                       \
-	{.name = #f, .kind = FK_HEXBYTES, .offset = offsetof(st, f),          \
-	    .size = sizeof(((st *) 0)->f), .flags = (fl)}
-#define SCHEMA(nm, ty, st, tbl)                                               \
-	{.name = nm, .type = ty, .size = sizeof(st), .fields = tbl,           \
-	    .nfields = NELEM(tbl)}
+#define FSTR(st, f, fl)                                                        \
+	{                                                                      \
+		.name = #f, .kind = FK_STRING, .offset = offsetof(st, f),      \
+		.size = sizeof(((st *) 0)->f), .flags = (fl)                   \
+	}
+#define FUUID(st, f, fl)                                                       \
+	{                                                                      \
+		.name = #f, .kind = FK_UUID, .offset = offsetof(st, f),        \
+		.size = sizeof(((st *) 0)->f), .flags = (fl)                   \
+	}
+#define FINT(st, f, fl, lo, hi)                                                \
+	{                                                                      \
+		.name = #f, .kind = FK_INT, .offset = offsetof(st, f),         \
+		.size = sizeof(int64_t), .flags = (fl), .min = (lo),           \
+		.max = (hi)                                                    \
+	}
+#define FBOOL(st, f, fl, d)                                                    \
+	{                                                                      \
+		.name = #f, .kind = FK_BOOL, .offset = offsetof(st, f),        \
+		.size = sizeof(bool), .flags = (fl), .def = (d)                \
+	}
+#define FENUM(st, f, fl, names, d)                                             \
+	{                                                                      \
+		.name = #f, .kind = FK_ENUM, .offset = offsetof(st, f),        \
+		.size = sizeof(int), .flags = (fl), .enum_names = (names),     \
+		.def = (d)                                                     \
+	}
+#define FHEX(st, f, fl)                                                        \
+	{                                                                      \
+		.name = #f, .kind = FK_HEXBYTES, .offset = offsetof(st, f),    \
+		.size = sizeof(((st *) 0)->f), .flags = (fl)                   \
+	}
+#define SCHEMA(nm, ty, st, tbl)                                                \
+	{                                                                      \
+		.name = nm, .type = ty, .size = sizeof(st), .fields = tbl,     \
+		.nfields = NELEM(tbl)                                          \
+	}
 
 static const struct field vtpm_spec_fields[] = {
     FBOOL(struct vtpm_spec, enabled, 0, 1),
-    {.name = "version", .kind = FK_STRING,
-        .offset = offsetof(struct vtpm_spec, version),
-        .size = sizeof(((struct vtpm_spec *) 0)->version), .defstr = "2.0"},
+    {.name = "version",
+     .kind = FK_STRING,
+     .offset = offsetof(struct vtpm_spec, version),
+     .size = sizeof(((struct vtpm_spec *) 0)->version),
+     .defstr = "2.0"},
     FENUM(struct vtpm_spec, model, 0, models, VTPM_MODEL_TIS),
     FENUM(struct vtpm_spec, mode, 0, modes, VTPM_MODE_PERSISTENT),
     FBOOL(struct vtpm_spec, ek, 0, 1),
@@ -99,9 +160,11 @@ static const struct field domain_status_fields[] = {
     FUUID(struct domain_status, uuid, FF_REQUIRED),
     FSTR(struct domain_status, name, 0),
     FENUM(struct domain_status, state, FF_REQUIRED, dom_states, 0),
-    {.name = "vtpm", .kind = FK_OBJECT,
-        .offset = offsetof(struct domain_status, vtpm),
-        .size = sizeof(struct vtpm_spec), .sub = &vtpm_spec_schema},
+    {.name = "vtpm",
+     .kind = FK_OBJECT,
+     .offset = offsetof(struct domain_status, vtpm),
+     .size = sizeof(struct vtpm_spec),
+     .sub = &vtpm_spec_schema},
     FSTR(struct domain_status, reason, FF_OMIT_EMPTY),
 };
 
@@ -120,8 +183,7 @@ static const struct field vtpm_status_fields[] = {
 
 static const struct field state_health_fields[] = {
     FUUID(struct vtpm_state_health, uuid, FF_REQUIRED),
-    FENUM(struct vtpm_state_health, classification, FF_REQUIRED, classes,
-        0),
+    FENUM(struct vtpm_state_health, classification, FF_REQUIRED, classes, 0),
     FINT(struct vtpm_state_health, generation, 0, 0, INT64_MAX),
     FINT(struct vtpm_state_health, last_backup, 0, 0, INT64_MAX),
     FSTR(struct vtpm_state_health, reason, FF_OMIT_EMPTY),
@@ -164,22 +226,27 @@ static const struct field guardian_rep_fields[] = {
     FSTR(struct guardian_rep, reason, FF_OMIT_EMPTY),
 };
 
-#define FPCR(i)                                                               \
-	{.name = #i, .kind = FK_HEXBYTES,                                     \
-	    .offset = offsetof(struct pcr_values, v) + (i) * 32, .size = 32,  \
-	    .flags = FF_OMIT_EMPTY}
-static const struct field pcr_values_fields[] = {FPCR(0), FPCR(1), FPCR(2),
-    FPCR(3), FPCR(4), FPCR(5), FPCR(6), FPCR(7), FPCR(8), FPCR(9),
-    FPCR(10), FPCR(11), FPCR(12), FPCR(13), FPCR(14), FPCR(15)};
+#define FPCR(i)                                                                \
+	{                                                                      \
+		.name = #i, .kind = FK_HEXBYTES,                               \
+		.offset = offsetof(struct pcr_values, v) + (i) *32,            \
+		.size = 32, .flags = FF_OMIT_EMPTY                             \
+	}
+static const struct field pcr_values_fields[] = {
+    FPCR(0),  FPCR(1),  FPCR(2),  FPCR(3), FPCR(4),  FPCR(5),
+    FPCR(6),  FPCR(7),  FPCR(8),  FPCR(9), FPCR(10), FPCR(11),
+    FPCR(12), FPCR(13), FPCR(14), FPCR(15)};
 static const struct schema pcr_values_schema =
     SCHEMA("values", MSG_NONE, struct pcr_values, pcr_values_fields);
 
 static const struct field key_admin_req_fields[] = {
     FENUM(struct key_admin_req, op, FF_REQUIRED, kops, 0),
     FSTR(struct key_admin_req, pcrs, FF_OMIT_EMPTY),
-    {.name = "values", .kind = FK_OBJECT,
-        .offset = offsetof(struct key_admin_req, values),
-        .size = sizeof(struct pcr_values), .sub = &pcr_values_schema},
+    {.name = "values",
+     .kind = FK_OBJECT,
+     .offset = offsetof(struct key_admin_req, values),
+     .size = sizeof(struct pcr_values),
+     .sub = &pcr_values_schema},
     FSTR(struct key_admin_req, data, FF_OMIT_EMPTY),
 };
 
@@ -228,31 +295,32 @@ static const struct field attest_rep_fields[] = {
 /* Indexed by enum msg_type: the one table of the vocabulary. */
 static const struct schema schemas[MSG_TYPE_COUNT] = {
     [MSG_DOMAIN_STATUS] = SCHEMA("DomainStatus", MSG_DOMAIN_STATUS,
-        struct domain_status, domain_status_fields),
+                                 struct domain_status, domain_status_fields),
     [MSG_VTPM_STATUS] = SCHEMA("VtpmStatus", MSG_VTPM_STATUS,
-        struct vtpm_status, vtpm_status_fields),
-    [MSG_VTPM_STATE_HEALTH] = SCHEMA("VtpmStateHealth", MSG_VTPM_STATE_HEALTH,
-        struct vtpm_state_health, state_health_fields),
+                               struct vtpm_status, vtpm_status_fields),
+    [MSG_VTPM_STATE_HEALTH] =
+        SCHEMA("VtpmStateHealth", MSG_VTPM_STATE_HEALTH,
+               struct vtpm_state_health, state_health_fields),
     [MSG_KEYBROKER_STATUS] = SCHEMA("KeyBrokerStatus", MSG_KEYBROKER_STATUS,
-        struct keybroker_status, kb_status_fields),
+                                    struct keybroker_status, kb_status_fields),
     [MSG_KEY_RELEASE_REQ] = SCHEMA("KeyRelease", MSG_KEY_RELEASE_REQ,
-        struct key_release_req, key_req_fields),
+                                   struct key_release_req, key_req_fields),
     [MSG_KEY_RELEASE_REP] = SCHEMA("KeyReleaseReply", MSG_KEY_RELEASE_REP,
-        struct key_release_rep, key_rep_fields),
+                                   struct key_release_rep, key_rep_fields),
     [MSG_GUARDIAN_REQ] = SCHEMA("GuardianRequest", MSG_GUARDIAN_REQ,
-        struct guardian_req, guardian_req_fields),
+                                struct guardian_req, guardian_req_fields),
     [MSG_GUARDIAN_REP] = SCHEMA("GuardianReply", MSG_GUARDIAN_REP,
-        struct guardian_rep, guardian_rep_fields),
-    [MSG_ERROR_REP] = SCHEMA("Error", MSG_ERROR_REP, struct error_rep,
-        error_fields),
+                                struct guardian_rep, guardian_rep_fields),
+    [MSG_ERROR_REP] =
+        SCHEMA("Error", MSG_ERROR_REP, struct error_rep, error_fields),
     [MSG_KEY_ADMIN_REQ] = SCHEMA("KeyAdmin", MSG_KEY_ADMIN_REQ,
-        struct key_admin_req, key_admin_req_fields),
+                                 struct key_admin_req, key_admin_req_fields),
     [MSG_KEY_ADMIN_REP] = SCHEMA("KeyAdminReply", MSG_KEY_ADMIN_REP,
-        struct key_admin_rep, key_admin_rep_fields),
+                                 struct key_admin_rep, key_admin_rep_fields),
     [MSG_ATTEST_REQ] = SCHEMA("AttestRequest", MSG_ATTEST_REQ,
-        struct attest_req, attest_req_fields),
-    [MSG_ATTEST_REP] = SCHEMA("AttestReply", MSG_ATTEST_REP,
-        struct attest_rep, attest_rep_fields),
+                              struct attest_req, attest_req_fields),
+    [MSG_ATTEST_REP] = SCHEMA("AttestReply", MSG_ATTEST_REP, struct attest_rep,
+                              attest_rep_fields),
 };
 
 const struct schema *
@@ -263,6 +331,19 @@ msg_schema(enum msg_type type)
 		return NULL; /* out of range, or an unused number */
 	}
 	return &schemas[type];
+}
+
+size_t
+msg_max_size(void)
+{
+	size_t max = 0;
+
+	for (int t = MSG_NONE + 1; t < MSG_TYPE_COUNT; t++) {
+		if (schemas[t].name != NULL && schemas[t].size > max) {
+			max = schemas[t].size;
+		}
+	}
+	return max;
 }
 
 const struct schema *
@@ -348,7 +429,7 @@ find_field(const struct schema *s, const char *name)
 /* Decode one field value; prefix names the enclosing object for errors. */
 static int
 decode_field(const struct field *f, const cJSON *v, void *out,
-    const char *prefix, char *err, size_t errlen)
+             const char *prefix, char *err, size_t errlen)
 {
 	char *dst = (char *) out + f->offset;
 
@@ -359,12 +440,13 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 
 		if (!cJSON_IsString(v) || v->valuestring == NULL) {
 			snprintf(err, errlen, "field %s%s: expected a string",
-			    prefix, f->name);
+			         prefix, f->name);
 			return -1;
 		}
 		len = strlen(v->valuestring);
 		if (len >= f->size) {
-			snprintf(err, errlen,
+			snprintf(
+			    err, errlen,
 			    "field %s%s: string of %zu bytes over its limit "
 			    "of %zu",
 			    prefix, f->name, len, f->size - 1);
@@ -372,7 +454,7 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 		}
 		if (f->kind == FK_UUID && !uuid_valid(v->valuestring)) {
 			snprintf(err, errlen, "field %s%s: invalid UUID \"%s\"",
-			    prefix, f->name, v->valuestring);
+			         prefix, f->name, v->valuestring);
 			return -1;
 		}
 		memcpy(dst, v->valuestring, len + 1);
@@ -384,7 +466,7 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 
 		if (!cJSON_IsNumber(v)) {
 			snprintf(err, errlen, "field %s%s: expected a number",
-			    prefix, f->name);
+			         prefix, f->name);
 			return -1;
 		}
 		d = v->valuedouble;
@@ -393,7 +475,8 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 		 * not encode back to the same value */
 		if (d != floor(d) || d < (double) f->min ||
 		    d > (double) f->max || fabs(d) > (double) MSG_INT_MAX) {
-			snprintf(err, errlen,
+			snprintf(
+			    err, errlen,
 			    "field %s%s: %g is not an integer in [%lld, %lld]",
 			    prefix, f->name, d, (long long) f->min,
 			    (long long) f->max);
@@ -409,7 +492,7 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 	case FK_BOOL:
 		if (!cJSON_IsBool(v)) {
 			snprintf(err, errlen, "field %s%s: expected true/false",
-			    prefix, f->name);
+			         prefix, f->name);
 			return -1;
 		}
 		*(bool *) dst = cJSON_IsTrue(v);
@@ -417,7 +500,7 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 	case FK_ENUM:
 		if (!cJSON_IsString(v) || v->valuestring == NULL) {
 			snprintf(err, errlen, "field %s%s: expected a string",
-			    prefix, f->name);
+			         prefix, f->name);
 			return -1;
 		}
 		for (int i = 0; f->enum_names[i] != NULL; i++) {
@@ -427,7 +510,7 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 			}
 		}
 		snprintf(err, errlen, "field %s%s: unknown value \"%.64s\"",
-		    prefix, f->name, v->valuestring);
+		         prefix, f->name, v->valuestring);
 		return -1;
 	case FK_HEXBYTES: {
 		const char *h;
@@ -435,8 +518,8 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 		if (!cJSON_IsString(v) || v->valuestring == NULL ||
 		    strlen(v->valuestring) != 2 * f->size) {
 			snprintf(err, errlen,
-			    "field %s%s: expected %zu hex digits", prefix,
-			    f->name, 2 * f->size);
+			         "field %s%s: expected %zu hex digits", prefix,
+			         f->name, 2 * f->size);
 			return -1;
 		}
 		h = v->valuestring;
@@ -444,8 +527,8 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 			int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
 			if (hi < 0 || lo < 0) {
 				snprintf(err, errlen,
-				    "field %s%s: not a hex digit", prefix,
-				    f->name);
+				         "field %s%s: not a hex digit", prefix,
+				         f->name);
 				return -1;
 			}
 			((uint8_t *) dst)[i] = (uint8_t) (hi << 4 | lo);
@@ -458,11 +541,10 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 		snprintf(sub, sizeof(sub), "%s%s.", prefix, f->name);
 		if (!cJSON_IsObject(v)) {
 			snprintf(err, errlen, "field %s%s: expected an object",
-			    prefix, f->name);
+			         prefix, f->name);
 			return -1;
 		}
-		return schema_decode_prefixed(f->sub, v, dst, sub, err,
-		    errlen);
+		return schema_decode_prefixed(f->sub, v, dst, sub, err, errlen);
 	}
 	}
 	snprintf(err, errlen, "field %s%s: bad schema", prefix, f->name);
@@ -471,7 +553,7 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 
 int
 schema_decode_prefixed(const struct schema *s, const cJSON *obj, void *out,
-    const char *prefix, char *err, size_t errlen)
+                       const char *prefix, char *err, size_t errlen)
 {
 	const cJSON *v;
 
@@ -484,7 +566,7 @@ schema_decode_prefixed(const struct schema *s, const cJSON *obj, void *out,
 	{
 		if (v->string == NULL || find_field(s, v->string) == NULL) {
 			snprintf(err, errlen, "unknown field %s%.64s", prefix,
-			    v->string ? v->string : "(null)");
+			         v->string ? v->string : "(null)");
 			return -1;
 		}
 	}
@@ -495,8 +577,8 @@ schema_decode_prefixed(const struct schema *s, const cJSON *obj, void *out,
 		if (v == NULL) {
 			if (f->flags & FF_REQUIRED) {
 				snprintf(err, errlen,
-				    "missing required field %s%s", prefix,
-				    f->name);
+				         "missing required field %s%s", prefix,
+				         f->name);
 				return -1;
 			}
 			continue;
@@ -510,7 +592,7 @@ schema_decode_prefixed(const struct schema *s, const cJSON *obj, void *out,
 
 int
 schema_decode(const struct schema *s, const cJSON *obj, void *out, char *err,
-    size_t errlen)
+              size_t errlen)
 {
 	/* decode into a scratch copy: nothing half-applied on error */
 	char *tmp = calloc(1, s->size);
@@ -554,9 +636,9 @@ schema_encode(const struct schema *s, const void *in)
 		return NULL;
 	}
 	for (size_t i = 0; i < s->nfields; i++) {
-		const struct field *f   = &s->fields[i];
+		const struct field *f = &s->fields[i];
 		const char         *src = (const char *) in + f->offset;
-		cJSON              *v   = NULL;
+		cJSON              *v = NULL;
 
 		switch (f->kind) {
 		case FK_STRING:
@@ -572,7 +654,8 @@ schema_encode(const struct schema *s, const void *in)
 				len--;
 			}
 			/* long fields (certificates, key blobs): heap copy */
-			if (len >= sizeof(sbuf) && (buf = malloc(len + 1)) == NULL) {
+			if (len >= sizeof(sbuf) &&
+			    (buf = malloc(len + 1)) == NULL) {
 				cJSON_Delete(obj);
 				return NULL;
 			}
@@ -603,12 +686,12 @@ schema_encode(const struct schema *s, const void *in)
 
 			if (f->size > 64 ||
 			    ((f->flags & FF_OMIT_EMPTY) &&
-			        all_zero((const uint8_t *) src, f->size))) {
+			     all_zero((const uint8_t *) src, f->size))) {
 				continue;
 			}
 			for (size_t j = 0; j < f->size; j++) {
-				uint8_t b      = ((const uint8_t *) src)[j];
-				buf[2 * j]     = hx[b >> 4];
+				uint8_t b = ((const uint8_t *) src)[j];
+				buf[2 * j] = hx[b >> 4];
 				buf[2 * j + 1] = hx[b & 15];
 			}
 			buf[2 * f->size] = '\0';

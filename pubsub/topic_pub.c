@@ -31,9 +31,9 @@ struct topic_pub {
 	pthread_mutex_t      mu;     /* guards everything below */
 	pthread_cond_t       cv;     /* wakes the heartbeat thread */
 	struct itemset       items;
-	uint64_t             seq;   /* last sequence number published */
+	uint64_t             seq;       /* last sequence number published */
 	char                 epoch[17]; /* this instance, hex */
-	unsigned             skip;  /* test hook: numbers to skip */
+	unsigned             skip;      /* test hook: numbers to skip */
 	unsigned             hb_ms;
 	bool                 closing;
 	pthread_t            hb_thread;
@@ -64,7 +64,7 @@ sb_add(struct sbuf *b, const char *s, size_t n)
 			b->oom = true;
 			return;
 		}
-		b->p   = p;
+		b->p = p;
 		b->cap = cap;
 	}
 	memcpy(b->p + b->len, s, n);
@@ -78,8 +78,7 @@ sb_str(struct sbuf *b, const char *s)
 	sb_add(b, s, strlen(s));
 }
 
-static void
-sb_fmt(struct sbuf *b, const char *fmt, ...)
+static void sb_fmt(struct sbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void
 sb_fmt(struct sbuf *b, const char *fmt, ...)
@@ -92,15 +91,15 @@ sb_fmt(struct sbuf *b, const char *fmt, ...)
 	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
 	if (n > 0) {
-		sb_add(b, tmp, (size_t) n < sizeof(tmp) ? (size_t) n
-		                                        : sizeof(tmp) - 1);
+		sb_add(b, tmp,
+		       (size_t) n < sizeof(tmp) ? (size_t) n : sizeof(tmp) - 1);
 	}
 }
 
 /* Publish one envelope; called with mu held so numbers go out in order. */
 static int
 send_locked(struct topic_pub *p, const char *op, const char *key,
-    const char *json)
+            const char *json)
 {
 	struct sbuf b = {0};
 	nng_msg    *m;
@@ -110,9 +109,10 @@ send_locked(struct topic_pub *p, const char *op, const char *key,
 		p->seq += 1 + p->skip;
 		p->skip = 0;
 	}
-	sb_fmt(&b, "{\"topic\":\"%s\",\"epoch\":\"%s\",\"seq\":%" PRIu64
-	           ",\"op\":\"%s\"",
-	    p->s->name, p->epoch, p->seq, op);
+	sb_fmt(&b,
+	       "{\"topic\":\"%s\",\"epoch\":\"%s\",\"seq\":%" PRIu64
+	       ",\"op\":\"%s\"",
+	       p->s->name, p->epoch, p->seq, op);
 	if (key != NULL) {
 		sb_fmt(&b, ",\"key\":\"%s\"", key);
 	}
@@ -124,7 +124,7 @@ send_locked(struct topic_pub *p, const char *op, const char *key,
 	if (b.oom || endpoint_msg_from_string(&m, b.p, false) < 0) {
 		free(b.p);
 		log_warnx("topic %s: out of memory publishing %s", p->s->name,
-		    key ? key : op);
+		          key ? key : op);
 		return -1;
 	}
 	free(b.p);
@@ -171,12 +171,13 @@ snapshot_locked(struct topic_pub *p)
 {
 	struct sbuf b = {0};
 
-	sb_fmt(&b, "{\"topic\":\"%s\",\"epoch\":\"%s\",\"seq\":%" PRIu64
-	           ",\"items\":[",
-	    p->s->name, p->epoch, p->seq);
+	sb_fmt(&b,
+	       "{\"topic\":\"%s\",\"epoch\":\"%s\",\"seq\":%" PRIu64
+	       ",\"items\":[",
+	       p->s->name, p->epoch, p->seq);
 	for (size_t i = 0; i < p->items.n; i++) {
 		sb_fmt(&b, "%s{\"key\":\"%s\",\"data\":", i ? "," : "",
-		    p->items.v[i].key);
+		       p->items.v[i].key);
 		sb_str(&b, p->items.v[i].json);
 		sb_str(&b, "}");
 	}
@@ -192,13 +193,17 @@ snapshot_locked(struct topic_pub *p)
 static int
 check_snapshot_req(struct topic_pub *p, nng_msg *m)
 {
-	cJSON *r = cJSON_ParseWithLength(nng_msg_body(m), nng_msg_len(m));
+	char   why[128];
+	cJSON *r =
+	    msg_json_parse(nng_msg_body(m), nng_msg_len(m), why, sizeof(why));
 	cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "topic");
-	int    ok = cJSON_IsString(t) && strcmp(t->valuestring, p->s->name) == 0;
+	int ok = cJSON_IsString(t) && strcmp(t->valuestring, p->s->name) == 0;
 
 	if (!ok) {
-		log_warnx("topic %s: malformed snapshot request of %zu bytes",
-		    p->s->name, nng_msg_len(m));
+		log_warnx(
+		    "topic %s: malformed snapshot request of %zu bytes%s%s",
+		    p->s->name, nng_msg_len(m), r == NULL ? ": " : "",
+		    r == NULL ? why : "");
 	}
 	cJSON_Delete(r);
 	return ok ? 0 : -1;
@@ -253,7 +258,7 @@ snap_cb(void *arg)
 
 int
 topic_pub_open(struct topic_pub **pp, const char *rundir, enum msg_type type,
-    const struct peer_policy *policy)
+               const struct peer_policy *policy)
 {
 	struct topic_pub *p;
 	char              url[URL_LEN], name[64];
@@ -264,7 +269,7 @@ topic_pub_open(struct topic_pub **pp, const char *rundir, enum msg_type type,
 	if (msg_schema(type) == NULL || (p = calloc(1, sizeof(*p))) == NULL) {
 		return -1;
 	}
-	p->s     = msg_schema(type);
+	p->s = msg_schema(type);
 	p->hb_ms = 1000;
 	if (policy != NULL) {
 		p->policy = *policy;
@@ -280,12 +285,12 @@ topic_pub_open(struct topic_pub **pp, const char *rundir, enum msg_type type,
 
 	if ((rv = nng_pub0_open(&p->pub)) != 0) {
 		log_warnx("topic %s: nng_pub0_open: %s", p->s->name,
-		    nng_strerror(rv));
+		          nng_strerror(rv));
 		goto fail_pub;
 	}
 	if ((rv = nng_rep0_open(&p->rep)) != 0) {
 		log_warnx("topic %s: nng_rep0_open: %s", p->s->name,
-		    nng_strerror(rv));
+		          nng_strerror(rv));
 		goto fail_rep;
 	}
 	/* a burst (a boot storm) should not overflow a subscriber's queue
@@ -359,7 +364,7 @@ topic_pub_set(struct topic_pub *p, const char *key, const void *item)
 
 	if (!uuid_valid(key)) {
 		log_warnx("topic %s: refusing item with invalid key \"%.40s\"",
-		    p->s->name, key);
+		          p->s->name, key);
 		return -1;
 	}
 	obj = schema_encode(p->s, item);
@@ -371,7 +376,7 @@ topic_pub_set(struct topic_pub *p, const char *key, const void *item)
 	if ((check = malloc(p->s->size)) == NULL ||
 	    schema_decode(p->s, obj, check, why, sizeof(why)) < 0) {
 		log_warnx("topic %s: item %s refused: %s", p->s->name, key,
-		    check ? why : "out of memory");
+		          check ? why : "out of memory");
 		free(check);
 		cJSON_Delete(obj);
 		return -1;
@@ -385,7 +390,7 @@ topic_pub_set(struct topic_pub *p, const char *key, const void *item)
 	}
 	if (strlen(json) > MSG_MAX) {
 		log_warnx("topic %s: item %s over %d bytes", p->s->name, key,
-		    MSG_MAX);
+		          MSG_MAX);
 		free(json);
 		return -1;
 	}
@@ -410,7 +415,7 @@ topic_pub_set(struct topic_pub *p, const char *key, const void *item)
 	memcpy(it->data, item, p->s->size);
 	free(it->json);
 	it->json = json;
-	rc       = send_locked(p, TOPIC_OP_SET, key, json);
+	rc = send_locked(p, TOPIC_OP_SET, key, json);
 out:
 	pthread_mutex_unlock(&p->mu);
 	return rc;

@@ -22,7 +22,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #define SNAPSHOT_TIMEOUT_MS 1000
-#define IDLE_MS 1000
+#define IDLE_MS             1000
 
 struct topic_sub {
 	nng_socket           sub, req;
@@ -91,7 +91,7 @@ get_epoch(const cJSON *obj, char *epoch)
  * skipped (nothing of it is applied). */
 static int
 add_item(const struct schema *s, struct itemset *set, const cJSON *key,
-    const cJSON *data, char *err, size_t errlen)
+         const cJSON *data, char *err, size_t errlen)
 {
 	struct item *it;
 	void        *item;
@@ -122,20 +122,19 @@ add_item(const struct schema *s, struct itemset *set, const cJSON *key,
 /* Parse a snapshot reply into set. */
 static int
 parse_snapshot(const struct schema *s, const void *buf, size_t len,
-    struct itemset *set, char *epoch, uint64_t *seq, char *err,
-    size_t errlen)
+               struct itemset *set, char *epoch, uint64_t *seq, char *err,
+               size_t errlen)
 {
-	static const char *const top[]  = {"topic", "epoch", "seq", "items",
-	     NULL};
+	static const char *const top[] = {"topic", "epoch", "seq", "items",
+	                                  NULL};
 	static const char *const item[] = {"key", "data", NULL};
 	cJSON                   *r, *t, *items, *e;
 	int                      rc = -1;
 
-	if ((r = cJSON_ParseWithLength(buf, len)) == NULL) {
-		snprintf(err, errlen, "malformed snapshot JSON");
+	if ((r = msg_json_parse(buf, len, err, errlen)) == NULL) {
 		return -1;
 	}
-	t     = cJSON_GetObjectItemCaseSensitive(r, "topic");
+	t = cJSON_GetObjectItemCaseSensitive(r, "topic");
 	items = cJSON_GetObjectItemCaseSensitive(r, "items");
 	if (!cJSON_IsObject(r) || !only_fields(r, top) || !cJSON_IsString(t) ||
 	    strcmp(t->valuestring, s->name) != 0 || get_seq(r, seq) < 0 ||
@@ -148,12 +147,12 @@ parse_snapshot(const struct schema *s, const void *buf, size_t len,
 		char why[REASON_LEN];
 
 		if (!cJSON_IsObject(e) || !only_fields(e, item) ||
-		    add_item(s, set,
-		        cJSON_GetObjectItemCaseSensitive(e, "key"),
-		        cJSON_GetObjectItemCaseSensitive(e, "data"), why,
-		        sizeof(why)) < 0) {
+		    add_item(s, set, cJSON_GetObjectItemCaseSensitive(e, "key"),
+		             cJSON_GetObjectItemCaseSensitive(e, "data"), why,
+		             sizeof(why)) < 0) {
 			log_warnx("topic %s: snapshot item rejected: %s",
-			    s->name, cJSON_IsObject(e) ? why : "not an object");
+			          s->name,
+			          cJSON_IsObject(e) ? why : "not an object");
 		}
 	}
 	rc = 0;
@@ -165,7 +164,7 @@ out:
 /* Send {"topic": name} on req and wait for the answer. */
 static int
 request_snapshot(nng_socket req, const struct schema *s, nng_msg **rep,
-    int timeout_ms)
+                 int timeout_ms)
 {
 	char     body[96];
 	nng_msg *m;
@@ -208,33 +207,33 @@ take_snapshot(struct topic_sub *s)
 	if ((rv = request_snapshot(s->req, s->s, &rep, SNAPSHOT_TIMEOUT_MS)) !=
 	    0) {
 		log_debug("topic %s: snapshot not available: %s", s->s->name,
-		    nng_strerror(rv));
+		          nng_strerror(rv));
 		return -1;
 	}
 	rv = parse_snapshot(s->s, nng_msg_body(rep), nng_msg_len(rep), &fresh,
-	    epoch, &seq, err, sizeof(err));
+	                    epoch, &seq, err, sizeof(err));
 	nng_msg_free(rep);
 	if (rv < 0) {
 		log_warnx("topic %s: %s", s->s->name, err);
 		items_clear(&fresh);
 		return -1;
 	}
-	old      = s->items;
+	old = s->items;
 	s->items = fresh;
 	memcpy(s->epoch, epoch, sizeof(s->epoch));
 	s->seq = seq;
 	s->nsnap++;
-	log_debug("topic %s: snapshot of %zu items at seq %" PRIu64,
-	    s->s->name, fresh.n, seq);
+	log_debug("topic %s: snapshot of %zu items at seq %" PRIu64, s->s->name,
+	          fresh.n, seq);
 
 	/* tell the owner what changed relative to its old view */
 	for (size_t i = 0; i < s->items.n; i++) {
 		struct item *o = items_find(&old, s->items.v[i].key);
 		if ((o == NULL ||
-		        memcmp(o->data, s->items.v[i].data, s->s->size) != 0) &&
+		     memcmp(o->data, s->items.v[i].data, s->s->size) != 0) &&
 		    s->cb.on_set != NULL) {
 			s->cb.on_set(s->arg, s->items.v[i].key,
-			    s->items.v[i].data);
+			             s->items.v[i].data);
 		}
 	}
 	for (size_t i = 0; i < old.n; i++) {
@@ -257,15 +256,15 @@ take_snapshot(struct topic_sub *s)
 
 static void
 apply_live(struct topic_sub *s, const char *op, const cJSON *key,
-    const cJSON *data)
+           const cJSON *data)
 {
 	char         err[REASON_LEN];
 	struct item *it;
 
 	if (strcmp(op, TOPIC_OP_SET) == 0) {
-		it = cJSON_IsString(key) ? items_find(&s->items,
-		                               key->valuestring)
-		                         : NULL;
+		it = cJSON_IsString(key)
+		         ? items_find(&s->items, key->valuestring)
+		         : NULL;
 		void *before = NULL;
 		if (it != NULL && (before = malloc(s->s->size)) != NULL) {
 			memcpy(before, it->data, s->s->size);
@@ -273,13 +272,13 @@ apply_live(struct topic_sub *s, const char *op, const cJSON *key,
 		if (add_item(s->s, &s->items, key, data, err, sizeof(err)) <
 		    0) {
 			log_warnx("topic %s: item rejected: %s", s->s->name,
-			    err);
+			          err);
 			free(before);
 			return;
 		}
 		it = items_find(&s->items, key->valuestring);
 		if ((before == NULL ||
-		        memcmp(before, it->data, s->s->size) != 0) &&
+		     memcmp(before, it->data, s->s->size) != 0) &&
 		    s->cb.on_set != NULL) {
 			s->cb.on_set(s->arg, it->key, it->data);
 		}
@@ -301,28 +300,33 @@ apply_live(struct topic_sub *s, const char *op, const cJSON *key,
 static void
 handle_live(struct topic_sub *s, nng_msg *m)
 {
-	static const char *const env[] = {"topic", "epoch", "seq", "op", "key",
-	    "data", NULL};
+	static const char *const env[] = {"topic", "epoch", "seq", "op",
+	                                  "key",   "data",  NULL};
 	cJSON                   *r, *t, *op;
-	char                     epoch[17];
+	char                     epoch[17], why[128];
 	uint64_t                 seq;
 
 	if (nng_msg_len(m) > ENVELOPE_MAX) {
 		log_warnx("topic %s: message of %zu bytes over the limit",
-		    s->s->name, nng_msg_len(m));
+		          s->s->name, nng_msg_len(m));
 		return;
 	}
-	r  = cJSON_ParseWithLength(nng_msg_body(m), nng_msg_len(m));
-	t  = cJSON_GetObjectItemCaseSensitive(r, "topic");
+	if ((r = msg_json_parse(nng_msg_body(m), nng_msg_len(m), why,
+	                        sizeof(why))) == NULL) {
+		log_warnx("topic %s: message of %zu bytes dropped: %s",
+		          s->s->name, nng_msg_len(m), why);
+		return;
+	}
+	t = cJSON_GetObjectItemCaseSensitive(r, "topic");
 	op = cJSON_GetObjectItemCaseSensitive(r, "op");
 	if (!cJSON_IsObject(r) || !only_fields(r, env) || !cJSON_IsString(t) ||
 	    strcmp(t->valuestring, s->s->name) != 0 || !cJSON_IsString(op) ||
 	    (strcmp(op->valuestring, TOPIC_OP_SET) != 0 &&
-	        strcmp(op->valuestring, TOPIC_OP_DELETE) != 0 &&
-	        strcmp(op->valuestring, TOPIC_OP_HEARTBEAT) != 0) ||
+	     strcmp(op->valuestring, TOPIC_OP_DELETE) != 0 &&
+	     strcmp(op->valuestring, TOPIC_OP_HEARTBEAT) != 0) ||
 	    get_seq(r, &seq) < 0 || get_epoch(r, epoch) < 0) {
 		log_warnx("topic %s: malformed message of %zu bytes dropped",
-		    s->s->name, nng_msg_len(m));
+		          s->s->name, nng_msg_len(m));
 		goto out;
 	}
 	if (s->need_snap || !s->synced) {
@@ -330,7 +334,7 @@ handle_live(struct topic_sub *s, nng_msg *m)
 	}
 	if (strcmp(epoch, s->epoch) != 0) {
 		log_info("topic %s: publisher restarted, resynchronizing",
-		    s->s->name);
+		         s->s->name);
 		s->need_snap = true;
 		goto out;
 	}
@@ -338,7 +342,7 @@ handle_live(struct topic_sub *s, nng_msg *m)
 		if (seq != s->seq) {
 			log_info("topic %s: heartbeat at seq %" PRIu64
 			         ", have %" PRIu64 ": resynchronizing",
-			    s->s->name, seq, s->seq);
+			         s->s->name, seq, s->seq);
 			s->ngaps++;
 			s->need_snap = true;
 		}
@@ -350,14 +354,15 @@ handle_live(struct topic_sub *s, nng_msg *m)
 	if (seq != s->seq + 1) {
 		log_info("topic %s: gap (seq %" PRIu64 " after %" PRIu64
 		         "): resynchronizing",
-		    s->s->name, seq, s->seq);
+		         s->s->name, seq, s->seq);
 		s->ngaps++;
 		s->need_snap = true;
 		goto out;
 	}
 	s->seq = seq;
-	apply_live(s, op->valuestring, cJSON_GetObjectItemCaseSensitive(r, "key"),
-	    cJSON_GetObjectItemCaseSensitive(r, "data"));
+	apply_live(s, op->valuestring,
+	           cJSON_GetObjectItemCaseSensitive(r, "key"),
+	           cJSON_GetObjectItemCaseSensitive(r, "data"));
 out:
 	cJSON_Delete(r);
 }
@@ -366,7 +371,7 @@ out:
 
 int
 topic_sub_open(struct topic_sub **sp, const char *rundir, enum msg_type type,
-    const struct topic_sub_cb *cb, void *arg)
+               const struct topic_sub_cb *cb, void *arg)
 {
 	struct topic_sub *s;
 	char              url[URL_LEN], name[64];
@@ -376,10 +381,10 @@ topic_sub_open(struct topic_sub **sp, const char *rundir, enum msg_type type,
 	if (msg_schema(type) == NULL || (s = calloc(1, sizeof(*s))) == NULL) {
 		return -1;
 	}
-	s->s         = msg_schema(type);
-	s->cb        = *cb;
-	s->arg       = arg;
-	s->retry_ms  = 100;
+	s->s = msg_schema(type);
+	s->cb = *cb;
+	s->arg = arg;
+	s->retry_ms = 100;
 	s->need_snap = true;
 	atomic_init(&s->reconnected, 0);
 
@@ -391,12 +396,12 @@ topic_sub_open(struct topic_sub **sp, const char *rundir, enum msg_type type,
 	}
 	if ((rv = nng_socket_set(s->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
 	    (rv = nng_socket_set_size(s->sub, NNG_OPT_RECVMAXSZ,
-	         ENVELOPE_MAX)) != 0 ||
+	                              ENVELOPE_MAX)) != 0 ||
 	    (rv = nng_socket_set_int(s->sub, NNG_OPT_RECVBUF, 8192)) != 0 ||
 	    (rv = nng_socket_set_size(s->req, NNG_OPT_RECVMAXSZ,
-	         MSG_SNAPSHOT_MAX)) != 0 ||
+	                              MSG_SNAPSHOT_MAX)) != 0 ||
 	    (rv = nng_pipe_notify(s->sub, NNG_PIPE_EV_ADD_POST, sub_pipe_added,
-	         s)) != 0 ||
+	                          s)) != 0 ||
 	    (rv = nng_socket_get_int(s->sub, NNG_OPT_RECVFD, &s->fd)) != 0) {
 		goto fail_opt;
 	}
@@ -415,7 +420,7 @@ topic_sub_open(struct topic_sub **sp, const char *rundir, enum msg_type type,
 
 fail_opt:
 	log_warnx("topic %s: subscriber setup: %s", s->s->name,
-	    nng_strerror(rv));
+	          nng_strerror(rv));
 fail_dial:
 	nng_close(s->req);
 fail_req:
@@ -484,7 +489,7 @@ topic_sub_run(struct topic_sub *s, int timeout_ms)
 	uint64_t end = now_ms() + (uint64_t) timeout_ms;
 
 	for (;;) {
-		int           t   = topic_sub_process(s);
+		int           t = topic_sub_process(s);
 		uint64_t      now = now_ms();
 		struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
 
@@ -524,7 +529,8 @@ topic_sub_count(struct topic_sub *s)
 
 void
 topic_sub_foreach(struct topic_sub *s,
-    void (*fn)(void *arg, const char *key, const void *item), void *arg)
+                  void (*fn)(void *arg, const char *key, const void *item),
+                  void *arg)
 {
 	for (size_t i = 0; i < s->items.n; i++) {
 		fn(arg, s->items.v[i].key, s->items.v[i].data);
@@ -551,8 +557,8 @@ topic_sub_set_retry(struct topic_sub *s, unsigned ms)
 
 int
 topic_snapshot_fetch(const char *rundir, enum msg_type type,
-    void (*fn)(void *arg, const char *key, const void *item), void *arg,
-    int timeout_ms, char *err, size_t errlen)
+                     void (*fn)(void *arg, const char *key, const void *item),
+                     void *arg, int timeout_ms, char *err, size_t errlen)
 {
 	const struct schema *s = msg_schema(type);
 	struct itemset       set = {0};
@@ -585,13 +591,14 @@ topic_snapshot_fetch(const char *rundir, enum msg_type type,
 	} while (rv == NNG_EAGAIN && now_ms() < end);
 	nng_close(req);
 	if (rv != 0) {
-		snprintf(err, errlen, "%s/%s: no answer (%s): is its publisher "
-		                      "running?",
-		    rundir, name, nng_strerror(rv));
+		snprintf(err, errlen,
+		         "%s/%s: no answer (%s): is its publisher "
+		         "running?",
+		         rundir, name, nng_strerror(rv));
 		return -1;
 	}
 	rv = parse_snapshot(s, nng_msg_body(rep), nng_msg_len(rep), &set, epoch,
-	    &seq, err, errlen);
+	                    &seq, err, errlen);
 	nng_msg_free(rep);
 	if (rv == 0) {
 		for (size_t i = 0; i < set.n; i++) {

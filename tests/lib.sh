@@ -56,6 +56,21 @@ check() {
 	shift
 	if "$@"; then ok "$name"; else notok "$name"; fi
 }
+# check_fails NAME RC REGEX CMD...: ok when CMD exits with exactly RC (not
+# another error, not a crash) and its stderr matches the extended REGEX;
+# otherwise says what it got.
+check_fails() {
+	local name=$1 want=$2 re=$3 err rc
+	shift 3
+	err=$("$@" 2>&1 >/dev/null)
+	rc=$?
+	if [ "$rc" = "$want" ] && grep -Eq -- "$re" <<<"$err"; then
+		ok "$name"
+	else
+		notok "$name"
+		echo "# exit $rc (want $want), stderr (want /$re/): ${err:0:600}"
+	fi
+}
 skip_all() { echo "skipped: $*"; exit 77; }
 t_done() { exit "$T_FAILED"; }
 

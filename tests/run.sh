@@ -1,6 +1,9 @@
 #!/bin/bash
-# Runs the test suites and ends with "N passed, N failed[, N skipped]".
-#   unit:        out/san/unit/*_test (cmocka, under ASan+UBSan)
+# Runs the test suites and ends with "N passed, N failed, N skipped".
+#   unit:        out/san/unit/*_test (cmocka, under ASan+UBSan); the run
+#                gets one simulated hardware TPM (build/hwtpm.sh), named
+#                to the tests in VTPM_TEST_TCTI; a test needing a TPM
+#                fails without one, it never skips silently
 #   integration: tests/integration/*.sh (real NNG sockets, real swtpm)
 #   e2e:         tests/e2e/*.sh (a Linux guest under QEMU)
 # An integration script prints "ok - NAME" / "not ok - NAME" per check and
@@ -21,7 +24,43 @@ esac
 passed=0 failed=0 skipped=0
 failures=()
 
+# One simulated hardware TPM for all unit tests (state in a temporary
+# directory the unprivileged swtpm can reach); stopped by its pid file.
+HWDIR="" HWPORT=""
+hw_stop() {
+	[ -n "$HWDIR" ] || return 0
+	build/hwtpm.sh stop --dir "$HWDIR/tpm" --port "$HWPORT" >/dev/null 2>&1
+	rm -rf "$HWDIR"
+	HWDIR=""
+}
+trap hw_stop EXIT
+hw_start() {
+	. build/ports.sh
+	command -v swtpm >/dev/null || {
+		echo "unit: no swtpm: the TPM tests will fail"
+		return 1
+	}
+	HWDIR=$(mktemp -d /tmp/vtpm-unit-hw.XXXXXX) || return 1
+	chmod 755 "$HWDIR"
+	for _ in 1 2 3 4 5; do
+		HWPORT=$(free_port) || continue
+		if build/hwtpm.sh start --dir "$HWDIR/tpm" --port "$HWPORT" \
+			>>"$LOGDIR/unit-hwtpm.log" 2>&1; then
+			export VTPM_TEST_TCTI=swtpm:host=127.0.0.1,port=$HWPORT
+			return 0
+		fi
+		sleep 0.2
+	done
+	echo "unit: the simulated hardware TPM did not start" \
+		"($(tail -1 "$LOGDIR/unit-hwtpm.log")): the TPM tests will fail"
+	return 1
+}
+
+# cmocka's summary line "[  WORD  ] N test(s)..." -> N (0 if absent)
+cm_count() { sed -n "s/^\[  $1 *\] \([0-9]*\) test.*/\1/p" "$2" | tail -1; }
+
 if [ $want_unit = 1 ]; then
+	hw_start
 	for t in "$OUT"/san/unit/*_test; do
 		[ -x "$t" ] || continue
 		name=$(basename "$t")
@@ -29,19 +68,30 @@ if [ $want_unit = 1 ]; then
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 			timeout 300 "$t" >"$log" 2>&1
 		rc=$?
-		p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-		f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-		p=${p:-0} f=${f:-0}
+		p=$(cm_count PASSED "$log")
+		f=$(cm_count FAILED "$log")
+		k=$(cm_count SKIPPED "$log")
+		p=${p:-0} f=${f:-0} k=${k:-0}
 		if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
+		if [ $rc = 0 ] && [ "$p" = 0 ] && [ "$k" = 0 ]; then
+			# a test program that ran no case has not passed
+			f=1
+		fi
 		passed=$((passed + p)) failed=$((failed + f))
+		skipped=$((skipped + k))
 		if [ "$f" != 0 ]; then
 			failures+=("unit/$name")
-			echo "FAIL unit/$name ($p passed, $f failed)"
+			echo "FAIL unit/$name ($p passed, $f failed, $k skipped)"
 			tail -30 "$log"
+		elif [ "$k" != 0 ]; then
+			echo "ok   unit/$name ($p passed, $k skipped:" \
+				"$(grep '^\[  SKIPPED \] [a-z_]' "$log" | sed 's/.*\] //' | sort -u | tr '\n' ' '))"
 		else
 			echo "ok   unit/$name ($p passed)"
 		fi
 	done
+	hw_stop
+	unset VTPM_TEST_TCTI
 fi
 
 run_scripts() {

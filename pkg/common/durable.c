@@ -119,8 +119,20 @@ mkdir_p(const char *path, mode_t mode)
 		}
 		*p = '/';
 	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST) {
-		return -1;
+	if (mkdir(buf, mode) < 0) {
+		struct stat st;
+
+		if (errno != EEXIST) {
+			return -1;
+		}
+		/* something is there: only a directory will do */
+		if (stat(buf, &st) < 0) {
+			return -1;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			errno = ENOTDIR;
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -20,7 +20,7 @@ void
 log_init(int verbose, int use_syslog)
 {
 	log_verbose = verbose;
-	log_syslog  = use_syslog;
+	log_syslog = use_syslog;
 	if (use_syslog) {
 		openlog(log_procname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	}
@@ -51,7 +51,7 @@ static void
 vlog(int level, const char *suffix, const char *fmt, va_list ap)
 {
 	static const char *names[] = {"error", "warn", "info", "debug"};
-	static const int   prio[]  = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+	static const int   prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	char               msg[2048];
 	struct timespec    ts;
 	struct tm          tm;
@@ -67,21 +67,21 @@ vlog(int level, const char *suffix, const char *fmt, va_list ap)
 
 	pthread_mutex_lock(&log_mtx);
 	fprintf(stderr, "%s.%03ldZ %s[%d]: %s: %s%s%s\n", stamp,
-	    ts.tv_nsec / 1000000, log_procname, (int) getpid(), names[level],
-	    msg, suffix ? ": " : "", suffix ? suffix : "");
+	        ts.tv_nsec / 1000000, log_procname, (int) getpid(),
+	        names[level], msg, suffix ? ": " : "", suffix ? suffix : "");
 	if (log_syslog) {
 		syslog(prio[level], "%s%s%s", msg, suffix ? ": " : "",
-		    suffix ? suffix : "");
+		       suffix ? suffix : "");
 	}
 	pthread_mutex_unlock(&log_mtx);
 }
 
-#define LOG_BODY(level, suffix)                                               \
-	do {                                                                  \
-		va_list ap;                                                   \
-		va_start(ap, fmt);                                            \
-		vlog(level, suffix, fmt, ap);                                 \
-		va_end(ap);                                                   \
+#define LOG_BODY(level, suffix)                                                \
+	do {                                                                   \
+		va_list ap;                                                    \
+		va_start(ap, fmt);                                             \
+		vlog(level, suffix, fmt, ap);                                  \
+		va_end(ap);                                                    \
 	} while (0)
 
 void

@@ -11,7 +11,7 @@ secmem_alloc(size_t len)
 	void *p;
 
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-	    -1, 0);
+	         -1, 0);
 	if (p == MAP_FAILED) {
 		log_warn("secmem: mmap %zu bytes", len);
 		return NULL;

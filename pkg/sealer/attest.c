@@ -179,9 +179,9 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	if (!tek_is_ek_template(pub)) {
 		Esys_Free(pub);
 		strfmt(err, errlen,
-		    "persistent handle 0x%x holds a key that is not an "
-		    "RSA-2048 EK of the standard template",
-		    TEK_EK_HANDLE);
+		       "persistent handle 0x%x holds a key that is not an "
+		       "RSA-2048 EK of the standard template",
+		       TEK_EK_HANDLE);
 		return -1;
 	}
 	a->ek_pub = *pub;
@@ -204,9 +204,9 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	    pub->publicArea.objectAttributes != AK_ATTRS) {
 		Esys_Free(pub);
 		strfmt(err, errlen,
-		    "persistent handle 0x%x holds a key that is not a "
-		    "restricted fixedTPM signing key",
-		    TEK_AK_HANDLE);
+		       "persistent handle 0x%x holds a key that is not a "
+		       "restricted fixedTPM signing key",
+		       TEK_AK_HANDLE);
 		return -1;
 	}
 	a->ak_pub = *pub;
@@ -266,8 +266,10 @@ attest_ek_tbs(EVP_PKEY *ek, const char *uuid, const char *device_id,
 	    X509_time_adj_ex(X509_getm_notAfter(x), 365 * 30, 0, NULL) ==
 	        NULL ||
 	    !X509_set_pubkey(x, ek) ||
-	    tek_x509_add_ext(x, NULL, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-	    tek_x509_add_ext(x, NULL, NID_key_usage, "critical,keyEncipherment") < 0 ||
+	    tek_x509_add_ext(x, NULL, NID_basic_constraints,
+	                     "critical,CA:FALSE") < 0 ||
+	    tek_x509_add_ext(x, NULL, NID_key_usage,
+	                     "critical,keyEncipherment") < 0 ||
 	    tek_x509_add_ext(x, NULL, NID_ext_key_usage, "2.23.133.8.1") < 0 ||
 	    tek_x509_add_ext(x, NULL, NID_subject_alt_name, san) < 0) {
 		goto out;
@@ -369,9 +371,9 @@ ak_sign(struct tpm *t, const uint8_t *tbs, size_t len, uint8_t *sig,
 
 	if (len > sizeof(data.buffer)) {
 		strfmt(err, errlen,
-		    "TBSCertificate of %zu bytes (TPM2_Hash takes "
-		    "%zu)",
-		    len, sizeof(data.buffer));
+		       "TBSCertificate of %zu bytes (TPM2_Hash takes "
+		       "%zu)",
+		       len, sizeof(data.buffer));
 		return -1;
 	}
 	data.size = (UINT16) len;
@@ -420,12 +422,13 @@ certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
 	if (tek_pub_from_hex(req->ek_pub, &ek) < 0 ||
 	    (pk = tek_pub_to_pkey(&ek)) == NULL) {
 		strfmt(err, errlen,
-		    "ek_pub is not a hex TPM2B_PUBLIC of an RSA "
-		    "key");
+		       "ek_pub is not a hex TPM2B_PUBLIC of an RSA "
+		       "key");
 		return -1;
 	}
 	if (!tek_is_ek_template(&ek)) {
-		strfmt(err, errlen, "ek_pub does not follow the EK template L-1");
+		strfmt(err, errlen,
+		       "ek_pub does not follow the EK template L-1");
 		EVP_PKEY_free(pk);
 		return -1;
 	}
@@ -445,7 +448,8 @@ certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
 		goto out;
 	}
 	if (attest_cert_assemble(tbs, tbslen, sig, siglen, &der, &derlen) < 0 ||
-	    tek_der_to_pem(der, derlen, rep->ek_cert, sizeof(rep->ek_cert)) < 0) {
+	    tek_der_to_pem(der, derlen, rep->ek_cert, sizeof(rep->ek_cert)) <
+	        0) {
 		strfmt(err, errlen, "cannot assemble the certificate");
 		goto out;
 	}
@@ -476,14 +480,15 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 	if (n <= 0 || Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, (size_t) n, &off,
 	                                                &blob) != 0) {
 		strfmt(err, errlen,
-		    "credential_blob is not a hex TPM2B_ID_OBJECT");
+		       "credential_blob is not a hex TPM2B_ID_OBJECT");
 		return -1;
 	}
 	off = 0;
 	n = tek_unhex(req->secret, buf, sizeof(buf));
 	if (n <= 0 || Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(
 	                  buf, (size_t) n, &off, &sec) != 0) {
-		strfmt(err, errlen, "secret is not a hex TPM2B_ENCRYPTED_SECRET");
+		strfmt(err, errlen,
+		       "secret is not a hex TPM2B_ENCRYPTED_SECRET");
 		return -1;
 	}
 	if (handle_of(t->ectx, TEK_EK_HANDLE, &ek, err, errlen) < 0 ||
@@ -535,12 +540,14 @@ set_ak_cert(struct attest *a, const struct attest_req *req, char *err,
 	if (theirs == NULL) {
 		strfmt(err, errlen, "ak_cert is not a PEM certificate");
 	} else if (mine == NULL || EVP_PKEY_eq(mine, theirs) != 1) {
-		strfmt(err, errlen, "ak_cert certifies another key than this AK");
+		strfmt(err, errlen,
+		       "ak_cert certifies another key than this AK");
 	} else {
 		ak_cert_path(a, path, sizeof(path));
 		if (durable_write(path, req->ak_cert, strlen(req->ak_cert),
 		                  0644) < 0) {
-			strfmt(err, errlen, "write %s: %s", path, strerror(errno));
+			strfmt(err, errlen, "write %s: %s", path,
+			       strerror(errno));
 		} else {
 			log_info("attestation: AK certificate stored in %s",
 			         path);
@@ -582,7 +589,7 @@ attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 	memcpy(rep->uuid, req->uuid, sizeof(rep->uuid));
 	if (peer != launcher) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "uid %d may not ask for attestation", (int) peer);
+		       "uid %d may not ask for attestation", (int) peer);
 		log_warnx("attest %s refused: %s", attest_op_name(req->op),
 		          rep->reason);
 		return 0;
@@ -590,12 +597,12 @@ attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 	pthread_mutex_lock(mu);
 	if (t->tcti[0] == '\0') {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "no hardware TPM (--tcti none): no attestation key");
+		       "no hardware TPM (--tcti none): no attestation key");
 		goto out;
 	}
 	if (!tpm_is_open(t) && tpm_reopen(t, err, sizeof(err)) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason), "no hardware TPM: %s",
-		    err);
+		       err);
 		goto out;
 	}
 	if (attest_setup(a, t, err, sizeof(err)) < 0) {

@@ -122,7 +122,7 @@ main(int argc, char **argv)
 		                "--tcti none)\n");
 		return 2;
 	}
-	if (seal_pcrs_parse(pcrs, &cfg.pcrs, err, sizeof(err)) < 0) {
+	if (pcrset_parse(pcrs, &cfg.pcrs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vtpm-keybroker: --pcrs: %s\n", err);
 		return 2;
 	}

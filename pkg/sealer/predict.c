@@ -28,140 +28,6 @@ update_crash_point(const char *step)
 	}
 }
 
-static int
-hexnib(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
-static int
-unhex32(const char *s, uint8_t *out)
-{
-	if (s == NULL || strlen(s) != 64) {
-		return -1;
-	}
-	for (int i = 0; i < 32; i++) {
-		int hi = hexnib(s[2 * i]), lo = hexnib(s[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			return -1;
-		}
-		out[i] = (uint8_t) (hi << 4 | lo);
-	}
-	return 0;
-}
-
-int
-update_parse_prediction(const char *json, size_t len, struct pcr_values *out,
-                        uint32_t *named, char *err, size_t errlen)
-{
-	cJSON       *o = cJSON_ParseWithLength(json, len);
-	const cJSON *arr, *e;
-	int          k = 0, rc = -1;
-
-	memset(out, 0, sizeof(*out));
-	*named = 0;
-	if (o == NULL) {
-		snprintf(err, errlen, "not JSON");
-		return -1;
-	}
-	arr = cJSON_IsArray(o)
-	          ? o
-	          : cJSON_GetObjectItemCaseSensitive(o, "predicted");
-	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1) {
-		snprintf(err, errlen,
-		         "expected a non-empty array of {bank, index, value} "
-		         "(or {\"predicted\": [...]})");
-		goto out;
-	}
-	cJSON_ArrayForEach(e, arr)
-	{
-		const cJSON *bank = cJSON_GetObjectItemCaseSensitive(e, "bank");
-		const cJSON *idx = cJSON_GetObjectItemCaseSensitive(e, "index");
-		const cJSON *val = cJSON_GetObjectItemCaseSensitive(e, "value");
-		int          i;
-
-		if (!cJSON_IsObject(e)) {
-			snprintf(err, errlen, "entry %d: not an object", k);
-			goto out;
-		}
-		if (!cJSON_IsString(bank) ||
-		    strcmp(bank->valuestring, "sha256") != 0) {
-			snprintf(err, errlen,
-			         "entry %d: bank must be \"sha256\" (the vault "
-			         "bank)",
-			         k);
-			goto out;
-		}
-		if (!cJSON_IsNumber(idx) || idx->valuedouble < 0 ||
-		    idx->valuedouble > 15 ||
-		    idx->valuedouble != (double) (int) idx->valuedouble) {
-			snprintf(err, errlen, "entry %d: index must be 0-15",
-			         k);
-			goto out;
-		}
-		i = (int) idx->valuedouble;
-		if (*named & (1u << i)) {
-			snprintf(err, errlen, "entry %d: PCR %d given twice", k,
-			         i);
-			goto out;
-		}
-		if (!cJSON_IsString(val) ||
-		    unhex32(val->valuestring, out->v[i]) < 0) {
-			snprintf(err, errlen,
-			         "entry %d (PCR %d): value must be 64 hex "
-			         "digits (sha256)",
-			         k, i);
-			goto out;
-		}
-		*named |= 1u << i;
-		k++;
-	}
-	rc = 0;
-out:
-	cJSON_Delete(o);
-	return rc;
-}
-
-int
-update_pcrlist_parse(const char *s, uint32_t *mask)
-{
-	const char *p = s;
-
-	*mask = 0;
-	while (p != NULL && *p != '\0') {
-		char *end;
-		long  i;
-
-		if (*p < '0' || *p > '9') {
-			return -1;
-		}
-		i = strtol(p, &end, 10);
-		if (i < 0 || i > 15 || (*mask & (1u << i))) {
-			return -1;
-		}
-		*mask |= 1u << i;
-		p = end;
-		if (*p == ',') {
-			p++;
-			if (*p == '\0') {
-				return -1;
-			}
-		} else if (*p != '\0') {
-			return -1;
-		}
-	}
-	return 0;
-}
-
 int
 update_predicted(uint32_t mask, uint32_t named, const struct pcr_values *given,
                  const uint8_t (*cur)[32], uint8_t (*out)[32], char     *err,
@@ -174,8 +40,8 @@ update_predicted(uint32_t mask, uint32_t named, const struct pcr_values *given,
 		return -1;
 	}
 	if (named & ~mask) {
-		seal_pcrs_format(named & ~mask, extra, sizeof(extra));
-		seal_pcrs_format(mask, set, sizeof(set));
+		pcrset_format(named & ~mask, extra, sizeof(extra));
+		pcrset_format(mask, set, sizeof(set));
 		snprintf(err, errlen,
 		         "predicted PCRs %s are not in the sealed set %s",
 		         extra, set);

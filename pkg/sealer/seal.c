@@ -17,105 +17,6 @@
 #define SEAL_FILE_MAX (64 * 1024)
 
 /* ---- PCR set ---- */
-
-int
-seal_pcrs_parse(const char *s, uint32_t *mask, char *err, size_t errlen)
-{
-	const char *p = s;
-	uint32_t    m = 0;
-
-	*mask = 0;
-	if (s == NULL || *s == '\0') {
-		snprintf(err, errlen, "PCR set is empty");
-		return -1;
-	}
-	while (*p != '\0') {
-		char *end;
-		long  lo, hi;
-
-		if (*p < '0' || *p > '9') {
-			snprintf(
-			    err, errlen,
-			    "PCR set \"%.64s\": expected a number at \"%.16s\"",
-			    s, p);
-			return -1;
-		}
-		lo = strtol(p, &end, 10);
-		hi = lo;
-		if (*end == '-') {
-			p = end + 1;
-			if (*p < '0' || *p > '9') {
-				snprintf(err, errlen,
-				         "PCR set \"%.64s\": bad range", s);
-				return -1;
-			}
-			hi = strtol(p, &end, 10);
-		}
-		if (lo < 0 || hi >= SEAL_PCR_MAX || lo > hi) {
-			snprintf(err, errlen,
-			         "PCR set \"%.64s\": index %ld out of 0-%d", s,
-			         lo > hi ? lo : hi, SEAL_PCR_MAX - 1);
-			return -1;
-		}
-		for (long i = lo; i <= hi; i++) {
-			if (m & (1u << i)) {
-				snprintf(
-				    err, errlen,
-				    "PCR set \"%.64s\": PCR %ld listed twice",
-				    s, i);
-				return -1;
-			}
-			m |= 1u << i;
-		}
-		p = end;
-		if (*p == ',') {
-			p++;
-			if (*p == '\0') {
-				snprintf(err, errlen,
-				         "PCR set \"%.64s\": trailing comma",
-				         s);
-				return -1;
-			}
-		} else if (*p != '\0') {
-			snprintf(err, errlen,
-			         "PCR set \"%.64s\": unexpected \"%c\"", s, *p);
-			return -1;
-		}
-	}
-	if (!(m & 1u)) {
-		snprintf(err, errlen,
-		         "PCR set \"%.64s\" must hold PCR 0 (the firmware)", s);
-		return -1;
-	}
-	if (m & (1u << 5)) {
-		snprintf(err, errlen,
-		         "PCR set \"%.64s\" must not hold PCR 5 (the GPT, "
-		         "rewritten by A/B updates)",
-		         s);
-		return -1;
-	}
-	*mask = m;
-	return 0;
-}
-
-void
-seal_pcrs_format(uint32_t mask, char *buf, size_t len)
-{
-	size_t n = 0;
-
-	buf[0] = '\0';
-	for (int i = 0; i < SEAL_PCR_MAX && n < len; i++) {
-		if (mask & (1u << i)) {
-			int w =
-			    snprintf(buf + n, len - n, "%s%d", n ? "," : "", i);
-			if (w < 0 || (size_t) w >= len - n) {
-				break;
-			}
-			n += (size_t) w;
-		}
-	}
-}
-
 static void
 pcr_selection(uint32_t mask, TPML_PCR_SELECTION *sel)
 {
@@ -793,7 +694,7 @@ seal_blob_store(const char *path, const struct seal_blob *b)
 	cJSON  *o = cJSON_CreateObject(), *arr;
 	int     rc = -1;
 
-	seal_pcrs_format(b->mask, pcrs, sizeof(pcrs));
+	pcrset_format(b->mask, pcrs, sizeof(pcrs));
 	if (o == NULL || !cJSON_AddNumberToObject(o, "version", 1) ||
 	    !cJSON_AddStringToObject(o, "srk", "0x81000001") ||
 	    !cJSON_AddStringToObject(o, "bank", "sha256") ||
@@ -809,7 +710,7 @@ seal_blob_store(const char *path, const struct seal_blob *b)
 			goto out;
 		}
 		cJSON_AddItemToArray(arr, bo);
-		seal_pcrs_format(br->mask, pcrs, sizeof(pcrs));
+		pcrset_format(br->mask, pcrs, sizeof(pcrs));
 		if (!cJSON_AddStringToObject(bo, "pcrs", pcrs) ||
 		    (vals = cJSON_AddObjectToObject(bo, "values")) == NULL ||
 		    add_hex(bo, "digest", br->digest.buffer, br->digest.size) <
@@ -895,7 +796,7 @@ seal_blob_load(const char *path, struct seal_blob *b, char *err, size_t errlen)
 		goto out;
 	}
 	if ((s = jstr(o, "pcrs")) == NULL ||
-	    seal_pcrs_parse(s, &b->mask, perr, sizeof(perr)) < 0) {
+	    pcrset_parse(s, &b->mask, perr, sizeof(perr)) < 0) {
 		snprintf(err, errlen, "%s: pcrs: %s", path,
 		         s ? perr : "missing");
 		goto out;
@@ -914,7 +815,7 @@ seal_blob_load(const char *path, struct seal_blob *b, char *err, size_t errlen)
 		    cJSON_GetObjectItemCaseSensitive(br, "values");
 
 		if ((s = jstr(br, "pcrs")) == NULL ||
-		    seal_pcrs_parse(s, &sb->mask, perr, sizeof(perr)) < 0 ||
+		    pcrset_parse(s, &sb->mask, perr, sizeof(perr)) < 0 ||
 		    !cJSON_IsObject(vals) || (s = jstr(br, "digest")) == NULL ||
 		    unhex(s, sb->digest.buffer, sizeof(sb->digest.buffer), &n) <
 		        0) {

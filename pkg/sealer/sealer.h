@@ -7,6 +7,7 @@
 #ifndef VTPM_SEALER_H
 #define VTPM_SEALER_H
 
+#include "keyfmt.h"
 #include "msg.h"
 
 #include <pthread.h>
@@ -17,13 +18,9 @@
 #include <openssl/evp.h>
 #include <tss2/tss2_esys.h>
 
-#define SEAL_SRK_HANDLE   0x81000001u
-#define SEAL_MASTER_LEN   32
-#define SEAL_PCR_MAX      16 /* indexes 0..15 may be sealed to */
-#define SEAL_DEFAULT_PCRS "0-4,6-14"
-#define SEAL_FILE         "master.sealed.json"
-#define SEAL_BLOB_MAX     1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
-#define KDF_INFO_PREFIX   "vtpm-state-v1"
+#define SEAL_SRK_HANDLE 0x81000001u
+#define SEAL_FILE       "master.sealed.json"
+#define SEAL_BLOB_MAX   1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
 
 /* tpm.c: one ESAPI context over the TCTI loader, serialized by a mutex
  * (no resource manager in front of the simulated TPM: one command stream,
@@ -88,11 +85,6 @@ struct seal_blob {
 	TPM2B_PRIVATE      priv;
 };
 
-/* Parse "0-4,6-14" or "0,1,2,...": must hold 0, not 5, no duplicates,
- * indexes 0..15. 0 or -1 with err. */
-int seal_pcrs_parse(const char *s, uint32_t *mask, char *err, size_t errlen);
-/* "0,1,2,3" into buf */
-void seal_pcrs_format(uint32_t mask, char *buf, size_t len);
 /* Look up (or create and persist) the SRK at 0x81000001; refuses one that
  * does not match the standard ECC P-256 template. rc gets the TPM rc. */
 int seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen);
@@ -127,15 +119,6 @@ int seal_blob_store(const char *path, const struct seal_blob *b);
 int seal_blob_load(const char *path, struct seal_blob *b, char *err,
                    size_t errlen);
 
-/* kdf.c */
-/* out (KEY_LEN) = HKDF-SHA256(master, salt none, info "vtpm-state-v1" ||
- * lowercase uuid). 0 or -1. */
-int kdf_vm_key(const uint8_t *master, size_t mlen, const char *uuid,
-               uint8_t *out, size_t outlen);
-int kdf_hkdf_sha256(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt,
-                    size_t saltlen, const uint8_t *info, size_t infolen,
-                    uint8_t *out, size_t outlen);
-
 /* attest.c: the attestation key (AK, restricted RSA-2048 signing key
  * under the hardware EK, both persistent), ActivateCredential, and X.509
  * certificates for vTPM EKs signed by the AK (TPM2_Hash ticket +
@@ -169,9 +152,8 @@ int attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 int attest_ek_tbs(struct evp_pkey_st *ek, const char *uuid,
                   const char *device_id, const uint8_t serial[16],
                   uint8_t **tbs, size_t *tbslen);
-int attest_cert_assemble(const uint8_t *tbs, size_t tbslen,
-                         const uint8_t *sig, size_t siglen, uint8_t **der,
-                         size_t *derlen);
+int attest_cert_assemble(const uint8_t *tbs, size_t tbslen, const uint8_t *sig,
+                         size_t siglen, uint8_t **der, size_t *derlen);
 
 /* serve.c: requests and status. */
 struct broker_cfg {
@@ -243,20 +225,12 @@ enum update_action {
 
 /* predict.c: the pure logic (no TPM) */
 
-/* Parse the update agent's prediction file: a JSON array of {bank:
- * "sha256", index (0-15), value (64 hex)}, or {"predicted": [...]}. Fills
- * out->v[index] and *named (bit per index). 0 or -1 with err. */
-int update_parse_prediction(const char *json, size_t len,
-                            struct pcr_values *out, uint32_t *named, char *err,
-                            size_t errlen);
 /* The full predicted set for a blob sealed to mask: the named PCRs take
  * the given values, the others keep their current value cur[i]. Named
  * PCRs outside mask are refused. 0 or -1 with err. */
 int update_predicted(uint32_t mask, uint32_t named,
                      const struct pcr_values *given, const uint8_t (*cur)[32],
                      uint8_t (*out)[32], char *err, size_t errlen);
-/* "8,9,13" or "" into a mask (any of 0-15, no 0/5 rules). 0 or -1. */
-int update_pcrlist_parse(const char *s, uint32_t *mask);
 /* The branch of b whose values equal now[] on every PCR of b's set, or
  * -1. */
 int update_match(const struct seal_blob *b, const uint8_t (*now)[32]);
@@ -284,34 +258,8 @@ int update_announce(struct broker *b, const struct key_admin_req *rq,
                     struct key_admin_rep *rep);
 int update_status(struct broker *b, struct key_admin_rep *rep);
 
-/* escrow.c: recovery escrow (off unless --escrow-pubkey): the master
- * wrapped with RSA-OAEP-SHA256 to a controller key in master.escrow.json;
- * recovery through a transport key made in memory (docs/updates.md). The
- * helpers are shared with the controller side (vtpm-verify escrow). */
-#define ESCROW_FILE     "master.escrow.json"
-#define ESCROW_WRAP_MAX 512 /* RSA up to 4096 bits */
-
-struct escrow_file {
-	char    key_fp[65];    /* sha256 of the controller key (DER), hex */
-	char    master_id[65]; /* HKDF(master, "vtpm-escrow-id-v1"), hex */
-	uint8_t wrapped[ESCROW_WRAP_MAX];
-	size_t  wlen;
-};
-
-int escrow_load_pubkey(const char *path, EVP_PKEY **out, char fp[65], char *err,
-                       size_t errlen);
-int escrow_fingerprint(EVP_PKEY *k, char fp[65]);
-int escrow_wrap(EVP_PKEY *pub, const uint8_t *in, size_t inlen, uint8_t *out,
-                size_t max, size_t *outlen);
-/* RSA-OAEP-SHA256 unwrap of a SEAL_MASTER_LEN key into master (secmem). */
-int escrow_unwrap(EVP_PKEY *priv, const uint8_t *in, size_t inlen,
-                  uint8_t *master);
-int escrow_master_id(const uint8_t *master, char id[65]);
-int escrow_unhex(const char *s, uint8_t *out, size_t max, size_t *n);
-int escrow_file_store(const char *path, const struct escrow_file *f);
-int escrow_file_load(const char *path, struct escrow_file *f, char *err,
-                     size_t errlen);
-
+/* escrow.c: the broker side of the recovery escrow (off unless
+ * --escrow-pubkey); the record format is in keyfmt.h. */
 struct escrow;
 /* NULL in *ep when escrow is off; writes the record when missing. */
 int escrow_open(struct escrow **ep, struct broker *b, char *err, size_t errlen);

@@ -66,9 +66,9 @@ set_status(struct broker *b, int state, TSS2_RC rc, uint32_t changed,
 
 	s->state = state;
 	s->rc = rc;
-	seal_pcrs_format(b->have_blob ? b->blob.mask : b->cfg.pcrs, s->pcrs,
-	                 sizeof(s->pcrs));
-	seal_pcrs_format(changed, s->changed_pcrs, sizeof(s->changed_pcrs));
+	pcrset_format(b->have_blob ? b->blob.mask : b->cfg.pcrs, s->pcrs,
+	              sizeof(s->pcrs));
+	pcrset_format(changed, s->changed_pcrs, sizeof(s->changed_pcrs));
 	strfmt(s->reason, sizeof(s->reason), "%s", reason ? reason : "");
 	if (old != state) {
 		log_info("status %s -> %s%s%s", kb_state_name(old),
@@ -98,8 +98,8 @@ ensure_sealed(struct broker *b, TSS2_RC *rc, char *err, size_t errlen)
 			return -1; /* never re-provision over a blob */
 		}
 		b->have_blob = true;
-		seal_pcrs_format(b->blob.mask, pcrs, sizeof(pcrs));
-		seal_pcrs_format(b->cfg.pcrs, want, sizeof(want));
+		pcrset_format(b->blob.mask, pcrs, sizeof(pcrs));
+		pcrset_format(b->cfg.pcrs, want, sizeof(want));
 		if (b->blob.mask != b->cfg.pcrs) {
 			log_warnx(
 			    "%s is sealed to PCRs %s, --pcrs asks for %s: "
@@ -139,12 +139,12 @@ ensure_sealed(struct broker *b, TSS2_RC *rc, char *err, size_t errlen)
 	}
 	if (seal_blob_store(b->sealpath, &b->blob) < 0) {
 		strfmt(err, errlen, "cannot write %s: %s", b->sealpath,
-		    strerror(errno));
+		       strerror(errno));
 		goto fail;
 	}
 	secmem_free(master, 2 * SEAL_MASTER_LEN);
 	b->have_blob = true;
-	seal_pcrs_format(b->blob.mask, pcrs, sizeof(pcrs));
+	pcrset_format(b->blob.mask, pcrs, sizeof(pcrs));
 	log_info("provisioned: new master key sealed under SRK 0x%x to sha256 "
 	         "PCRs %s, blob in %s",
 	         SEAL_SRK_HANDLE, pcrs, b->sealpath);
@@ -160,7 +160,7 @@ fill_no_tpm(struct broker *b, struct round *r, const char *why)
 {
 	r->status = KEY_NO_HW_TPM;
 	strfmt(r->reason, sizeof(r->reason), "no hardware TPM (tcti %s)%s%s",
-	    b->cfg.tcti, why ? ": " : "", why ? why : "");
+	       b->cfg.tcti, why ? ": " : "", why ? why : "");
 }
 
 /* The unseal of one round, on the TPM now. */
@@ -197,21 +197,22 @@ do_unseal(struct broker *b, struct round *r)
 
 			if (seal_changed_pcrs(&b->tpm, &b->blob, &r->changed,
 			                      &rc, why, sizeof(why)) < 0) {
-				strfmt(r->reason, sizeof(r->reason),
+				strfmt(
+				    r->reason, sizeof(r->reason),
 				    "vault PCR policy failed (%s); cannot tell "
 				    "which PCRs changed: %s",
 				    err, why);
 			} else if (r->changed == 0) {
-				strfmt(r->reason, sizeof(r->reason),
+				strfmt(
+				    r->reason, sizeof(r->reason),
 				    "vault PCR policy failed (%s) although the "
 				    "PCRs hold their seal-time values",
 				    err);
 			} else {
-				seal_pcrs_format(r->changed, pcrs,
-				                 sizeof(pcrs));
+				pcrset_format(r->changed, pcrs, sizeof(pcrs));
 				strfmt(r->reason, sizeof(r->reason),
-				    "PCRs changed since sealing: %s (%s)", pcrs,
-				    err);
+				       "PCRs changed since sealing: %s (%s)",
+				       pcrs, err);
 			}
 			r->status = KEY_POLICY_MISMATCH;
 			goto out;
@@ -237,7 +238,7 @@ do_unseal(struct broker *b, struct round *r)
 	}
 	r->status = KEY_ERROR;
 	strfmt(r->reason, sizeof(r->reason), "%s",
-	    err[0] ? err : tpm_rc_str(rc, rcs, sizeof(rcs)));
+	       err[0] ? err : tpm_rc_str(rc, rcs, sizeof(rcs)));
 out:
 	pthread_mutex_unlock(&b->tpm_mu);
 }
@@ -274,8 +275,8 @@ broker_release(struct broker *b, const char *uuid, uid_t peer,
 	if (peer != b->cfg.launcher_uid) {
 		rep->status = KEY_DENIED;
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "uid %d is not the launcher's (%d)", (int) peer,
-		    (int) b->cfg.launcher_uid);
+		       "uid %d is not the launcher's (%d)", (int) peer,
+		       (int) b->cfg.launcher_uid);
 		log_warnx("vm %s: key refused: %s", uuid, rep->reason);
 		return 0;
 	}
@@ -293,7 +294,7 @@ broker_release(struct broker *b, const char *uuid, uid_t peer,
 			pthread_mutex_unlock(&b->mu);
 			rep->status = KEY_ERROR;
 			strfmt(rep->reason, sizeof(rep->reason),
-			    "cannot lock memory for the key");
+			       "cannot lock memory for the key");
 			return 0;
 		}
 		memset(r, 0, sizeof(*r));
@@ -422,7 +423,7 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	if (topic_pub_open(&b->pub, cfg->rundir, MSG_KEYBROKER_STATUS, &tpol) <
 	    0) {
 		strfmt(err, errlen, "cannot publish KeyBrokerStatus in %s",
-		    cfg->rundir);
+		       cfg->rundir);
 		goto fail;
 	}
 	pthread_mutex_lock(&b->mu);
@@ -467,7 +468,8 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 	(void) peer_policy_add(&rpol, cfg->launcher_uid);
 	if (req_server_open(&b->srv, cfg->rundir, "keybroker", accept,
 	                    b->cfg.nworkers, &rpol, handle, b) < 0) {
-		strfmt(err, errlen, "cannot serve keybroker in %s", cfg->rundir);
+		strfmt(err, errlen, "cannot serve keybroker in %s",
+		       cfg->rundir);
 		goto fail;
 	}
 	if (cfg->launcher_uid != geteuid() && geteuid() == 0 &&

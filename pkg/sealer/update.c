@@ -139,7 +139,7 @@ commit(struct update *u, struct tpm *t, const struct seal_blob *p)
 	update_crash_point("commit-written");
 	drop_pending(u);
 	broker_set_blob(u->b, &c);
-	seal_pcrs_format(c.mask, pcrs, sizeof(pcrs));
+	pcrset_format(c.mask, pcrs, sizeof(pcrs));
 	log_info("update committed: the PCRs hold the predicted values; master "
 	         "resealed to them alone (PCRs %s), the old branch is dropped",
 	         pcrs);
@@ -236,7 +236,7 @@ fill_policy(struct key_admin_rep *rep, const struct seal_blob *b,
 {
 	uint32_t changed = 0;
 
-	seal_pcrs_format(b->mask, rep->pcrs, sizeof(rep->pcrs));
+	pcrset_format(b->mask, rep->pcrs, sizeof(rep->pcrs));
 	rep->branches = b->nbranches;
 	memcpy(rep->digest0, b->branch[0].digest.buffer, 32);
 	if (b->nbranches > 1) {
@@ -259,7 +259,7 @@ fill_policy(struct key_admin_rep *rep, const struct seal_blob *b,
 			changed |= 1u << i;
 		}
 	}
-	seal_pcrs_format(changed, rep->changed_pcrs, sizeof(rep->changed_pcrs));
+	pcrset_format(changed, rep->changed_pcrs, sizeof(rep->changed_pcrs));
 }
 
 static void
@@ -314,12 +314,12 @@ update_status(struct broker *b, struct key_admin_rep *rep)
 	rep->status = t == NULL ? KEY_NO_HW_TPM : KEY_OK;
 	if (t == NULL) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "no hardware TPM (tcti %s)", broker_config(b)->tcti);
+		       "no hardware TPM (tcti %s)", broker_config(b)->tcti);
 	} else if (rep->matches < 0) {
 		rep->status = KEY_POLICY_MISMATCH;
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "the PCRs match no branch (changed: %s)",
-		    rep->changed_pcrs);
+		       "the PCRs match no branch (changed: %s)",
+		       rep->changed_pcrs);
 	}
 out:
 	broker_tpm_unlock(b);
@@ -352,16 +352,16 @@ update_announce(struct broker *b, const struct key_admin_req *rq,
 		strfmt(rep->reason, sizeof(rep->reason), "no update module");
 		return 0;
 	}
-	if (update_pcrlist_parse(rq->pcrs, &named) < 0) {
+	if (pcrset_list_parse(rq->pcrs, &named) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "pcrs \"%.64s\": expected a list of 0-15", rq->pcrs);
+		       "pcrs \"%.64s\": expected a list of 0-15", rq->pcrs);
 		return 0;
 	}
 	if ((t = broker_tpm_lock(b)) == NULL) {
 		rep->status = KEY_NO_HW_TPM;
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "no hardware TPM (tcti %s): cannot reseal",
-		    broker_config(b)->tcti);
+		       "no hardware TPM (tcti %s): cannot reseal",
+		       broker_config(b)->tcti);
 		goto out;
 	}
 	if (broker_ensure_blob(b, &rc, err, sizeof(err)) < 0 ||
@@ -379,16 +379,16 @@ update_announce(struct broker *b, const struct key_admin_req *rq,
 	}
 	if ((master = secmem_alloc(2 * SEAL_MASTER_LEN)) == NULL) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "cannot lock memory for the key");
+		       "cannot lock memory for the key");
 		goto out;
 	}
 	ret = seal_unseal(t, &cur, master, &rc, err, sizeof(err));
 	if (ret < 0) {
 		rep->status = ret == -2 ? KEY_POLICY_MISMATCH : KEY_ERROR;
 		strfmt(rep->reason, sizeof(rep->reason),
-		    "the current policy does not hold, refusing to "
-		    "reseal: %s",
-		    err);
+		       "the current policy does not hold, refusing to "
+		       "reseal: %s",
+		       err);
 		goto out;
 	}
 	/* the active blob: current values alone (the committed image) */
@@ -408,13 +408,13 @@ update_announce(struct broker *b, const struct key_admin_req *rq,
 	}
 	if (update_state_store(u->statepath, &st) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
-		    u->statepath, strerror(errno));
+		       u->statepath, strerror(errno));
 		goto out;
 	}
 	update_crash_point("announce-state-written");
 	if (seal_blob_store(u->pendpath, &pend) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
-		    u->pendpath, strerror(errno));
+		       u->pendpath, strerror(errno));
 		goto out;
 	}
 	update_crash_point("announce-pending-written");
@@ -425,7 +425,7 @@ update_announce(struct broker *b, const struct key_admin_req *rq,
 	}
 	update_crash_point("announce-active-written");
 	broker_set_blob(b, &pend);
-	seal_pcrs_format(named, pcrs, sizeof(pcrs));
+	pcrset_format(named, pcrs, sizeof(pcrs));
 	log_info("update announced: master resealed to the current values OR "
 	         "the predicted ones (PCRs %s predicted to change), pending "
 	         "in %s",
@@ -461,7 +461,7 @@ admin_handle(void *arg, enum msg_type type, const void *req, uid_t peer,
 		memset(rp, 0, sizeof(*rp));
 		rp->status = KEY_DENIED;
 		strfmt(rp->reason, sizeof(rp->reason),
-		    "uid %d: keybroker-admin is root's", (int) peer);
+		       "uid %d: keybroker-admin is root's", (int) peer);
 		log_warnx("keybroker-admin: %s %s refused: %s",
 		          key_admin_op_name(rq->op), "request", rp->reason);
 		return 0;

@@ -60,8 +60,10 @@ make_ca(const char *keyp, const char *crtp, char *err, size_t errlen)
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(x), 365 * 30, 0, NULL) ||
 	    !X509_set_pubkey(x, k) ||
-	    tek_x509_add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
-	    tek_x509_add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
+	    tek_x509_add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") <
+	        0 ||
+	    tek_x509_add_ext(x, x, NID_key_usage,
+	                     "critical,keyCertSign,cRLSign") < 0 ||
 	    tek_x509_add_ext(x, x, NID_subject_key_identifier, "hash") < 0 ||
 	    !X509_sign(x, k, EVP_sha256())) {
 		snprintf(err, errlen, "cannot create the CA");
@@ -168,11 +170,12 @@ vfy_issue_ak_cert(EVP_PKEY *cakey, X509 *cacert, const TPM2B_PUBLIC *ak,
 	    !X509_time_adj_ex(X509_getm_notAfter(x), 365 * 30, 0, NULL) ||
 	    !X509_set_pubkey(x, pk) ||
 	    tek_x509_add_ext(x, cacert, NID_basic_constraints,
-	            "critical,CA:TRUE,pathlen:0") < 0 ||
+	                     "critical,CA:TRUE,pathlen:0") < 0 ||
 	    tek_x509_add_ext(x, cacert, NID_key_usage,
-	            "critical,keyCertSign,digitalSignature") < 0 ||
+	                     "critical,keyCertSign,digitalSignature") < 0 ||
 	    tek_x509_add_ext(x, cacert, NID_subject_alt_name, san) < 0 ||
-	    tek_x509_add_ext(x, cacert, NID_authority_key_identifier, "keyid") < 0 ||
+	    tek_x509_add_ext(x, cacert, NID_authority_key_identifier, "keyid") <
+	        0 ||
 	    !X509_sign(x, cakey, EVP_sha256())) {
 		snprintf(err, errlen, "cannot issue the AK certificate");
 		goto out;

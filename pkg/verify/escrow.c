@@ -16,7 +16,7 @@
 #include "escrow.h"
 
 #include "common.h"
-#include "sealer.h"
+#include "keyfmt.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -10,12 +10,22 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static unsigned char out[4096], again[4096];
-	enum msg_type        t, t2;
-	char                 err[256];
-	char                *enc;
+	/* sized from the schema table: any type the decoder accepts fits */
+	static unsigned char *out, *again;
+	static size_t         max;
+	enum msg_type         t, t2;
+	char                  err[256];
+	char                 *enc;
 
-	memset(out, 0, sizeof(out));
+	if (out == NULL) {
+		max = msg_max_size();
+		out = malloc(max);
+		again = malloc(max);
+		if (out == NULL || again == NULL) {
+			abort();
+		}
+	}
+	memset(out, 0, max);
 	if (msg_decode(data, size, MSG_NONE, &t, out, err, sizeof(err)) < 0) {
 		if (err[0] == '\0') {
 			abort(); /* a rejection must say why */
@@ -26,7 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (enc == NULL) {
 		abort();
 	}
-	memset(again, 0, sizeof(again));
+	memset(again, 0, max);
 	if (msg_decode(enc, strlen(enc), t, &t2, again, err, sizeof(err)) < 0 ||
 	    memcmp(out, again, msg_schema(t)->size) != 0) {
 		abort(); /* what we encode we must read back identically */

@@ -77,9 +77,8 @@ elif command -v tpm2_getrandom >/dev/null; then
 	check "vtpmctl tpm on a disabled app refuses" bash -c "! '$BIN/vtpmctl' --root '$ROOT' tpm $OFF </dev/null 2>/dev/null"
 fi
 
-check "purge of a READY vTPM is refused without --force" \
-	bash -c "! '$BIN/vtpmctl' --root '$ROOT' purge $TIS 2>$T_TMP/purge.err"
-check "...saying why" grep -q "READY" "$T_TMP/purge.err"
+check_fails "purge of a READY vTPM is refused without --force, saying why" \
+	1 "$TIS.*READY" "$BIN/vtpmctl" --root "$ROOT" purge $TIS
 
 # domainmgr restarted: the vTPMs stay (same swtpm), the apps run again
 P_BEFORE="$(swtpm_pid $TIS) $(swtpm_pid $CRB) $(swtpm_pid $EPH)"

@@ -7,7 +7,7 @@
  * and never prints it.
  */
 #include "common.h"
-#include "sealer.h"
+#include "keyfmt.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -80,18 +80,18 @@ set_status(struct topic_pub *p, int i, int state, const char *name)
 	mkuuid(v.uuid, i);
 	snprintf(v.name, sizeof(v.name), "%s", name);
 	v.state = state;
-	v.pid   = 1000 + i;
+	v.pid = 1000 + i;
 	assert_int_equal(topic_pub_set(p, v.uuid, &v), 0);
 }
 
 /* Run the subscriber until cond holds (or 5 s pass). */
-#define RUN_UNTIL(sub, cond)                                                  \
-	do {                                                                  \
-		uint64_t end_ = now_ms() + 5000;                              \
-		while (!(cond) && now_ms() < end_) {                          \
-			topic_sub_run(sub, 20);                               \
-		}                                                             \
-		assert_true(cond);                                            \
+#define RUN_UNTIL(sub, cond)                                                   \
+	do {                                                                   \
+		uint64_t end_ = now_ms() + 5000;                               \
+		while (!(cond) && now_ms() < end_) {                           \
+			topic_sub_run(sub, 20);                                \
+		}                                                              \
+		assert_true(cond);                                             \
 	} while (0)
 
 /* The subscriber's view equals the publisher's, item by item. */
@@ -118,18 +118,18 @@ same_view(struct topic_pub *p, struct topic_sub *s)
 static void
 test_sync_update_delete(void **state)
 {
-	struct topic_pub *p;
-	struct topic_sub *s;
-	struct view       v = {0};
+	struct topic_pub  *p;
+	struct topic_sub  *s;
+	struct view        v = {0};
 	struct vtpm_status got;
-	char              key[UUID_LEN];
+	char               key[UUID_LEN];
 
 	(void) state;
 	assert_int_equal(topic_pub_open(&p, rundir, MSG_VTPM_STATUS, NULL), 0);
 	set_status(p, 1, VTPM_READY, "a");
 	set_status(p, 2, VTPM_STARTING, "b");
 	assert_int_equal(topic_sub_open(&s, rundir, MSG_VTPM_STATUS, &cbs, &v),
-	    0);
+	                 0);
 	RUN_UNTIL(s, topic_sub_synced(s));
 	assert_int_equal(v.syncs, 1);
 	assert_int_equal(v.sets, 2);
@@ -168,7 +168,7 @@ test_gap_resnapshots(void **state)
 	topic_pub_set_heartbeat(p, 0);
 	set_status(p, 1, VTPM_READY, "a");
 	assert_int_equal(topic_sub_open(&s, rundir, MSG_VTPM_STATUS, &cbs, &v),
-	    0);
+	                 0);
 	RUN_UNTIL(s, topic_sub_synced(s));
 	uint64_t snaps = topic_sub_snapshots(s);
 
@@ -193,7 +193,7 @@ test_heartbeat_catches_missed_update(void **state)
 	topic_pub_set_heartbeat(p, 50);
 	set_status(p, 1, VTPM_READY, "a");
 	assert_int_equal(topic_sub_open(&s, rundir, MSG_VTPM_STATUS, &cbs, &v),
-	    0);
+	                 0);
 	RUN_UNTIL(s, topic_sub_synced(s));
 	/* the last update is lost (skipped number, nothing after it): only
 	 * the heartbeat can tell the subscriber */
@@ -216,7 +216,7 @@ test_publisher_restart(void **state)
 	set_status(p, 1, VTPM_READY, "a");
 	set_status(p, 2, VTPM_READY, "b");
 	assert_int_equal(topic_sub_open(&s, rundir, MSG_VTPM_STATUS, &cbs, &v),
-	    0);
+	                 0);
 	RUN_UNTIL(s, topic_sub_synced(s) && topic_sub_count(s) == 2);
 	topic_pub_close(p);
 
@@ -244,7 +244,7 @@ test_thousand_item_snapshot(void **state)
 		set_status(p, i, VTPM_READY, "many");
 	}
 	assert_int_equal(topic_sub_open(&s, rundir, MSG_VTPM_STATUS, &cbs, &v),
-	    0);
+	                 0);
 	RUN_UNTIL(s, topic_sub_synced(s));
 	assert_int_equal(topic_sub_count(s), 1000);
 	assert_int_equal(v.sets, 1000);
@@ -260,9 +260,9 @@ test_snapshot_fetch_absent_publisher(void **state)
 	int  n = 0;
 
 	(void) state;
-	assert_int_equal(topic_snapshot_fetch(rundir, MSG_VTPM_STATUS, NULL,
-	                     &n, 100, err, sizeof(err)),
-	    -1);
+	assert_int_equal(topic_snapshot_fetch(rundir, MSG_VTPM_STATUS, NULL, &n,
+	                                      100, err, sizeof(err)),
+	                 -1);
 	assert_non_null(strstr(err, "VtpmStatus.snap"));
 }
 
@@ -270,7 +270,7 @@ test_snapshot_fetch_absent_publisher(void **state)
 
 static int
 guardian_echo(void *arg, enum msg_type t, const void *req, uid_t uid,
-    enum msg_type *rt, void *rep, char *err, size_t errlen)
+              enum msg_type *rt, void *rep, char *err, size_t errlen)
 {
 	const struct guardian_req *g = req;
 	struct guardian_rep       *r = rep;
@@ -284,9 +284,9 @@ guardian_echo(void *arg, enum msg_type t, const void *req, uid_t uid,
 	}
 	*rt = MSG_GUARDIAN_REP;
 	snprintf(r->uuid, sizeof(r->uuid), "%s", g->uuid);
-	r->ok             = true;
+	r->ok = true;
 	r->classification = STATE_NORMAL;
-	r->generation     = 7;
+	r->generation = 7;
 	return 0;
 }
 
@@ -305,8 +305,9 @@ test_request_reply(void **state)
 
 	(void) state;
 	assert_int_equal(req_server_open(&srv, rundir, "guardian",
-	                     guardian_types, 4, NULL, guardian_echo, NULL),
-	    0);
+	                                 guardian_types, 4, NULL, guardian_echo,
+	                                 NULL),
+	                 0);
 	snprintf(path, sizeof(path), "%s/guardian.req", rundir);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -315,8 +316,8 @@ test_request_reply(void **state)
 	q.op = GOP_PREPARE;
 	mkuuid(q.uuid, 5);
 	assert_int_equal(req_call(rundir, "guardian", MSG_GUARDIAN_REQ, &q, &rt,
-	                     &r, 2000, err, sizeof(err)),
-	    0);
+	                          &r, 2000, err, sizeof(err)),
+	                 0);
 	assert_int_equal(rt, MSG_GUARDIAN_REP);
 	assert_string_equal(r.uuid, q.uuid);
 	assert_int_equal(r.generation, 7);
@@ -324,8 +325,8 @@ test_request_reply(void **state)
 	/* handler refusal comes back as an Error with its reason */
 	q.op = GOP_PURGE;
 	assert_int_equal(req_call(rundir, "guardian", MSG_GUARDIAN_REQ, &q, &rt,
-	                     &r, 2000, err, sizeof(err)),
-	    -1);
+	                          &r, 2000, err, sizeof(err)),
+	                 -1);
 	assert_non_null(strstr(err, "is running"));
 
 	/* a type the server does not serve */
@@ -333,17 +334,17 @@ test_request_reply(void **state)
 	memset(&k, 0, sizeof(k));
 	mkuuid(k.uuid, 1);
 	assert_int_equal(req_call(rundir, "guardian", MSG_KEY_RELEASE_REQ, &k,
-	                     &rt, &r, 2000, err, sizeof(err)),
-	    -1);
+	                          &rt, &r, 2000, err, sizeof(err)),
+	                 -1);
 	assert_non_null(strstr(err, "does not serve KeyRelease"));
 	req_server_close(srv);
 
 	/* nobody listening: a timeout, not a hang */
 	uint64_t t0 = now_ms();
-	q.op        = GOP_QUERY;
+	q.op = GOP_QUERY;
 	assert_int_equal(req_call(rundir, "guardian", MSG_GUARDIAN_REQ, &q, &rt,
-	                     &r, 200, err, sizeof(err)),
-	    -1);
+	                          &r, 200, err, sizeof(err)),
+	                 -1);
 	assert_true(now_ms() - t0 < 2000);
 }
 
@@ -365,12 +366,12 @@ test_close_right_after_reply(void **state)
 	mkuuid(q.uuid, 5);
 	for (int i = 0; i < 100; i++) {
 		assert_int_equal(req_server_open(&srv, rundir, "guardian",
-		                     guardian_types, 4, NULL, guardian_echo,
-		                     NULL),
-		    0);
+		                                 guardian_types, 4, NULL,
+		                                 guardian_echo, NULL),
+		                 0);
 		assert_int_equal(req_call(rundir, "guardian", MSG_GUARDIAN_REQ,
-		                     &q, &rt, &r, 2000, err, sizeof(err)),
-		    0);
+		                          &q, &rt, &r, 2000, err, sizeof(err)),
+		                 0);
 		req_server_close(srv);
 	}
 }
@@ -387,8 +388,9 @@ test_malformed_request_gets_error(void **state)
 
 	(void) state;
 	assert_int_equal(req_server_open(&srv, rundir, "guardian",
-	                     guardian_types, 1, NULL, guardian_echo, NULL),
-	    0);
+	                                 guardian_types, 1, NULL, guardian_echo,
+	                                 NULL),
+	                 0);
 	snprintf(url, sizeof(url), "ipc://%s/guardian.req", rundir);
 	assert_int_equal(nng_req0_open(&sock), 0);
 	assert_int_equal(nng_dial(sock, url, NULL, 0), 0);
@@ -417,13 +419,14 @@ test_peer_uid_refused(void **state)
 	pol.only_listed = true;
 	peer_policy_add(&pol, geteuid() + 4242);
 	assert_int_equal(req_server_open(&srv, rundir, "guardian",
-	                     guardian_types, 1, &pol, guardian_echo, NULL),
-	    0);
+	                                 guardian_types, 1, &pol, guardian_echo,
+	                                 NULL),
+	                 0);
 	memset(&q, 0, sizeof(q));
 	mkuuid(q.uuid, 5);
 	assert_int_equal(req_call(rundir, "guardian", MSG_GUARDIAN_REQ, &q, &rt,
-	                     &r, 300, err, sizeof(err)),
-	    -1);
+	                          &r, 300, err, sizeof(err)),
+	                 -1);
 	req_server_close(srv);
 }
 
@@ -432,25 +435,25 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_sync_update_delete, setup,
-	        teardown),
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_gap_resnapshots, setup,
-	        teardown),
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_heartbeat_catches_missed_update, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_publisher_restart, setup,
-	        teardown),
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_thousand_item_snapshot, setup,
-	        teardown),
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_snapshot_fetch_absent_publisher, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_request_reply, setup,
-	        teardown),
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_close_right_after_reply, setup,
-	        teardown),
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed_request_gets_error,
-	        setup, teardown),
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_peer_uid_refused, setup,
-	        teardown),
+	                                    teardown),
 	};
 	log_init(LOG_LVL_WARN, 0);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,7 +25,7 @@
 static int
 parse(const char *s, struct pcr_values *v, uint32_t *named, char *err)
 {
-	return update_parse_prediction(s, strlen(s), v, named, err, 256);
+	return pcrset_parse_prediction(s, strlen(s), v, named, err, 256);
 }
 
 static void
@@ -90,15 +90,15 @@ test_pcrlist(void **state)
 	uint32_t m;
 
 	(void) state;
-	assert_int_equal(update_pcrlist_parse("8,9,13,14", &m), 0);
+	assert_int_equal(pcrset_list_parse("8,9,13,14", &m), 0);
 	assert_int_equal(m, (1u << 8) | (1u << 9) | (1u << 13) | (1u << 14));
-	assert_int_equal(update_pcrlist_parse("", &m), 0);
+	assert_int_equal(pcrset_list_parse("", &m), 0);
 	assert_int_equal(m, 0);
-	assert_int_equal(update_pcrlist_parse("5", &m), 0); /* no 0/5 rule */
-	assert_int_equal(update_pcrlist_parse("16", &m), -1);
-	assert_int_equal(update_pcrlist_parse("8,8", &m), -1);
-	assert_int_equal(update_pcrlist_parse("8,", &m), -1);
-	assert_int_equal(update_pcrlist_parse("x", &m), -1);
+	assert_int_equal(pcrset_list_parse("5", &m), 0); /* no 0/5 rule */
+	assert_int_equal(pcrset_list_parse("16", &m), -1);
+	assert_int_equal(pcrset_list_parse("8,8", &m), -1);
+	assert_int_equal(pcrset_list_parse("8,", &m), -1);
+	assert_int_equal(pcrset_list_parse("x", &m), -1);
 }
 
 static void
@@ -111,7 +111,7 @@ test_predicted(void **state)
 
 	(void) state;
 	assert_int_equal(
-	    seal_pcrs_parse(SEAL_DEFAULT_PCRS, &mask, err, sizeof(err)), 0);
+	    pcrset_parse(SEAL_DEFAULT_PCRS, &mask, err, sizeof(err)), 0);
 	memset(&given, 0xaa, sizeof(given));
 	memset(cur, 0x11, sizeof(cur));
 	memset(out, 0, sizeof(out));

@@ -102,6 +102,7 @@ test_json(void **state)
 	size_t             len = 0;
 	FILE              *f = open_memstream(&buf, &len);
 	cJSON             *arr, *o;
+	int                found = 0;
 
 	(void) state;
 	fill(&st);
@@ -140,7 +141,10 @@ test_json(void **state)
 		assert_string_equal(
 		    cJSON_GetObjectItem(o, "domain_state")->valuestring,
 		    "RUNNING");
+		found++;
 	}
+	/* the loop above checks nothing unless U1 is listed, exactly once */
+	assert_int_equal(found, 1);
 	cJSON_Delete(arr);
 	free(buf);
 	vctl_status_free(&st);

@@ -19,6 +19,7 @@
 #include "common.h"
 #include "pubsub.h"
 #include "tpm_ek.h"
+#include "vtpm_chan.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

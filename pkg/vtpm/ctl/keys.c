@@ -4,7 +4,7 @@
 
 #include "common.h"
 #include "pubsub.h"
-#include "sealer.h"
+#include "keyfmt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -131,14 +131,14 @@ vctl_keys(const char *run, int timeout, int argc, char **argv)
 			        strerror(errno));
 			return 2;
 		}
-		if (update_parse_prediction(txt, len, &rq.values, &named, err,
+		if (pcrset_parse_prediction(txt, len, &rq.values, &named, err,
 		                            sizeof(err)) < 0) {
 			fprintf(stderr, "vtpmctl: %s: %s\n", file, err);
 			free(txt);
 			return 2;
 		}
 		free(txt);
-		seal_pcrs_format(named, rq.pcrs, sizeof(rq.pcrs));
+		pcrset_format(named, rq.pcrs, sizeof(rq.pcrs));
 		if (timeout < 30000) {
 			timeout = 30000; /* two seals and proofs on the TPM */
 		}

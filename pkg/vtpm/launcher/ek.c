@@ -11,6 +11,7 @@
 #include "log.h"
 #include "pubsub.h"
 #include "tpm_ek.h"
+#include "vtpm_chan.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,9 +1,11 @@
 /*
- * tpm_ek.h: TPM helpers the launcher, the key broker, vtpmctl and the
- * verifier share: the standard RSA-2048 EK template, a tpm2-tss TCTI over
- * a raw TPM command fd (swtpm's CMD_SET_DATAFD channel), EK provisioning
- * and the EK-certificate NV index, and conversions between TPM public
- * areas, hex, names and OpenSSL keys.
+ * tpm_ek.h: the TPM helpers of libtpmkit that the launcher, the key
+ * broker, vtpmctl and the verifier share: the standard RSA-2048 EK
+ * template and EK provisioning (ek.c), the EK-certificate NV index
+ * (nv.c), conversions between TPM public areas, hex, names and OpenSSL
+ * keys (public.c, hex.c), certificate helpers (x509.c) and return codes
+ * (rc.c). The vTPM command channel is in vtpm_chan.h, swtpm's control
+ * channel in swtpm_ctrl.h.
  */
 #ifndef VTPM_TPM_EK_H
 #define VTPM_TPM_EK_H
@@ -28,29 +30,6 @@ void tek_ek_template(TPM2B_PUBLIC *pub);
  * policy, symmetric)? */
 bool tek_is_ek_template(const TPM2B_PUBLIC *pub);
 
-/* A TCTI whose transmit/receive exchange raw TPM commands over fd (which
- * stays the caller's). Heap-allocated; free with tek_tcti_free. */
-TSS2_TCTI_CONTEXT *tek_tcti_new(int fd, int timeout_ms);
-void               tek_tcti_free(TSS2_TCTI_CONTEXT *t);
-
-/* A vTPM's command channel before any VM attached: CMD_SET_DATAFD on
- * the control socket (closed right after), ESYS over the fd, and
- * TPM2_Startup(CLEAR) when the TPM was not started yet. */
-struct tek_vtpm {
-	char               ctrl[108];
-	int                fd;
-	TSS2_TCTI_CONTEXT *tcti;
-	ESYS_CONTEXT      *ectx;
-	bool               started; /* we sent Startup: undo it on close */
-};
-int tek_vtpm_open(struct tek_vtpm *v, const char *ctrl, int timeout_ms,
-                  char *err, size_t errlen);
-/* Close; when we started the TPM: Shutdown(CLEAR) and CMD_INIT again,
- * so the VM's firmware finds a TPM waiting for its own Startup. */
-int tek_vtpm_close(struct tek_vtpm *v, char *err, size_t errlen);
-
-/* TPM2_Startup(CLEAR); an already started TPM is fine. */
-int tek_startup(ESYS_CONTEXT *e, char *err, size_t errlen);
 /* CreatePrimary(endorsement, template L-1) and EvictControl to handle
  * (an object already there is evicted first). *pub (Esys-allocated,
  * Esys_Free) gets the EK public area. */
@@ -89,7 +68,9 @@ int tek_x509_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
 /* A DER certificate as NUL-terminated PEM in pem; -1 if it does not parse
  * or fit. */
 int tek_der_to_pem(const uint8_t *der, size_t len, char *pem, size_t pemlen);
-/* "0x%x (text)" */
+/* rc.c: "0x%x (text)" */
 const char *tek_rc_str(TSS2_RC rc, char *buf, size_t len);
+/* "what: 0x%x (text)" into err; returns -1. */
+int tek_fail(char *err, size_t errlen, const char *what, TSS2_RC rc);
 
 #endif

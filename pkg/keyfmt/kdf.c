@@ -1,5 +1,5 @@
 /* kdf.c: per-VM keys, HKDF-SHA256(master, info "vtpm-state-v1" || uuid). */
-#include "sealer.h"
+#include "keyfmt.h"
 
 #include <ctype.h>
 #include <string.h>

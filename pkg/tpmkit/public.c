@@ -1,0 +1,97 @@
+/*
+ * public.c: TPM public areas as hex, as TPM names and as OpenSSL keys.
+ */
+#include "tpm_ek.h"
+
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
+#include <openssl/sha.h>
+#include <tss2/tss2_mu.h>
+
+int
+tek_pub_to_hex(const TPM2B_PUBLIC *pub, char *hex, size_t hexlen)
+{
+	uint8_t buf[sizeof(TPM2B_PUBLIC)];
+	size_t  off = 0;
+
+	if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, buf, sizeof(buf), &off) !=
+	        TSS2_RC_SUCCESS ||
+	    2 * off + 1 > hexlen) {
+		return -1;
+	}
+	tek_hex(buf, off, hex, hexlen);
+	return 0;
+}
+
+int
+tek_pub_from_hex(const char *hex, TPM2B_PUBLIC *pub)
+{
+	uint8_t buf[sizeof(TPM2B_PUBLIC)];
+	size_t  off = 0;
+	int     n = tek_unhex(hex, buf, sizeof(buf));
+
+	memset(pub, 0, sizeof(*pub));
+	if (n <= 0 ||
+	    Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, (size_t) n, &off, pub) !=
+	        TSS2_RC_SUCCESS ||
+	    off != (size_t) n) {
+		return -1;
+	}
+	return 0;
+}
+
+int
+tek_pub_name(const TPM2B_PUBLIC *pub, TPM2B_NAME *name)
+{
+	uint8_t buf[sizeof(TPMT_PUBLIC)];
+	size_t  off = 0;
+
+	if (pub->publicArea.nameAlg != TPM2_ALG_SHA256 ||
+	    Tss2_MU_TPMT_PUBLIC_Marshal(&pub->publicArea, buf, sizeof(buf),
+	                                &off) != TSS2_RC_SUCCESS) {
+		return -1;
+	}
+	name->size = 2 + SHA256_DIGEST_LENGTH;
+	name->name[0] = TPM2_ALG_SHA256 >> 8;
+	name->name[1] = TPM2_ALG_SHA256 & 0xff;
+	SHA256(buf, off, name->name + 2);
+	return 0;
+}
+
+EVP_PKEY *
+tek_pub_to_pkey(const TPM2B_PUBLIC *pub)
+{
+	const TPMT_PUBLIC *p = &pub->publicArea;
+	OSSL_PARAM_BLD    *bld = NULL;
+	OSSL_PARAM        *params = NULL;
+	EVP_PKEY_CTX      *ctx = NULL;
+	EVP_PKEY          *pkey = NULL;
+	BIGNUM            *n = NULL, *e = NULL;
+	uint32_t           exp = p->parameters.rsaDetail.exponent
+	                             ? p->parameters.rsaDetail.exponent
+	                             : 65537;
+
+	if (p->type != TPM2_ALG_RSA || p->unique.rsa.size == 0) {
+		return NULL;
+	}
+	n = BN_bin2bn(p->unique.rsa.buffer, p->unique.rsa.size, NULL);
+	e = BN_new();
+	if (n == NULL || e == NULL || !BN_set_word(e, exp) ||
+	    (bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		pkey = NULL;
+	}
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(n);
+	BN_free(e);
+	return pkey;
+}
