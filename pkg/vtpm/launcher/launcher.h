@@ -141,8 +141,9 @@ int sbx_uid(const struct launcher_cfg *cfg, const char *uuid, uid_t *uid,
 int sbx_lookup(const struct launcher_cfg *cfg, const char *uuid, uid_t *uid);
 /* Give uuid's uid back (its state was purged). */
 void sbx_forget(const struct launcher_cfg *cfg, const char *uuid);
-/* A live (not zombie) process whose effective uid is uid, or 0. */
-pid_t sbx_uid_user(uid_t uid);
+/* A live (not zombie) process whose effective uid is uid (of the
+ * range), or 0. From a /proc scan at most a second old, rechecked. */
+pid_t sbx_uid_user(const struct launcher_cfg *cfg, uid_t uid);
 /* /proc/PID/comm, "" when gone. */
 void sbx_comm(pid_t pid, char *comm, size_t len);
 /* State directory and its files owned by uid (gid uid), dir 0700. */

@@ -54,6 +54,7 @@
 
 #define SBX_MAX_FILES  32 /* binary, interpreter, libraries, devices */
 #define SBX_CHILD_FAIL 127
+#define SBX_SCAN_MS    1000 /* /proc scans for uid users, at most every */
 
 extern char **environ;
 
@@ -62,18 +63,54 @@ struct uid_ent {
 	uid_t uid;
 };
 
+/* a process of the range's uids, from the last /proc scan */
+struct uid_user {
+	uid_t uid;
+	pid_t pid;
+};
+
 struct sandbox {
-	pthread_mutex_t mu; /* the uid map */
-	struct uid_ent *ents;
-	size_t          nents, cap;
-	char            mapfile[PATH_LEN];
-	char            root[PATH_LEN]; /* <run>/sandbox: the tmpfs mount */
+	pthread_mutex_t  scan_mu; /* users, nusers, scanned_ms */
+	struct uid_user *users;
+	size_t           nusers, users_cap;
+	uint64_t         scanned_ms;
+	pthread_mutex_t  mu; /* the uid map */
+	struct uid_ent  *ents;
+	size_t           nents, cap;
+	char             mapfile[PATH_LEN];
+	char             root[PATH_LEN]; /* <run>/sandbox: the tmpfs mount */
 	/* read-only binds: source (may be a symlink) -> same path inside */
 	char files[SBX_MAX_FILES][PATH_LEN];
 	int  nfiles;
 };
 
 /* ---- the uid map ---- */
+
+/* Atomic against a crash of the launcher (temp file, rename), not
+ * fsynced: losing the newest entries to a power cut is harmless, the VM
+ * gets a uid again and its state directory is given to that one at its
+ * start (sbx_own_state), while an fsync per new VM cost a first boot
+ * several ms. */
+static int
+replace_file(const char *path, const char *buf, size_t len)
+{
+	char tmp[PATH_LEN + 8];
+	int  fd, saved;
+
+	if (path_join(tmp, sizeof(tmp), "%s.tmp", path) < 0 ||
+	    (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) <
+	        0) {
+		return -1;
+	}
+	if (write(fd, buf, len) != (ssize_t) len || close(fd) < 0 ||
+	    rename(tmp, path) < 0) {
+		saved = errno;
+		(void) unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
 
 static int
 map_save(struct sandbox *s, char *err, size_t errlen)
@@ -92,7 +129,7 @@ map_save(struct sandbox *s, char *err, size_t errlen)
 		                          s->ents[i].uuid,
 		                          (unsigned) s->ents[i].uid);
 	}
-	rc = durable_write(s->mapfile, buf, used, 0600);
+	rc = replace_file(s->mapfile, buf, used);
 	free(buf);
 	if (rc < 0) {
 		strfmt(err, errlen, "uid map %s: %s", s->mapfile,
@@ -210,29 +247,74 @@ sbx_comm(pid_t pid, char *comm, size_t len)
 	comm[strcspn(comm, "\n")] = '\0';
 }
 
-pid_t
-sbx_uid_user(uid_t uid)
+/* Every live process whose effective uid (the owner of /proc/PID) is
+ * in the range. */
+static void
+scan_users(struct sandbox *s, const struct launcher_cfg *cfg)
 {
 	DIR           *d = opendir("/proc");
 	struct dirent *e;
 	struct stat    sb;
-	pid_t          found = 0;
 
+	s->nusers = 0;
 	if (d == NULL) {
-		return 0;
+		return;
 	}
-	/* /proc/PID belongs to the process's effective uid */
-	while (found == 0 && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] < '1' || e->d_name[0] > '9') {
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9' ||
+		    fstatat(dirfd(d), e->d_name, &sb, 0) < 0 ||
+		    sb.st_uid < cfg->uid_lo || sb.st_uid > cfg->uid_hi ||
+		    zombie(e->d_name)) {
 			continue;
 		}
-		if (fstatat(dirfd(d), e->d_name, &sb, 0) == 0 &&
-		    sb.st_uid == uid && !zombie(e->d_name)) {
-			found = (pid_t) atoi(e->d_name);
+		if (s->nusers == s->users_cap) {
+			size_t ncap = s->users_cap ? s->users_cap * 2 : 64;
+			struct uid_user *n =
+			    realloc(s->users, ncap * sizeof(*s->users));
+			if (n == NULL) {
+				break;
+			}
+			s->users = n;
+			s->users_cap = ncap;
 		}
+		s->users[s->nusers].uid = sb.st_uid;
+		s->users[s->nusers++].pid = (pid_t) atoi(e->d_name);
 	}
 	closedir(d);
-	return found;
+}
+
+pid_t
+sbx_uid_user(const struct launcher_cfg *cfg, uid_t uid)
+{
+	struct sandbox *s = cfg->sbx;
+	pid_t           pid = 0;
+	char            name[16], path[32];
+	struct stat     sb;
+
+	/* one /proc scan serves every start within SBX_SCAN_MS (a storm of
+	 * 256 starts would otherwise scan 256 times); a process found is
+	 * checked again below, one that appeared since the scan is seen by
+	 * the next scan */
+	pthread_mutex_lock(&s->scan_mu);
+	if (s->scanned_ms == 0 || now_ms() - s->scanned_ms > SBX_SCAN_MS) {
+		scan_users(s, cfg);
+		s->scanned_ms = now_ms();
+	}
+	for (size_t i = 0; i < s->nusers && pid == 0; i++) {
+		if (s->users[i].uid == uid) {
+			pid = s->users[i].pid;
+		}
+	}
+	pthread_mutex_unlock(&s->scan_mu);
+	if (pid == 0) {
+		return 0;
+	}
+	snprintf(name, sizeof(name), "%d", (int) pid);
+	snprintf(path, sizeof(path), "/proc/%d", (int) pid);
+	if (stat(path, &sb) < 0 || sb.st_uid != uid || zombie(name)) {
+		return 0; /* gone since the scan */
+	}
+	return pid;
 }
 
 int
@@ -261,7 +343,8 @@ sbx_uid(const struct launcher_cfg *cfg, const char *uuid, uid_t *uid, char *err,
 	}
 	/* the lowest uid nobody holds: not mapped, no process uses it */
 	for (uint64_t u = cfg->uid_lo; u <= cfg->uid_hi; u++) {
-		if (!map_taken(s, (uid_t) u) && sbx_uid_user((uid_t) u) == 0) {
+		if (!map_taken(s, (uid_t) u) &&
+		    sbx_uid_user(cfg, (uid_t) u) == 0) {
 			vm_strcpy(s->ents[s->nents].uuid, uuid, UUID_LEN);
 			s->ents[s->nents++].uid = (uid_t) u;
 			if (map_save(s, err, errlen) < 0) {
@@ -637,6 +720,7 @@ sbx_open(struct launcher_cfg *cfg)
 		return -1;
 	}
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->scan_mu, NULL);
 	cfg->sbx = s;
 	if (path_join(dir, sizeof(dir), "%s/launcher", cfg->paths.persist) <
 	        0 ||
@@ -671,6 +755,8 @@ sbx_close(struct launcher_cfg *cfg)
 		return;
 	}
 	pthread_mutex_destroy(&cfg->sbx->mu);
+	pthread_mutex_destroy(&cfg->sbx->scan_mu);
+	free(cfg->sbx->users);
 	free(cfg->sbx->ents);
 	free(cfg->sbx);
 	cfg->sbx = NULL;

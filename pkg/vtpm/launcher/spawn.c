@@ -252,7 +252,7 @@ spawn_sandboxed(const struct launcher_cfg *cfg, const char *uuid,
 		return -1;
 	}
 	/* never share a uid: a process of it could reach this swtpm */
-	if ((other = sbx_uid_user(uid)) != 0) {
+	if ((other = sbx_uid_user(cfg, uid)) != 0) {
 		sbx_comm(other, comm, sizeof(comm));
 		if (strcmp(comm, "swtpm") == 0) {
 			/* e.g. one whose pid file was lost: it may hold
