@@ -77,6 +77,12 @@ check "inside A: its own host name" bash -c "echo '$OUT' | grep -qx 'hostname: s
 check "from the host, B's state is not readable by A's uid either" \
 	bash -c "! setpriv --reuid=$UA --regid=$UA --clear-groups ls $SB >/dev/null 2>&1"
 check "a TPM answers through A's control socket" tpm "$A" tpm2_startup -c
+# the launcher itself keeps only chown, dac_override, fowner, kill,
+# setgid, setuid, setpcap, ipc_lock, sys_ptrace, sys_admin (bits 0 1 3 5
+# 6 7 8 14 19 21), in the bounding set too
+check "launcher keeps only the capabilities it uses (effective and bounding 0x2841eb)" \
+	bash -c "grep -q '^CapEff:.00000000002841eb$' /proc/$LPID/status && grep -q '^CapBnd:.00000000002841eb$' /proc/$LPID/status"
+check "launcher logs what it kept" grep -q "capabilities kept: sys_admin,setuid,setgid,setpcap,chown,fowner,dac_override,kill,sys_ptrace,ipc_lock$" "$LLOG"
 
 # adoption after kill -9: same pids, the uid matches the map
 { kill -KILL "$LPID" && wait "$LPID"; } 2>/dev/null

@@ -133,6 +133,9 @@ int spawn_start(const struct launcher_cfg *cfg, const char *uuid,
  * cfg->sandbox. -1 (logged) when it cannot work. */
 int  sbx_open(struct launcher_cfg *cfg);
 void sbx_close(struct launcher_cfg *cfg);
+/* Root: keep only the capabilities the launcher uses from now on (and
+ * drop the rest from the bounding set); docs/integration.md lists them. */
+int sbx_drop_caps(const struct launcher_cfg *cfg);
 /* uuid's uid: recorded, or the lowest free one of the range (recorded
  * durably). -1 with err when the range is exhausted. */
 int sbx_uid(const struct launcher_cfg *cfg, const char *uuid, uid_t *uid,

@@ -369,6 +369,10 @@ launcher_open(struct launcher **lp, struct launcher_cfg *cfg)
 		          cfg->paths.run);
 		goto fail;
 	}
+	/* every socket and directory is open: the rest goes */
+	if (sbx_drop_caps(cfg) < 0) {
+		goto fail;
+	}
 	*lp = l;
 	return 0;
 fail:

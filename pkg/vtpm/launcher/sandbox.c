@@ -762,6 +762,73 @@ sbx_close(struct launcher_cfg *cfg)
 	cfg->sbx = NULL;
 }
 
+/* ---- the launcher's own privileges ---- */
+
+int
+sbx_drop_caps(const struct launcher_cfg *cfg)
+{
+	/* what the launcher uses after start; everything else goes, from
+	 * the bounding set too, so no child can get it back */
+	static const int sandboxed[] = {
+	    CAP_SYS_ADMIN,    /* namespaces, mounts, pivot_root for swtpm */
+	    CAP_SETUID,       /* swtpm's uid */
+	    CAP_SETGID,       /* swtpm's gid, no groups */
+	    CAP_SETPCAP,      /* swtpm's empty bounding set */
+	    CAP_CHOWN,        /* state dirs, sockets, pid files to the uid */
+	    CAP_FOWNER,       /* chmod of state dirs other uids own */
+	    CAP_DAC_OVERRIDE, /* their files and control sockets (0600) */
+	    CAP_KILL,         /* signals to swtpm processes of other uids */
+	    CAP_SYS_PTRACE,   /* /proc/PID/exe of them, for adoption */
+	    CAP_IPC_LOCK,     /* mlock of key buffers (secmem) */
+	};
+	static const int plain[] = {
+	    CAP_SETUID,       CAP_SETGID, CAP_CHOWN,      CAP_FOWNER,
+	    CAP_DAC_OVERRIDE, CAP_KILL,   CAP_SYS_PTRACE, CAP_IPC_LOCK,
+	};
+	const int *keep = cfg->sandbox ? sandboxed : plain;
+	size_t     n = cfg->sandbox ? sizeof(sandboxed) / sizeof(sandboxed[0])
+	                            : sizeof(plain) / sizeof(plain[0]);
+	char       kept[512] = "";
+	size_t     used = 0;
+	bool       have[64] = {false};
+
+	if (geteuid() != 0) {
+		return 0;
+	}
+	capng_get_caps_process();
+	for (size_t i = 0; i < n; i++) {
+		/* a runtime may have withheld one already: keep what is there
+		 * (what is missing fails the VM with its own error later) */
+		have[keep[i]] = capng_have_capability(CAPNG_PERMITTED,
+		                                      (unsigned) keep[i]) != 0;
+	}
+	capng_clear(CAPNG_SELECT_BOTH);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = capng_capability_to_name((unsigned) keep[i]);
+
+		if (!have[keep[i]]) {
+			log_warnx(
+			    "capability %s is not available: what needs it "
+			    "will fail",
+			    name != NULL ? name : "?");
+			continue;
+		}
+		capng_update(CAPNG_ADD,
+		             CAPNG_EFFECTIVE | CAPNG_PERMITTED |
+		                 CAPNG_BOUNDING_SET,
+		             (unsigned) keep[i]);
+		used +=
+		    (size_t) snprintf(kept + used, sizeof(kept) - used, "%s%s",
+		                      used ? "," : "", name ? name : "?");
+	}
+	if (capng_apply(CAPNG_SELECT_BOTH) != 0) {
+		log_warnx("cannot drop capabilities (libcap-ng capng_apply)");
+		return -1;
+	}
+	log_info("capabilities kept: %s", kept);
+	return 0;
+}
+
 /* ---- per VM ---- */
 
 int
