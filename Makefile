@@ -46,7 +46,7 @@ keyfmt_USES   := pubsub tpmkit common
 keyfmt_LDLIBS := -lcjson -lcrypto
 
 # ---- daemons: folder, binary, the libraries each uses ----
-DAEMONS          := launcher guardian keybroker domainmgr vtpmctl verify
+DAEMONS          := launcher guardian keybroker domainmgr vtpmctl verify caps
 launcher_DIR     := pkg/vtpm/launcher
 launcher_BIN     := vtpm-launcher
 launcher_USES    := pubsub tpmkit common
@@ -68,6 +68,11 @@ verify_DIR       := pkg/verify
 verify_BIN       := vtpm-verify
 verify_USES      := keyfmt pubsub tpmkit common
 verify_LDLIBS    := -lsqlite3
+# not a daemon: the image's init starts daemons through it (capabilities)
+caps_DIR         := pkg/vtpm/caps
+caps_BIN         := vtpm-caps
+caps_USES        :=
+caps_LDLIBS      := -lcap-ng
 
 # ---- test programs: what each uses (daemons' internals allowed) ----
 msg_test_USES        := pubsub common

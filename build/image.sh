@@ -22,7 +22,7 @@ VERSION=$(sed -n 's/^#define VTPM_VERSION "\(.*\)"/\1/p' pkg/common/common.h)
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 export SOURCE_DATE_EPOCH
 CREATED=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
-DAEMONS="vtpm-guardian vtpm-keybroker vtpm-launcher vtpmctl domainmgr"
+DAEMONS="vtpm-guardian vtpm-keybroker vtpm-launcher vtpmctl domainmgr vtpm-caps"
 MULTIARCH=/usr/lib/x86_64-linux-gnu
 
 say() { echo "image: $*" >&2; }
