@@ -15,6 +15,9 @@ command -v swtpm >/dev/null || skip_all "swtpm not installed"
 [ "$(id -u)" = 0 ] || skip_all "needs root (namespaces, per-VM uids)"
 unshare -m -n -i -u true 2>/dev/null || skip_all "no namespaces here"
 
+# the launcher runs with the image init's umask: the sandbox's directories
+# must not depend on it
+umask 077
 # a range nobody else on this machine uses
 LO=$((300000 + RANDOM * 8))
 HI=$((LO + 7))

@@ -81,7 +81,9 @@ struct sandbox {
 	char             root[PATH_LEN]; /* <run>/sandbox: the tmpfs mount */
 	/* read-only binds: source (may be a symlink) -> same path inside */
 	char files[SBX_MAX_FILES][PATH_LEN];
-	int  nfiles;
+	bool
+	    exec[SBX_MAX_FILES]; /* executed (binary, interpreters), not read */
+	int nfiles;
 };
 
 /* ---- the uid map ---- */
@@ -424,6 +426,17 @@ add_file(struct sandbox *s, const char *path)
 	return 0;
 }
 
+/* path (added already) is executed: it needs x, not r */
+static void
+mark_exec(struct sandbox *s, const char *path)
+{
+	for (int i = 0; i < s->nfiles; i++) {
+		if (strcmp(s->files[i], path) == 0) {
+			s->exec[i] = true;
+		}
+	}
+}
+
 /* The ELF interpreter (PT_INTERP) of path; "" for a static binary. */
 static int
 elf_interp(const char *path, char *interp, size_t len)
@@ -534,6 +547,7 @@ add_program(struct sandbox *s, const char *bin, int depth)
 	if (add_file(s, bin) < 0) {
 		return -1;
 	}
+	mark_exec(s, bin);
 	if ((fd = open(bin, O_RDONLY | O_CLOEXEC)) < 0) {
 		log_warn("sandbox: %s", bin);
 		return -1;
@@ -555,7 +569,11 @@ add_program(struct sandbox *s, const char *bin, int depth)
 	if (interp[0] == '\0') {
 		return 0; /* static */
 	}
-	return add_file(s, interp) < 0 ? -1 : add_libs(s, bin, interp);
+	if (add_file(s, interp) < 0) {
+		return -1;
+	}
+	mark_exec(s, interp);
+	return add_libs(s, bin, interp);
 }
 
 /* ---- permissions, as the swtpm uid would see them ---- */
@@ -635,9 +653,9 @@ check_files(const struct sandbox *s, const struct launcher_cfg *cfg)
 	char        what[PATH_LEN + 64];
 
 	for (int i = 0; i < s->nfiles; i++) {
-		/* the binary (and an interpreter) is executed, libraries
-		 * and scripts are read */
-		bool   exe = i == 0 || strcmp(s->files[i], cfg->swtpm) == 0;
+		/* the binary, its ELF loader and a script's interpreter
+		 * are executed, libraries and scripts read */
+		bool   exe = s->exec[i];
 		mode_t want = exe ? 1 : 4;
 
 		if (stat(s->files[i], &sb) < 0) {
@@ -1019,6 +1037,9 @@ child(const struct launcher_cfg *cfg, const char *state_dir, uid_t uid,
 	sigemptyset(&none);
 	(void) sigprocmask(SIG_SETMASK, &none, NULL);
 	place_fds(fds, nfds); /* stderr is the log from here on */
+	/* the directories of the new root must be searchable whatever the
+	 * launcher's umask (the image's init runs with 077) */
+	umask(0);
 	if (setsid() < 0) {
 		die("setsid", NULL);
 	}
@@ -1092,6 +1113,7 @@ child(const struct launcher_cfg *cfg, const char *state_dir, uid_t uid,
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		die("no_new_privs", NULL);
 	}
+	umask(077); /* what swtpm writes is its own */
 	execve(cfg->swtpm, argv, envp);
 	die("exec", cfg->swtpm);
 }
