@@ -42,7 +42,7 @@ enum msg_type {
 	MSG_ERROR_REP = 9,    /* any server: Error {reason} */
 	MSG_ATTEST_REQ = 10,  /* launcher/ctl -> broker: AttestRequest */
 	MSG_ATTEST_REP = 11,  /* broker -> requester: AttestReply */
-	/* 20-29: planned updates and key escrow (issue 8), keybroker-admin */
+	/* 20-29: planned updates and key escrow, keybroker-admin */
 	MSG_KEY_ADMIN_REQ = 20, /* update agent/ctl -> broker: KeyAdmin */
 	MSG_KEY_ADMIN_REP = 21, /* broker -> requester: KeyAdminReply */
 	MSG_TYPE_COUNT

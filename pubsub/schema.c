@@ -426,6 +426,111 @@ find_field(const struct schema *s, const char *name)
 	return NULL;
 }
 
+/* decode_field by kind: v into dst (the field in the struct). */
+static int
+decode_string(const struct field *f, const cJSON *v, char *dst,
+              const char *prefix, char *err, size_t errlen)
+{
+	size_t len;
+
+	if (!cJSON_IsString(v) || v->valuestring == NULL) {
+		snprintf(err, errlen, "field %s%s: expected a string", prefix,
+		         f->name);
+		return -1;
+	}
+	len = strlen(v->valuestring);
+	if (len >= f->size) {
+		snprintf(err, errlen,
+		         "field %s%s: string of %zu bytes over its limit "
+		         "of %zu",
+		         prefix, f->name, len, f->size - 1);
+		return -1;
+	}
+	if (f->kind == FK_UUID && !uuid_valid(v->valuestring)) {
+		snprintf(err, errlen, "field %s%s: invalid UUID \"%s\"", prefix,
+		         f->name, v->valuestring);
+		return -1;
+	}
+	memcpy(dst, v->valuestring, len + 1);
+	return 0;
+}
+
+static int
+decode_int(const struct field *f, const cJSON *v, char *dst, const char *prefix,
+           char *err, size_t errlen)
+{
+	double d;
+
+	if (!cJSON_IsNumber(v)) {
+		snprintf(err, errlen, "field %s%s: expected a number", prefix,
+		         f->name);
+		return -1;
+	}
+	d = v->valuedouble;
+	/* JSON numbers are doubles, and cJSON prints them with 15
+	 * significant digits: past MSG_INT_MAX what we decode would
+	 * not encode back to the same value */
+	if (d != floor(d) || d < (double) f->min || d > (double) f->max ||
+	    fabs(d) > (double) MSG_INT_MAX) {
+		snprintf(err, errlen,
+		         "field %s%s: %g is not an integer in [%lld, %lld]",
+		         prefix, f->name, d, (long long) f->min,
+		         (long long) f->max);
+		return -1;
+	}
+	if (f->kind == FK_INT) {
+		*(int64_t *) dst = (int64_t) d;
+	} else {
+		*(int *) dst = (int) d;
+	}
+	return 0;
+}
+
+static int
+decode_enum(const struct field *f, const cJSON *v, char *dst,
+            const char *prefix, char *err, size_t errlen)
+{
+	if (!cJSON_IsString(v) || v->valuestring == NULL) {
+		snprintf(err, errlen, "field %s%s: expected a string", prefix,
+		         f->name);
+		return -1;
+	}
+	for (int i = 0; f->enum_names[i] != NULL; i++) {
+		if (strcmp(f->enum_names[i], v->valuestring) == 0) {
+			*(int *) dst = i;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "field %s%s: unknown value \"%.64s\"", prefix,
+	         f->name, v->valuestring);
+	return -1;
+}
+
+static int
+decode_hexbytes(const struct field *f, const cJSON *v, char *dst,
+                const char *prefix, char *err, size_t errlen)
+{
+	const char *h;
+
+	if (!cJSON_IsString(v) || v->valuestring == NULL ||
+	    strlen(v->valuestring) != 2 * f->size) {
+		snprintf(err, errlen, "field %s%s: expected %zu hex digits",
+		         prefix, f->name, 2 * f->size);
+		return -1;
+	}
+	h = v->valuestring;
+	for (size_t i = 0; i < f->size; i++) {
+		int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			snprintf(err, errlen, "field %s%s: not a hex digit",
+			         prefix, f->name);
+			return -1;
+		}
+		((uint8_t *) dst)[i] = (uint8_t) (hi << 4 | lo);
+	}
+	return 0;
+}
+
 /* Decode one field value; prefix names the enclosing object for errors. */
 static int
 decode_field(const struct field *f, const cJSON *v, void *out,
@@ -435,60 +540,11 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 
 	switch (f->kind) {
 	case FK_STRING:
-	case FK_UUID: {
-		size_t len;
-
-		if (!cJSON_IsString(v) || v->valuestring == NULL) {
-			snprintf(err, errlen, "field %s%s: expected a string",
-			         prefix, f->name);
-			return -1;
-		}
-		len = strlen(v->valuestring);
-		if (len >= f->size) {
-			snprintf(
-			    err, errlen,
-			    "field %s%s: string of %zu bytes over its limit "
-			    "of %zu",
-			    prefix, f->name, len, f->size - 1);
-			return -1;
-		}
-		if (f->kind == FK_UUID && !uuid_valid(v->valuestring)) {
-			snprintf(err, errlen, "field %s%s: invalid UUID \"%s\"",
-			         prefix, f->name, v->valuestring);
-			return -1;
-		}
-		memcpy(dst, v->valuestring, len + 1);
-		return 0;
-	}
+	case FK_UUID:
+		return decode_string(f, v, dst, prefix, err, errlen);
 	case FK_INT:
-	case FK_INT32: {
-		double d;
-
-		if (!cJSON_IsNumber(v)) {
-			snprintf(err, errlen, "field %s%s: expected a number",
-			         prefix, f->name);
-			return -1;
-		}
-		d = v->valuedouble;
-		/* JSON numbers are doubles, and cJSON prints them with 15
-		 * significant digits: past MSG_INT_MAX what we decode would
-		 * not encode back to the same value */
-		if (d != floor(d) || d < (double) f->min ||
-		    d > (double) f->max || fabs(d) > (double) MSG_INT_MAX) {
-			snprintf(
-			    err, errlen,
-			    "field %s%s: %g is not an integer in [%lld, %lld]",
-			    prefix, f->name, d, (long long) f->min,
-			    (long long) f->max);
-			return -1;
-		}
-		if (f->kind == FK_INT) {
-			*(int64_t *) dst = (int64_t) d;
-		} else {
-			*(int *) dst = (int) d;
-		}
-		return 0;
-	}
+	case FK_INT32:
+		return decode_int(f, v, dst, prefix, err, errlen);
 	case FK_BOOL:
 		if (!cJSON_IsBool(v)) {
 			snprintf(err, errlen, "field %s%s: expected true/false",
@@ -498,43 +554,9 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 		*(bool *) dst = cJSON_IsTrue(v);
 		return 0;
 	case FK_ENUM:
-		if (!cJSON_IsString(v) || v->valuestring == NULL) {
-			snprintf(err, errlen, "field %s%s: expected a string",
-			         prefix, f->name);
-			return -1;
-		}
-		for (int i = 0; f->enum_names[i] != NULL; i++) {
-			if (strcmp(f->enum_names[i], v->valuestring) == 0) {
-				*(int *) dst = i;
-				return 0;
-			}
-		}
-		snprintf(err, errlen, "field %s%s: unknown value \"%.64s\"",
-		         prefix, f->name, v->valuestring);
-		return -1;
-	case FK_HEXBYTES: {
-		const char *h;
-
-		if (!cJSON_IsString(v) || v->valuestring == NULL ||
-		    strlen(v->valuestring) != 2 * f->size) {
-			snprintf(err, errlen,
-			         "field %s%s: expected %zu hex digits", prefix,
-			         f->name, 2 * f->size);
-			return -1;
-		}
-		h = v->valuestring;
-		for (size_t i = 0; i < f->size; i++) {
-			int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
-			if (hi < 0 || lo < 0) {
-				snprintf(err, errlen,
-				         "field %s%s: not a hex digit", prefix,
-				         f->name);
-				return -1;
-			}
-			((uint8_t *) dst)[i] = (uint8_t) (hi << 4 | lo);
-		}
-		return 0;
-	}
+		return decode_enum(f, v, dst, prefix, err, errlen);
+	case FK_HEXBYTES:
+		return decode_hexbytes(f, v, dst, prefix, err, errlen);
 	case FK_OBJECT: {
 		char sub[80];
 

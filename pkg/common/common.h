@@ -48,6 +48,7 @@ struct common_opts {
 	int          verbose;   /* LOG_LVL_* */
 	int          syslog;    /* also log to syslog */
 	int          checkonly; /* -n: check config and exit */
+	int exit_status; /* common_opts_handle returned -1: exit with this */
 };
 /* Long options every daemon accepts; put first in the daemon's table. */
 #define COMMON_LONGOPTS                                                        \
@@ -61,8 +62,9 @@ struct common_opts {
 	}
 #define COMMON_SHORTOPTS "R:vqShVn"
 void common_opts_init(struct common_opts *o);
-/* Handles a common option; returns 1 when handled, 0 when not ours, and
- * exits for --help/--version (only called from main). */
+/* Handles a common option: 1 when handled, 0 when not ours, -1 when main
+ * is to exit with o->exit_status (--help and --version printed: 0; a bad
+ * --root: 2, message printed). */
 int  common_opts_handle(struct common_opts *o, int c, const char *arg,
                         const char *prog, void (*usage)(FILE *));
 void common_usage(FILE *f);

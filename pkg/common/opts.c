@@ -37,7 +37,8 @@ common_opts_handle(struct common_opts *o, int c, const char *arg,
 		if (paths_init(&o->paths, arg) < 0) {
 			fprintf(stderr, "%s: --root %s: path too long\n", prog,
 			        arg);
-			exit(2);
+			o->exit_status = 2;
+			return -1;
 		}
 		return 1;
 	case 'v':
@@ -54,10 +55,12 @@ common_opts_handle(struct common_opts *o, int c, const char *arg,
 		return 1;
 	case 'h':
 		usage(stdout);
-		exit(0);
+		o->exit_status = 0;
+		return -1;
 	case 'V':
 		printf("%s %s\n", prog, VTPM_VERSION);
-		exit(0);
+		o->exit_status = 0;
+		return -1;
 	default:
 		return 0;
 	}

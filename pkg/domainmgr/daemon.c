@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-struct daemon {
+struct dm_daemon {
 	const struct dm_daemon_opts *o;
 	struct topic_pub            *pub;
 	struct topic_sub            *sub;
@@ -33,6 +33,8 @@ struct daemon {
 	char                         base[PATH_LEN]; /* config's file name */
 	bool                         have_config;    /* a good one was read */
 	bool                         vtpm_changed;
+	int                          sfd; /* signalfd */
+	int                          ifd; /* inotify on the config's dir */
 };
 
 int
@@ -57,7 +59,7 @@ dm_block_signals(void)
 static int
 op_publish(void *arg, const struct domain_status *ds)
 {
-	struct daemon *d = arg;
+	struct dm_daemon *d = arg;
 
 	return topic_pub_set(d->pub, ds->uuid, ds);
 }
@@ -65,7 +67,7 @@ op_publish(void *arg, const struct domain_status *ds)
 static int
 op_unpublish(void *arg, const char *uuid)
 {
-	struct daemon *d = arg;
+	struct dm_daemon *d = arg;
 
 	return topic_pub_delete(d->pub, uuid);
 }
@@ -73,7 +75,7 @@ op_unpublish(void *arg, const char *uuid)
 static int
 op_vtpm_get(void *arg, const char *uuid, struct vtpm_status *out)
 {
-	struct daemon *d = arg;
+	struct dm_daemon *d = arg;
 
 	return topic_sub_get(d->sub, uuid, out);
 }
@@ -82,7 +84,7 @@ static int
 op_vm_start(void *arg, const struct dm_app *a, const char *ctrl, pid_t *pid,
             char *err, size_t errlen)
 {
-	struct daemon *d = arg;
+	struct dm_daemon *d = arg;
 
 	return dm_qemu_spawn(&d->o->q, a, ctrl, pid, err, errlen);
 }
@@ -103,7 +105,7 @@ static void
 vt_set(void *arg, const char *key, const void *item)
 {
 	const struct vtpm_status *v = item;
-	struct daemon            *d = arg;
+	struct dm_daemon         *d = arg;
 
 	log_debug("vtpm %s: %s %s", key, vtpm_state_name(v->state), v->reason);
 	dm_vtpm_event(&d->dm, key);
@@ -113,7 +115,7 @@ vt_set(void *arg, const char *key, const void *item)
 static void
 vt_del(void *arg, const char *key)
 {
-	struct daemon *d = arg;
+	struct dm_daemon *d = arg;
 
 	log_debug("vtpm %s: item removed", key);
 	dm_vtpm_event(&d->dm, key);
@@ -123,7 +125,7 @@ vt_del(void *arg, const char *key)
 static void
 vt_sync(void *arg)
 {
-	struct daemon *d = arg;
+	struct dm_daemon *d = arg;
 
 	log_info("VtpmStatus synchronized (%zu items)",
 	         topic_sub_count(d->sub));
@@ -133,7 +135,7 @@ vt_sync(void *arg)
 /* ---- config ---- */
 
 static void
-reload(struct daemon *d, const char *why)
+reload(struct dm_daemon *d, const char *why)
 {
 	struct dmcfg cfg;
 	char         err[512];
@@ -161,7 +163,7 @@ reload(struct daemon *d, const char *why)
 }
 
 static int
-watch_config(struct daemon *d, int *ifd)
+watch_config(struct dm_daemon *d, int *ifd)
 {
 	char a[PATH_LEN], b[PATH_LEN];
 
@@ -189,7 +191,7 @@ watch_config(struct daemon *d, int *ifd)
 
 /* Drain inotify; true when our file was (re)written or replaced. */
 static bool
-config_event(struct daemon *d, int ifd)
+config_event(struct dm_daemon *d, int ifd)
 {
 	char buf[8192]
 	    __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -225,7 +227,7 @@ config_event(struct daemon *d, int ifd)
 }
 
 static void
-reap(struct daemon *d)
+reap(struct dm_daemon *d)
 {
 	int   status;
 	pid_t p;
@@ -240,7 +242,7 @@ reap(struct daemon *d)
 /* On stop: the VMs are our children and cannot be adopted by a new
  * instance, so they go (the vTPMs stay with the launcher). */
 static void
-stop_vms(struct daemon *d)
+stop_vms(struct dm_daemon *d)
 {
 	uint64_t end;
 
@@ -261,109 +263,140 @@ stop_vms(struct daemon *d)
 }
 
 int
-dm_daemon_run(const struct dm_daemon_opts *o)
+dm_daemon_open(struct dm_daemon **dp, const struct dm_daemon_opts *o)
 {
-	struct daemon       d;
 	struct topic_sub_cb cb = {vt_set, vt_del, vt_sync};
 	struct dm_ops       ops;
+	struct dm_daemon   *d;
 	sigset_t            set;
-	int                 sfd = -1, ifd = -1, rc = -1;
-	bool                quit = false;
 
-	memset(&d, 0, sizeof(d));
-	d.o = o;
-	ops = (struct dm_ops){.arg = &d,
+	*dp = NULL;
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		log_warnx("out of memory");
+		return -1;
+	}
+	d->o = o;
+	d->sfd = d->ifd = -1;
+	ops = (struct dm_ops){.arg = d,
 	                      .publish = op_publish,
 	                      .unpublish = op_unpublish,
 	                      .vtpm_get = op_vtpm_get,
 	                      .vm_start = o->qemu ? op_vm_start : NULL,
 	                      .vm_signal = op_vm_signal};
-	dm_init(&d.dm, &ops, &o->to);
+	dm_init(&d->dm, &ops, &o->to);
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGCHLD);
-	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0) {
+	d->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->sfd < 0) {
 		log_warn("signalfd");
 		goto fail;
 	}
-	if (watch_config(&d, &ifd) < 0) {
-		goto fail_sfd;
+	if (watch_config(d, &d->ifd) < 0) {
+		goto fail;
 	}
-	if (topic_pub_open(&d.pub, o->rundir, MSG_DOMAIN_STATUS, NULL) < 0) {
+	if (topic_pub_open(&d->pub, o->rundir, MSG_DOMAIN_STATUS, NULL) < 0) {
 		log_warnx("cannot publish DomainStatus in %s", o->rundir);
-		goto fail_ifd;
+		goto fail;
 	}
-	if (topic_sub_open(&d.sub, o->rundir, MSG_VTPM_STATUS, &cb, &d) < 0) {
+	if (topic_sub_open(&d->sub, o->rundir, MSG_VTPM_STATUS, &cb, d) < 0) {
 		log_warnx("cannot subscribe to VtpmStatus in %s", o->rundir);
-		goto fail_pub;
+		goto fail;
 	}
 	log_info("started: config %s, run %s, %s", o->config, o->rundir,
 	         o->qemu ? "running VMs with QEMU" : "no VMs (no --qemu)");
-	reload(&d, "start");
+	reload(d, "start");
+	*dp = d;
+	return 0;
+fail:
+	dm_daemon_close(d);
+	return -1;
+}
+
+/* Read the signalfd: true when asked to stop; reaps and reloads. */
+static bool
+signal_event(struct dm_daemon *d)
+{
+	struct signalfd_siginfo si;
+	bool                    hup = false, quit = false;
+
+	while (read(d->sfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			hup = true;
+			break;
+		case SIGCHLD:
+			break;
+		default:
+			log_info("signal %d: stopping", (int) si.ssi_signo);
+			quit = true;
+		}
+	}
+	reap(d); /* SIGCHLDs coalesce: always sweep */
+	if (hup && !quit) {
+		reload(d, "SIGHUP");
+	}
+	return quit;
+}
+
+int
+dm_daemon_run(struct dm_daemon *d)
+{
+	bool quit = false;
 
 	while (!quit) {
 		struct pollfd pf[3];
 		int           t_sub, t_dm, t;
 
-		t_dm = dm_step(&d.dm, now_ms());
-		t_sub = topic_sub_process(d.sub);
-		if (d.vtpm_changed) {
-			d.vtpm_changed = false;
+		t_dm = dm_step(&d->dm, now_ms());
+		t_sub = topic_sub_process(d->sub);
+		if (d->vtpm_changed) {
+			d->vtpm_changed = false;
 			continue; /* step again with the new view */
 		}
 		t = t_sub;
 		if (t_dm >= 0 && (t < 0 || t_dm < t)) {
 			t = t_dm;
 		}
-		pf[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
-		pf[1] = (struct pollfd){.fd = ifd, .events = POLLIN};
-		pf[2] = (struct pollfd){.fd = topic_sub_fd(d.sub),
+		pf[0] = (struct pollfd){.fd = d->sfd, .events = POLLIN};
+		pf[1] = (struct pollfd){.fd = d->ifd, .events = POLLIN};
+		pf[2] = (struct pollfd){.fd = topic_sub_fd(d->sub),
 		                        .events = POLLIN};
 		if (poll(pf, pf[2].fd >= 0 ? 3 : 2, t) < 0 && errno != EINTR) {
 			log_warn("poll");
-			break;
+			return -1;
 		}
 		if (pf[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			bool                    hup = false;
-
-			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				switch (si.ssi_signo) {
-				case SIGHUP:
-					hup = true;
-					break;
-				case SIGCHLD:
-					break;
-				default:
-					log_info("signal %d: stopping",
-					         (int) si.ssi_signo);
-					quit = true;
-				}
-			}
-			reap(&d); /* SIGCHLDs coalesce: always sweep */
-			if (hup && !quit) {
-				reload(&d, "SIGHUP");
-			}
+			quit = signal_event(d);
 		}
-		if ((pf[1].revents & POLLIN) && config_event(&d, ifd) &&
+		if ((pf[1].revents & POLLIN) && config_event(d, d->ifd) &&
 		    !quit) {
-			reload(&d, "file changed");
+			reload(d, "file changed");
 		}
 	}
-	stop_vms(&d);
-	rc = 0;
-	topic_sub_close(d.sub);
-fail_pub:
-	topic_pub_close(d.pub);
-fail_ifd:
-	close(ifd);
-fail_sfd:
-	close(sfd);
-fail:
-	dm_free(&d.dm);
-	return rc;
+	return 0;
+}
+
+void
+dm_daemon_close(struct dm_daemon *d)
+{
+	if (d == NULL) {
+		return;
+	}
+	if (d->sub != NULL) {
+		stop_vms(d); /* open got as far as loading the config */
+	}
+	topic_sub_close(d->sub);
+	topic_pub_close(d->pub);
+	if (d->ifd >= 0) {
+		close(d->ifd);
+	}
+	if (d->sfd >= 0) {
+		close(d->sfd);
+	}
+	dm_free(&d->dm);
+	free(d);
 }

@@ -195,9 +195,15 @@ struct dm_daemon_opts {
 	struct dm_qemu     q;
 	struct dm_timeouts to;
 };
-/* The event loop: until SIGTERM/SIGINT. Blocks the signals it handles
- * itself (call before any thread exists). 0 on an orderly stop. */
-int dm_daemon_run(const struct dm_daemon_opts *o);
+struct dm_daemon;
+/* Signalfd, config watch, DomainStatus topic, VtpmStatus subscription,
+ * first config load. o must outlive the daemon. Call after
+ * dm_block_signals. 0 or -1 (logged). */
+int dm_daemon_open(struct dm_daemon **dp, const struct dm_daemon_opts *o);
+/* The event loop: until SIGTERM/SIGINT (0) or a poll error (-1). */
+int dm_daemon_run(struct dm_daemon *d);
+/* Stop the VMs (halt, then kill), close everything. NULL is fine. */
+void dm_daemon_close(struct dm_daemon *d);
 /* Block SIGHUP, SIGTERM, SIGINT, SIGCHLD in the calling thread (and the
  * threads it creates later). */
 int dm_block_signals(void);

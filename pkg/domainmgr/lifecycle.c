@@ -317,6 +317,125 @@ try_boot(struct dm *dm, struct dm_app *a, uint64_t now)
 }
 
 /* One transition, if any is due. true when the state changed. */
+/* advance() for each state that takes more than a few lines: true when
+ * the app moved on (step again), false when it waits. */
+static bool
+from_new(struct dm *dm, struct dm_app *a, uint64_t now)
+{
+	if (!a->in_config) {
+		a->gone = true; /* never published */
+		return false;
+	}
+	if (!a->ever_valid) {
+		char why[REASON_LEN];
+
+		snprintf(why, sizeof(why), "rejected: %.246s", a->cfg_error);
+		set_state(dm, a, DOM_HALTED, why, now);
+		return false;
+	}
+	a->spec = a->want;
+	if (!a->activate) {
+		set_state(dm, a, DOM_HALTED, "", now);
+		return false;
+	}
+	set_state(dm, a, DOM_CREATING, "", now);
+	return true;
+}
+
+/* The VM is stopped (SIGTERM, SIGKILL after vm_kill_ms), then the vTPM
+ * given halt_ms to stop. */
+static bool
+from_halting(struct dm *dm, struct dm_app *a, uint64_t now)
+{
+	if (a->vm_pid > 0) {
+		if (!a->vm_stopping) {
+			vm_signal(dm, a, false, now);
+		} else if (!a->vm_killed &&
+		           now - a->vm_stop_ms >= dm->to.vm_kill_ms) {
+			log_warnx("app %s (%s): vm pid %d ignored "
+			          "SIGTERM for %u ms",
+			          a->uuid, a->name, (int) a->vm_pid,
+			          dm->to.vm_kill_ms);
+			vm_signal(dm, a, true, now);
+		}
+		return false; /* dm_vm_exited() moves on */
+	}
+	if (!vtpm_quiet(dm, a, false)) {
+		if (now - a->since_ms < dm->to.halt_ms) {
+			return false;
+		}
+		log_warnx("app %s (%s): vTPM still running %u ms after "
+		          "HALTING; halted anyway",
+		          a->uuid, a->name, dm->to.halt_ms);
+	}
+	if (!a->in_config) {
+		set_state(dm, a, DOM_DELETED, "", now);
+	} else {
+		/* keep the reason (vm exited...) while halted */
+		char why[REASON_LEN];
+
+		snprintf(why, sizeof(why), "%s", a->base_reason);
+		set_state(dm, a, DOM_HALTED, why, now);
+	}
+	return true;
+}
+
+static bool
+from_halted(struct dm *dm, struct dm_app *a, uint64_t now, bool want_run)
+{
+	if (!a->in_config) {
+		set_state(dm, a, DOM_DELETED, "", now);
+		return true;
+	}
+	if (!a->ever_valid) {
+		char why[REASON_LEN];
+
+		snprintf(why, sizeof(why), "rejected: %.246s", a->cfg_error);
+		snprintf(a->base_reason, sizeof(a->base_reason), "%s", why);
+		return false;
+	}
+	if (want_run && a->boot_request) {
+		enter_booting(dm, a, now);
+		return true;
+	}
+	if (!a->activate) {
+		/* halted on purpose: show what it would boot with */
+		a->spec = a->want;
+		a->base_reason[0] = '\0';
+	}
+	return false;
+}
+
+/* The item lingers (linger_ms), waits for the launcher's STOPPED (up to
+ * delete_ms), then goes. */
+static bool
+from_deleted(struct dm *dm, struct dm_app *a, uint64_t now)
+{
+	if (a->in_config) {
+		/* listed again before its item went: a new app */
+		a->state = DM_STATE_NEW;
+		return true;
+	}
+	if (now - a->since_ms < dm->to.linger_ms) {
+		return false;
+	}
+	if (!vtpm_quiet(dm, a, true) && now - a->since_ms < dm->to.delete_ms) {
+		return false;
+	}
+	if (!vtpm_quiet(dm, a, true)) {
+		log_warnx("app %s (%s): launcher did not report STOPPED "
+		          "within %u ms; item removed anyway",
+		          a->uuid, a->name, dm->to.delete_ms);
+	}
+	if (dm->ops.unpublish(dm->ops.arg, a->uuid) < 0) {
+		log_warnx("app %s: cannot remove DomainStatus item", a->uuid);
+		return false;
+	}
+	log_info("app %s (%s): item removed", a->uuid, a->name);
+	a->gone = true;
+	return false;
+}
+
 static bool
 advance(struct dm *dm, struct dm_app *a, uint64_t now)
 {
@@ -324,25 +443,7 @@ advance(struct dm *dm, struct dm_app *a, uint64_t now)
 
 	switch (a->state) {
 	case DM_STATE_NEW:
-		if (!a->in_config) {
-			a->gone = true; /* never published */
-			return false;
-		}
-		if (!a->ever_valid) {
-			char why[REASON_LEN];
-
-			snprintf(why, sizeof(why), "rejected: %.246s",
-			         a->cfg_error);
-			set_state(dm, a, DOM_HALTED, why, now);
-			return false;
-		}
-		a->spec = a->want;
-		if (!a->activate) {
-			set_state(dm, a, DOM_HALTED, "", now);
-			return false;
-		}
-		set_state(dm, a, DOM_CREATING, "", now);
-		return true;
+		return from_new(dm, a, now);
 	case DOM_CREATING:
 		if (!a->in_config) {
 			set_state(dm, a, DOM_DELETED, "", now);
@@ -372,88 +473,11 @@ advance(struct dm *dm, struct dm_app *a, uint64_t now)
 		}
 		return false;
 	case DOM_HALTING:
-		if (a->vm_pid > 0) {
-			if (!a->vm_stopping) {
-				vm_signal(dm, a, false, now);
-			} else if (!a->vm_killed &&
-			           now - a->vm_stop_ms >= dm->to.vm_kill_ms) {
-				log_warnx("app %s (%s): vm pid %d ignored "
-				          "SIGTERM for %u ms",
-				          a->uuid, a->name, (int) a->vm_pid,
-				          dm->to.vm_kill_ms);
-				vm_signal(dm, a, true, now);
-			}
-			return false; /* dm_vm_exited() moves on */
-		}
-		if (!vtpm_quiet(dm, a, false)) {
-			if (now - a->since_ms < dm->to.halt_ms) {
-				return false;
-			}
-			log_warnx("app %s (%s): vTPM still running %u ms after "
-			          "HALTING; halted anyway",
-			          a->uuid, a->name, dm->to.halt_ms);
-		}
-		if (!a->in_config) {
-			set_state(dm, a, DOM_DELETED, "", now);
-		} else {
-			/* keep the reason (vm exited...) while halted */
-			char why[REASON_LEN];
-
-			snprintf(why, sizeof(why), "%s", a->base_reason);
-			set_state(dm, a, DOM_HALTED, why, now);
-		}
-		return true;
+		return from_halting(dm, a, now);
 	case DOM_HALTED:
-		if (!a->in_config) {
-			set_state(dm, a, DOM_DELETED, "", now);
-			return true;
-		}
-		if (!a->ever_valid) {
-			char why[REASON_LEN];
-
-			snprintf(why, sizeof(why), "rejected: %.246s",
-			         a->cfg_error);
-			snprintf(a->base_reason, sizeof(a->base_reason), "%s",
-			         why);
-			return false;
-		}
-		if (want_run && a->boot_request) {
-			enter_booting(dm, a, now);
-			return true;
-		}
-		if (!a->activate) {
-			/* halted on purpose: show what it would boot with */
-			a->spec = a->want;
-			a->base_reason[0] = '\0';
-		}
-		return false;
+		return from_halted(dm, a, now, want_run);
 	case DOM_DELETED:
-		if (a->in_config) {
-			/* listed again before its item went: a new app */
-			a->state = DM_STATE_NEW;
-			return true;
-		}
-		if (now - a->since_ms < dm->to.linger_ms) {
-			return false;
-		}
-		if (!vtpm_quiet(dm, a, true) &&
-		    now - a->since_ms < dm->to.delete_ms) {
-			return false;
-		}
-		if (!vtpm_quiet(dm, a, true)) {
-			log_warnx(
-			    "app %s (%s): launcher did not report STOPPED "
-			    "within %u ms; item removed anyway",
-			    a->uuid, a->name, dm->to.delete_ms);
-		}
-		if (dm->ops.unpublish(dm->ops.arg, a->uuid) < 0) {
-			log_warnx("app %s: cannot remove DomainStatus item",
-			          a->uuid);
-			return false;
-		}
-		log_info("app %s (%s): item removed", a->uuid, a->name);
-		a->gone = true;
-		return false;
+		return from_deleted(dm, a, now);
 	}
 	return false;
 }

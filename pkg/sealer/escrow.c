@@ -1,5 +1,5 @@
 /*
- * escrow.c: recovery escrow of the master key (issue 8), off by default.
+ * escrow.c: recovery escrow of the master key, off by default.
  *
  * With --escrow-pubkey FILE (a controller's RSA public key, PEM) the broker
  * writes master.escrow.json: the master wrapped with RSA-OAEP-SHA256 to
@@ -101,7 +101,7 @@ out:
 int
 escrow_open(struct escrow **ep, struct broker *b, char *err, size_t errlen)
 {
-	const struct broker_cfg *cfg = broker_config(b);
+	const struct broker_cfg *cfg = &b->cfg;
 	struct escrow           *e;
 
 	*ep = NULL;
@@ -194,6 +194,67 @@ escrow_recover_begin(struct escrow *e, struct key_admin_rep *rep)
 	return 0;
 }
 
+/* The master from the controller's re-wrap (to our transport key); it
+ * must be this device's (the master id of the escrow record f). 0, or -1
+ * with rep's reason. */
+static int
+unwrap_master(struct escrow *e, const uint8_t *wrapped, size_t wlen,
+              const struct escrow_file *f, uint8_t *master,
+              struct key_admin_rep *rep)
+{
+	char id[65];
+
+	if (escrow_unwrap(e->transport, wrapped, wlen, master) < 0) {
+		strfmt(
+		    rep->reason, sizeof(rep->reason),
+		    "cannot unwrap the master with the transport key (made for "
+		    "another recovery?)");
+		return -1;
+	}
+	if (escrow_master_id(master, id) < 0 || strcmp(id, f->master_id) != 0) {
+		strfmt(
+		    rep->reason, sizeof(rep->reason),
+		    "the recovered key is not this device's master (master id "
+		    "differs from %s)",
+		    e->path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Seal master (2 * SEAL_MASTER_LEN of secmem, the second half scratch)
+ * again to the current values of the sealed PCR set (TPM lock held),
+ * prove it, write the blob. 0, or -1 with rep's reason. */
+static int
+recover_reseal(struct escrow *e, struct tpm *t, uint8_t *master,
+               struct seal_blob *nb, struct key_admin_rep *rep)
+{
+	const struct seal_blob *bl;
+	uint32_t                mask = e->b->cfg.pcrs;
+	uint8_t                *check = master + SEAL_MASTER_LEN;
+	char                    err[REASON_LEN];
+	TSS2_RC                 rc;
+
+	if (broker_ensure_blob(e->b, &rc, err, sizeof(err)) == 0 &&
+	    (bl = broker_blob(e->b)) != NULL) {
+		mask = bl->mask; /* keep the sealed set */
+	}
+	if (seal_create(t, mask, master, nb, &rc, err, sizeof(err)) < 0 ||
+	    seal_unseal(t, nb, check, &rc, err, sizeof(err)) < 0 ||
+	    memcmp(master, check, SEAL_MASTER_LEN) != 0) {
+		strfmt(rep->reason, sizeof(rep->reason),
+		       "reseal under the current values: %s", err);
+		return -1;
+	}
+	update_crash_point("recover-sealed");
+	if (seal_blob_store(e->b->sealpath, nb) < 0) {
+		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
+		       e->b->sealpath, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
 escrow_recover(struct escrow *e, const struct key_admin_req *rq,
                struct key_admin_rep *rep)
@@ -202,10 +263,9 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 	struct seal_blob   nb;
 	struct tpm        *t;
 	bool               locked = false;
-	uint8_t           *master, wrapped[ESCROW_WRAP_MAX], *check;
+	uint8_t           *master, wrapped[ESCROW_WRAP_MAX];
 	size_t             wlen;
-	char               err[REASON_LEN], id[65], pcrs[PCRS_LEN];
-	TSS2_RC            rc;
+	char               err[REASON_LEN], pcrs[PCRS_LEN];
 
 	memset(rep, 0, sizeof(*rep));
 	rep->status = KEY_ERROR;
@@ -235,20 +295,7 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 		strfmt(rep->reason, sizeof(rep->reason), "cannot lock memory");
 		return 0;
 	}
-	check = master + SEAL_MASTER_LEN;
-	if (escrow_unwrap(e->transport, wrapped, wlen, master) < 0) {
-		strfmt(
-		    rep->reason, sizeof(rep->reason),
-		    "cannot unwrap the master with the transport key (made for "
-		    "another recovery?)");
-		goto out;
-	}
-	if (escrow_master_id(master, id) < 0 || strcmp(id, f.master_id) != 0) {
-		strfmt(
-		    rep->reason, sizeof(rep->reason),
-		    "the recovered key is not this device's master (master id "
-		    "differs from %s)",
-		    e->path);
+	if (unwrap_master(e, wrapped, wlen, &f, master, rep) < 0) {
 		goto out;
 	}
 	t = broker_tpm_lock(e->b); /* locked even when NULL */
@@ -258,30 +305,10 @@ escrow_recover(struct escrow *e, const struct key_admin_req *rq,
 		strfmt(rep->reason, sizeof(rep->reason), "no hardware TPM");
 		goto out;
 	}
-	{
-		const struct seal_blob *bl;
-		uint32_t                mask = broker_config(e->b)->pcrs;
-
-		if (broker_ensure_blob(e->b, &rc, err, sizeof(err)) == 0 &&
-		    (bl = broker_blob(e->b)) != NULL) {
-			mask = bl->mask; /* keep the sealed set */
-		}
-		if (seal_create(t, mask, master, &nb, &rc, err, sizeof(err)) <
-		        0 ||
-		    seal_unseal(t, &nb, check, &rc, err, sizeof(err)) < 0 ||
-		    memcmp(master, check, SEAL_MASTER_LEN) != 0) {
-			strfmt(rep->reason, sizeof(rep->reason),
-			       "reseal under the current values: %s", err);
-			goto out;
-		}
-	}
-	update_crash_point("recover-sealed");
-	if (seal_blob_store(broker_sealpath(e->b), &nb) < 0) {
-		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
-		       broker_sealpath(e->b), strerror(errno));
+	if (recover_reseal(e, t, master, &nb, rep) < 0) {
 		goto out;
 	}
-	update_drop_pending(e->b);
+	broker_drop_pending(e->b);
 	broker_set_blob(e->b, &nb);
 	EVP_PKEY_free(e->transport); /* one recovery per transport key */
 	e->transport = NULL;

@@ -1,5 +1,5 @@
-/* main.c: vtpm-keybroker. Options, logging, then the broker (serve.c)
- * until SIGTERM/SIGINT. */
+/* main.c: vtpm-keybroker wiring: options, config check (-n), the broker
+ * (serve.c) until SIGTERM/SIGINT, orderly shutdown. */
 #include "sealer.h"
 #include "common.h"
 #include "log.h"
@@ -41,8 +41,10 @@ usage(FILE *f)
 	common_usage(f);
 }
 
-int
-main(int argc, char **argv)
+/* -1: go on; otherwise the exit status (--help, a bad option). */
+static int
+parse_options(int argc, char **argv, struct common_opts *o,
+              struct broker_cfg *cfg, const char **pcrs)
 {
 	static const struct option longopts[] = {
 	    COMMON_LONGOPTS,
@@ -53,29 +55,24 @@ main(int argc, char **argv)
 	    {"pending-boots", required_argument, NULL, 'B'},
 	    {"escrow-pubkey", required_argument, NULL, 'E'},
 	    {NULL, 0, NULL, 0}};
-	struct common_opts o;
-	struct broker_cfg  cfg;
-	struct broker     *b;
-	const char        *pcrs = SEAL_DEFAULT_PCRS;
-	char               err[512];
-	int                uid;
-	int                c;
+	int uid, c, r;
 
-	/* tpm2-tss would print expected errors (an absent SRK); we log
-	 * every TPM error ourselves, decoded */
-	setenv("TSS2_LOG", "all+none", 0);
-	common_opts_init(&o);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.pending_boots = UPDATE_DEFAULT_BOOTS;
+	common_opts_init(o);
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->pending_boots = UPDATE_DEFAULT_BOOTS;
+	*pcrs = SEAL_DEFAULT_PCRS;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "t:u:p:w:",
 	                        longopts, NULL)) != -1) {
-		if (common_opts_handle(&o, c, optarg, "vtpm-keybroker",
-		                       usage)) {
+		if ((r = common_opts_handle(o, c, optarg, "vtpm-keybroker",
+		                            usage)) != 0) {
+			if (r < 0) {
+				return o->exit_status;
+			}
 			continue;
 		}
 		switch (c) {
 		case 't':
-			snprintf(cfg.tcti, sizeof(cfg.tcti), "%s", optarg);
+			snprintf(cfg->tcti, sizeof(cfg->tcti), "%s", optarg);
 			break;
 		case 'u':
 			if (opt_int(optarg, 0, INT_MAX, &uid) < 0) {
@@ -86,13 +83,13 @@ main(int argc, char **argv)
 				    optarg);
 				return 2;
 			}
-			cfg.launcher_uid = (uid_t) uid;
+			cfg->launcher_uid = (uid_t) uid;
 			break;
 		case 'p':
-			pcrs = optarg;
+			*pcrs = optarg;
 			break;
 		case 'w':
-			if (opt_int(optarg, 1, 64, &cfg.nworkers) < 0) {
+			if (opt_int(optarg, 1, 64, &cfg->nworkers) < 0) {
 				fprintf(stderr,
 				        "vtpm-keybroker: --workers %s: 1-64\n",
 				        optarg);
@@ -100,11 +97,11 @@ main(int argc, char **argv)
 			}
 			break;
 		case 'E':
-			snprintf(cfg.escrow_pubkey, sizeof(cfg.escrow_pubkey),
+			snprintf(cfg->escrow_pubkey, sizeof(cfg->escrow_pubkey),
 			         "%s", optarg);
 			break;
 		case 'B':
-			if (opt_int(optarg, 1, 1000, &cfg.pending_boots) < 0) {
+			if (opt_int(optarg, 1, 1000, &cfg->pending_boots) < 0) {
 				fprintf(stderr,
 				        "vtpm-keybroker: --pending-boots %s: "
 				        "1-1000\n",
@@ -117,39 +114,96 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (cfg.tcti[0] == '\0') {
+	if (cfg->tcti[0] == '\0') {
 		fprintf(stderr, "vtpm-keybroker: --tcti is required (or "
 		                "--tcti none)\n");
 		return 2;
 	}
-	if (pcrset_parse(pcrs, &cfg.pcrs, err, sizeof(err)) < 0) {
+	return -1;
+}
+
+/* The PCR set, logging and directories. 0, -1 (logged) or 2 (usage). */
+static int
+check_config(struct common_opts *o, struct broker_cfg *cfg, const char *pcrs)
+{
+	char err[512];
+
+	if (pcrset_parse(pcrs, &cfg->pcrs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vtpm-keybroker: --pcrs: %s\n", err);
 		return 2;
 	}
-	if (common_opts_finish(&o, "keybroker") < 0) {
-		fatalx("cannot set up the directories under %s",
-		       o.paths.root[0] ? o.paths.root : "/");
+	if (common_opts_finish(o, "keybroker") < 0) {
+		log_error("cannot set up the directories under %s",
+		          o->paths.root[0] ? o->paths.root : "/");
+		return -1;
 	}
-	if (o.checkonly) {
+	snprintf(cfg->rundir, sizeof(cfg->rundir), "%s", o->paths.run);
+	snprintf(cfg->vault, sizeof(cfg->vault), "%s", o->paths.vault);
+	if (o->checkonly) {
 		printf("vtpm-keybroker: configuration ok (tcti %s, pcrs %s)\n",
-		       cfg.tcti, pcrs);
-		return 0;
+		       cfg->tcti, pcrs);
 	}
-	snprintf(cfg.rundir, sizeof(cfg.rundir), "%s", o.paths.run);
-	snprintf(cfg.vault, sizeof(cfg.vault), "%s", o.paths.vault);
+	return 0;
+}
+
+static int
+start(struct broker **b, const struct broker_cfg *cfg)
+{
+	char err[512];
 
 	/* no core dumps and no ptrace by other uids: keys live here */
 	(void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
 	signals_catch_quit();
 
-	if (broker_open(&b, &cfg, err, sizeof(err)) < 0) {
-		fatalx("%s", err);
+	if (broker_open(b, cfg, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
 	}
+	return 0;
+}
+
+/* The broker's threads serve; this one waits for SIGTERM/SIGINT. */
+static void
+run(void)
+{
 	while (!sig_quit) {
 		sleep_ms(200);
 	}
+}
+
+static void
+stop(struct broker *b)
+{
 	log_info("stopping");
 	broker_close(b);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct common_opts o;
+	struct broker_cfg  cfg;
+	struct broker     *b;
+	const char        *pcrs;
+	int                rc;
+
+	/* tpm2-tss would print expected errors (an absent SRK); we log
+	 * every TPM error ourselves, decoded */
+	setenv("TSS2_LOG", "all+none", 0);
+	if ((rc = parse_options(argc, argv, &o, &cfg, &pcrs)) >= 0) {
+		return rc;
+	}
+	if ((rc = check_config(&o, &cfg, pcrs)) != 0) {
+		return rc < 0 ? 1 : rc;
+	}
+	if (o.checkonly) {
+		return 0;
+	}
+	if (start(&b, &cfg) < 0) {
+		return 1;
+	}
+	run();
+	stop(b);
 	return 0;
 }

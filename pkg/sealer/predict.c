@@ -1,5 +1,5 @@
 /*
- * predict.c: the pure logic of planned OS updates (issue 8), no TPM: the
+ * predict.c: the pure logic of planned OS updates, no TPM: the
  * update agent's prediction file, PCR lists, the predicted set, which
  * policy branch the PCRs match, the boot decision (commit, keep, drop,
  * mismatch), update.json, and the test-only crash hook. Unit-tested in

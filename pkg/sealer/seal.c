@@ -1,5 +1,6 @@
-/* seal.c: the vault PCR set, the SRK, sealing the master key under a
- * PolicyPCR, the policy-session unseal, and the sealed-blob file. */
+/* seal.c: sealing the master key under the vault policy, the
+ * policy-session unseal, and the sealed-blob file. The PCR set and
+ * policy digests are in policy.c, the SRK in srk.c. */
 #include "sealer.h"
 #include "tpm_ek.h"
 #include "common.h"
@@ -15,315 +16,6 @@
 #include <tss2/tss2_mu.h>
 
 #define SEAL_FILE_MAX (64 * 1024)
-
-/* ---- PCR set ---- */
-static void
-pcr_selection(uint32_t mask, TPML_PCR_SELECTION *sel)
-{
-	memset(sel, 0, sizeof(*sel));
-	sel->count = 1;
-	sel->pcrSelections[0].hash = TPM2_ALG_SHA256;
-	sel->pcrSelections[0].sizeofSelect = 3;
-	sel->pcrSelections[0].pcrSelect[0] = mask & 0xff;
-	sel->pcrSelections[0].pcrSelect[1] = (mask >> 8) & 0xff;
-	sel->pcrSelections[0].pcrSelect[2] = (mask >> 16) & 0xff;
-}
-
-/* ---- SRK ---- */
-
-/* The standard ECC P-256 SRK template (TCG provisioning guidance). */
-static const TPM2B_PUBLIC srk_template = {
-    .size = 0,
-    .publicArea =
-        {
-            .type = TPM2_ALG_ECC,
-            .nameAlg = TPM2_ALG_SHA256,
-            .objectAttributes =
-                (TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                 TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-                 TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED |
-                 TPMA_OBJECT_DECRYPT),
-            .authPolicy = {.size = 0},
-            .parameters.eccDetail =
-                {
-                    .symmetric =
-                        {
-                            .algorithm = TPM2_ALG_AES,
-                            .keyBits.aes = 128,
-                            .mode.aes = TPM2_ALG_CFB,
-                        },
-                    .scheme = {.scheme = TPM2_ALG_NULL},
-                    .curveID = TPM2_ECC_NIST_P256,
-                    .kdf = {.scheme = TPM2_ALG_NULL},
-                },
-            .unique.ecc = {.x = {.size = 32}, .y = {.size = 32}},
-        },
-};
-
-/* Why pub is not the standard SRK, or NULL when it is. */
-static const char *
-srk_mismatch(const TPMT_PUBLIC *p)
-{
-	const TPMT_PUBLIC    *w = &srk_template.publicArea;
-	const TPMS_ECC_PARMS *a = &p->parameters.eccDetail;
-	const TPMS_ECC_PARMS *b = &w->parameters.eccDetail;
-
-	if (p->type != w->type) {
-		return "not an ECC key";
-	}
-	if (p->nameAlg != w->nameAlg) {
-		return "name algorithm is not sha256";
-	}
-	if (p->objectAttributes != w->objectAttributes) {
-		return "object attributes differ from a storage key's";
-	}
-	if (p->authPolicy.size != 0) {
-		return "it has an authPolicy";
-	}
-	if (a->curveID != b->curveID) {
-		return "curve is not NIST P-256";
-	}
-	if (a->symmetric.algorithm != b->symmetric.algorithm ||
-	    a->symmetric.keyBits.aes != b->symmetric.keyBits.aes ||
-	    a->symmetric.mode.aes != b->symmetric.mode.aes) {
-		return "symmetric scheme is not AES-128-CFB";
-	}
-	if (a->scheme.scheme != TPM2_ALG_NULL ||
-	    a->kdf.scheme != TPM2_ALG_NULL) {
-		return "scheme or kdf is set";
-	}
-	return NULL;
-}
-
-static bool
-rc_is_handle(TSS2_RC rc)
-{
-	TSS2_RC base = rc & ~TSS2_RC_LAYER_MASK;
-
-	return (rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
-	       (base & TPM2_RC_FMT1) &&
-	       (base & (TPM2_RC_FMT1 | 0x3f)) == TPM2_RC_HANDLE;
-}
-
-int
-seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
-{
-	ESYS_TR              h = ESYS_TR_NONE, prim = ESYS_TR_NONE;
-	TPM2B_PUBLIC        *pub = NULL, *opub = NULL;
-	TPM2B_NAME          *name = NULL, *qname = NULL;
-	TPM2B_CREATION_DATA *cdata = NULL;
-	TPM2B_DIGEST        *chash = NULL;
-	TPMT_TK_CREATION    *ticket = NULL;
-	char                 rcs[128];
-	const char          *why;
-
-	*rc = TSS2_RC_SUCCESS;
-	if (t->srk != ESYS_TR_NONE) {
-		return 0;
-	}
-	TPM_RETRY(*rc,
-	          Esys_TR_FromTPMPublic(t->ectx, SEAL_SRK_HANDLE, ESYS_TR_NONE,
-	                                ESYS_TR_NONE, ESYS_TR_NONE, &h));
-	if (*rc == TSS2_RC_SUCCESS) {
-		TPM_RETRY(*rc, Esys_ReadPublic(t->ectx, h, ESYS_TR_NONE,
-		                               ESYS_TR_NONE, ESYS_TR_NONE, &pub,
-		                               &name, &qname));
-		if (*rc != TSS2_RC_SUCCESS) {
-			snprintf(err, errlen, "SRK 0x%x: ReadPublic: %s",
-			         SEAL_SRK_HANDLE,
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-			goto fail;
-		}
-		if ((why = srk_mismatch(&pub->publicArea)) != NULL) {
-			snprintf(
-			    err, errlen,
-			    "persistent handle 0x%x holds a key that is not "
-			    "the standard ECC P-256 SRK (%s): refusing to use "
-			    "or replace it",
-			    SEAL_SRK_HANDLE, why);
-			goto fail;
-		}
-		Esys_Free(pub);
-		Esys_Free(name);
-		Esys_Free(qname);
-		t->srk = h;
-		return 0;
-	}
-	if (!rc_is_handle(*rc)) {
-		snprintf(err, errlen, "SRK 0x%x: lookup: %s", SEAL_SRK_HANDLE,
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		return -1;
-	}
-	/* absent: create it in the owner hierarchy and make it persistent */
-	{
-		TPM2B_SENSITIVE_CREATE insens = {0};
-		TPM2B_DATA             outside = {0};
-		TPML_PCR_SELECTION     cpcr = {0};
-
-		TPM_RETRY(*rc, Esys_CreatePrimary(
-		                   t->ectx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD,
-		                   ESYS_TR_NONE, ESYS_TR_NONE, &insens,
-		                   &srk_template, &outside, &cpcr, &prim, &opub,
-		                   &cdata, &chash, &ticket));
-	}
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "SRK: CreatePrimary (owner): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		goto fail;
-	}
-	TPM_RETRY(*rc, Esys_EvictControl(t->ectx, ESYS_TR_RH_OWNER, prim,
-	                                 ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	                                 ESYS_TR_NONE, SEAL_SRK_HANDLE, &h));
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "SRK: EvictControl to 0x%x: %s",
-		         SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		goto fail;
-	}
-	log_info("created the SRK (ECC P-256) at persistent handle 0x%x",
-	         SEAL_SRK_HANDLE);
-	tpm_flush(t, &prim);
-	Esys_Free(opub);
-	Esys_Free(cdata);
-	Esys_Free(chash);
-	Esys_Free(ticket);
-	t->srk = h;
-	return 0;
-fail:
-	if (h != ESYS_TR_NONE && prim == ESYS_TR_NONE) {
-		(void) Esys_TR_Close(t->ectx, &h);
-	}
-	tpm_flush(t, &prim);
-	Esys_Free(pub);
-	Esys_Free(name);
-	Esys_Free(qname);
-	Esys_Free(opub);
-	Esys_Free(cdata);
-	Esys_Free(chash);
-	Esys_Free(ticket);
-	if (*rc == TSS2_RC_SUCCESS) {
-		*rc = TSS2_ESYS_RC_BAD_VALUE;
-	}
-	return -1;
-}
-
-/* ---- PCRs and policies ---- */
-
-int
-seal_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][32], TSS2_RC *rc,
-              char *err, size_t errlen)
-{
-	uint32_t left = mask;
-	char     rcs[128];
-
-	while (left != 0) {
-		TPML_PCR_SELECTION sel, *out = NULL;
-		TPML_DIGEST       *vals = NULL;
-		UINT32             upd;
-		uint32_t           got;
-		int                k = 0;
-
-		pcr_selection(left, &sel);
-		TPM_RETRY(*rc,
-		          Esys_PCR_Read(t->ectx, ESYS_TR_NONE, ESYS_TR_NONE,
-		                        ESYS_TR_NONE, &sel, &upd, &out, &vals));
-		if (*rc != TSS2_RC_SUCCESS) {
-			snprintf(err, errlen, "PCR_Read sha256: %s",
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-			return -1;
-		}
-		got = 0;
-		if (out->count == 1 &&
-		    out->pcrSelections[0].hash == TPM2_ALG_SHA256) {
-			const uint8_t *ps = out->pcrSelections[0].pcrSelect;
-			got = (uint32_t) ps[0] | (uint32_t) ps[1] << 8 |
-			      (uint32_t) ps[2] << 16;
-		}
-		got &= left;
-		for (int i = 0; i < SEAL_PCR_MAX; i++) {
-			if (!(got & (1u << i))) {
-				continue;
-			}
-			if (k >= (int) vals->count ||
-			    vals->digests[k].size != 32) {
-				got = 0;
-				break;
-			}
-			memcpy(values[i], vals->digests[k].buffer, 32);
-			k++;
-		}
-		Esys_Free(out);
-		Esys_Free(vals);
-		if (got == 0) {
-			snprintf(err, errlen,
-			         "PCR_Read: the TPM returned no sha256 values "
-			         "(is the sha256 bank allocated?)");
-			*rc = TSS2_ESYS_RC_MALFORMED_RESPONSE;
-			return -1;
-		}
-		left &= ~got;
-	}
-	return 0;
-}
-
-/* pcrDigest for PolicyPCR: sha256 over the values in index order. */
-static void
-pcr_composite(uint32_t mask, const uint8_t values[][32], TPM2B_DIGEST *d)
-{
-	EVP_MD_CTX  *c = EVP_MD_CTX_new();
-	unsigned int n = 0;
-
-	memset(d, 0, sizeof(*d));
-	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-	for (int i = 0; i < SEAL_PCR_MAX; i++) {
-		if (mask & (1u << i)) {
-			EVP_DigestUpdate(c, values[i], 32);
-		}
-	}
-	EVP_DigestFinal_ex(c, d->buffer, &n);
-	d->size = (UINT16) n;
-	EVP_MD_CTX_free(c);
-}
-
-/* A trial session computes the PolicyPCR digest for given values (current
- * or predicted: issue 8 uses the same for its second branch). */
-static int
-branch_digest(struct tpm *t, struct seal_branch *br, TSS2_RC *rc, char *err,
-              size_t errlen)
-{
-	TPMT_SYM_DEF       sym = {.algorithm = TPM2_ALG_NULL};
-	ESYS_TR            sess = ESYS_TR_NONE;
-	TPML_PCR_SELECTION sel;
-	TPM2B_DIGEST       pd, *dig = NULL;
-	char               rcs[128];
-
-	pcr_selection(br->mask, &sel);
-	pcr_composite(br->mask, (const uint8_t(*)[32]) br->values, &pd);
-	TPM_RETRY(*rc, Esys_StartAuthSession(
-	                   t->ectx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-	                   ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_TRIAL,
-	                   &sym, TPM2_ALG_SHA256, &sess));
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "StartAuthSession (trial): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		return -1;
-	}
-	TPM_RETRY(*rc, Esys_PolicyPCR(t->ectx, sess, ESYS_TR_NONE, ESYS_TR_NONE,
-	                              ESYS_TR_NONE, &pd, &sel));
-	if (*rc == TSS2_RC_SUCCESS) {
-		TPM_RETRY(*rc, Esys_PolicyGetDigest(t->ectx, sess, ESYS_TR_NONE,
-		                                    ESYS_TR_NONE, ESYS_TR_NONE,
-		                                    &dig));
-	}
-	tpm_flush(t, &sess);
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "PolicyPCR (trial): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		return -1;
-	}
-	br->digest = *dig;
-	Esys_Free(dig);
-	return 0;
-}
 
 /* Overwrite the command/response buffer ESAPI keeps in its context, so no
  * plaintext key stays there after a Create or Unseal. */
@@ -391,45 +83,6 @@ start_session(struct tpm *t, TPM2_SE type, TPMA_SESSION attrs, bool plain,
 	return 0;
 }
 
-/* The PolicyOR digest over the branches' digests (trial session). */
-static int
-or_digest(struct tpm *t, const struct seal_blob *b, TPM2B_DIGEST *out,
-          TSS2_RC *rc, char *err, size_t errlen)
-{
-	TPMT_SYM_DEF  sym = {.algorithm = TPM2_ALG_NULL};
-	ESYS_TR       sess = ESYS_TR_NONE;
-	TPML_DIGEST   list = {.count = (UINT32) b->nbranches};
-	TPM2B_DIGEST *dig = NULL;
-	char          rcs[128];
-
-	for (int k = 0; k < b->nbranches; k++) {
-		list.digests[k] = b->branch[k].digest;
-	}
-	TPM_RETRY(*rc, Esys_StartAuthSession(
-	                   t->ectx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-	                   ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_TRIAL,
-	                   &sym, TPM2_ALG_SHA256, &sess));
-	if (*rc == TSS2_RC_SUCCESS) {
-		TPM_RETRY(*rc,
-		          Esys_PolicyOR(t->ectx, sess, ESYS_TR_NONE,
-		                        ESYS_TR_NONE, ESYS_TR_NONE, &list));
-	}
-	if (*rc == TSS2_RC_SUCCESS) {
-		TPM_RETRY(*rc, Esys_PolicyGetDigest(t->ectx, sess, ESYS_TR_NONE,
-		                                    ESYS_TR_NONE, ESYS_TR_NONE,
-		                                    &dig));
-	}
-	tpm_flush(t, &sess);
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "PolicyOR (trial): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-		return -1;
-	}
-	*out = *dig;
-	Esys_Free(dig);
-	return 0;
-}
-
 int
 seal_create(struct tpm *t, uint32_t mask, const uint8_t *master,
             struct seal_blob *b, TSS2_RC *rc, char *err, size_t errlen)
@@ -460,7 +113,7 @@ seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
 	b->branch[0].mask = mask;
 	if (seal_srk(t, rc, err, errlen) < 0 ||
 	    seal_pcr_read(t, mask, b->branch[0].values, rc, err, errlen) < 0 ||
-	    branch_digest(t, &b->branch[0], rc, err, errlen) < 0) {
+	    seal_branch_digest(t, &b->branch[0], rc, err, errlen) < 0) {
 		return -1;
 	}
 	b->auth_policy = b->branch[0].digest;
@@ -474,8 +127,9 @@ seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
 				       32);
 			}
 		}
-		if (branch_digest(t, &b->branch[1], rc, err, errlen) < 0 ||
-		    or_digest(t, b, &b->auth_policy, rc, err, errlen) < 0) {
+		if (seal_branch_digest(t, &b->branch[1], rc, err, errlen) < 0 ||
+		    seal_or_digest(t, b, &b->auth_policy, rc, err, errlen) <
+		        0) {
 			return -1;
 		}
 	}
@@ -520,14 +174,56 @@ seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
 	return 0;
 }
 
+/* In the policy session sess: PolicyPCR on the values the PCRs hold now,
+ * then PolicyOR over b's branches when there are two. 0; -2 when the PCRs
+ * match no branch; -1 on other errors. */
+static int
+policy_now(struct tpm *t, ESYS_TR sess, const struct seal_blob *b, TSS2_RC *rc,
+           char *err, size_t errlen)
+{
+	TPML_PCR_SELECTION sel;
+	TPM2B_DIGEST       empty = {0};
+	char               rcs[128];
+	int                ret = -1;
+
+	/* empty pcrDigest: the TPM takes the PCRs' values now */
+	seal_pcr_selection(b->branch[0].mask, &sel);
+	TPM_RETRY(*rc, Esys_PolicyPCR(t->ectx, sess, ESYS_TR_NONE, ESYS_TR_NONE,
+	                              ESYS_TR_NONE, &empty, &sel));
+	if (*rc != TSS2_RC_SUCCESS) {
+		snprintf(err, errlen, "PolicyPCR: %s",
+		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		return ret;
+	}
+	if (b->nbranches > 1) {
+		/* the current values must be one of the branches */
+		TPML_DIGEST list = {.count = (UINT32) b->nbranches};
+
+		for (int k = 0; k < b->nbranches; k++) {
+			list.digests[k] = b->branch[k].digest;
+		}
+		TPM_RETRY(*rc,
+		          Esys_PolicyOR(t->ectx, sess, ESYS_TR_NONE,
+		                        ESYS_TR_NONE, ESYS_TR_NONE, &list));
+		if (*rc != TSS2_RC_SUCCESS) {
+			snprintf(err, errlen, "PolicyOR over %d branches: %s",
+			         b->nbranches,
+			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+			if ((*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER) {
+				ret = -2; /* the PCRs match no branch */
+			}
+			return ret;
+		}
+	}
+	return 0;
+}
+
 static int
 unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
        TSS2_RC *rc, char *err, size_t errlen)
 {
 	ESYS_TR               obj = ESYS_TR_NONE, sess = ESYS_TR_NONE;
 	TPM2B_SENSITIVE_DATA *out = NULL;
-	TPML_PCR_SELECTION    sel;
-	TPM2B_DIGEST          empty = {0};
 	char                  rcs[128];
 	int                   ret = -1;
 
@@ -551,35 +247,10 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 	                  rc, err, errlen) < 0) {
 		goto out;
 	}
-	/* empty pcrDigest: the TPM takes the PCRs' values now */
-	pcr_selection(b->branch[0].mask, &sel);
-	TPM_RETRY(*rc, Esys_PolicyPCR(t->ectx, sess, ESYS_TR_NONE, ESYS_TR_NONE,
-	                              ESYS_TR_NONE, &empty, &sel));
-	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "PolicyPCR: %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+	if ((ret = policy_now(t, sess, b, rc, err, errlen)) < 0) {
 		goto out;
 	}
-	if (b->nbranches > 1) {
-		/* the current values must be one of the branches */
-		TPML_DIGEST list = {.count = (UINT32) b->nbranches};
-
-		for (int k = 0; k < b->nbranches; k++) {
-			list.digests[k] = b->branch[k].digest;
-		}
-		TPM_RETRY(*rc,
-		          Esys_PolicyOR(t->ectx, sess, ESYS_TR_NONE,
-		                        ESYS_TR_NONE, ESYS_TR_NONE, &list));
-		if (*rc != TSS2_RC_SUCCESS) {
-			snprintf(err, errlen, "PolicyOR over %d branches: %s",
-			         b->nbranches,
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
-			if ((*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER) {
-				ret = -2; /* the PCRs match no branch */
-			}
-			goto out;
-		}
-	}
+	ret = -1;
 	TPM_RETRY(*rc, Esys_Unseal(t->ectx, obj, sess, ESYS_TR_NONE,
 	                           ESYS_TR_NONE, &out));
 	if (*rc != TSS2_RC_SUCCESS) {
@@ -624,35 +295,6 @@ seal_unseal_plain(struct tpm *t, const struct seal_blob *b, uint8_t *master,
                   TSS2_RC *rc, char *err, size_t errlen)
 {
 	return unseal(t, b, master, true, rc, err, errlen);
-}
-
-int
-seal_changed_pcrs(struct tpm *t, const struct seal_blob *b, uint32_t *changed,
-                  TSS2_RC *rc, char *err, size_t errlen)
-{
-	uint8_t now[SEAL_PCR_MAX][32];
-
-	*changed = 0;
-	if (seal_pcr_read(t, b->mask, now, rc, err, errlen) < 0) {
-		return -1;
-	}
-	for (int i = 0; i < SEAL_PCR_MAX; i++) {
-		if (!(b->mask & (1u << i))) {
-			continue;
-		}
-		/* changed = matches no branch */
-		bool same = false;
-		for (int k = 0; k < b->nbranches; k++) {
-			if ((b->branch[k].mask & (1u << i)) &&
-			    memcmp(now[i], b->branch[k].values[i], 32) == 0) {
-				same = true;
-			}
-		}
-		if (!same) {
-			*changed |= 1u << i;
-		}
-	}
-	return 0;
 }
 
 /* ---- file ---- */

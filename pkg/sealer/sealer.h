@@ -3,10 +3,27 @@
  * a 256-bit master key sealed under the SRK with a PolicyPCR on the vault
  * PCR set, unsealed on every release (policy session on the TPM now) and
  * turned into per-VM keys with HKDF-SHA256.
+ *
+ * Layering (each file calls only the ones below it, never up):
+ *   main.c                  options, run until a signal
+ *   serve.c                 the keybroker service (KeyRelease, AttestRequest),
+ *                           broker_open/broker_close
+ *   update.c                planned updates, the keybroker-admin service
+ *   escrow.c                recovery escrow (called by update.c's handler)
+ *   core.c                  struct broker: configuration and vault paths,
+ *                           the TPM lock, the blob in use, the unseal and
+ *                           KeyBrokerStatus
+ *   attest.c  seal.c  policy.c  srk.c  predict.c  tpm.c
+ *                           the AK and EK certificates; seal/unseal and
+ *                           blob files; PCR policy digests; the SRK;
+ *                           update decisions; the ESAPI connection
+ *   (libraries: keyfmt for PCR sets, HKDF and the escrow record; tpmkit;
+ *   common; pubsub)
  */
 #ifndef VTPM_SEALER_H
 #define VTPM_SEALER_H
 
+#include "common.h"
 #include "keyfmt.h"
 #include "msg.h"
 
@@ -64,11 +81,13 @@ void tpm_flush(struct tpm *t, ESYS_TR *h);
 /* TPM2_RC_POLICY_FAIL and friends: the PCR policy did not hold. */
 bool tpm_rc_is_policy(TSS2_RC rc);
 
-/* seal.c: the PCR set, SRK, seal/unseal, sealed-blob file. */
+/* seal.c, policy.c, srk.c: the PCR set and policy digests (policy.c),
+ * the SRK (srk.c), seal/unseal and the sealed-blob file (seal.c). */
 
 /* One policy branch: PolicyPCR over mask with the values the PCRs had (or
- * are predicted to have). Issue 8 adds a second branch and a PolicyOR over
- * the branches' digests; a blob with one branch uses PolicyPCR alone. */
+ * are predicted to have). A planned update adds a second branch and a
+ * PolicyOR over the branches' digests; a blob with one branch uses
+ * PolicyPCR alone. */
 struct seal_branch {
 	uint32_t     mask;                     /* bit i = PCR i */
 	uint8_t      values[SEAL_PCR_MAX][32]; /* sha256 bank, by index */
@@ -85,6 +104,14 @@ struct seal_blob {
 	TPM2B_PRIVATE      priv;
 };
 
+/* The sha256 TPM selection of the PCRs in mask. */
+void seal_pcr_selection(uint32_t mask, TPML_PCR_SELECTION *sel);
+/* PolicyPCR digest of br's values (trial session) into br->digest. */
+int seal_branch_digest(struct tpm *t, struct seal_branch *br, TSS2_RC *rc,
+                       char *err, size_t errlen);
+/* PolicyOR digest over b's branch digests (trial session). */
+int seal_or_digest(struct tpm *t, const struct seal_blob *b, TPM2B_DIGEST *out,
+                   TSS2_RC *rc, char *err, size_t errlen);
 /* Look up (or create and persist) the SRK at 0x81000001; refuses one that
  * does not match the standard ECC P-256 template. rc gets the TPM rc. */
 int seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen);
@@ -144,8 +171,8 @@ int attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen);
 int attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
                   const struct attest_req *req, uid_t peer, uid_t launcher,
                   struct attest_rep *rep);
-/* Pure parts (unit tests): the TBSCertificate of a vTPM EK certificate
- * (sha256WithRSAEncryption, SAN urn:uuid:<vm> and
+/* attest_cert.c, the pure parts (unit tests): the TBSCertificate of a vTPM EK
+ * certificate (sha256WithRSAEncryption, SAN urn:uuid:<vm> and
  * urn:vtpm:device:<device_id>, issuer CN tek_ak_cn(device_id)) in *tbs
  * (OPENSSL_malloc'd); and the certificate from a TBS and its RSA
  * signature, as DER (*der OPENSSL_malloc'd). 0 or -1. */
@@ -155,7 +182,7 @@ int attest_ek_tbs(struct evp_pkey_st *ek, const char *uuid,
 int attest_cert_assemble(const uint8_t *tbs, size_t tbslen, const uint8_t *sig,
                          size_t siglen, uint8_t **der, size_t *derlen);
 
-/* serve.c: requests and status. */
+/* The broker's configuration (main.c fills it). */
 struct broker_cfg {
 	char     rundir[4096];
 	char     vault[4096]; /* <root>/persist/vtpm */
@@ -163,15 +190,88 @@ struct broker_cfg {
 	uid_t    launcher_uid;
 	uint32_t pcrs;
 	int      nworkers;
-	/* update.c (issue 8): boots on the old values before a pending
+	/* update.c: boots on the old values before a pending
 	 * update is dropped (default 3); the controller's RSA public key
 	 * (PEM) for the recovery escrow, "" = off */
 	int  pending_boots;
 	char escrow_pubkey[4096];
 };
 
-struct broker;
+/* core.c: what serve.c, update.c and escrow.c share. cfg, no_tpm and the
+ * paths are set by broker_core_init and read-only after it; the rest is
+ * used through the functions below, under the locks named. */
 
+/* One unseal and the requests that share it; allocated in secmem. */
+struct broker_round {
+	bool     done;
+	int      users;  /* requests still to derive from master */
+	int      shared; /* requests that used this round */
+	int      status; /* enum key_status */
+	TSS2_RC  rc;
+	uint32_t changed; /* PCRs that differ from seal time */
+	char     reason[REASON_LEN];
+	uint8_t  master[SEAL_MASTER_LEN];
+};
+
+struct topic_pub;
+struct req_server;
+struct update;
+
+struct broker {
+	struct broker_cfg cfg;
+	char              sealpath[PATH_LEN];  /* the active blob */
+	char              pendpath[PATH_LEN];  /* a planned update's blob */
+	char              statepath[PATH_LEN]; /* its boot counter */
+	bool              no_tpm;              /* --tcti none */
+
+	pthread_mutex_t         mu; /* cur, st, counters */
+	pthread_cond_t          cv;
+	struct broker_round    *cur; /* the unseal in flight, or NULL */
+	struct keybroker_status st;
+	uint64_t                unseals, releases;
+
+	pthread_mutex_t  tpm_mu; /* the TPM: one command stream */
+	struct tpm       tpm;
+	bool             have_blob;
+	struct seal_blob blob;
+
+	struct topic_pub  *pub; /* KeyBrokerStatus */
+	struct req_server *srv; /* serve.c: keybroker */
+	struct update     *upd; /* update.c: pending update, admin socket */
+	struct attest      att; /* attest.c; TPM use under tpm_mu */
+};
+
+/* Fill b (zeroed here) from cfg, publish KeyBrokerStatus "starting", open
+ * the TPM (a missing TPM is not an error). -1 with err; broker_core_fini
+ * is safe after any return. */
+int  broker_core_init(struct broker *b, const struct broker_cfg *cfg, char *err,
+                      size_t errlen);
+void broker_core_fini(struct broker *b);
+/* One unseal on the TPM now into r (master, status, reason); takes the
+ * TPM lock. */
+void broker_unseal(struct broker *b, struct broker_round *r);
+/* KeyBrokerStatus from a round's result (call with mu held). */
+void broker_round_status(struct broker *b, const struct broker_round *r);
+/* One unseal now to refresh KeyBrokerStatus (TPM lock not held). -1 when
+ * no locked memory is left for the key. */
+int broker_recheck(struct broker *b);
+/* Counters: unseals done; the status as last published. */
+uint64_t broker_unseals(struct broker *b);
+void     broker_status(struct broker *b, struct keybroker_status *out);
+/* The TPM lock serializes the TPM and the blob in use; the blob functions
+ * are called with it held. broker_tpm_lock always takes the lock (unlock
+ * it even when it returns NULL: no hardware TPM). */
+struct tpm *broker_tpm_lock(struct broker *b);
+void        broker_tpm_unlock(struct broker *b);
+/* Load (or provision) the active blob unless one is in use. */
+int broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err, size_t errlen);
+const struct seal_blob *broker_blob(struct broker *b); /* NULL: none yet */
+/* NULL: none in use, the next use loads the active file. */
+void broker_set_blob(struct broker *b, const struct seal_blob *blob);
+/* Remove the pending blob and update.json (a commit, drop or recovery). */
+void broker_drop_pending(struct broker *b);
+
+/* serve.c: the keybroker service. */
 /* Opens the TPM (a missing TPM is not an error: status NO_HW_TPM),
  * provisions or checks the sealed master, publishes KeyBrokerStatus and
  * serves KeyRelease. -1 on a setup error (err says what). */
@@ -181,26 +281,8 @@ void broker_close(struct broker *b);
 /* One release, as the request handler does it (tests, bench). */
 int broker_release(struct broker *b, const char *uuid, uid_t peer,
                    struct key_release_rep *rep);
-/* Counters: unseals done, releases answered. */
-uint64_t broker_unseals(struct broker *b);
-void     broker_status(struct broker *b, struct keybroker_status *out);
-/* Hooks for update.c and escrow.c. The TPM lock serializes the TPM and
- * the blob in use; the others are called with it held. broker_tpm_lock
- * always takes the lock (unlock it even when it returns NULL: no
- * hardware TPM). */
-struct tpm *broker_tpm_lock(struct broker *b);
-void        broker_tpm_unlock(struct broker *b);
-/* Load (or provision) the active blob unless one is in use. */
-int broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err, size_t errlen);
-const struct seal_blob *broker_blob(struct broker *b); /* NULL: none yet */
-void broker_set_blob(struct broker *b, const struct seal_blob *blob);
-const struct broker_cfg *broker_config(const struct broker *b);
-const char              *broker_sealpath(const struct broker *b);
-struct update           *broker_update(struct broker *b);
-/* One unseal now to refresh KeyBrokerStatus (TPM lock not held). */
-void broker_recheck(struct broker *b);
 
-/* update.c: planned OS updates (issue 8). Files in the vault dir: the
+/* update.c: planned OS updates. Files in the vault dir: the
  * active blob (master.sealed.json: the committed values), the pending
  * blob (master.pending.json: current OR predicted) and update.json (the
  * pending update's boot counter). */
@@ -242,8 +324,6 @@ enum update_action update_decide(bool pending, int match,
 int update_state_load(const char *path, struct update_state *st, char *err,
                       size_t errlen);
 int update_state_store(const char *path, const struct update_state *st);
-/* The pending blob and update.json removed (a recovery, a drop). */
-void update_drop_pending(struct broker *b);
 /* VTPM_TEST_CRASH_AT=step: SIGKILL ourselves at that step (tests only). */
 void update_crash_point(const char *step);
 
@@ -254,9 +334,9 @@ struct update;
 int update_open(struct update **up, struct broker *b, char *err, size_t errlen);
 void update_close(struct update *u);
 /* The request handlers (tests call them directly). */
-int update_announce(struct broker *b, const struct key_admin_req *rq,
+int update_announce(struct update *u, const struct key_admin_req *rq,
                     struct key_admin_rep *rep);
-int update_status(struct broker *b, struct key_admin_rep *rep);
+int update_status(struct update *u, struct key_admin_rep *rep);
 
 /* escrow.c: the broker side of the recovery escrow (off unless
  * --escrow-pubkey); the record format is in keyfmt.h. */

@@ -1,5 +1,5 @@
 /*
- * update.c: planned OS updates (issue 8). Keys survive a legitimate update
+ * update.c: planned OS updates. Keys survive a legitimate update
  * and are withheld after a tampered one.
  *
  * Announce (before the update agent reboots into the new image): unseal
@@ -30,8 +30,6 @@
 
 struct update {
 	struct broker     *b;
-	char               pendpath[PATH_LEN];
-	char               statepath[PATH_LEN];
 	struct req_server *srv;
 	struct escrow     *esc; /* NULL: escrow off */
 };
@@ -78,35 +76,6 @@ seal_proven(struct tpm *t, uint32_t mask, const uint8_t *master,
 	return 0;
 }
 
-static void
-remove_file(const char *path)
-{
-	if (unlink(path) < 0 && errno != ENOENT) {
-		log_warn("unlink %s", path);
-	}
-}
-
-static void
-drop_pending(struct update *u)
-{
-	char dir[PATH_LEN];
-
-	/* the pending blob first: without it update.json means nothing */
-	remove_file(u->pendpath);
-	update_crash_point("drop-pending-removed");
-	remove_file(u->statepath);
-	snprintf(dir, sizeof(dir), "%s", broker_config(u->b)->vault);
-	(void) fsync_dir(dir);
-}
-
-void
-update_drop_pending(struct broker *b)
-{
-	if (broker_update(b) != NULL) {
-		drop_pending(broker_update(b));
-	}
-}
-
 /* PCRs hold the predicted values: reseal to them alone. tpm lock held. */
 static int
 commit(struct update *u, struct tpm *t, const struct seal_blob *p)
@@ -122,7 +91,8 @@ commit(struct update *u, struct tpm *t, const struct seal_blob *p)
 		return -1;
 	}
 	if (seal_unseal(t, p, master, &rc, err, sizeof(err)) < 0) {
-		log_warnx("update commit: unseal of %s: %s", u->pendpath, err);
+		log_warnx("update commit: unseal of %s: %s", u->b->pendpath,
+		          err);
 		goto out;
 	}
 	if (seal_proven(t, p->mask, master, NULL, &c, master + SEAL_MASTER_LEN,
@@ -131,13 +101,12 @@ commit(struct update *u, struct tpm *t, const struct seal_blob *p)
 		goto out;
 	}
 	update_crash_point("commit-sealed");
-	if (seal_blob_store(broker_sealpath(u->b), &c) < 0) {
-		log_warn("update commit: cannot write %s",
-		         broker_sealpath(u->b));
+	if (seal_blob_store(u->b->sealpath, &c) < 0) {
+		log_warn("update commit: cannot write %s", u->b->sealpath);
 		goto out;
 	}
 	update_crash_point("commit-written");
-	drop_pending(u);
+	broker_drop_pending(u->b);
 	broker_set_blob(u->b, &c);
 	pcrset_format(c.mask, pcrs, sizeof(pcrs));
 	log_info("update committed: the PCRs hold the predicted values; master "
@@ -160,22 +129,24 @@ update_boot(struct update *u)
 	char                err[REASON_LEN];
 	struct tpm         *t;
 	TSS2_RC             rc;
-	int                 match, boots = broker_config(u->b)->pending_boots;
+	int                 match, boots = u->b->cfg.pending_boots;
 	enum update_action  act;
 
-	if (access(u->pendpath, F_OK) < 0) {
-		if (access(u->statepath, F_OK) == 0) {
-			remove_file(u->statepath); /* announce cut short */
+	if (access(u->b->pendpath, F_OK) < 0) {
+		if (access(u->b->statepath, F_OK) == 0) {
+			if (unlink(u->b->statepath) < 0 && errno != ENOENT) {
+				log_warn("unlink %s", u->b->statepath);
+			} /* announce cut short */
 		}
 		return;
 	}
 	if ((t = broker_tpm_lock(u->b)) == NULL) {
 		log_warnx("pending update in %s: no hardware TPM now; decided "
 		          "on a later start",
-		          u->pendpath);
+		          u->b->pendpath);
 		goto out;
 	}
-	if (seal_blob_load(u->pendpath, &p, err, sizeof(err)) < 0) {
+	if (seal_blob_load(u->b->pendpath, &p, err, sizeof(err)) < 0) {
 		log_warnx("pending update: %s: using the active blob", err);
 		goto out;
 	}
@@ -185,7 +156,7 @@ update_boot(struct update *u)
 		broker_set_blob(u->b, &p);
 		goto out;
 	}
-	if (update_state_load(u->statepath, &st, err, sizeof(err)) < 0) {
+	if (update_state_load(u->b->statepath, &st, err, sizeof(err)) < 0) {
 		log_warnx("pending update: %s: counting from this boot", err);
 	}
 	if (boots < 1) {
@@ -202,8 +173,8 @@ update_boot(struct update *u)
 		}
 		break;
 	case UPD_KEEP:
-		if (update_state_store(u->statepath, &st) < 0) {
-			log_warn("cannot write %s", u->statepath);
+		if (update_state_store(u->b->statepath, &st) < 0) {
+			log_warn("cannot write %s", u->b->statepath);
 		}
 		log_info("pending update: the PCRs hold the old values (boot "
 		         "%lld of %d on the old image); keeping both branches",
@@ -216,7 +187,7 @@ update_boot(struct update *u)
 		         "branch alone stays",
 		         (long long) st.boots_seen, boots);
 		update_crash_point("rollback-drop");
-		drop_pending(u);
+		broker_drop_pending(u->b);
 		broker_set_blob(u->b, NULL);
 		break;
 	default:
@@ -268,18 +239,18 @@ fill_pending(struct update *u, struct key_admin_rep *rep)
 	struct update_state st;
 	char                err[REASON_LEN];
 
-	rep->pending_boots = broker_config(u->b)->pending_boots;
-	rep->pending = access(u->pendpath, F_OK) == 0;
+	rep->pending_boots = u->b->cfg.pending_boots;
+	rep->pending = access(u->b->pendpath, F_OK) == 0;
 	if (rep->pending &&
-	    update_state_load(u->statepath, &st, err, sizeof(err)) == 0) {
+	    update_state_load(u->b->statepath, &st, err, sizeof(err)) == 0) {
 		rep->boots_seen = st.boots_seen;
 	}
 }
 
 int
-update_status(struct broker *b, struct key_admin_rep *rep)
+update_status(struct update *u, struct key_admin_rep *rep)
 {
-	struct update          *u = broker_update(b);
+	struct broker          *b = u->b;
 	uint8_t                 now[SEAL_PCR_MAX][32];
 	const struct seal_blob *bl;
 	struct seal_blob        fb;
@@ -298,8 +269,7 @@ update_status(struct broker *b, struct key_admin_rep *rep)
 	bl = broker_blob(b);
 	if (bl == NULL) {
 		/* no TPM: show what the files say */
-		if (seal_blob_load(broker_sealpath(b), &fb, err, sizeof(err)) <
-		    0) {
+		if (seal_blob_load(b->sealpath, &fb, err, sizeof(err)) < 0) {
 			rep->status = t == NULL ? KEY_NO_HW_TPM : KEY_ERROR;
 			strfmt(rep->reason, sizeof(rep->reason), "%s", err);
 			goto out;
@@ -314,7 +284,7 @@ update_status(struct broker *b, struct key_admin_rep *rep)
 	rep->status = t == NULL ? KEY_NO_HW_TPM : KEY_OK;
 	if (t == NULL) {
 		strfmt(rep->reason, sizeof(rep->reason),
-		       "no hardware TPM (tcti %s)", broker_config(b)->tcti);
+		       "no hardware TPM (tcti %s)", b->cfg.tcti);
 	} else if (rep->matches < 0) {
 		rep->status = KEY_POLICY_MISMATCH;
 		strfmt(rep->reason, sizeof(rep->reason),
@@ -323,20 +293,87 @@ update_status(struct broker *b, struct key_admin_rep *rep)
 	}
 out:
 	broker_tpm_unlock(b);
-	if (u != NULL) {
-		fill_pending(u, rep);
+	fill_pending(u, rep);
+	escrow_fill(u->esc, rep);
+	return 0;
+}
+
+/* Unseal cur (the policy must hold now) and seal its master twice: to
+ * the current values alone (act) and to current OR pred (pend), each
+ * proven by an unseal. master: 2 * SEAL_MASTER_LEN of secmem. */
+static int
+announce_reseal(struct tpm *t, const struct seal_blob *cur,
+                const uint8_t (*pred)[32], uint8_t    *master,
+                struct seal_blob *act, struct seal_blob *pend,
+                struct key_admin_rep *rep)
+{
+	char    err[REASON_LEN] = "";
+	TSS2_RC rc;
+	int     ret;
+
+	ret = seal_unseal(t, cur, master, &rc, err, sizeof(err));
+	if (ret < 0) {
+		rep->status = ret == -2 ? KEY_POLICY_MISMATCH : KEY_ERROR;
+		strfmt(rep->reason, sizeof(rep->reason),
+		       "the current policy does not hold, refusing to "
+		       "reseal: %s",
+		       err);
+		return -1;
 	}
-	escrow_fill(u != NULL ? u->esc : NULL, rep);
+	/* the active blob: current values alone (the committed image) */
+	if (seal_proven(t, cur->mask, master, NULL, act,
+	                master + SEAL_MASTER_LEN, err, sizeof(err)) < 0 ||
+	    seal_proven(t, cur->mask, master, pred, pend,
+	                master + SEAL_MASTER_LEN, err, sizeof(err)) < 0) {
+		strfmt(rep->reason, sizeof(rep->reason), "reseal: %s", err);
+		return -1;
+	}
+	update_crash_point("announce-sealed");
+	return 0;
+}
+
+/* Write update.json, the pending blob, then the new active blob: a crash
+ * between any two leaves a set the next start understands. */
+static int
+announce_write(struct update *u, struct tpm *t, const struct seal_blob *act,
+               const struct seal_blob *pend, struct key_admin_rep *rep)
+{
+	struct broker      *b = u->b;
+	struct update_state st;
+	char                err[REASON_LEN] = "";
+
+	memset(&st, 0, sizeof(st));
+	st.announced = (int64_t) time(NULL);
+	if (reset_count(t, &st.last_reset, err, sizeof(err)) < 0) {
+		strfmt(rep->reason, sizeof(rep->reason), "%s", err);
+		return -1;
+	}
+	if (update_state_store(b->statepath, &st) < 0) {
+		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
+		       b->statepath, strerror(errno));
+		return -1;
+	}
+	update_crash_point("announce-state-written");
+	if (seal_blob_store(b->pendpath, pend) < 0) {
+		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
+		       b->pendpath, strerror(errno));
+		return -1;
+	}
+	update_crash_point("announce-pending-written");
+	if (seal_blob_store(b->sealpath, act) < 0) {
+		/* the old active blob stays; the pending one covers now */
+		log_warn("cannot rewrite %s (the old one stays)", b->sealpath);
+	}
+	update_crash_point("announce-active-written");
 	return 0;
 }
 
 int
-update_announce(struct broker *b, const struct key_admin_req *rq,
+update_announce(struct update *u, const struct key_admin_req *rq,
                 struct key_admin_rep *rep)
 {
-	struct update          *u = broker_update(b);
+	struct broker          *b = u->b;
 	struct seal_blob        cur, act, pend;
-	struct update_state     st;
 	uint8_t                 now[SEAL_PCR_MAX][32], pred[SEAL_PCR_MAX][32];
 	uint8_t                *master = NULL;
 	uint32_t                named;
@@ -344,14 +381,9 @@ update_announce(struct broker *b, const struct key_admin_req *rq,
 	struct tpm             *t;
 	TSS2_RC                 rc;
 	char                    err[REASON_LEN] = "", pcrs[PCRS_LEN];
-	int                     ret;
 
 	memset(rep, 0, sizeof(*rep));
 	rep->status = KEY_ERROR;
-	if (u == NULL) {
-		strfmt(rep->reason, sizeof(rep->reason), "no update module");
-		return 0;
-	}
 	if (pcrset_list_parse(rq->pcrs, &named) < 0) {
 		strfmt(rep->reason, sizeof(rep->reason),
 		       "pcrs \"%.64s\": expected a list of 0-15", rq->pcrs);
@@ -360,8 +392,7 @@ update_announce(struct broker *b, const struct key_admin_req *rq,
 	if ((t = broker_tpm_lock(b)) == NULL) {
 		rep->status = KEY_NO_HW_TPM;
 		strfmt(rep->reason, sizeof(rep->reason),
-		       "no hardware TPM (tcti %s): cannot reseal",
-		       broker_config(b)->tcti);
+		       "no hardware TPM (tcti %s): cannot reseal", b->cfg.tcti);
 		goto out;
 	}
 	if (broker_ensure_blob(b, &rc, err, sizeof(err)) < 0 ||
@@ -382,54 +413,17 @@ update_announce(struct broker *b, const struct key_admin_req *rq,
 		       "cannot lock memory for the key");
 		goto out;
 	}
-	ret = seal_unseal(t, &cur, master, &rc, err, sizeof(err));
-	if (ret < 0) {
-		rep->status = ret == -2 ? KEY_POLICY_MISMATCH : KEY_ERROR;
-		strfmt(rep->reason, sizeof(rep->reason),
-		       "the current policy does not hold, refusing to "
-		       "reseal: %s",
-		       err);
+	if (announce_reseal(t, &cur, (const uint8_t(*)[32]) pred, master, &act,
+	                    &pend, rep) < 0 ||
+	    announce_write(u, t, &act, &pend, rep) < 0) {
 		goto out;
 	}
-	/* the active blob: current values alone (the committed image) */
-	if (seal_proven(t, cur.mask, master, NULL, &act,
-	                master + SEAL_MASTER_LEN, err, sizeof(err)) < 0 ||
-	    seal_proven(t, cur.mask, master, (const uint8_t(*)[32]) pred, &pend,
-	                master + SEAL_MASTER_LEN, err, sizeof(err)) < 0) {
-		strfmt(rep->reason, sizeof(rep->reason), "reseal: %s", err);
-		goto out;
-	}
-	update_crash_point("announce-sealed");
-	memset(&st, 0, sizeof(st));
-	st.announced = (int64_t) time(NULL);
-	if (reset_count(t, &st.last_reset, err, sizeof(err)) < 0) {
-		strfmt(rep->reason, sizeof(rep->reason), "%s", err);
-		goto out;
-	}
-	if (update_state_store(u->statepath, &st) < 0) {
-		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
-		       u->statepath, strerror(errno));
-		goto out;
-	}
-	update_crash_point("announce-state-written");
-	if (seal_blob_store(u->pendpath, &pend) < 0) {
-		strfmt(rep->reason, sizeof(rep->reason), "cannot write %s: %s",
-		       u->pendpath, strerror(errno));
-		goto out;
-	}
-	update_crash_point("announce-pending-written");
-	if (seal_blob_store(broker_sealpath(b), &act) < 0) {
-		/* the old active blob stays; the pending one covers now */
-		log_warn("cannot rewrite %s (the old one stays)",
-		         broker_sealpath(b));
-	}
-	update_crash_point("announce-active-written");
 	broker_set_blob(b, &pend);
 	pcrset_format(named, pcrs, sizeof(pcrs));
 	log_info("update announced: master resealed to the current values OR "
 	         "the predicted ones (PCRs %s predicted to change), pending "
 	         "in %s",
-	         pcrs, u->pendpath);
+	         pcrs, b->pendpath);
 	rep->status = KEY_OK;
 	fill_policy(rep, &pend, (const uint8_t(*)[32]) now, true);
 out:
@@ -470,10 +464,11 @@ admin_handle(void *arg, enum msg_type type, const void *req, uid_t peer,
 	         (int) peer);
 	switch (rq->op) {
 	case KOP_STATUS:
-		return update_status(u->b, rp);
+		return update_status(u, rp);
 	case KOP_ANNOUNCE:
-		update_announce(u->b, rq, rp);
-		broker_recheck(u->b); /* KeyBrokerStatus: the blob changed */
+		update_announce(u, rq, rp);
+		(void) broker_recheck(
+		    u->b); /* KeyBrokerStatus: the blob changed */
 		return 0;
 	case KOP_RECOVER_BEGIN:
 		return escrow_recover_begin(u->esc, rp);
@@ -481,7 +476,7 @@ admin_handle(void *arg, enum msg_type type, const void *req, uid_t peer,
 		escrow_recover(u->esc, rq, rp);
 		fill_pending(u, rp);
 		if (rp->status == KEY_OK) {
-			broker_recheck(u->b); /* READY again */
+			(void) broker_recheck(u->b); /* READY again */
 		}
 		return 0;
 	default:
@@ -496,7 +491,7 @@ int
 update_open(struct update **up, struct broker *b, char *err, size_t errlen)
 {
 	static const enum msg_type accept[] = {MSG_KEY_ADMIN_REQ, MSG_NONE};
-	const struct broker_cfg   *cfg = broker_config(b);
+	const struct broker_cfg   *cfg = &b->cfg;
 	struct peer_policy         pol;
 	struct update             *u;
 
@@ -506,20 +501,10 @@ update_open(struct update **up, struct broker *b, char *err, size_t errlen)
 		return -1;
 	}
 	u->b = b;
-	if (path_join(u->pendpath, sizeof(u->pendpath), "%s/%s", cfg->vault,
-	              UPDATE_PENDING_FILE) < 0 ||
-	    path_join(u->statepath, sizeof(u->statepath), "%s/%s", cfg->vault,
-	              UPDATE_STATE_FILE) < 0) {
-		snprintf(err, errlen, "%s: path too long", cfg->vault);
-		free(u);
-		return -1;
-	}
-	*up = u; /* the handlers find it through the broker */
 	if (strcmp(cfg->tcti, "none") != 0) {
 		update_boot(u);
 	}
 	if (escrow_open(&u->esc, b, err, errlen) < 0) {
-		*up = NULL;
 		free(u);
 		return -1;
 	}
@@ -531,11 +516,11 @@ update_open(struct update **up, struct broker *b, char *err, size_t errlen)
 	                    &pol, admin_handle, u) < 0) {
 		snprintf(err, errlen, "cannot serve keybroker-admin in %s",
 		         cfg->rundir);
-		*up = NULL;
 		escrow_close(u->esc);
 		free(u);
 		return -1;
 	}
+	*up = u;
 	return 0;
 }
 

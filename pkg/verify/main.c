@@ -1,5 +1,6 @@
-/* main.c: vtpm-verify: global options, then one subcommand from the
- * table below (each in its own file; add a line to add a command). */
+/* main.c: vtpm-verify wiring: global options, logging, one subcommand
+ * from the table below (each in its own file; add a line to add a
+ * command), the registry closed after it. */
 #include "escrow.h"
 #include "verify.h"
 
@@ -72,32 +73,37 @@ usage(FILE *f)
 	common_usage(f);
 }
 
-int
-main(int argc, char **argv)
-{
-	enum { O_DB = 256, O_CA };
-	static const struct option longopts[] = {
-	    COMMON_LONGOPTS,
-	    {"db", required_argument, NULL, O_DB},
-	    {"ca", required_argument, NULL, O_CA},
-	    {NULL, 0, NULL, 0}};
-	struct common_opts co;
-	struct vfy_ctx     ctx;
-	int                c, rc;
+enum { O_DB = 256, O_CA };
+static const struct option longopts[] = {COMMON_LONGOPTS,
+                                         {"db", required_argument, NULL, O_DB},
+                                         {"ca", required_argument, NULL, O_CA},
+                                         {NULL, 0, NULL, 0}};
 
-	memset(&ctx, 0, sizeof(ctx));
-	snprintf(ctx.db, sizeof(ctx.db), "vtpm-verify.db");
-	snprintf(ctx.ca, sizeof(ctx.ca), "vtpm-verify-ca");
-	common_opts_init(&co);
+/* Global options up to the command (optind then names it). -1: go on;
+ * otherwise the exit status. */
+static int
+parse_options(int argc, char **argv, struct common_opts *co,
+              struct vfy_ctx *ctx)
+{
+	int c, r;
+
+	memset(ctx, 0, sizeof(*ctx));
+	snprintf(ctx->db, sizeof(ctx->db), "vtpm-verify.db");
+	snprintf(ctx->ca, sizeof(ctx->ca), "vtpm-verify-ca");
+	common_opts_init(co);
 	while ((c = getopt_long(argc, argv, "+" COMMON_SHORTOPTS, longopts,
 	                        NULL)) != -1) {
-		if (common_opts_handle(&co, c, optarg, "vtpm-verify", usage)) {
+		if ((r = common_opts_handle(co, c, optarg, "vtpm-verify",
+		                            usage)) != 0) {
+			if (r < 0) {
+				return co->exit_status;
+			}
 			continue;
 		}
 		if (c == O_DB) {
-			snprintf(ctx.db, sizeof(ctx.db), "%s", optarg);
+			snprintf(ctx->db, sizeof(ctx->db), "%s", optarg);
 		} else if (c == O_CA) {
-			snprintf(ctx.ca, sizeof(ctx.ca), "%s", optarg);
+			snprintf(ctx->ca, sizeof(ctx->ca), "%s", optarg);
 		} else {
 			usage(stderr);
 			return 2;
@@ -107,19 +113,42 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	log_procinit("vtpm-verify");
-	log_init(LOG_LVL_WARN, co.syslog);
+	return -1;
+}
+
+/* The command named argv[0]; its exit status. The registry, opened on
+ * demand by the command, is closed after it. */
+static int
+run_command(struct vfy_ctx *ctx, int argc, char **argv)
+{
+	int rc;
+
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(argv[optind], commands[i].name) == 0) {
-			rc = commands[i].fn(&ctx, argc - optind - 1,
-			                    argv + optind + 1);
-			if (ctx.reg_open) {
-				vfy_registry_close(&ctx.reg);
+		if (strcmp(argv[0], commands[i].name) == 0) {
+			rc = commands[i].fn(ctx, argc - 1, argv + 1);
+			if (ctx->reg_open) {
+				vfy_registry_close(&ctx->reg);
 			}
 			return rc;
 		}
 	}
-	fprintf(stderr, "vtpm-verify: unknown command %s\n", argv[optind]);
+	fprintf(stderr, "vtpm-verify: unknown command %s\n", argv[0]);
 	usage(stderr);
 	return 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct common_opts co;
+	struct vfy_ctx     ctx;
+	int                rc;
+
+	if ((rc = parse_options(argc, argv, &co, &ctx)) >= 0) {
+		return rc;
+	}
+	/* a controller-side CLI: logging only, no device directories */
+	log_procinit("vtpm-verify");
+	log_init(LOG_LVL_WARN, co.syslog);
+	return run_command(&ctx, argc - optind, argv + optind);
 }

@@ -310,7 +310,7 @@ extend_pcr(struct tpm *t, int pcr)
 }
 
 /* Two branches (current values OR predicted ones): either opens it, any
- * other value does not. The groundwork of planned updates (issue 8). */
+ * other value does not. The groundwork of planned updates. */
 static void
 test_policy_or_branch(void **state)
 {

@@ -1,4 +1,5 @@
-/* main.c: vtpmctl: global options, then one subcommand. */
+/* main.c: vtpmctl wiring: global options, config check (-n), one
+ * subcommand. */
 #include "vtpmctl.h"
 
 #include "common.h"
@@ -156,30 +157,33 @@ cmd_purge(const char *run, int timeout, int argc, char **argv)
 	return vctl_purge(run, uuid, force, timeout < 10000 ? 10000 : timeout);
 }
 
-int
-main(int argc, char **argv)
-{
-	enum { O_TIMEOUT = 256 };
-	static const struct option longopts[] = {
-	    COMMON_LONGOPTS,
-	    {"timeout", required_argument, NULL, O_TIMEOUT},
-	    {NULL, 0, NULL, 0}};
-	struct common_opts co;
-	int                c, timeout = 3000;
-	const char        *cmd;
+enum { O_TIMEOUT = 256 };
+static const struct option longopts[] = {
+    COMMON_LONGOPTS,
+    {"timeout", required_argument, NULL, O_TIMEOUT},
+    {NULL, 0, NULL, 0}};
 
-	/* tpm2-tss would print expected errors (no EK yet); we report
-	 * TPM errors ourselves */
-	setenv("TSS2_LOG", "all+none", 0);
-	common_opts_init(&co);
+/* Global options up to the command (optind then names it). -1: go on;
+ * otherwise the exit status. */
+static int
+parse_options(int argc, char **argv, struct common_opts *co, int *timeout)
+{
+	int c, r;
+
+	common_opts_init(co);
+	*timeout = 3000;
 	/* "+": stop at the command; its own options follow it */
 	while ((c = getopt_long(argc, argv, "+" COMMON_SHORTOPTS, longopts,
 	                        NULL)) != -1) {
-		if (common_opts_handle(&co, c, optarg, "vtpmctl", usage)) {
+		if ((r = common_opts_handle(co, c, optarg, "vtpmctl", usage)) !=
+		    0) {
+			if (r < 0) {
+				return co->exit_status;
+			}
 			continue;
 		}
 		if (c == O_TIMEOUT) {
-			timeout = atoi(optarg);
+			*timeout = atoi(optarg);
 			continue;
 		}
 		usage(stderr);
@@ -189,40 +193,52 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (co.paths.run[0] == '\0' && paths_init(&co.paths, "") < 0) {
-		return 2;
+	return -1;
+}
+
+/* Paths and logging; a CLI creates nothing (no common_opts_finish, which
+ * makes directories). 0 or -1. */
+static int
+check_config(struct common_opts *co)
+{
+	if (co->paths.run[0] == '\0' && paths_init(&co->paths, "") < 0) {
+		return -1;
 	}
-	/* a CLI creates nothing: no common_opts_finish (it makes dirs) */
 	log_procinit("vtpmctl");
-	log_init(co.verbose < LOG_LVL_INFO ? co.verbose : LOG_LVL_WARN,
-	         co.syslog);
-	if (co.verbose == LOG_LVL_DEBUG) {
+	log_init(co->verbose < LOG_LVL_INFO ? co->verbose : LOG_LVL_WARN,
+	         co->syslog);
+	if (co->verbose == LOG_LVL_DEBUG) {
 		log_setverbose(LOG_LVL_DEBUG);
 	}
-	cmd = argv[optind];
-	argc -= optind + 1;
-	argv += optind + 1;
+	return 0;
+}
+
+/* One command; its exit status. */
+static int
+run_command(const char *run, int timeout, const char *cmd, int argc,
+            char **argv)
+{
 	if (strcmp(cmd, "status") == 0) {
-		return cmd_status(co.paths.run, timeout, argc, argv);
+		return cmd_status(run, timeout, argc, argv);
 	}
 	if (strcmp(cmd, "watch") == 0) {
-		return cmd_watch(co.paths.run, argc, argv);
+		return cmd_watch(run, argc, argv);
 	}
 	if (strcmp(cmd, "purge") == 0) {
-		return cmd_purge(co.paths.run, timeout, argc, argv);
+		return cmd_purge(run, timeout, argc, argv);
 	}
 	if (strcmp(cmd, "tpm") == 0) {
 		if (argc != 1) {
 			fprintf(stderr, "vtpmctl: tpm UUID\n");
 			return 2;
 		}
-		return vctl_tpm_bridge(co.paths.run, argv[0], timeout);
+		return vctl_tpm_bridge(run, argv[0], timeout);
 	}
 	if (strcmp(cmd, "keys") == 0) {
-		return vctl_keys(co.paths.run, timeout, argc, argv);
+		return vctl_keys(run, timeout, argc, argv);
 	}
 	if (strcmp(cmd, "attest") == 0) {
-		return vctl_attest(co.paths.run, argc, argv, timeout);
+		return vctl_attest(run, argc, argv, timeout);
 	}
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
@@ -231,4 +247,23 @@ main(int argc, char **argv)
 	fprintf(stderr, "vtpmctl: unknown command %s\n", cmd);
 	usage(stderr);
 	return 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct common_opts co;
+	int                timeout, rc;
+
+	/* tpm2-tss would print expected errors (no EK yet); we report
+	 * TPM errors ourselves */
+	setenv("TSS2_LOG", "all+none", 0);
+	if ((rc = parse_options(argc, argv, &co, &timeout)) >= 0) {
+		return rc;
+	}
+	if (check_config(&co) < 0) {
+		return 2;
+	}
+	return run_command(co.paths.run, timeout, argv[optind],
+	                   argc - optind - 1, argv + optind + 1);
 }

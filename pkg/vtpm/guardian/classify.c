@@ -73,18 +73,75 @@ check_backup(struct guardian *g, struct gd_vm *v, char *reason, size_t rlen)
 	}
 }
 
+/* swtpm's file cur is bad: put back the newest valid generation of ids
+ * (fi then describes it). 0 (*cls restored, or fi still not valid when
+ * none is left), -1 with reason. */
+static int
+rebuild_put_back(struct guardian *g, struct gd_vm *v, const uint64_t *ids,
+                 int ng, const char *cur, const char *why, struct gd_info *fi,
+                 int *cls, char *reason, size_t rlen)
+{
+	char           p[PATH_LEN], err[256];
+	struct gd_info gi;
+
+	for (int i = 0; i < ng; i++) {
+		gd_gen_path(v, ids[i], p, sizeof(p));
+		if (gd_file_info(p, false, &gi) == 0 && gi.valid) {
+			if (gd_put_back(g, v, p, "current", err, sizeof(err)) <
+			    0) {
+				snprintf(reason, rlen, "%s", err);
+				*cls = STATE_ERROR;
+				return -1;
+			}
+			gd_file_info(cur, false, fi);
+			snprintf(reason, rlen,
+			         "manifest %s and current generation "
+			         "%s: put "
+			         "back generation %" PRIu64,
+			         why, fi->exists ? "bad" : "absent", ids[i]);
+			*cls = STATE_RESTORED;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* The newest older valid generation with other content than the current
+ * one becomes the backup. */
+static void
+rebuild_backup(struct gd_vm *v, const uint64_t *ids, int ng)
+{
+	char           p[PATH_LEN];
+	struct gd_info gi;
+
+	for (int i = 0; i < ng; i++) {
+		gd_gen_path(v, ids[i], p, sizeof(p));
+		if (gd_file_info(p, false, &gi) == 0 && gi.valid &&
+		    memcmp(gi.sha, v->m.cur.sha, GD_SHA_LEN) != 0) {
+			v->m.bak.present = true;
+			v->m.bak.id = ids[i];
+			v->m.bak.size = gi.size;
+			memcpy(v->m.bak.sha, gi.sha, GD_SHA_LEN);
+			v->m.bak.ino = gi.ino;
+			v->m.bak.mtime_ns = gi.mtime_ns;
+			v->m.bak.time = (int64_t) time(NULL);
+			v->m.last_backup = v->m.bak.time;
+			break;
+		}
+	}
+}
+
 /* Manifest lost or unusable: rebuild it from the files (structure only;
  * there is no recorded hash to compare with). */
 static int
 rebuild(struct guardian *g, struct gd_vm *v, const char *why, bool encrypted,
         int *cls, char *reason, size_t rlen)
 {
-	char           cur[PATH_LEN], mpath[PATH_LEN], p[PATH_LEN];
+	char           cur[PATH_LEN], mpath[PATH_LEN];
 	char           err[256];
-	struct gd_info fi, gi;
+	struct gd_info fi;
 	uint64_t       ids[64];
 	int            ng;
-	bool           any = false;
 
 	snprintf(mpath, sizeof(mpath), "%s/%s", v->mdir, GD_MANIFEST);
 	if (access(mpath, F_OK) == 0) {
@@ -108,26 +165,9 @@ rebuild(struct guardian *g, struct gd_vm *v, const char *why, bool encrypted,
 	v->m.generation = (int64_t) v->m.next_id - 1;
 	if (!fi.valid) {
 		/* the swtpm file is bad too: newest valid generation back */
-		for (int i = 0; i < ng; i++) {
-			gd_gen_path(v, ids[i], p, sizeof(p));
-			if (gd_file_info(p, false, &gi) == 0 && gi.valid) {
-				if (gd_put_back(g, v, p, "current", err,
-				                sizeof(err)) < 0) {
-					snprintf(reason, rlen, "%s", err);
-					*cls = STATE_ERROR;
-					return -1;
-				}
-				gd_file_info(cur, false, &fi);
-				snprintf(reason, rlen,
-				         "manifest %s and current generation "
-				         "%s: put "
-				         "back generation %" PRIu64,
-				         why, fi.exists ? "bad" : "absent",
-				         ids[i]);
-				*cls = STATE_RESTORED;
-				break;
-			}
-			any = true;
+		if (rebuild_put_back(g, v, ids, ng, cur, why, &fi, cls, reason,
+		                     rlen) < 0) {
+			return -1;
 		}
 		if (!fi.valid) {
 			if (!fi.exists && ng == 0) {
@@ -137,7 +177,6 @@ rebuild(struct guardian *g, struct gd_vm *v, const char *why, bool encrypted,
 				v->m.classification = STATE_NEW;
 				return 0;
 			}
-			(void) any;
 			snprintf(reason, rlen,
 			         "manifest %s and no valid state file left",
 			         why);
@@ -158,32 +197,79 @@ rebuild(struct guardian *g, struct gd_vm *v, const char *why, bool encrypted,
 		*cls = STATE_ERROR;
 		return -1;
 	}
-	/* newest older valid generation with other content: the backup */
-	for (int i = 0; i < ng; i++) {
-		gd_gen_path(v, ids[i], p, sizeof(p));
-		if (gd_file_info(p, false, &gi) == 0 && gi.valid &&
-		    memcmp(gi.sha, v->m.cur.sha, GD_SHA_LEN) != 0) {
-			v->m.bak.present = true;
-			v->m.bak.id = ids[i];
-			v->m.bak.size = gi.size;
-			memcpy(v->m.bak.sha, gi.sha, GD_SHA_LEN);
-			v->m.bak.ino = gi.ino;
-			v->m.bak.mtime_ns = gi.mtime_ns;
-			v->m.bak.time = (int64_t) time(NULL);
-			v->m.last_backup = v->m.bak.time;
-			break;
-		}
-	}
+	rebuild_backup(v, ids, ng);
 	return 0;
 }
 
 /* Verify the current generation against the manifest; restore, reset or
  * report missing. */
+/* No generation recorded yet: adopt swtpm's file when it is good, reset
+ * when it is bad. fi: what reading it found (reused). */
+static int
+classify_unrecorded(struct guardian *g, struct gd_vm *v, struct gd_info *fi,
+                    bool encrypted, int *cls, char *reason, size_t rlen)
+{
+	char err[256];
+
+	if (!fi->exists) {
+		*cls = STATE_NEW;
+		snprintf(reason, rlen, "no state written yet");
+		return 0;
+	}
+	if (fi->valid) {
+		if (gd_link_current(v, &v->m.cur, fi, err, sizeof(err)) < 0) {
+			snprintf(reason, rlen, "%s", err);
+			*cls = STATE_ERROR;
+			return -1;
+		}
+		v->m.encrypted = fi->encrypted;
+		v->m.generation++;
+		*cls = STATE_NORMAL;
+		snprintf(reason, rlen, "unrecorded state file adopted");
+		return 0;
+	}
+	snprintf(reason, rlen, "unrecorded state file is bad (%s)", fi->why);
+	*cls = STATE_RESET;
+	return gd_do_reset(g, v, encrypted, STATE_RESET, reason);
+}
+
+/* Copy generation cand (its verified file p) back as swtpm's current
+ * file and make it the current generation; is_backup: it was the backup
+ * and stays the backup. 0, or -1 with reason. */
+static int
+put_back_gen(struct guardian *g, struct gd_vm *v, const char *p,
+             const struct gd_gen *cand, bool is_backup, char *reason,
+             size_t rlen)
+{
+	char           err[256];
+	struct gd_gen  good, nc;
+	struct gd_info nf;
+	uint64_t       oldcur;
+
+	if (gd_put_back(g, v, p, "current", err, sizeof(err)) < 0) {
+		snprintf(reason, rlen, "restore: %s", err);
+		return -1;
+	}
+	good = *cand;
+	oldcur = v->m.cur.id;
+	if (gd_link_current(v, &nc, &nf, err, sizeof(err)) < 0 ||
+	    !gd_info_matches(&nf, &good)) {
+		snprintf(reason, rlen, "restore: %s", err);
+		return -1;
+	}
+	if (is_backup) {
+		v->m.bak = good; /* backup stays the backup */
+	}
+	v->m.cur = nc;
+	gd_unlink_gen(v, oldcur);
+	return 0;
+}
+
 static int
 classify(struct guardian *g, struct gd_vm *v, bool encrypted, int *cls,
          char *reason, size_t rlen)
 {
-	char           cur[PATH_LEN], p[PATH_LEN], err[256], badcur[160];
+	char           cur[PATH_LEN], p[PATH_LEN], badcur[160];
 	struct gd_info fi, ci;
 	struct gd_gen *cand[2] = {&v->m.cur, &v->m.bak};
 	const char    *cname[2] = {"current", "backup"};
@@ -196,28 +282,8 @@ classify(struct guardian *g, struct gd_vm *v, bool encrypted, int *cls,
 		return -1;
 	}
 	if (!v->m.cur.present) {
-		if (!fi.exists) {
-			*cls = STATE_NEW;
-			snprintf(reason, rlen, "no state written yet");
-			return 0;
-		}
-		if (fi.valid) {
-			if (gd_link_current(v, &v->m.cur, &fi, err,
-			                    sizeof(err)) < 0) {
-				snprintf(reason, rlen, "%s", err);
-				*cls = STATE_ERROR;
-				return -1;
-			}
-			v->m.encrypted = fi.encrypted;
-			v->m.generation++;
-			*cls = STATE_NORMAL;
-			snprintf(reason, rlen, "unrecorded state file adopted");
-			return 0;
-		}
-		snprintf(reason, rlen, "unrecorded state file is bad (%s)",
-		         fi.why);
-		*cls = STATE_RESET;
-		return gd_do_reset(g, v, encrypted, STATE_RESET, reason);
+		return classify_unrecorded(g, v, &fi, encrypted, cls, reason,
+		                           rlen);
 	}
 	if (gd_info_matches(&fi, &v->m.cur)) {
 		*cls = STATE_NORMAL;
@@ -244,27 +310,9 @@ classify(struct guardian *g, struct gd_vm *v, bool encrypted, int *cls,
 			          ci.valid ? "sha256 mismatch" : ci.why);
 			continue;
 		}
-		if (gd_put_back(g, v, p, "current", err, sizeof(err)) < 0) {
-			snprintf(reason, rlen, "restore: %s", err);
+		if (put_back_gen(g, v, p, cand[i], i == 1, reason, rlen) < 0) {
 			*cls = STATE_ERROR;
 			return -1;
-		}
-		{
-			struct gd_gen  good = *cand[i], nc;
-			struct gd_info nf;
-			uint64_t       oldcur = v->m.cur.id;
-			if (gd_link_current(v, &nc, &nf, err, sizeof(err)) <
-			        0 ||
-			    !gd_info_matches(&nf, &good)) {
-				snprintf(reason, rlen, "restore: %s", err);
-				*cls = STATE_ERROR;
-				return -1;
-			}
-			if (i == 1) {
-				v->m.bak = good; /* backup stays the backup */
-			}
-			v->m.cur = nc;
-			gd_unlink_gen(v, oldcur);
 		}
 		v->m.encrypted = ci.encrypted;
 		*cls = STATE_RESTORED;
@@ -335,14 +383,63 @@ fail:
 	return 0;
 }
 
+/* The manifest, loaded and its state classified, or rebuilt from the
+ * files when it is absent or unreadable. 0 with *cls and reason, or -1
+ * with err. */
+static int
+load_or_rebuild(struct guardian *g, struct gd_vm *v, bool encrypted, int *cls,
+                char *reason, size_t rlen, char *err, size_t errlen)
+{
+	char mpath[PATH_LEN];
+	int  rc;
+
+	snprintf(mpath, sizeof(mpath), "%s/%s", v->mdir, GD_MANIFEST);
+	rc = gd_manifest_load(mpath, &v->m, err, errlen);
+	if (rc == 0 && strcasecmp(v->m.uuid, v->uuid) != 0) {
+		snprintf(err, errlen, "belongs to VM %s", v->m.uuid);
+		rc = -1;
+		errno = EINVAL;
+	}
+	if (rc < 0) {
+		char why[REASON_LEN];
+		bool absent = errno == ENOENT;
+		snprintf(why, sizeof(why), "%s", absent ? "absent" : err);
+		if (!absent) {
+			log_warnx("vm %s: manifest %s: %s", v->uuid, mpath,
+			          err);
+		}
+		if (rebuild(g, v, why, encrypted, cls, reason, rlen) < 0) {
+			snprintf(err, errlen, "%s", reason);
+			return -1;
+		}
+		if (*cls == STATE_NEW) {
+			gd_manifest_init(&v->m, v->uuid, encrypted);
+			v->m.active = true;
+			reason[0] = '\0';
+		}
+	} else {
+		v->have_manifest = true;
+		gd_gc_mdir(v);
+		if (v->m.active) {
+			/* swtpm may have written while nobody watched */
+			gd_sync(g, v);
+		}
+		if (classify(g, v, encrypted, cls, reason, rlen) < 0) {
+			snprintf(err, errlen, "%s", reason);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 gd_prepare(struct guardian *g, const struct guardian_req *rq,
            struct guardian_rep *rp)
 {
 	struct gd_vm *v = gd_vm_get(g, rq->uuid, rq->mode);
-	char          err[REASON_LEN] = "", mpath[PATH_LEN];
+	char          err[REASON_LEN] = "";
 	char          reason[REASON_LEN] = "";
-	int           cls = STATE_UNKNOWN, rc;
+	int           cls = STATE_UNKNOWN;
 
 	if (v == NULL) {
 		snprintf(rp->uuid, sizeof(rp->uuid), "%s", rq->uuid);
@@ -362,43 +459,9 @@ gd_prepare(struct guardian *g, const struct guardian_req *rq,
 		         strerror(errno));
 		goto fail;
 	}
-	snprintf(mpath, sizeof(mpath), "%s/%s", v->mdir, GD_MANIFEST);
-	rc = gd_manifest_load(mpath, &v->m, err, sizeof(err));
-	if (rc == 0 && strcasecmp(v->m.uuid, v->uuid) != 0) {
-		snprintf(err, sizeof(err), "belongs to VM %s", v->m.uuid);
-		rc = -1;
-		errno = EINVAL;
-	}
-	if (rc < 0) {
-		char why[REASON_LEN];
-		bool absent = errno == ENOENT;
-		snprintf(why, sizeof(why), "%s", absent ? "absent" : err);
-		if (!absent) {
-			log_warnx("vm %s: manifest %s: %s", v->uuid, mpath,
-			          err);
-		}
-		if (rebuild(g, v, why, rq->encrypted, &cls, reason,
-		            sizeof(reason)) < 0) {
-			snprintf(err, sizeof(err), "%s", reason);
-			goto fail;
-		}
-		if (cls == STATE_NEW) {
-			gd_manifest_init(&v->m, v->uuid, rq->encrypted);
-			v->m.active = true;
-			reason[0] = '\0';
-		}
-	} else {
-		v->have_manifest = true;
-		gd_gc_mdir(v);
-		if (v->m.active) {
-			/* swtpm may have written while nobody watched */
-			gd_sync(g, v);
-		}
-		if (classify(g, v, rq->encrypted, &cls, reason,
-		             sizeof(reason)) < 0) {
-			snprintf(err, sizeof(err), "%s", reason);
-			goto fail;
-		}
+	if (load_or_rebuild(g, v, rq->encrypted, &cls, reason, sizeof(reason),
+	                    err, sizeof(err)) < 0) {
+		goto fail;
 	}
 	if (cls == STATE_NORMAL || cls == STATE_RESTORED) {
 		check_backup(g, v, reason, sizeof(reason));

@@ -6,6 +6,18 @@
  *   <state>/guardian/<uuid>/          ours (0700, root): manifest.json,
  *                                     g<id>.permall hard links, quarantine/
  *   <run>/ephemeral/tpm-state-<uuid>/ ephemeral state, never backed up
+ *
+ * Layering (each file calls only the ones below it):
+ *   main.c      options, loop
+ *   serve.c     request dispatch, the periodic tick
+ *   ops.c       the request handlers restore, reset, release, purge, query
+ *               and the startup load; reset of ephemeral state through
+ *   classify.c  prepare (classify a VM's state, rebuild or reset it)
+ *   watch.c     adopting swtpm's writes as generations (inotify, commits)
+ *   statedir.c  state and manifest directories, generations
+ *   quarantine.c  files taken out of use, kept under a cap
+ *   manifest.c  publish.c  manifest file and state blob checks; the
+ *                          VtpmStateHealth topic
  */
 #ifndef VTPM_GUARDIAN_H
 #define VTPM_GUARDIAN_H
@@ -141,14 +153,13 @@ int           gd_init(struct guardian *g, const char *root, uid_t swtpm_uid,
 void          gd_fini(struct guardian *g);
 struct gd_vm *gd_vm_find(struct guardian *g, const char *uuid);
 struct gd_vm *gd_vm_get(struct guardian *g, const char *uuid, int mode);
+/* Stop watching v's state directory (inotify). */
+void gd_watch_rm(struct guardian *g, struct gd_vm *v);
 void gd_gen_path(const struct gd_vm *v, uint64_t id, char *dst, size_t len);
 /* <sdir>/<name> */
 void gd_sfile(const struct gd_vm *v, const char *name, char *dst, size_t len);
 int  gd_save(struct guardian *g, struct gd_vm *v);       /* durable */
 int  gd_save_quick(struct guardian *g, struct gd_vm *v); /* atomic only */
-/* Move files to <mdir>/quarantine/<stamp>-<what>/, keep the cap. */
-int gd_quarantine(struct guardian *g, struct gd_vm *v, const char *what,
-                  const char *const *paths, int n);
 /* The state dir exists, is a directory, 0700, owned by the swtpm uid. */
 int gd_ensure_sdir(struct guardian *g, struct gd_vm *v, char *err,
                    size_t errlen);
@@ -175,6 +186,11 @@ int  gd_do_reset(struct guardian *g, struct gd_vm *v, bool encrypted, int cls,
 void gd_fill_rep(const struct gd_vm *v, struct guardian_rep *rp, bool ok,
                  int cls, const char *reason);
 
+/* quarantine.c */
+/* Move files to <mdir>/quarantine/<stamp>-<what>/, keep the cap. */
+int gd_quarantine(struct guardian *g, struct gd_vm *v, const char *what,
+                  const char *const *paths, int n);
+
 /* classify.c */
 /* Ephemeral state: empty the directory, fresh every time. */
 int gd_prepare_ephemeral(struct guardian *g, struct gd_vm *v,
@@ -198,9 +214,8 @@ int gd_query(struct guardian *g, const struct guardian_req *rq,
 int gd_load_all(struct guardian *g);
 
 /* watch.c */
-int  gd_watch_open(struct guardian *g);
-int  gd_watch_add(struct guardian *g, struct gd_vm *v);
-void gd_watch_rm(struct guardian *g, struct gd_vm *v);
+int gd_watch_open(struct guardian *g);
+int gd_watch_add(struct guardian *g, struct gd_vm *v);
 /* Adopt swtpm's current file as a new generation when it is one: link,
  * hash, fsync, manifest, drop the old backup. 0 (adopted or nothing new),
  * -1 when the commit failed (v->pending set, previous generation kept). */
@@ -213,12 +228,21 @@ int gd_flush_due(struct guardian *g);
 /* Sync every watched VM (after IN_Q_OVERFLOW, and on the retry tick). */
 void gd_rescan(struct guardian *g, bool only_pending);
 
-/* serve.c */
-int  gd_request(struct guardian *g, const struct guardian_req *rq,
-                struct guardian_rep *rp);
+/* publish.c */
+int  gd_publish_open(struct guardian *g);
+void gd_publish_close(struct guardian *g);
+/* Record v's health (cls, reason, generation) and publish it; changes of
+ * the counters alone are published at most every 500 ms. */
 void gd_publish(struct guardian *g, struct gd_vm *v, int cls,
                 const char *reason);
-int  gd_serve_open(struct guardian *g, struct req_server **srv);
+/* Publish what gd_publish held back once it is due. */
+void gd_publish_due(struct guardian *g, struct gd_vm *v);
+void gd_publish_delete(struct guardian *g, struct gd_vm *v);
+
+/* serve.c */
+int gd_request(struct guardian *g, const struct guardian_req *rq,
+               struct guardian_rep *rp);
+int gd_serve_open(struct guardian *g, struct req_server **srv);
 /* Periodic work: retry failed commits, drop old "purged" items. */
 void gd_tick(struct guardian *g);
 

@@ -1,5 +1,6 @@
-/* main.c: vtpm-guardian wiring: options, logging, state directories,
- * inotify, request server and topic, event loop, orderly shutdown. */
+/* main.c: vtpm-guardian wiring: options, config check (-n), start (state
+ * directories, inotify, request server and topic), event loop, orderly
+ * shutdown. */
 #include "common.h"
 #include "guardian.h"
 #include "log.h"
@@ -33,37 +34,45 @@ usage(FILE *f)
 	common_usage(f);
 }
 
-int
-main(int argc, char **argv)
+/* What the command line and the system say. */
+struct gd_opts {
+	struct common_opts co;
+	const char        *user; /* --swtpm-user, NULL: tss */
+	int                commit_ms;
+	uid_t              uid; /* owner of the state directories */
+	gid_t              gid;
+	bool               do_chown;
+};
+
+/* -1: go on; otherwise the exit status (--help, a bad option). */
+static int
+parse_options(int argc, char **argv, struct gd_opts *op)
 {
 	static const struct option opts[] = {
 	    COMMON_LONGOPTS,
 	    {"swtpm-user", required_argument, NULL, 'u'},
 	    {"commit-interval", required_argument, NULL, 'c'},
 	    {NULL, 0, NULL, 0}};
-	struct common_opts co;
-	struct guardian    g;
-	struct req_server *srv = NULL;
-	const char        *user = NULL;
-	uid_t              uid = geteuid();
-	gid_t              gid = getegid();
-	bool               do_chown = false;
-	int                c;
-	int                commit_ms = GD_COMMIT_MS;
+	int c, r;
 
-	common_opts_init(&co);
+	memset(op, 0, sizeof(*op));
+	common_opts_init(&op->co);
+	op->commit_ms = GD_COMMIT_MS;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "u:c:", opts,
 	                        NULL)) != -1) {
-		if (common_opts_handle(&co, c, optarg, "vtpm-guardian",
-		                       usage)) {
+		if ((r = common_opts_handle(&op->co, c, optarg, "vtpm-guardian",
+		                            usage)) != 0) {
+			if (r < 0) {
+				return op->co.exit_status;
+			}
 			continue;
 		}
 		if (c == 'u') {
-			user = optarg;
+			op->user = optarg;
 			continue;
 		}
 		if (c == 'c') {
-			if (opt_int(optarg, 0, 10000, &commit_ms) < 0) {
+			if (opt_int(optarg, 0, 10000, &op->commit_ms) < 0) {
 				fprintf(
 				    stderr,
 				    "vtpm-guardian: --commit-interval %s: want "
@@ -80,71 +89,119 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (common_opts_finish(&co, "guardian") < 0) {
+	return -1;
+}
+
+/* Logging, directories, the swtpm user. 0 or -1 (logged). */
+static int
+check_config(struct gd_opts *op)
+{
+	op->uid = geteuid();
+	op->gid = getegid();
+	if (common_opts_finish(&op->co, "guardian") < 0) {
 		fprintf(stderr, "vtpm-guardian: cannot set up %s\n",
-		        co.paths.run);
-		return 1;
+		        op->co.paths.run);
+		return -1;
 	}
 	if (geteuid() == 0) {
-		struct passwd *pw = getpwnam(user ? user : "tss");
+		struct passwd *pw = getpwnam(op->user ? op->user : "tss");
 		if (pw == NULL) {
 			log_warnx("swtpm user %s does not exist",
-			          user ? user : "tss");
-			return 1;
+			          op->user ? op->user : "tss");
+			return -1;
 		}
-		uid = pw->pw_uid;
-		gid = pw->pw_gid;
-		do_chown = uid != 0;
-	} else if (user != NULL) {
+		op->uid = pw->pw_uid;
+		op->gid = pw->pw_gid;
+		op->do_chown = op->uid != 0;
+	} else if (op->user != NULL) {
 		log_warnx(
 		    "--swtpm-user %s ignored: not root, state directories "
 		    "stay ours (uid %d)",
-		    user, (int) uid);
+		    op->user, (int) op->uid);
 	}
-	if (co.checkonly) {
-		return 0;
-	}
-	if (gd_init(&g, co.paths.root, uid, gid, do_chown) < 0) {
+	return 0;
+}
+
+/* State directories, inotify, the service and topic; then every
+ * manifest. 0 or -1 (logged, nothing left open). */
+static int
+start(struct guardian *g, const struct gd_opts *op, struct req_server **srv)
+{
+	if (gd_init(g, op->co.paths.root, op->uid, op->gid, op->do_chown) < 0) {
 		log_warnx("cannot set up state directories under %s",
-		          co.paths.state);
-		return 1;
+		          op->co.paths.state);
+		return -1;
 	}
-	g.commit_ms = (unsigned) commit_ms;
-	if (gd_watch_open(&g) < 0 || gd_serve_open(&g, &srv) < 0) {
-		gd_fini(&g);
-		return 1;
+	g->commit_ms = (unsigned) op->commit_ms;
+	if (gd_watch_open(g) < 0 || gd_serve_open(g, srv) < 0) {
+		gd_fini(g);
+		return -1;
 	}
 
 	signals_catch_quit();
 
-	pthread_mutex_lock(&g.lock);
-	gd_load_all(&g);
-	pthread_mutex_unlock(&g.lock);
+	pthread_mutex_lock(&g->lock);
+	gd_load_all(g);
+	pthread_mutex_unlock(&g->lock);
 	log_info("serving %s/guardian.req, state in %s (swtpm uid %d)",
-	         g.paths.run, g.paths.state, (int) uid);
+	         g->paths.run, g->paths.state, (int) op->uid);
+	return 0;
+}
 
+/* Until SIGTERM/SIGINT: commit what is due, act on inotify events. */
+static void
+run(struct guardian *g)
+{
 	while (!sig_quit) {
-		struct pollfd pfd = {.fd = g.ifd, .events = POLLIN};
+		struct pollfd pfd = {.fd = g->ifd, .events = POLLIN};
 		int           due, n;
 		/* commit what is due; sleep until the next one is */
-		pthread_mutex_lock(&g.lock);
-		due = gd_flush_due(&g);
-		pthread_mutex_unlock(&g.lock);
+		pthread_mutex_lock(&g->lock);
+		due = gd_flush_due(g);
+		pthread_mutex_unlock(&g->lock);
 		n = poll(&pfd, 1, due >= 0 && due < 250 ? due : 250);
 		if (n > 0 && (pfd.revents & POLLIN)) {
-			pthread_mutex_lock(&g.lock);
-			gd_watch_process(&g);
-			pthread_mutex_unlock(&g.lock);
+			pthread_mutex_lock(&g->lock);
+			gd_watch_process(g);
+			pthread_mutex_unlock(&g->lock);
 		}
-		gd_tick(&g);
+		gd_tick(g);
 	}
+}
 
+static void
+stop(struct guardian *g, struct req_server *srv)
+{
 	log_info("stopping: committing watched state");
 	req_server_close(srv);
-	pthread_mutex_lock(&g.lock);
-	gd_rescan(&g, false);
-	pthread_mutex_unlock(&g.lock);
-	topic_pub_close(g.pub);
-	gd_fini(&g);
+	pthread_mutex_lock(&g->lock);
+	gd_rescan(g, false);
+	pthread_mutex_unlock(&g->lock);
+	gd_publish_close(g);
+	gd_fini(g);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct gd_opts     op;
+	struct guardian    g;
+	struct req_server *srv = NULL;
+	int                rc;
+
+	if ((rc = parse_options(argc, argv, &op)) >= 0) {
+		return rc;
+	}
+	if (check_config(&op) < 0) {
+		return 1;
+	}
+	if (op.co.checkonly) {
+		return 0;
+	}
+	if (start(&g, &op, &srv) < 0) {
+		return 1;
+	}
+	run(&g);
+	stop(&g, srv);
 	return 0;
 }

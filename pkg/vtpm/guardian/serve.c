@@ -1,5 +1,6 @@
-/* serve.c: GuardianRequest dispatch (service "guardian") and the
- * VtpmStateHealth topic. */
+/* serve.c: GuardianRequest dispatch (service "guardian") to the handlers
+ * in classify.c and ops.c, and the loop's periodic tick. Top of the
+ * guardian: nothing below calls into this file. */
 /* Error and reason strings are cut at REASON_LEN on purpose; paths are
  * bounded by PATH_LEN and checked where it matters (path_join). */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -13,41 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GEN_PUBLISH_MS 500 /* generation-only updates: at most this often */
-
-static void
-publish_now(struct guardian *g, struct gd_vm *v)
-{
-	if (g->pub != NULL && topic_pub_set(g->pub, v->uuid, &v->health) < 0) {
-		log_warnx("vm %s: publish VtpmStateHealth failed", v->uuid);
-	}
-}
-
-void
-gd_publish(struct guardian *g, struct gd_vm *v, int cls, const char *reason)
-{
-	struct vtpm_state_health h;
-	bool                     only_counters;
-
-	memset(&h, 0, sizeof(h));
-	snprintf(h.uuid, sizeof(h.uuid), "%s", v->uuid);
-	h.classification = cls;
-	h.generation = v->m.generation;
-	h.last_backup = v->m.last_backup;
-	snprintf(h.reason, sizeof(h.reason), "%s", reason ? reason : "");
-	only_counters = v->health.classification == h.classification &&
-	                strcmp(v->health.reason, h.reason) == 0 &&
-	                strcmp(v->health.uuid, h.uuid) == 0;
-	v->health = h;
-	if (only_counters && now_ms() - v->pub_ms < GEN_PUBLISH_MS) {
-		v->pub_dirty = true; /* the tick publishes it */
-		return;
-	}
-	v->pub_ms = now_ms();
-	v->pub_dirty = false;
-	publish_now(g, v);
-}
-
 void
 gd_tick(struct guardian *g)
 {
@@ -57,18 +23,12 @@ gd_tick(struct guardian *g)
 	gd_rescan(g, true);
 	for (pv = &g->vms; (v = *pv) != NULL;) {
 		if (v->purged && now_ms() - v->purged_at > GD_PURGED_KEEP_MS) {
-			if (g->pub != NULL) {
-				topic_pub_delete(g->pub, v->uuid);
-			}
+			gd_publish_delete(g, v);
 			*pv = v->next;
 			free(v);
 			continue;
 		}
-		if (v->pub_dirty && now_ms() - v->pub_ms >= GEN_PUBLISH_MS) {
-			v->pub_ms = now_ms();
-			v->pub_dirty = false;
-			publish_now(g, v);
-		}
+		gd_publish_due(g, v);
 		pv = &v->next;
 	}
 	pthread_mutex_unlock(&g->lock);
@@ -145,16 +105,13 @@ gd_serve_open(struct guardian *g, struct req_server **srv)
 {
 	static const enum msg_type accept[] = {MSG_GUARDIAN_REQ, MSG_NONE};
 
-	if (topic_pub_open(&g->pub, g->paths.run, MSG_VTPM_STATE_HEALTH, NULL) <
-	    0) {
-		log_warnx("open topic VtpmStateHealth in %s", g->paths.run);
+	if (gd_publish_open(g) < 0) {
 		return -1;
 	}
 	if (req_server_open(srv, g->paths.run, "guardian", accept, 2, NULL,
 	                    handler, g) < 0) {
 		log_warnx("open service guardian in %s", g->paths.run);
-		topic_pub_close(g->pub);
-		g->pub = NULL;
+		gd_publish_close(g);
 		return -1;
 	}
 	return 0;

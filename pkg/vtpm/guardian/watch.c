@@ -54,15 +54,6 @@ gd_watch_add(struct guardian *g, struct gd_vm *v)
 	return 0;
 }
 
-void
-gd_watch_rm(struct guardian *g, struct gd_vm *v)
-{
-	if (g->ifd >= 0 && v->wd >= 0) {
-		inotify_rm_watch(g->ifd, v->wd);
-	}
-	v->wd = -1;
-}
-
 static void
 commit_failed(struct guardian *g, struct gd_vm *v, const char *what, int err)
 {
@@ -80,47 +71,40 @@ commit_failed(struct guardian *g, struct gd_vm *v, const char *what, int err)
 	gd_publish(g, v, STATE_ERROR, reason);
 }
 
-int
-gd_sync(struct guardian *g, struct gd_vm *v)
+/* Swtpm's current file is still the current generation (same inode,
+ * size and mtime): true, and a failed commit before it is cleared. */
+static bool
+sync_unchanged(struct guardian *g, struct gd_vm *v, const struct stat *st)
 {
-	char               cur[PATH_LEN], dst[PATH_LEN];
-	struct stat        st;
-	struct gd_info     fi;
-	struct gd_manifest nm;
-	uint64_t           id, drop[2];
-	bool               same_content;
-	int                saved;
-
-	v->dirty = false;
-	v->last_sync_ms = now_ms();
-	if (v->mode != VTPM_MODE_PERSISTENT || !v->have_manifest || v->purged) {
-		return 0;
-	}
-	snprintf(cur, sizeof(cur), "%s/%s", v->sdir, GD_PERMALL);
-	if (lstat(cur, &st) < 0) {
-		if (v->pending) {
-			v->pending = false;
-		}
-		return 0; /* nothing written yet, or removed: prepare decides */
-	}
-	if (v->m.cur.present && (uint64_t) st.st_ino == v->m.cur.ino &&
-	    (int64_t) st.st_size == v->m.cur.size &&
-	    (int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec ==
+	if (!v->m.cur.present || (uint64_t) st->st_ino != v->m.cur.ino ||
+	    (int64_t) st->st_size != v->m.cur.size ||
+	    (int64_t) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec !=
 	        v->m.cur.mtime_ns) {
-		if (v->pending) {
-			v->pending = false;
-			gd_publish(g, v, v->m.classification, v->m.reason);
-		}
-		log_debug("vm %s: sync: current is g%" PRIu64 ", nothing new",
-		          v->uuid, v->m.cur.id);
-		return 0; /* already the current generation */
+		return false;
 	}
+	if (v->pending) {
+		v->pending = false;
+		gd_publish(g, v, v->m.classification, v->m.reason);
+	}
+	log_debug("vm %s: sync: current is g%" PRIu64 ", nothing new", v->uuid,
+	          v->m.cur.id);
+	return true;
+}
+
+/* Link swtpm's current file cur as g<id> (dst), hash and fsync it. 1: a
+ * new valid generation, durable, to adopt; 0: nothing to adopt (dst
+ * removed); -1: the commit failed (dst removed, recorded). */
+static int
+sync_link(struct guardian *g, struct gd_vm *v, const char *cur, uint64_t id,
+          char *dst, size_t dstlen, struct gd_info *fi)
+{
+	int saved;
+
 	/* Take a name for whatever is swtpm's current file right now. Any
 	 * inode that was ever visible as tpm2-00.permall is complete (swtpm
 	 * writes TMP2-00.permall and renames it), and our link keeps it alive
 	 * even if swtpm renames the next generation over it meanwhile. */
-	id = v->m.next_id;
-	gd_gen_path(v, id, dst, sizeof(dst));
+	gd_gen_path(v, id, dst, dstlen);
 	unlink(dst);
 	if (link(cur, dst) < 0) {
 		if (errno == ENOENT) {
@@ -129,16 +113,16 @@ gd_sync(struct guardian *g, struct gd_vm *v)
 		commit_failed(g, v, "link", errno);
 		return -1;
 	}
-	if (gd_file_info(dst, true, &fi) < 0) {
+	if (gd_file_info(dst, true, fi) < 0) {
 		saved = errno;
 		unlink(dst);
-		commit_failed(g, v, fi.why, saved ? saved : EIO);
+		commit_failed(g, v, fi->why, saved ? saved : EIO);
 		return -1;
 	}
-	if (v->m.cur.present && fi.ino == v->m.cur.ino) {
+	if (v->m.cur.present && fi->ino == v->m.cur.ino) {
 		unlink(dst);
-		if (gd_info_matches(&fi, &v->m.cur)) {
-			v->m.cur.mtime_ns = fi.mtime_ns; /* touched only */
+		if (gd_info_matches(fi, &v->m.cur)) {
+			v->m.cur.mtime_ns = fi->mtime_ns; /* touched only */
 			return 0;
 		}
 		log_error(
@@ -146,17 +130,17 @@ gd_sync(struct guardian *g, struct gd_vm *v)
 		    "in place (not by swtpm's write+rename): not adopted; "
 		    "backup %" PRIu64 " kept",
 		    v->uuid, v->m.cur.id, v->m.bak.id);
-		v->m.cur.mtime_ns = fi.mtime_ns;
+		v->m.cur.mtime_ns = fi->mtime_ns;
 		gd_publish(
 		    g, v, STATE_ERROR,
 		    "current generation modified in place; verified on the "
 		    "next prepare");
 		return 0;
 	}
-	if (!fi.valid) {
+	if (!fi->valid) {
 		unlink(dst);
 		log_warnx("vm %s: new state file not adopted: %s", v->uuid,
-		          fi.why);
+		          fi->why);
 		return 0;
 	}
 	/* durable: the file (fsynced above), swtpm's rename, our link */
@@ -166,62 +150,112 @@ gd_sync(struct guardian *g, struct gd_vm *v)
 		commit_failed(g, v, "fsync", saved);
 		return -1;
 	}
-	nm = v->m;
-	same_content =
-	    v->m.cur.present && memcmp(fi.sha, v->m.cur.sha, GD_SHA_LEN) == 0;
+	return 1;
+}
+
+/* The manifest with g<id> (described by fi) as the current generation;
+ * the old current one becomes the backup unless the content is the same. */
+static void
+sync_manifest(const struct gd_vm *v, uint64_t id, const struct gd_info *fi,
+              struct gd_manifest *nm)
+{
+	bool same_content =
+	    v->m.cur.present && memcmp(fi->sha, v->m.cur.sha, GD_SHA_LEN) == 0;
+
+	*nm = v->m;
 	if (!same_content && v->m.cur.present) {
-		nm.bak = v->m.cur; /* previous good generation */
-		nm.last_backup = (int64_t) time(NULL);
+		nm->bak = v->m.cur; /* previous good generation */
+		nm->last_backup = (int64_t) time(NULL);
 	}
-	nm.cur.present = true;
-	nm.cur.id = id;
-	nm.cur.size = fi.size;
-	memcpy(nm.cur.sha, fi.sha, GD_SHA_LEN);
-	nm.cur.time = (int64_t) time(NULL);
-	nm.cur.ino = fi.ino;
-	nm.cur.mtime_ns = fi.mtime_ns;
-	nm.next_id = id + 1;
-	nm.encrypted = fi.encrypted;
+	nm->cur.present = true;
+	nm->cur.id = id;
+	nm->cur.size = fi->size;
+	memcpy(nm->cur.sha, fi->sha, GD_SHA_LEN);
+	nm->cur.time = (int64_t) time(NULL);
+	nm->cur.ino = fi->ino;
+	nm->cur.mtime_ns = fi->mtime_ns;
+	nm->next_id = id + 1;
+	nm->encrypted = fi->encrypted;
 	if (!same_content) {
-		nm.generation++;
+		nm->generation++;
 	}
-	if (v->pending || nm.classification == STATE_ERROR) {
-		nm.classification = STATE_NORMAL;
-		snprintf(nm.reason, sizeof(nm.reason),
+	if (v->pending || nm->classification == STATE_ERROR) {
+		nm->classification = STATE_NORMAL;
+		snprintf(nm->reason, sizeof(nm->reason),
 		         "generation committed after an earlier failure");
 	}
-	{
-		char path[PATH_LEN];
-		snprintf(path, sizeof(path), "%s/%s", v->mdir, GD_MANIFEST);
-		if (gd_manifest_save(path, &nm) < 0) {
-			saved = errno;
-			unlink(dst);
-			commit_failed(g, v, "manifest", saved);
-			return -1;
-		}
+}
+
+/* Write nm durably (the commit point), then drop the generations it no
+ * longer references. dst is the new generation's file (removed when the
+ * manifest cannot be written). */
+static int
+sync_commit(struct guardian *g, struct gd_vm *v, const struct gd_manifest *nm,
+            const char *dst)
+{
+	char     path[PATH_LEN];
+	uint64_t drop[2];
+	int      saved;
+
+	snprintf(path, sizeof(path), "%s/%s", v->mdir, GD_MANIFEST);
+	if (gd_manifest_save(path, nm) < 0) {
+		saved = errno;
+		unlink(dst);
+		commit_failed(g, v, "manifest", saved);
+		return -1;
 	}
-	/* committed: drop what the new manifest no longer references */
 	drop[0] = v->m.cur.present ? v->m.cur.id : 0;
 	drop[1] = v->m.bak.present ? v->m.bak.id : 0;
-	v->m = nm;
+	v->m = *nm;
 	for (int i = 0; i < 2; i++) {
-		if (drop[i] != 0 && drop[i] != nm.cur.id &&
-		    !(nm.bak.present && drop[i] == nm.bak.id)) {
-			gd_gen_path(v, drop[i], dst, sizeof(dst));
-			unlink(dst);
+		if (drop[i] != 0 && drop[i] != nm->cur.id &&
+		    !(nm->bak.present && drop[i] == nm->bak.id)) {
+			gd_gen_path(v, drop[i], path, sizeof(path));
+			unlink(path);
 		}
 	}
 	g->rotations++;
 	log_debug("vm %s: generation %" PRId64 " (g%" PRIu64 ") committed, "
 	          "backup g%" PRIu64,
-	          v->uuid, nm.generation, nm.cur.id, nm.bak.id);
+	          v->uuid, nm->generation, nm->cur.id, nm->bak.id);
 	if (v->pending) {
 		v->pending = false;
 		log_info("vm %s: generation committed after an earlier failure",
 		         v->uuid);
 	}
-	gd_publish(g, v, nm.classification, nm.reason);
+	gd_publish(g, v, nm->classification, nm->reason);
 	return 0;
+}
+
+int
+gd_sync(struct guardian *g, struct gd_vm *v)
+{
+	char               cur[PATH_LEN], dst[PATH_LEN];
+	struct stat        st;
+	struct gd_info     fi;
+	struct gd_manifest nm;
+	uint64_t           id;
+	int                rc;
+
+	v->dirty = false;
+	v->last_sync_ms = now_ms();
+	if (v->mode != VTPM_MODE_PERSISTENT || !v->have_manifest || v->purged) {
+		return 0;
+	}
+	snprintf(cur, sizeof(cur), "%s/%s", v->sdir, GD_PERMALL);
+	if (lstat(cur, &st) < 0) {
+		v->pending = false;
+		return 0; /* nothing written yet, or removed: prepare decides */
+	}
+	if (sync_unchanged(g, v, &st)) {
+		return 0; /* already the current generation */
+	}
+	id = v->m.next_id;
+	if ((rc = sync_link(g, v, cur, id, dst, sizeof(dst), &fi)) <= 0) {
+		return rc;
+	}
+	sync_manifest(v, id, &fi, &nm);
+	return sync_commit(g, v, &nm, dst);
 }
 
 static struct gd_vm *

@@ -73,11 +73,77 @@ local_mkdir(const struct launcher_cfg *cfg, const char *dir, char *err,
 	return 0;
 }
 
+/* PREPARE without the guardian: the directory (emptied first for
+ * ephemeral state), new or normal, and a marker file that records
+ * whether new state is written encrypted. */
+static int
+local_prepare(const struct launcher_cfg *cfg, const char *dir, int mode,
+              bool encrypted, struct guardian_rep *rep, char *err,
+              size_t errlen)
+{
+	char        f[PATH_LEN];
+	struct stat sb;
+
+	if (path_join(f, sizeof(f), "%s/tpm2-00.permall", dir) < 0) {
+		snprintf(err, errlen, "path too long");
+		return -1;
+	}
+	if (mode == VTPM_MODE_EPHEMERAL && remove_tree(dir) < 0 &&
+	    errno != ENOENT) {
+		snprintf(err, errlen, "empty %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (local_mkdir(cfg, dir, err, errlen) < 0) {
+		return -1;
+	}
+	rep->classification = stat(f, &sb) == 0 ? STATE_NORMAL : STATE_NEW;
+	if (path_join(f, sizeof(f), "%s/" ENC_MARK, dir) < 0) {
+		return -1;
+	}
+	if (rep->classification == STATE_NEW) {
+		(void) unlink(f);
+		if (encrypted) {
+			int fd = open(f, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+			if (fd >= 0) {
+				close(fd);
+			}
+		}
+		rep->encrypted = encrypted;
+	} else {
+		rep->encrypted = stat(f, &sb) == 0;
+	}
+	return 0;
+}
+
+/* RESET without the guardian: the old directory is kept aside. */
+static int
+local_reset(const struct launcher_cfg *cfg, const char *uuid, const char *dir,
+            bool encrypted, struct guardian_rep *rep, char *err, size_t errlen)
+{
+	char aside[PATH_LEN];
+
+	if (path_join(aside, sizeof(aside), "%s.reset-%lld", dir,
+	              (long long) time(NULL)) < 0) {
+		return -1;
+	}
+	if (rename(dir, aside) < 0 && errno != ENOENT) {
+		snprintf(err, errlen, "rename %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (local_mkdir(cfg, dir, err, errlen) < 0) {
+		return -1;
+	}
+	log_warnx("%s: state reset, old state kept in %s", uuid, aside);
+	rep->classification = STATE_RESET;
+	rep->encrypted = encrypted;
+	return 0;
+}
+
 static int
 local_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
          bool encrypted, struct guardian_rep *rep, char *err, size_t errlen)
 {
-	char        dir[STATE_DIR_LEN], f[PATH_LEN], aside[PATH_LEN];
+	char        dir[STATE_DIR_LEN], f[PATH_LEN];
 	struct stat sb;
 
 	memcpy(rep->uuid, uuid, sizeof(rep->uuid));
@@ -89,32 +155,9 @@ local_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
 	memcpy(rep->state_dir, dir, sizeof(rep->state_dir));
 	switch (op) {
 	case GOP_PREPARE:
-		if (mode == VTPM_MODE_EPHEMERAL && remove_tree(dir) < 0 &&
-		    errno != ENOENT) {
-			snprintf(err, errlen, "empty %s: %s", dir,
-			         strerror(errno));
+		if (local_prepare(cfg, dir, mode, encrypted, rep, err, errlen) <
+		    0) {
 			return -1;
-		}
-		if (local_mkdir(cfg, dir, err, errlen) < 0) {
-			return -1;
-		}
-		rep->classification =
-		    stat(f, &sb) == 0 ? STATE_NORMAL : STATE_NEW;
-		if (path_join(f, sizeof(f), "%s/" ENC_MARK, dir) < 0) {
-			return -1;
-		}
-		if (rep->classification == STATE_NEW) {
-			(void) unlink(f);
-			if (encrypted) {
-				int fd = open(f, O_CREAT | O_WRONLY | O_CLOEXEC,
-				              0600);
-				if (fd >= 0) {
-					close(fd);
-				}
-			}
-			rep->encrypted = encrypted;
-		} else {
-			rep->encrypted = stat(f, &sb) == 0;
 		}
 		break;
 	case GOP_RESTORE:
@@ -122,21 +165,10 @@ local_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
 		         "no backup to restore (running without the guardian)");
 		return -1;
 	case GOP_RESET:
-		if (path_join(aside, sizeof(aside), "%s.reset-%lld", dir,
-		              (long long) time(NULL)) < 0) {
+		if (local_reset(cfg, uuid, dir, encrypted, rep, err, errlen) <
+		    0) {
 			return -1;
 		}
-		if (rename(dir, aside) < 0 && errno != ENOENT) {
-			snprintf(err, errlen, "rename %s: %s", dir,
-			         strerror(errno));
-			return -1;
-		}
-		if (local_mkdir(cfg, dir, err, errlen) < 0) {
-			return -1;
-		}
-		log_warnx("%s: state reset, old state kept in %s", uuid, aside);
-		rep->classification = STATE_RESET;
-		rep->encrypted = encrypted;
 		break;
 	case GOP_RELEASE:
 		/* swtpm never fsyncs: make the last state durable */

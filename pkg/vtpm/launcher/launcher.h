@@ -229,8 +229,14 @@ void job_run(const struct launcher_cfg *cfg, struct job *j);
 struct pool;
 int  pool_open(struct pool **pp, const struct launcher_cfg *cfg, int max);
 void pool_close(struct pool *p); /* waits for running jobs */
-void pool_submit(struct pool *p, struct job *j);
-int  pool_fd(struct pool *p);               /* readable when results wait */
+/* Queue j (the pool owns it until pool_take_done hands it back); a free
+ * worker of the fixed pool takes it. 0 (every worker exists from
+ * pool_open on, so nothing can fail here). */
+int pool_submit(struct pool *p, struct job *j);
+/* Kept for the loop's retry path: with a fixed pool there is nothing to
+ * start later; 0. */
+int         pool_retry(struct pool *p);
+int         pool_fd(struct pool *p);        /* readable when results wait */
 struct job *pool_take_done(struct pool *p); /* list, or NULL */
 int         pool_busy(struct pool *p);      /* jobs queued or running */
 

@@ -133,7 +133,11 @@ submit(struct launcher *l, struct vm *vm, int kind)
 		vm->want_stop = STOP_NONE;
 		vm->pidfd = -1; /* the job closes it */
 	}
-	pool_submit(l->pool, j);
+	if (pool_submit(l->pool, j) < 0) {
+		log_warnx("%s: %s job queued without a worker thread, retried "
+		          "every second",
+		          vm->uuid, kind == JOB_START ? "start" : "stop");
+	}
 }
 
 static void
@@ -391,6 +395,31 @@ take_done(struct launcher *l)
 	}
 }
 
+/* Room for need poll entries; on -1 the old arrays stay. */
+static int
+grow_poll(struct pollfd **pfd, struct vm ***who, size_t *cap, size_t need)
+{
+	struct pollfd *np;
+	struct vm    **nw;
+
+	if (*cap >= need) {
+		return 0;
+	}
+	np = calloc(need + 62, sizeof(*np));
+	nw = calloc(need + 62, sizeof(*nw));
+	if (np == NULL || nw == NULL) {
+		free(np);
+		free(nw);
+		return -1;
+	}
+	free(*pfd);
+	free(*who);
+	*pfd = np;
+	*who = nw;
+	*cap = need + 62;
+	return 0;
+}
+
 int
 launcher_run(struct launcher *l, volatile sig_atomic_t *quit)
 {
@@ -402,21 +431,25 @@ launcher_run(struct launcher *l, volatile sig_atomic_t *quit)
 		int    timeout = topic_sub_process(l->sub);
 		size_t n = 2;
 
-		if (pcap < l->nvms + 2) {
-			pcap = l->nvms + 64;
-			free(pfd);
-			free(who);
-			pfd = calloc(pcap, sizeof(*pfd));
-			who = calloc(pcap, sizeof(*who));
-			if (pfd == NULL || who == NULL) {
-				fatalx("out of memory");
+		if (pool_retry(l->pool) < 0 &&
+		    (timeout < 0 || timeout > 1000)) {
+			timeout = 1000; /* jobs wait for a worker: retry */
+		}
+		if (grow_poll(&pfd, &who, &pcap, l->nvms + 2) < 0) {
+			log_warnx(
+			    "out of memory for %zu poll entries: watching "
+			    "%zu swtpm processes",
+			    l->nvms + 2, pcap > 2 ? pcap - 2 : 0);
+			if (pcap < 2) {
+				(void) poll(NULL, 0, 1000);
+				continue;
 			}
 		}
 		pfd[0] = (struct pollfd){topic_sub_fd(l->sub), POLLIN, 0};
 		pfd[1] = (struct pollfd){pool_fd(l->pool), POLLIN, 0};
 		for (size_t i = 0; i < l->nvms; i++) {
 			struct vm *vm = l->vms[i];
-			if (vm->phase == VP_RUNNING && !vm->busy &&
+			if (n < pcap && vm->phase == VP_RUNNING && !vm->busy &&
 			    vm->pidfd >= 0) {
 				who[n] = vm;
 				pfd[n++] =
@@ -452,6 +485,7 @@ drain(struct launcher *l)
 	struct pollfd p = {pool_fd(l->pool), POLLIN, 0};
 
 	while (pool_busy(l->pool) > 0) {
+		(void) pool_retry(l->pool);
 		if (poll(&p, 1, 1000) > 0) {
 			take_done(l);
 		}

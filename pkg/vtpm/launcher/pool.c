@@ -113,7 +113,7 @@ pool_open(struct pool **pp, const struct launcher_cfg *cfg, int max)
 	return 0;
 }
 
-void
+int
 pool_submit(struct pool *p, struct job *j)
 {
 	j->next = NULL;
@@ -124,6 +124,14 @@ pool_submit(struct pool *p, struct job *j)
 	p->nqueued++;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+	return 0; /* every worker exists from pool_open on */
+}
+
+int
+pool_retry(struct pool *p)
+{
+	(void) p; /* nothing to start: the pool is made whole at open */
+	return 0;
 }
 
 int

@@ -41,112 +41,118 @@ fail(struct job *j, const char *reason)
 	log_warnx("%s: vTPM failed: %s", j->uuid, reason);
 }
 
-static void
-job_start(const struct launcher_cfg *cfg, struct job *j)
+/* The state key (persistent state) and the guardian's prepare: rep says
+ * where the state is and what it is. *have_key: a key is in key and the
+ * state is encrypted. 0, or -1 after fail(). why: why there is no key. */
+static int
+start_prepare(const struct launcher_cfg *cfg, struct job *j, uint8_t *key,
+              bool *have_key, struct guardian_rep *rep, char *why,
+              size_t whylen)
 {
-	struct guardian_rep rep;
-	char                why[REASON_LEN] = "", err[REASON_LEN];
-	char                first[REASON_LEN], msg[REASON_LEN * 2];
-	uint8_t            *key = NULL;
-	bool                have_key = false, init_failed;
-	int                 r, step;
-	static const int    fallback[] = {GOP_RESTORE, GOP_RESET};
-	uint64_t            t0 = now_ms();
+	char err[REASON_LEN], msg[REASON_LEN * 2];
+	int  r;
 
-	j->pid = 0;
-	j->pidfd = -1;
-	j->child = true;
-	if (adopt_live_swtpm(cfg, j->uuid, &j->pid)) {
-		/* never two swtpm on one state (nor an emptied ephemeral
-		 * state under a running one) */
-		vm_fmt(msg, sizeof(msg),
-		       "swtpm %d still runs for this VM but was not adopted",
-		       (int) j->pid);
-		j->pid = 0;
-		fail(j, msg);
-		return;
-	}
+	*have_key = false;
 	if (j->mode == VTPM_MODE_PERSISTENT) {
-		if ((key = secmem_alloc(KEY_LEN)) == NULL) {
-			fail(j, "no locked memory for the state key");
-			return;
-		}
-		if ((r = guard_key(cfg, j->uuid, key, why, sizeof(why))) < 0) {
+		if ((r = guard_key(cfg, j->uuid, key, why, whylen)) < 0) {
 			fail(j, why);
-			goto out;
+			return -1;
 		}
-		have_key = r == 1;
+		*have_key = r == 1;
 	}
-	if (guard_op(cfg, GOP_PREPARE, j->uuid, j->mode, have_key, &rep, err,
+	if (guard_op(cfg, GOP_PREPARE, j->uuid, j->mode, *have_key, rep, err,
 	             sizeof(err)) < 0) {
 		fail(j, err);
-		goto out;
+		return -1;
 	}
 	j->prepared = true;
-	j->st.health = rep.classification;
-	if (rep.classification == STATE_RESTORED ||
-	    rep.classification == STATE_RESET) {
+	j->st.health = rep->classification;
+	if (rep->classification == STATE_RESTORED ||
+	    rep->classification == STATE_RESET) {
 		/* the guardian found the current generation bad: say so */
 		vm_fmt(j->st.reason, sizeof(j->st.reason),
 		       "%s by the guardian%s%s",
-		       rep.classification == STATE_RESTORED
+		       rep->classification == STATE_RESTORED
 		           ? "state restored from backup"
 		           : "STATE RESET (fresh TPM)",
-		       rep.reason[0] ? ": " : "", rep.reason);
+		       rep->reason[0] ? ": " : "", rep->reason);
 	}
-	if (rep.encrypted && !have_key) {
+	if (rep->encrypted && !*have_key) {
 		snprintf(msg, sizeof(msg), "state is encrypted but no key: %s",
 		         why);
 		fail(j, msg);
-		goto out;
+		return -1;
 	}
-	if (have_key && !rep.encrypted) {
+	if (*have_key && !rep->encrypted) {
 		log_warnx("%s: existing state is not encrypted: starting it "
 		          "unencrypted",
 		          j->uuid);
-		have_key = false;
-	} else if (!have_key && j->mode == VTPM_MODE_PERSISTENT &&
+		*have_key = false;
+	} else if (!*have_key && j->mode == VTPM_MODE_PERSISTENT &&
 	           cfg->keybroker != NULL) {
 		log_warnx("%s: state unencrypted: %s", j->uuid, why);
 	}
-	if (spawn_start(cfg, j->uuid, rep.state_dir, have_key ? key : NULL,
-	                &j->pid, &j->pidfd, &init_failed, err,
-	                sizeof(err)) == 0) {
-		goto ready;
+	return 0;
+}
+
+/* Spawn swtpm on the prepared state; when swtpm rejects it, ask the
+ * guardian to restore the backup, then to reset. 0 with j->pid running,
+ * or -1 after fail(). key: NULL for unencrypted state. */
+static int
+start_swtpm(const struct launcher_cfg *cfg, struct job *j,
+            struct guardian_rep *rep, const uint8_t *key)
+{
+	static const int fallback[] = {GOP_RESTORE, GOP_RESET};
+	char             err[REASON_LEN], first[REASON_LEN];
+	char             msg[REASON_LEN * 2];
+	bool             init_failed;
+
+	if (spawn_start(cfg, j->uuid, rep->state_dir, key, &j->pid, &j->pidfd,
+	                &init_failed, err, sizeof(err)) == 0) {
+		return 0;
 	}
 	if (!init_failed) {
 		kill_now(&j->pid, &j->pidfd);
 		fail(j, err);
-		goto out;
+		return -1;
 	}
 	/* the state was rejected: restore the backup, then reset */
 	snprintf(first, sizeof(first), "%s", err);
-	for (step = 0; step < 2; step++) {
+	for (int step = 0; step < 2; step++) {
 		kill_now(&j->pid, &j->pidfd);
 		log_warnx("%s: %s: asking the guardian to %s", j->uuid, err,
 		          guardian_op_name(fallback[step]));
-		if (guard_op(cfg, fallback[step], j->uuid, j->mode, have_key,
-		             &rep, err, sizeof(err)) < 0) {
+		if (guard_op(cfg, fallback[step], j->uuid, j->mode, key != NULL,
+		             rep, err, sizeof(err)) < 0) {
 			continue;
 		}
-		j->st.health = rep.classification;
-		if (spawn_start(cfg, j->uuid, rep.state_dir,
-		                have_key ? key : NULL, &j->pid, &j->pidfd,
-		                &init_failed, err, sizeof(err)) == 0) {
+		j->st.health = rep->classification;
+		if (spawn_start(cfg, j->uuid, rep->state_dir, key, &j->pid,
+		                &j->pidfd, &init_failed, err,
+		                sizeof(err)) == 0) {
 			vm_fmt(j->st.reason, sizeof(j->st.reason),
 			       "%s after %s",
 			       step == 0 ? "state restored from backup"
 			                 : "STATE RESET (fresh TPM)",
 			       first);
-			goto ready;
+			return 0;
 		}
 	}
 	kill_now(&j->pid, &j->pidfd);
 	vm_fmt(msg, sizeof(msg), "%s; restore and reset did not help: %s",
 	       first, err);
 	fail(j, msg);
-	goto out;
-ready:
+	return -1;
+}
+
+/* swtpm runs: a fresh TPM gets its EK, then the job is READY. 0, or -1
+ * after fail() (swtpm killed). */
+static int
+start_ready(const struct launcher_cfg *cfg, struct job *j, bool have_key,
+            uint64_t t0)
+{
+	char err[REASON_LEN];
+
 	if (j->ek && j->mode == VTPM_MODE_PERSISTENT &&
 	    (j->st.health == STATE_NEW || j->st.health == STATE_RESET)) {
 		bool cert;
@@ -156,7 +162,7 @@ ready:
 		if (lek_provision(cfg, j->uuid, &cert, err, sizeof(err)) < 0) {
 			kill_now(&j->pid, &j->pidfd);
 			fail(j, err);
-			goto out;
+			return -1;
 		}
 	}
 	j->rc = 0;
@@ -175,7 +181,41 @@ ready:
 	if (j->st.reason[0]) {
 		log_warnx("%s: %s", j->uuid, j->st.reason);
 	}
-out:
+	return 0;
+}
+
+static void
+job_start(const struct launcher_cfg *cfg, struct job *j)
+{
+	struct guardian_rep rep;
+	char                why[REASON_LEN] = "", msg[REASON_LEN * 2];
+	uint8_t            *key = NULL;
+	bool                have_key = false;
+	uint64_t            t0 = now_ms();
+
+	j->pid = 0;
+	j->pidfd = -1;
+	j->child = true;
+	if (adopt_live_swtpm(cfg, j->uuid, &j->pid)) {
+		/* never two swtpm on one state (nor an emptied ephemeral
+		 * state under a running one) */
+		vm_fmt(msg, sizeof(msg),
+		       "swtpm %d still runs for this VM but was not adopted",
+		       (int) j->pid);
+		j->pid = 0;
+		fail(j, msg);
+		return;
+	}
+	if (j->mode == VTPM_MODE_PERSISTENT &&
+	    (key = secmem_alloc(KEY_LEN)) == NULL) {
+		fail(j, "no locked memory for the state key");
+		return;
+	}
+	if (start_prepare(cfg, j, key, &have_key, &rep, why, sizeof(why)) ==
+	        0 &&
+	    start_swtpm(cfg, j, &rep, have_key ? key : NULL) == 0) {
+		(void) start_ready(cfg, j, have_key, t0);
+	}
 	if (key != NULL) {
 		secmem_free(key, KEY_LEN);
 	}
