@@ -359,7 +359,7 @@ eve_launch(int i)
  * the end. -1 when a part is missing. */
 #define FULL 50
 static int
-full_path(const char *out, uint64_t *lat, long rss_sum[3])
+full_path(const char *out, bool sandboxed, uint64_t *lat, long rss_sum[3])
 {
 	static const struct topic_sub_cb nocb = {NULL, NULL, NULL};
 	struct peer_policy               pol;
@@ -375,8 +375,8 @@ full_path(const char *out, uint64_t *lat, long rss_sum[3])
 	    access("build/hwtpm.sh", X_OK) < 0) {
 		return -1;
 	}
-	snprintf(root, sizeof(root), "%s/full", tmp);
-	snprintf(hw, sizeof(hw), "%s/hwtpm", tmp);
+	snprintf(root, sizeof(root), "%s/full%s", tmp, sandboxed ? "" : "-ns");
+	snprintf(hw, sizeof(hw), "%s/hwtpm%s", tmp, sandboxed ? "" : "-ns");
 	snprintf(run, sizeof(run), "%s/run/vtpm", root);
 	mkdir_p(run, 0700);
 	/* swtpm runs as tss here: it must traverse down to <root>/run */
@@ -404,7 +404,11 @@ full_path(const char *out, uint64_t *lat, long rss_sum[3])
 		}
 	}
 	{
-		char *la[] = {l, "--root", root, "--stop-on-exit", "-q", NULL};
+		char *la[] = {l,    "--root", root, "--stop-on-exit",
+		              "-q", NULL,     NULL};
+		if (!sandboxed) {
+			la[5] = "--no-sandbox";
+		}
 		lp = spawn(la);
 		children[1] = lp;
 	}
@@ -576,8 +580,8 @@ measure_launcher(struct lrun *r, char *lbin)
 int
 main(void)
 {
-	static uint64_t    raw[LAUNCHES], eve[64], full[FULL];
-	long               full_rss[3] = {-1, -1, -1};
+	static uint64_t raw[LAUNCHES], eve[64], full[FULL], full_ns[FULL];
+	long full_rss[3] = {-1, -1, -1}, full_ns_pss[3] = {-1, -1, -1};
 	static struct lrun lr[2];
 	const char        *out = getenv("OUT") ? getenv("OUT") : "out";
 	char               lbin[256];
@@ -673,7 +677,9 @@ main(void)
 	fprintf(stderr,
 	        "launch: full path (guardian + key broker), %d launches\n",
 	        FULL);
-	int full_ok = full_path(out, full, full_rss) == 0;
+	int full_ok = full_path(out, true, full, full_rss) == 0;
+	fprintf(stderr, "launch: the same, --no-sandbox\n");
+	int full_ns_ok = full_path(out, false, full_ns, full_ns_pss) == 0;
 	remove_tree(tmp);
 
 	double s50 = pct(lr[0].lat, LAUNCHES, 0.5);
@@ -724,12 +730,24 @@ main(void)
 	} else {
 		printf(" \"full_path\":null,\n");
 	}
+	if (full_ns_ok) {
+		printf(" \"full_path_no_sandbox\":{\"launches\":%d,\"p50_ms\":%"
+		       ".2f,"
+		       "\"p99_ms\":%.2f,\"pss_kb\":{\"launcher\":%ld,"
+		       "\"guardian\":%ld,\"keybroker\":%ld}},\n",
+		       FULL, pct(full_ns, FULL, 0.5), pct(full_ns, FULL, 0.99),
+		       full_ns_pss[0], full_ns_pss[1], full_ns_pss[2]);
+	} else {
+		printf(" \"full_path_no_sandbox\":null,\n");
+	}
 	printf(" \"ratios\":{\"sandboxed_p50_vs_no_sandbox_p50\":%.2f,"
 	       "\"sandboxed_p50_vs_raw_floor\":%.2f,"
 	       "\"sandboxed_reboot_storm_vs_storm_floor\":%.2f,"
 	       "\"no_sandbox_reboot_storm_vs_storm_floor\":%.2f,"
-	       "\"eve_p50_vs_sandboxed_p50\":%.0f},\n",
-	       s50 / u50, s50 / r50, sreb / fl, ureb / fl, e50 / s50);
+	       "\"eve_p50_vs_sandboxed_p50\":%.0f,"
+	       "\"encrypted_sandboxed_p50_vs_no_sandbox_p50\":%.2f},\n",
+	       s50 / u50, s50 / r50, sreb / fl, ureb / fl, e50 / s50,
+	       full_ok && full_ns_ok ? f50 / pct(full_ns, FULL, 0.5) : -1.0);
 	printf(" \"goals\":{\"sandboxed_p50_le_1_5x_unsandboxed\":%s,"
 	       "\"encrypted_p50_le_25ms\":%s,"
 	       "\"reboot_storm_le_1_5x_floor\":%s,"
