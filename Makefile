@@ -77,7 +77,7 @@ caps_LDLIBS      := -lcap-ng
 # ---- test programs: what each uses (daemons' internals allowed) ----
 msg_test_USES        := pubsub common
 pubsub_test_USES     := pubsub common
-common_test_USES     := tpmkit common
+common_test_USES     := common
 config_test_USES     := domainmgr pubsub common
 domainmgr_test_USES  := domainmgr pubsub common
 guardian_test_USES   := guardian pubsub tpmkit common
@@ -99,6 +99,7 @@ tcti_probe_USES      := tpmkit common
 launch_USES          := pubsub tpmkit common
 pubsub_bench_USES    := pubsub common
 msg_fuzz_USES        := pubsub common
+files_fuzz_USES      := guardian keybroker keyfmt pubsub tpmkit common
 
 # ---- derived ----
 # A daemon whose folder does not exist yet simply builds nothing.

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define MSG_VERSION      1
 #define MSG_MAX          (64 * 1024) /* any single message or item */
@@ -246,6 +247,12 @@ enum key_admin_op {
 struct pcr_values {
 	uint8_t v[16][32];
 };
+/* The same object in a file, with the indexes it named: bit i of seen is
+ * set when "i" was present (a PCR value may be all zeros). */
+struct pcr_values_seen {
+	struct pcr_values values;
+	uint32_t          seen;
+};
 
 /* KeyAdmin {op, pcrs, values{...}, data}
  * announce: pcrs + values = the predicted values of the new image.
@@ -291,11 +298,16 @@ enum field_kind {
 	FK_ENUM,     /* int, wire form is one of enum_names */
 	FK_OBJECT,   /* nested struct described by sub */
 	FK_HEXBYTES, /* uint8_t[size], wire form is 2*size hex digits */
+	FK_HEXVAR,   /* uint8_t[size] and a size_t count at len_offset: min to
+	                size bytes, wire form is twice as many hex digits */
+	FK_ARRAY,    /* size / sub->size elements of sub and an int count at
+	                len_offset; at least min of them */
 };
 
 #define FF_REQUIRED   0x1 /* absent -> reject */
 #define FF_OMIT_EMPTY 0x2 /* encoder skips it when empty/zero */
 #define FF_SECRET     0x4 /* wiped from intermediate buffers */
+#define FF_NULLABLE   0x8 /* FK_OBJECT: JSON null counts as absent */
 
 struct schema;
 struct field {
@@ -308,7 +320,8 @@ struct field {
 	int64_t              def;        /* default for INT/INT32/BOOL/ENUM */
 	const char          *defstr;     /* default for STRING */
 	const char *const   *enum_names; /* FK_ENUM, NULL-terminated */
-	const struct schema *sub;        /* FK_OBJECT */
+	const struct schema *sub;        /* FK_OBJECT, FK_ARRAY element */
+	size_t               len_offset; /* FK_HEXVAR, FK_ARRAY: the count */
 };
 
 struct schema {
@@ -317,7 +330,73 @@ struct schema {
 	size_t              size; /* sizeof the struct */
 	const struct field *fields;
 	size_t              nfields;
+	/* 0, or 1 + the offset of a uint32_t in the struct where the decoder
+	 * sets bit i when fields[i] was present (an optional field whose
+	 * absence the caller must tell from a zero value) */
+	size_t seen_at;
 };
+
+/* Field table entries, for the message tables in schema.c and for the
+ * file formats the daemons decode with the same engine. */
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define FSTR(st, f, fl)                                                        \
+	{                                                                      \
+		.name = #f, .kind = FK_STRING, .offset = offsetof(st, f),      \
+		.size = sizeof(((st *) 0)->f), .flags = (fl)                   \
+	}
+#define FUUID(st, f, fl)                                                       \
+	{                                                                      \
+		.name = #f, .kind = FK_UUID, .offset = offsetof(st, f),        \
+		.size = sizeof(((st *) 0)->f), .flags = (fl)                   \
+	}
+#define FINT(st, f, fl, lo, hi)                                                \
+	{                                                                      \
+		.name = #f, .kind = FK_INT, .offset = offsetof(st, f),         \
+		.size = sizeof(int64_t), .flags = (fl), .min = (lo),           \
+		.max = (hi)                                                    \
+	}
+#define FBOOL(st, f, fl, d)                                                    \
+	{                                                                      \
+		.name = #f, .kind = FK_BOOL, .offset = offsetof(st, f),        \
+		.size = sizeof(bool), .flags = (fl), .def = (d)                \
+	}
+#define FENUM(st, f, fl, names, d)                                             \
+	{                                                                      \
+		.name = #f, .kind = FK_ENUM, .offset = offsetof(st, f),        \
+		.size = sizeof(int), .flags = (fl), .enum_names = (names),     \
+		.def = (d)                                                     \
+	}
+#define FHEX(st, f, fl)                                                        \
+	{                                                                      \
+		.name = #f, .kind = FK_HEXBYTES, .offset = offsetof(st, f),    \
+		.size = sizeof(((st *) 0)->f), .flags = (fl)                   \
+	}
+/* bytes f with their count in the size_t n, at least lo of them */
+#define FHEXVAR(st, f, n, fl, lo)                                              \
+	{                                                                      \
+		.name = #f, .kind = FK_HEXVAR, .offset = offsetof(st, f),      \
+		.size = sizeof(((st *) 0)->f), .flags = (fl), .min = (lo),     \
+		.len_offset = offsetof(st, n)                                  \
+	}
+#define FOBJ(st, f, fl, subschema)                                             \
+	{                                                                      \
+		.name = #f, .kind = FK_OBJECT, .offset = offsetof(st, f),      \
+		.size = sizeof(((st *) 0)->f), .flags = (fl),                  \
+		.sub = (subschema)                                             \
+	}
+/* the array f of elements described by subschema, their count in the int
+ * n, at least lo of them */
+#define FARRAY(st, f, n, fl, lo, subschema)                                    \
+	{                                                                      \
+		.name = #f, .kind = FK_ARRAY, .offset = offsetof(st, f),       \
+		.size = sizeof(((st *) 0)->f), .flags = (fl), .min = (lo),     \
+		.sub = (subschema), .len_offset = offsetof(st, n)              \
+	}
+#define SCHEMA(nm, ty, st, tbl)                                                \
+	{                                                                      \
+		.name = nm, .type = ty, .size = sizeof(st), .fields = tbl,     \
+		.nfields = NELEM(tbl)                                          \
+	}
 
 struct cJSON;
 
@@ -341,6 +420,21 @@ int schema_decode_prefixed(const struct schema *s, const struct cJSON *obj,
 struct cJSON *schema_encode(const struct schema *s, const void *in);
 /* Wipe FF_SECRET string values inside a cJSON tree before it is freed. */
 void schema_wipe_json(const struct schema *s, struct cJSON *obj);
+/* The {"0": 64 hex, ..., "15": 64 hex} object of struct pcr_values_seen. */
+extern const struct schema pcr_values_seen_schema;
+/* File formats through the same engine: parse len bytes of JSON and
+ * decode them with s into out; errors start with what (the file's path),
+ * then name the field. 0, or -1 with err filled and out zeroed. */
+int schema_decode_json(const char *what, const char *json, size_t len,
+                       const struct schema *s, void *out, char *err,
+                       size_t errlen);
+/* Write in as the JSON of s to path with durable_write (mode): the same
+ * table describes a file both ways. 0, or -1 with errno. */
+int schema_store_file(const char *path, const struct schema *s, const void *in,
+                      mode_t mode);
+/* Read the file at path (at most max bytes) and schema_decode_json it. */
+int schema_load_file(const char *path, size_t max, const struct schema *s,
+                     void *out, char *err, size_t errlen);
 
 /* msg.c: whole messages {type, version, ...fields} */
 /* Parse JSON text as every pubsub decoder does: a NUL anywhere (raw, or
@@ -364,11 +458,13 @@ const char *vtpm_state_name(int v);
 const char *vtpm_model_name(int v);
 const char *vtpm_mode_name(int v);
 const char *state_class_name(int v);
-const char *kb_state_name(int v);
-const char *key_status_name(int v);
-const char *guardian_op_name(int v);
-const char *key_admin_op_name(int v);
-const char *escrow_state_name(int v);
-const char *attest_op_name(int v);
+/* the wire names of enum state_class, NULL-terminated (for file schemas) */
+extern const char *const state_class_names[];
+const char              *kb_state_name(int v);
+const char              *key_status_name(int v);
+const char              *guardian_op_name(int v);
+const char              *key_admin_op_name(int v);
+const char              *escrow_state_name(int v);
+const char              *attest_op_name(int v);
 
 #endif

@@ -6,6 +6,7 @@
 #include "common.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -19,9 +20,9 @@ static const char *const vtpm_states[] = {"STARTING", "READY", "FAILED",
                                           "STOPPED", NULL};
 static const char *const models[] = {"tis", "crb", NULL};
 static const char *const modes[] = {"persistent", "ephemeral", NULL};
-static const char *const classes[] = {"new",   "normal",  "restored",
-                                      "reset", "missing", "purged",
-                                      "error", "unknown", NULL};
+const char *const        state_class_names[] = {"new",   "normal",  "restored",
+                                                "reset", "missing", "purged",
+                                                "error", "unknown", NULL};
 static const char *const kb_states[] = {"STARTING",        "READY", "NO_HW_TPM",
                                         "POLICY_MISMATCH", "ERROR", NULL};
 static const char *const key_statuses[] = {
@@ -68,7 +69,7 @@ vtpm_mode_name(int v)
 const char *
 state_class_name(int v)
 {
-	return enum_name(classes, v);
+	return enum_name(state_class_names, v);
 }
 const char *
 kb_state_name(int v)
@@ -102,45 +103,6 @@ attest_op_name(int v)
 }
 
 /* ---- field table helpers ---- */
-
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define FSTR(st, f, fl)                                                        \
-	{                                                                      \
-		.name = #f, .kind = FK_STRING, .offset = offsetof(st, f),      \
-		.size = sizeof(((st *) 0)->f), .flags = (fl)                   \
-	}
-#define FUUID(st, f, fl)                                                       \
-	{                                                                      \
-		.name = #f, .kind = FK_UUID, .offset = offsetof(st, f),        \
-		.size = sizeof(((st *) 0)->f), .flags = (fl)                   \
-	}
-#define FINT(st, f, fl, lo, hi)                                                \
-	{                                                                      \
-		.name = #f, .kind = FK_INT, .offset = offsetof(st, f),         \
-		.size = sizeof(int64_t), .flags = (fl), .min = (lo),           \
-		.max = (hi)                                                    \
-	}
-#define FBOOL(st, f, fl, d)                                                    \
-	{                                                                      \
-		.name = #f, .kind = FK_BOOL, .offset = offsetof(st, f),        \
-		.size = sizeof(bool), .flags = (fl), .def = (d)                \
-	}
-#define FENUM(st, f, fl, names, d)                                             \
-	{                                                                      \
-		.name = #f, .kind = FK_ENUM, .offset = offsetof(st, f),        \
-		.size = sizeof(int), .flags = (fl), .enum_names = (names),     \
-		.def = (d)                                                     \
-	}
-#define FHEX(st, f, fl)                                                        \
-	{                                                                      \
-		.name = #f, .kind = FK_HEXBYTES, .offset = offsetof(st, f),    \
-		.size = sizeof(((st *) 0)->f), .flags = (fl)                   \
-	}
-#define SCHEMA(nm, ty, st, tbl)                                                \
-	{                                                                      \
-		.name = nm, .type = ty, .size = sizeof(st), .fields = tbl,     \
-		.nfields = NELEM(tbl)                                          \
-	}
 
 static const struct field vtpm_spec_fields[] = {
     FBOOL(struct vtpm_spec, enabled, 0, 1),
@@ -176,14 +138,15 @@ static const struct field vtpm_status_fields[] = {
     FENUM(struct vtpm_status, mode, 0, modes, VTPM_MODE_PERSISTENT),
     FSTR(struct vtpm_status, ctrl_socket, 0),
     FINT(struct vtpm_status, pid, 0, 0, INT32_MAX),
-    FENUM(struct vtpm_status, health, 0, classes, STATE_UNKNOWN),
+    FENUM(struct vtpm_status, health, 0, state_class_names, STATE_UNKNOWN),
     FBOOL(struct vtpm_status, encrypted, 0, 0),
     FSTR(struct vtpm_status, reason, FF_OMIT_EMPTY),
 };
 
 static const struct field state_health_fields[] = {
     FUUID(struct vtpm_state_health, uuid, FF_REQUIRED),
-    FENUM(struct vtpm_state_health, classification, FF_REQUIRED, classes, 0),
+    FENUM(struct vtpm_state_health, classification, FF_REQUIRED,
+          state_class_names, 0),
     FINT(struct vtpm_state_health, generation, 0, 0, INT64_MAX),
     FINT(struct vtpm_state_health, last_backup, 0, 0, INT64_MAX),
     FSTR(struct vtpm_state_health, reason, FF_OMIT_EMPTY),
@@ -219,7 +182,8 @@ static const struct field guardian_req_fields[] = {
 static const struct field guardian_rep_fields[] = {
     FUUID(struct guardian_rep, uuid, FF_REQUIRED),
     FBOOL(struct guardian_rep, ok, FF_REQUIRED, 0),
-    FENUM(struct guardian_rep, classification, 0, classes, STATE_UNKNOWN),
+    FENUM(struct guardian_rep, classification, 0, state_class_names,
+          STATE_UNKNOWN),
     FSTR(struct guardian_rep, state_dir, 0),
     FBOOL(struct guardian_rep, encrypted, 0, 0),
     FINT(struct guardian_rep, generation, 0, 0, INT64_MAX),
@@ -238,6 +202,13 @@ static const struct field pcr_values_fields[] = {
     FPCR(12), FPCR(13), FPCR(14), FPCR(15)};
 static const struct schema pcr_values_schema =
     SCHEMA("values", MSG_NONE, struct pcr_values, pcr_values_fields);
+const struct schema pcr_values_seen_schema = {
+    .name = "values",
+    .type = MSG_NONE,
+    .size = sizeof(struct pcr_values_seen),
+    .fields = pcr_values_fields,
+    .nfields = NELEM(pcr_values_fields),
+    .seen_at = 1 + offsetof(struct pcr_values_seen, seen)};
 
 static const struct field key_admin_req_fields[] = {
     FENUM(struct key_admin_req, op, FF_REQUIRED, kops, 0),
@@ -367,21 +338,6 @@ msg_type_name(enum msg_type type)
 }
 
 /* ---- decode ---- */
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
 
 static void
 apply_defaults(const struct schema *s, void *out)
@@ -519,15 +475,91 @@ decode_hexbytes(const struct field *f, const cJSON *v, char *dst,
 		return -1;
 	}
 	h = v->valuestring;
-	for (size_t i = 0; i < f->size; i++) {
-		int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			snprintf(err, errlen, "field %s%s: not a hex digit",
-			         prefix, f->name);
+	if (hex_decode(h, 2 * f->size, (uint8_t *) dst, f->size) < 0) {
+		snprintf(err, errlen, "field %s%s: not a hex digit", prefix,
+		         f->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* FK_HEXVAR: an even number of hex digits, min to size bytes. */
+static int
+decode_hexvar(const struct field *f, const cJSON *v, void *out,
+              const char *prefix, char *err, size_t errlen)
+{
+	size_t len;
+	int    n;
+
+	if (!cJSON_IsString(v) || v->valuestring == NULL) {
+		snprintf(err, errlen, "field %s%s: expected a hex string",
+		         prefix, f->name);
+		return -1;
+	}
+	len = strlen(v->valuestring);
+	if (len > 2 * f->size || len < 2 * (size_t) f->min) {
+		snprintf(err, errlen,
+		         "field %s%s: %zu hex digits, expected %lld to %zu",
+		         prefix, f->name, len, 2 * (long long) f->min,
+		         2 * f->size);
+		return -1;
+	}
+	n = hex_decode(v->valuestring, len, (uint8_t *) out + f->offset,
+	               f->size);
+	if (n < 0) {
+		snprintf(err, errlen,
+		         "field %s%s: not an even run of hex digits", prefix,
+		         f->name);
+		return -1;
+	}
+	*(size_t *) ((char *) out + f->len_offset) = (size_t) n;
+	return 0;
+}
+
+/* FK_ARRAY: min to size / sub->size objects of sub, each with its
+ * defaults; errors name the element ("branches[1].digest"). */
+static int
+decode_array(const struct field *f, const cJSON *v, void *out,
+             const char *prefix, char *err, size_t errlen)
+{
+	size_t       max = f->size / f->sub->size;
+	int          n = 0;
+	const cJSON *e;
+
+	if (!cJSON_IsArray(v)) {
+		snprintf(err, errlen, "field %s%s: expected an array", prefix,
+		         f->name);
+		return -1;
+	}
+	if ((size_t) cJSON_GetArraySize(v) > max ||
+	    cJSON_GetArraySize(v) < f->min) {
+		snprintf(err, errlen,
+		         "field %s%s: %d elements, expected %lld to %zu",
+		         prefix, f->name, cJSON_GetArraySize(v),
+		         (long long) f->min, max);
+		return -1;
+	}
+	cJSON_ArrayForEach(e, v)
+	{
+		char  sub[80];
+		char *dst =
+		    (char *) out + f->offset + (size_t) n * f->sub->size;
+
+		snprintf(sub, sizeof(sub), "%s%s[%d].", prefix, f->name, n);
+		if (!cJSON_IsObject(e)) {
+			snprintf(err, errlen,
+			         "field %s%s[%d]: expected an object", prefix,
+			         f->name, n);
 			return -1;
 		}
-		((uint8_t *) dst)[i] = (uint8_t) (hi << 4 | lo);
+		apply_defaults(f->sub, dst);
+		if (schema_decode_prefixed(f->sub, e, dst, sub, err, errlen) <
+		    0) {
+			return -1;
+		}
+		n++;
 	}
+	*(int *) ((char *) out + f->len_offset) = n;
 	return 0;
 }
 
@@ -568,6 +600,10 @@ decode_field(const struct field *f, const cJSON *v, void *out,
 		}
 		return schema_decode_prefixed(f->sub, v, dst, sub, err, errlen);
 	}
+	case FK_HEXVAR:
+		return decode_hexvar(f, v, out, prefix, err, errlen);
+	case FK_ARRAY:
+		return decode_array(f, v, out, prefix, err, errlen);
 	}
 	snprintf(err, errlen, "field %s%s: bad schema", prefix, f->name);
 	return -1;
@@ -605,8 +641,15 @@ schema_decode_prefixed(const struct schema *s, const cJSON *obj, void *out,
 			}
 			continue;
 		}
+		if ((f->flags & FF_NULLABLE) && cJSON_IsNull(v)) {
+			continue;
+		}
 		if (decode_field(f, v, out, prefix, err, errlen) < 0) {
 			return -1;
+		}
+		if (s->seen_at != 0 && i < 32) {
+			*(uint32_t *) ((char *) out + s->seen_at - 1) |= 1u
+			                                                 << i;
 		}
 	}
 	return 0;
@@ -647,6 +690,46 @@ all_zero(const uint8_t *p, size_t n)
 		acc |= p[i];
 	}
 	return acc == 0;
+}
+
+static cJSON *
+encode_hexvar(const struct field *f, const void *in)
+{
+	size_t n = *(const size_t *) ((const char *) in + f->len_offset);
+	char  *buf;
+	cJSON *v;
+
+	if (n > f->size || (buf = malloc(2 * n + 1)) == NULL) {
+		return NULL;
+	}
+	hex_encode((const uint8_t *) in + f->offset, n, buf, 2 * n + 1);
+	v = cJSON_CreateString(buf);
+	explicit_bzero(buf, 2 * n + 1);
+	free(buf);
+	return v;
+}
+
+static cJSON *
+encode_array(const struct field *f, const void *in)
+{
+	int    n = *(const int *) ((const char *) in + f->len_offset);
+	cJSON *arr;
+
+	if (n < 0 || (size_t) n > f->size / f->sub->size ||
+	    (arr = cJSON_CreateArray()) == NULL) {
+		return NULL;
+	}
+	for (int i = 0; i < n; i++) {
+		cJSON *e = schema_encode(f->sub, (const char *) in + f->offset +
+		                                     (size_t) i * f->sub->size);
+
+		if (e == NULL) {
+			cJSON_Delete(arr);
+			return NULL;
+		}
+		cJSON_AddItemToArray(arr, e);
+	}
+	return arr;
 }
 
 cJSON *
@@ -703,26 +786,27 @@ schema_encode(const struct schema *s, const void *in)
 			    enum_name(f->enum_names, *(const int *) src));
 			break;
 		case FK_HEXBYTES: {
-			static const char hx[] = "0123456789abcdef";
-			char              buf[2 * 64 + 1];
+			char buf[2 * 64 + 1];
 
 			if (f->size > 64 ||
 			    ((f->flags & FF_OMIT_EMPTY) &&
 			     all_zero((const uint8_t *) src, f->size))) {
 				continue;
 			}
-			for (size_t j = 0; j < f->size; j++) {
-				uint8_t b = ((const uint8_t *) src)[j];
-				buf[2 * j] = hx[b >> 4];
-				buf[2 * j + 1] = hx[b & 15];
-			}
-			buf[2 * f->size] = '\0';
+			hex_encode((const uint8_t *) src, f->size, buf,
+			           sizeof(buf));
 			v = cJSON_CreateString(buf);
 			explicit_bzero(buf, sizeof(buf));
 			break;
 		}
 		case FK_OBJECT:
 			v = schema_encode(f->sub, src);
+			break;
+		case FK_HEXVAR:
+			v = encode_hexvar(f, in);
+			break;
+		case FK_ARRAY:
+			v = encode_array(f, in);
 			break;
 		}
 		if (v == NULL) {
@@ -750,9 +834,86 @@ schema_wipe_json(const struct schema *s, cJSON *obj)
 		}
 		if (f->kind == FK_OBJECT) {
 			schema_wipe_json(f->sub, v);
+		} else if (f->kind == FK_ARRAY) {
+			const cJSON *e;
+
+			cJSON_ArrayForEach(e, v)
+			{
+				schema_wipe_json(f->sub, (cJSON *) e);
+			}
 		} else if ((f->flags & FF_SECRET) && cJSON_IsString(v) &&
 		           v->valuestring != NULL) {
 			explicit_bzero(v->valuestring, strlen(v->valuestring));
 		}
 	}
+}
+
+/* ---- file formats ---- */
+
+int
+schema_decode_json(const char *what, const char *json, size_t len,
+                   const struct schema *s, void *out, char *err, size_t errlen)
+{
+	char   why[256];
+	cJSON *o = msg_json_parse(json, len, why, sizeof(why));
+	int    rc;
+
+	if (o == NULL) {
+		memset(out, 0, s->size);
+		/* "not JSON" as before; a NUL says where it is */
+		snprintf(err, errlen, "%s: %s", what,
+		         strstr(why, "NUL") != NULL ? why : "not JSON");
+		return -1;
+	}
+	rc = schema_decode(s, o, out, why, sizeof(why));
+	schema_wipe_json(s, o);
+	cJSON_Delete(o);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", what, why);
+	}
+	return rc;
+}
+
+int
+schema_load_file(const char *path, size_t max, const struct schema *s,
+                 void *out, char *err, size_t errlen)
+{
+	char  *txt = NULL;
+	size_t len;
+	int    rc;
+
+	if (read_file(path, max, &txt, &len) < 0) {
+		memset(out, 0, s->size);
+		if (errno == EFBIG) {
+			snprintf(err, errlen, "%s: larger than %zu bytes", path,
+			         max);
+		} else {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		}
+		return -1;
+	}
+	rc = schema_decode_json(path, txt, len, s, out, err, errlen);
+	explicit_bzero(txt, len);
+	free(txt);
+	return rc;
+}
+
+int
+schema_store_file(const char *path, const struct schema *s, const void *in,
+                  mode_t mode)
+{
+	cJSON *o = schema_encode(s, in);
+	char  *txt = o != NULL ? cJSON_Print(o) : NULL;
+	int    rc = -1;
+
+	if (txt == NULL) {
+		errno = ENOMEM;
+	} else {
+		rc = durable_write(path, txt, strlen(txt), mode);
+		explicit_bzero(txt, strlen(txt));
+	}
+	free(txt);
+	schema_wipe_json(s, o);
+	cJSON_Delete(o);
+	return rc;
 }

@@ -14,15 +14,21 @@
 
 /* paths.c: every daemon takes --root DIR; all its paths live under it. */
 struct paths {
-	char root[PATH_LEN];    /* "" means the real file system root */
-	char run[PATH_LEN];     /* <root>/run/vtpm: sockets, pid files */
-	char persist[PATH_LEN]; /* <root>/persist */
-	char state[PATH_LEN];   /* <root>/persist/swtpm: per-VM state dirs */
-	char vault[PATH_LEN];   /* <root>/persist/vtpm: key broker's files */
+	char root[PATH_LEN];      /* "" means the real file system root */
+	char run[PATH_LEN];       /* <root>/run/vtpm: sockets, pid files */
+	char persist[PATH_LEN];   /* <root>/persist */
+	char state[PATH_LEN];     /* <root>/persist/swtpm: per-VM state dirs */
+	char vault[PATH_LEN];     /* <root>/persist/vtpm: key broker's files */
+	char ephemeral[PATH_LEN]; /* <run>/ephemeral: ephemeral VMs' state */
 };
 int paths_init(struct paths *p, const char *root);
 /* Creates run, persist, state and vault directories (0700) when missing. */
 int paths_mkdirs(const struct paths *p);
+/* The swtpm state directory of VM uuid, the one place that names it:
+ * <state>/tpm-state-<uuid>, or <ephemeral>/tpm-state-<uuid>. 0, or -1
+ * (and a log line) when it does not fit. */
+int paths_state_dir(const struct paths *p, bool ephemeral, const char *uuid,
+                    char *dst, size_t len);
 /* snprintf into dst of dstlen; -1 (and a log line) when it does not fit. */
 int path_join(char *dst, size_t dstlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -93,5 +99,26 @@ void                         signals_catch_quit(void);
 void strfmt(char *dst, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool uuid_valid(const char *s); /* 8-4-4-4-12 hex, lower or upper */
+
+/* io.c: whole-buffer I/O that retries EINTR and short transfers. */
+/* All len bytes of buf to fd (file, pipe or socket; never SIGPIPE on a
+ * socket). 0, or -1 with errno. */
+int write_all(int fd, const void *buf, size_t len);
+/* Up to len bytes from fd, stopping early only at end of file. The count
+ * read (less than len only at end of file), or -1 with errno. */
+ssize_t read_all(int fd, void *buf, size_t len);
+
+/* hex.c: the one hex encoder and decoder. */
+/* 2n lowercase hex digits of b and a NUL into out; when outlen is short,
+ * as many whole bytes as fit (out is always terminated when outlen > 0). */
+void hex_encode(const uint8_t *b, size_t n, char *out, size_t outlen);
+/* Exactly len characters of s, all hex digits (either case; no sign, no
+ * space, no "0x"), into out of max bytes. The byte count, or -1 when len
+ * is odd, the bytes do not fit, or a character is not a hex digit. */
+int hex_decode(const char *s, size_t len, uint8_t *out, size_t max);
+/* hex_decode of all of the NUL-terminated s (NULL is an error). */
+int hex_decode_str(const char *s, uint8_t *out, size_t max);
+/* s must be exactly 2n hex digits: 0, or -1. */
+int hex_decode_exact(const char *s, uint8_t *out, size_t n);
 
 #endif

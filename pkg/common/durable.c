@@ -13,51 +13,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int
-fsync_path(const char *path)
+/* fsync what open(path, flags) finds */
+static int
+fsync_open(const char *path, int flags)
 {
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, flags | O_CLOEXEC);
 	if (fd < 0) {
 		return -1;
 	}
 	rc = fsync(fd);
 	close(fd);
 	return rc;
+}
+
+int
+fsync_path(const char *path)
+{
+	return fsync_open(path, O_RDONLY);
 }
 
 int
 fsync_dir(const char *dir)
 {
-	int fd, rc;
-
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		return -1;
-	}
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			return -1;
-		}
-		p += n;
-		len -= (size_t) n;
-	}
-	return 0;
+	return fsync_open(dir, O_RDONLY | O_DIRECTORY);
 }
 
 int
@@ -143,6 +123,7 @@ read_file(const char *path, size_t maxlen, char **out, size_t *outlen)
 	struct stat st;
 	char       *buf = NULL;
 	size_t      got = 0;
+	ssize_t     n;
 	int         fd, saved;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -160,19 +141,11 @@ read_file(const char *path, size_t maxlen, char **out, size_t *outlen)
 	if (buf == NULL) {
 		goto fail;
 	}
-	while (got < (size_t) st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t) st.st_size - got);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			goto fail;
-		}
-		if (n == 0) {
-			break; /* file shrank under us: return what is there */
-		}
-		got += (size_t) n;
+	/* a file that shrank under us: return what is there */
+	if ((n = read_all(fd, buf, (size_t) st.st_size)) < 0) {
+		goto fail;
 	}
+	got = (size_t) n;
 	buf[got] = '\0';
 	close(fd);
 	*out = buf;

@@ -48,10 +48,20 @@ paths_init(struct paths *p, const char *root)
 	    path_join(p->persist, sizeof(p->persist), "%s/persist", p->root) <
 	        0 ||
 	    path_join(p->state, sizeof(p->state), "%s/swtpm", p->persist) < 0 ||
-	    path_join(p->vault, sizeof(p->vault), "%s/vtpm", p->persist) < 0) {
+	    path_join(p->vault, sizeof(p->vault), "%s/vtpm", p->persist) < 0 ||
+	    path_join(p->ephemeral, sizeof(p->ephemeral), "%s/ephemeral",
+	              p->run) < 0) {
 		return -1;
 	}
 	return 0;
+}
+
+int
+paths_state_dir(const struct paths *p, bool ephemeral, const char *uuid,
+                char *dst, size_t len)
+{
+	return path_join(dst, len, "%s/tpm-state-%s",
+	                 ephemeral ? p->ephemeral : p->state, uuid);
 }
 
 int

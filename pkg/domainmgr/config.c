@@ -20,7 +20,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,17 +32,6 @@ struct dmcfg_entry {
 	bool             activate;
 	struct vtpm_spec vtpm;
 };
-
-/* Errors are cut at REASON_LEN; truncation is expected, not a bug. */
-void
-dm_strf(char *dst, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(dst, len, fmt, ap);
-	va_end(ap);
-}
 
 /* The vtpm sub-schema of DomainStatus: one definition of the vtpm object
  * for the wire and for the config. */
@@ -202,7 +190,7 @@ parse_entry(const struct schema *s, int index, const cJSON *obj,
 			snprintf(a->name, sizeof(a->name), "%s",
 			         n->valuestring);
 		}
-		dm_strf(a->error, sizeof(a->error), "%s: %s", label, why);
+		strfmt(a->error, sizeof(a->error), "%s: %s", label, why);
 		snprintf(a->detail, sizeof(a->detail), "%s", why);
 		return;
 	}
@@ -244,15 +232,15 @@ reject_duplicates(struct dmcfg *cfg)
 		         a->index, a->uuid, a->name[0] ? ", name \"" : "",
 		         a->name, a->name[0] ? "\"" : "");
 		if (a->valid || strstr(a->error, "duplicate") == NULL) {
-			dm_strf(
+			strfmt(
 			    a->error, sizeof(a->error),
 			    "%s: field uuid: duplicate uuid, listed %d "
 			    "times (first at app[%d]); every copy is rejected",
 			    label, count, cfg->apps[first].index);
-			dm_strf(a->detail, sizeof(a->detail),
-			        "field uuid: duplicate uuid, listed %d times "
-			        "(first at app[%d]); every copy is rejected",
-			        count, cfg->apps[first].index);
+			strfmt(a->detail, sizeof(a->detail),
+			       "field uuid: duplicate uuid, listed %d times "
+			       "(first at app[%d]); every copy is rejected",
+			       count, cfg->apps[first].index);
 		}
 		a->valid = false;
 	}

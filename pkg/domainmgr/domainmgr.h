@@ -19,10 +19,6 @@
 
 /* config.c */
 
-/* snprintf for messages that may be cut at their buffer on purpose */
-void dm_strf(char *dst, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* One app instance of the deployment config, as parsed. */
 struct dmcfg_app {
 	int              index;          /* position in the "apps" array */

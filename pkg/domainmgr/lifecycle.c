@@ -101,11 +101,10 @@ compose(const struct dm_app *a, struct domain_status *ds)
 	ds->state = a->state;
 	ds->vtpm = a->spec;
 	if (a->cfg_error[0] != '\0' && a->ever_valid) {
-		dm_strf(
-		    ds->reason, sizeof(ds->reason),
-		    "%s%sconfig entry rejected, last good settings kept: %s",
-		    a->base_reason, a->base_reason[0] ? "; " : "",
-		    a->cfg_error);
+		strfmt(ds->reason, sizeof(ds->reason),
+		       "%s%sconfig entry rejected, last good settings kept: %s",
+		       a->base_reason, a->base_reason[0] ? "; " : "",
+		       a->cfg_error);
 	} else {
 		snprintf(ds->reason, sizeof(ds->reason), "%s", a->base_reason);
 	}

@@ -22,7 +22,6 @@
 int
 escrow_unhex(const char *s, uint8_t *out, size_t max, size_t *n)
 {
-	char   hex[2 * ESCROW_WRAP_MAX + 1]; /* the largest thing we read */
 	size_t len = strlen(s);
 	int    got;
 
@@ -30,13 +29,7 @@ escrow_unhex(const char *s, uint8_t *out, size_t max, size_t *n)
 	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' ')) {
 		len--;
 	}
-
-	if (len > 2 * max || len >= sizeof(hex)) {
-		return -1;
-	}
-	memcpy(hex, s, len);
-	hex[len] = '\0';
-	if ((got = tek_unhex(hex, out, max)) < 0) {
+	if ((got = hex_decode(s, len, out, max)) < 0) {
 		return -1;
 	}
 	*n = (size_t) got;
@@ -56,7 +49,7 @@ escrow_fingerprint(EVP_PKEY *k, char fp[65])
 		return -1;
 	}
 	OPENSSL_free(der);
-	tek_hex(md, 32, fp, 65);
+	hex_encode(md, 32, fp, 65);
 	return 0;
 }
 
@@ -154,30 +147,47 @@ escrow_master_id(const uint8_t *master, char id[65])
 	                    sizeof(info) - 1, out, sizeof(out)) < 0) {
 		return -1;
 	}
-	tek_hex(out, sizeof(out), id, 65);
+	hex_encode(out, sizeof(out), id, 65);
 	return 0;
 }
+
+/* The escrow record as written by escrow_file_store. */
+struct escrow_rec {
+	int64_t version;
+	int     alg;
+	uint8_t controller_key[32];
+	uint8_t master_id[32];
+	uint8_t wrapped[ESCROW_WRAP_MAX];
+	size_t  wlen;
+};
+
+static const char *const escrow_algs[] = {"RSA-OAEP-SHA256", NULL};
+
+static const struct field escrow_rec_fields[] = {
+    FINT(struct escrow_rec, version, FF_REQUIRED, 1, 1),
+    FENUM(struct escrow_rec, alg, FF_REQUIRED, escrow_algs, 0),
+    FHEX(struct escrow_rec, controller_key, FF_REQUIRED),
+    FHEX(struct escrow_rec, master_id, FF_REQUIRED),
+    FHEXVAR(struct escrow_rec, wrapped, wlen, FF_REQUIRED, 1),
+};
+static const struct schema escrow_rec_schema =
+    SCHEMA("escrow record", MSG_NONE, struct escrow_rec, escrow_rec_fields);
 
 int
 escrow_file_store(const char *path, const struct escrow_file *f)
 {
-	char   hex[2 * ESCROW_WRAP_MAX + 1], *txt;
-	cJSON *o = cJSON_CreateObject();
-	int    rc = -1;
+	struct escrow_rec r = {.version = 1, .alg = 0, .wlen = f->wlen};
+	int               rc = -1;
 
-	tek_hex(f->wrapped, f->wlen, hex, 2 * f->wlen + 1);
-	if (o == NULL || !cJSON_AddNumberToObject(o, "version", 1) ||
-	    !cJSON_AddStringToObject(o, "alg", "RSA-OAEP-SHA256") ||
-	    !cJSON_AddStringToObject(o, "controller_key", f->key_fp) ||
-	    !cJSON_AddStringToObject(o, "master_id", f->master_id) ||
-	    !cJSON_AddStringToObject(o, "wrapped", hex) ||
-	    (txt = cJSON_Print(o)) == NULL) {
-		cJSON_Delete(o);
-		return -1;
+	if (f->wlen <= sizeof(r.wrapped) &&
+	    hex_decode_exact(f->key_fp, r.controller_key,
+	                     sizeof(r.controller_key)) == 0 &&
+	    hex_decode_exact(f->master_id, r.master_id, sizeof(r.master_id)) ==
+	        0) {
+		memcpy(r.wrapped, f->wrapped, f->wlen);
+		rc = schema_store_file(path, &escrow_rec_schema, &r, 0600);
 	}
-	rc = durable_write(path, txt, strlen(txt), 0600);
-	free(txt);
-	cJSON_Delete(o);
+	explicit_bzero(&r, sizeof(r));
 	return rc;
 }
 
@@ -185,34 +195,19 @@ int
 escrow_file_load(const char *path, struct escrow_file *f, char *err,
                  size_t errlen)
 {
-	char        *txt = NULL;
-	size_t       len;
-	cJSON       *o;
-	const cJSON *fp, *id, *w;
-	int          rc = -1;
+	struct escrow_rec r;
 
 	memset(f, 0, sizeof(*f));
-	if (read_file(path, 16384, &txt, &len) < 0) {
-		strfmt(err, errlen, "%s: %s", path, strerror(errno));
+	if (schema_load_file(path, 16384, &escrow_rec_schema, &r, err, errlen) <
+	    0) {
 		return -1;
 	}
-	o = cJSON_ParseWithLength(txt, len);
-	fp = cJSON_GetObjectItemCaseSensitive(o, "controller_key");
-	id = cJSON_GetObjectItemCaseSensitive(o, "master_id");
-	w = cJSON_GetObjectItemCaseSensitive(o, "wrapped");
-	if (!cJSON_IsString(fp) || strlen(fp->valuestring) != 64 ||
-	    !cJSON_IsString(id) || strlen(id->valuestring) != 64 ||
-	    !cJSON_IsString(w) ||
-	    escrow_unhex(w->valuestring, f->wrapped, sizeof(f->wrapped),
-	                 &f->wlen) < 0) {
-		strfmt(err, errlen, "%s: not an escrow record", path);
-		goto out;
-	}
-	memcpy(f->key_fp, fp->valuestring, 65);
-	memcpy(f->master_id, id->valuestring, 65);
-	rc = 0;
-out:
-	cJSON_Delete(o);
-	free(txt);
-	return rc;
+	hex_encode(r.controller_key, sizeof(r.controller_key), f->key_fp,
+	           sizeof(f->key_fp));
+	hex_encode(r.master_id, sizeof(r.master_id), f->master_id,
+	           sizeof(f->master_id));
+	memcpy(f->wrapped, r.wrapped, r.wlen);
+	f->wlen = r.wlen;
+	explicit_bzero(&r, sizeof(r));
+	return 0;
 }

@@ -3,6 +3,7 @@
  * agent's prediction file.
  */
 #include "keyfmt.h"
+#include "common.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -107,33 +108,51 @@ pcrset_format(uint32_t mask, char *buf, size_t len)
 	}
 }
 
-static int
-hexnib(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
+/* A prediction file: [{bank, index, value}, ...] or {"predicted": [...]} */
+struct prediction_entry {
+	int     bank;
+	int64_t index;
+	uint8_t value[32];
+};
+struct prediction_file {
+	struct prediction_entry predicted[SEAL_PCR_MAX];
+	int                     n;
+};
 
+static const char *const prediction_banks[] = {"sha256", NULL};
+
+static const struct field prediction_entry_fields[] = {
+    FENUM(struct prediction_entry, bank, FF_REQUIRED, prediction_banks, 0),
+    FINT(struct prediction_entry, index, FF_REQUIRED, 0, SEAL_PCR_MAX - 1),
+    FHEX(struct prediction_entry, value, FF_REQUIRED),
+};
+static const struct schema prediction_entry_schema =
+    SCHEMA("predicted value", MSG_NONE, struct prediction_entry,
+           prediction_entry_fields);
+static const struct field prediction_fields[] = {
+    FARRAY(struct prediction_file, predicted, n, FF_REQUIRED, 1,
+           &prediction_entry_schema),
+};
+static const struct schema prediction_schema =
+    SCHEMA("prediction", MSG_NONE, struct prediction_file, prediction_fields);
+
+/* The values of a decoded prediction; -1 when a PCR is named twice. */
 static int
-unhex32(const char *s, uint8_t *out)
+prediction_values(const struct prediction_file *f, struct pcr_values *out,
+                  uint32_t *named, char *err, size_t errlen)
 {
-	if (s == NULL || strlen(s) != 64) {
-		return -1;
-	}
-	for (int i = 0; i < 32; i++) {
-		int hi = hexnib(s[2 * i]), lo = hexnib(s[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
+	for (int k = 0; k < f->n; k++) {
+		int i = (int) f->predicted[k].index;
+
+		if (*named & (1u << i)) {
+			snprintf(
+			    err, errlen,
+			    "field predicted[%d].index: PCR %d given twice", k,
+			    i);
 			return -1;
 		}
-		out[i] = (uint8_t) (hi << 4 | lo);
+		memcpy(out->v[i], f->predicted[k].value, 32);
+		*named |= 1u << i;
 	}
 	return 0;
 }
@@ -142,70 +161,36 @@ int
 pcrset_parse_prediction(const char *json, size_t len, struct pcr_values *out,
                         uint32_t *named, char *err, size_t errlen)
 {
-	cJSON       *o = cJSON_ParseWithLength(json, len);
-	const cJSON *arr, *e;
-	int          k = 0, rc = -1;
+	char                    why[256];
+	cJSON                  *o = msg_json_parse(json, len, why, sizeof(why));
+	cJSON                  *w = NULL;
+	struct prediction_file *f = calloc(1, sizeof(*f));
+	int                     rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	*named = 0;
-	if (o == NULL) {
-		snprintf(err, errlen, "not JSON");
-		return -1;
+	if (o == NULL || f == NULL) {
+		/* "not JSON"; a NUL says where it is */
+		snprintf(err, errlen, "%s",
+		         f == NULL                    ? "out of memory"
+		         : strstr(why, "NUL") != NULL ? why
+		                                      : "not JSON");
+	} else if (cJSON_IsArray(o) &&
+	           ((w = cJSON_CreateObject()) == NULL ||
+	            !cJSON_AddItemReferenceToObject(w, "predicted", o))) {
+		/* the bare array is the "predicted" member of an object */
+		snprintf(err, errlen, "out of memory");
+	} else if (schema_decode(&prediction_schema, w != NULL ? w : o, f, err,
+	                         errlen) == 0 &&
+	           prediction_values(f, out, named, err, errlen) == 0) {
+		rc = 0;
 	}
-	arr = cJSON_IsArray(o)
-	          ? o
-	          : cJSON_GetObjectItemCaseSensitive(o, "predicted");
-	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1) {
-		snprintf(err, errlen,
-		         "expected a non-empty array of {bank, index, value} "
-		         "(or {\"predicted\": [...]})");
-		goto out;
+	if (rc < 0) {
+		memset(out, 0, sizeof(*out));
+		*named = 0;
 	}
-	cJSON_ArrayForEach(e, arr)
-	{
-		const cJSON *bank = cJSON_GetObjectItemCaseSensitive(e, "bank");
-		const cJSON *idx = cJSON_GetObjectItemCaseSensitive(e, "index");
-		const cJSON *val = cJSON_GetObjectItemCaseSensitive(e, "value");
-		int          i;
-
-		if (!cJSON_IsObject(e)) {
-			snprintf(err, errlen, "entry %d: not an object", k);
-			goto out;
-		}
-		if (!cJSON_IsString(bank) ||
-		    strcmp(bank->valuestring, "sha256") != 0) {
-			snprintf(err, errlen,
-			         "entry %d: bank must be \"sha256\" (the vault "
-			         "bank)",
-			         k);
-			goto out;
-		}
-		if (!cJSON_IsNumber(idx) || idx->valuedouble < 0 ||
-		    idx->valuedouble > 15 ||
-		    idx->valuedouble != (double) (int) idx->valuedouble) {
-			snprintf(err, errlen, "entry %d: index must be 0-15",
-			         k);
-			goto out;
-		}
-		i = (int) idx->valuedouble;
-		if (*named & (1u << i)) {
-			snprintf(err, errlen, "entry %d: PCR %d given twice", k,
-			         i);
-			goto out;
-		}
-		if (!cJSON_IsString(val) ||
-		    unhex32(val->valuestring, out->v[i]) < 0) {
-			snprintf(err, errlen,
-			         "entry %d (PCR %d): value must be 64 hex "
-			         "digits (sha256)",
-			         k, i);
-			goto out;
-		}
-		*named |= 1u << i;
-		k++;
-	}
-	rc = 0;
-out:
+	free(f);
+	cJSON_Delete(w);
 	cJSON_Delete(o);
 	return rc;
 }

@@ -39,7 +39,7 @@ fail_rc(char *err, size_t errlen, const char *what, TSS2_RC rc)
 {
 	char b[128];
 
-	strfmt(err, errlen, "%s: %s", what, tpm_rc_str(rc, b, sizeof(b)));
+	strfmt(err, errlen, "%s: %s", what, tek_rc_str(rc, b, sizeof(b)));
 	return -1;
 }
 
@@ -215,8 +215,8 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 		strfmt(err, errlen, "AK: cannot compute its name");
 		return -1;
 	}
-	tek_hex(a->ak_name.name, a->ak_name.size, a->device_id,
-	        sizeof(a->device_id));
+	hex_encode(a->ak_name.name, a->ak_name.size, a->device_id,
+	           sizeof(a->device_id));
 	a->ready = true;
 	log_info("attestation: EK 0x%x %s, AK 0x%x %s, device id %s (%llu "
 	         "ms)",
@@ -349,7 +349,7 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 	int                    n, ret = -1;
 
 	(void) a;
-	n = tek_unhex(req->credential_blob, buf, sizeof(buf));
+	n = hex_decode_str(req->credential_blob, buf, sizeof(buf));
 	if (n <= 0 || Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, (size_t) n, &off,
 	                                                &blob) != 0) {
 		strfmt(err, errlen,
@@ -357,7 +357,7 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 		return -1;
 	}
 	off = 0;
-	n = tek_unhex(req->secret, buf, sizeof(buf));
+	n = hex_decode_str(req->secret, buf, sizeof(buf));
 	if (n <= 0 || Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(
 	                  buf, (size_t) n, &off, &sec) != 0) {
 		strfmt(err, errlen,
@@ -379,8 +379,8 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 		        rc);
 		goto out;
 	}
-	tek_hex(info->buffer, info->size, rep->credential,
-	        sizeof(rep->credential));
+	hex_encode(info->buffer, info->size, rep->credential,
+	           sizeof(rep->credential));
 	ret = 0;
 out:
 	Esys_Free(info);

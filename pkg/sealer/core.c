@@ -199,7 +199,7 @@ broker_unseal(struct broker *b, struct broker_round *r)
 	}
 	r->status = KEY_ERROR;
 	strfmt(r->reason, sizeof(r->reason), "%s",
-	       err[0] ? err : tpm_rc_str(rc, rcs, sizeof(rcs)));
+	       err[0] ? err : tek_rc_str(rc, rcs, sizeof(rcs)));
 out:
 	pthread_mutex_unlock(&b->tpm_mu);
 }

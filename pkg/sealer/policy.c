@@ -46,7 +46,7 @@ seal_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][32], TSS2_RC *rc,
 		                        ESYS_TR_NONE, &sel, &upd, &out, &vals));
 		if (*rc != TSS2_RC_SUCCESS) {
 			snprintf(err, errlen, "PCR_Read sha256: %s",
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+			         tek_rc_str(*rc, rcs, sizeof(rcs)));
 			return -1;
 		}
 		got = 0;
@@ -122,7 +122,7 @@ seal_branch_digest(struct tpm *t, struct seal_branch *br, TSS2_RC *rc,
 	                   &sym, TPM2_ALG_SHA256, &sess));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "StartAuthSession (trial): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	TPM_RETRY(*rc, Esys_PolicyPCR(t->ectx, sess, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -135,7 +135,7 @@ seal_branch_digest(struct tpm *t, struct seal_branch *br, TSS2_RC *rc,
 	tpm_flush(t, &sess);
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "PolicyPCR (trial): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	br->digest = *dig;
@@ -174,7 +174,7 @@ seal_or_digest(struct tpm *t, const struct seal_blob *b, TPM2B_DIGEST *out,
 	tpm_flush(t, &sess);
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "PolicyOR (trial): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	*out = *dig;

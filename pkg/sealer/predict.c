@@ -9,7 +9,6 @@
 #include "common.h"
 #include "log.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -100,57 +99,44 @@ update_decide(bool pending, int match, struct update_state *st,
 	return st->boots_seen >= pending_boots ? UPD_DROP : UPD_KEEP;
 }
 
+/* update.json as update_state_store writes it */
+struct update_file {
+	int64_t version, boots_seen, last_reset, announced;
+};
+
+static const struct field update_file_fields[] = {
+    FINT(struct update_file, version, FF_REQUIRED, 1, 1),
+    FINT(struct update_file, boots_seen, FF_REQUIRED, 0, INT64_MAX),
+    FINT(struct update_file, last_reset, FF_REQUIRED, 0, UINT32_MAX),
+    FINT(struct update_file, announced, FF_REQUIRED, 0, INT64_MAX),
+};
+static const struct schema update_file_schema =
+    SCHEMA("update state", MSG_NONE, struct update_file, update_file_fields);
+
 int
 update_state_load(const char *path, struct update_state *st, char *err,
                   size_t errlen)
 {
-	char        *txt = NULL;
-	size_t       len;
-	cJSON       *o;
-	const cJSON *v;
-	int          rc = -1;
+	struct update_file f;
 
 	memset(st, 0, sizeof(*st));
-	if (read_file(path, 4096, &txt, &len) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (schema_load_file(path, 4096, &update_file_schema, &f, err, errlen) <
+	    0) {
 		return -1;
 	}
-	if ((o = cJSON_ParseWithLength(txt, len)) == NULL) {
-		snprintf(err, errlen, "%s: not JSON", path);
-		goto out;
-	}
-	if (cJSON_IsNumber(
-	        v = cJSON_GetObjectItemCaseSensitive(o, "boots_seen"))) {
-		st->boots_seen = (int64_t) v->valuedouble;
-	}
-	if (cJSON_IsNumber(
-	        v = cJSON_GetObjectItemCaseSensitive(o, "last_reset"))) {
-		st->last_reset = (uint32_t) v->valuedouble;
-	}
-	if (cJSON_IsNumber(
-	        v = cJSON_GetObjectItemCaseSensitive(o, "announced"))) {
-		st->announced = (int64_t) v->valuedouble;
-	}
-	rc = 0;
-	cJSON_Delete(o);
-out:
-	free(txt);
-	return rc;
+	st->boots_seen = f.boots_seen;
+	st->last_reset = (uint32_t) f.last_reset;
+	st->announced = f.announced;
+	return 0;
 }
 
 int
 update_state_store(const char *path, const struct update_state *st)
 {
-	char buf[256];
-	int  n;
+	struct update_file f = {.version = 1,
+	                        .boots_seen = st->boots_seen,
+	                        .last_reset = st->last_reset,
+	                        .announced = st->announced};
 
-	n = snprintf(buf, sizeof(buf),
-	             "{\n\t\"version\": 1,\n\t\"boots_seen\": %lld,\n"
-	             "\t\"last_reset\": %u,\n\t\"announced\": %lld\n}\n",
-	             (long long) st->boots_seen, st->last_reset,
-	             (long long) st->announced);
-	if (n < 0 || (size_t) n >= sizeof(buf)) {
-		return -1;
-	}
-	return durable_write(path, buf, (size_t) n, 0600);
+	return schema_store_file(path, &update_file_schema, &f, 0600);
 }

@@ -68,7 +68,7 @@ start_session(struct tpm *t, TPM2_SE type, TPMA_SESSION attrs, bool plain,
 	                   &sym, TPM2_ALG_SHA256, s));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "StartAuthSession (salted by SRK): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		*s = ESYS_TR_NONE;
 		return -1;
 	}
@@ -76,7 +76,7 @@ start_session(struct tpm *t, TPM2_SE type, TPMA_SESSION attrs, bool plain,
 	    t->ectx, *s, TPMA_SESSION_CONTINUESESSION | attrs, 0xff);
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "TRSess_SetAttributes: %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		tpm_flush(t, s);
 		return -1;
 	}
@@ -161,7 +161,7 @@ seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
 	burn_stack();
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "Create (sealed master under SRK): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	b->pub = *opub;
@@ -192,7 +192,7 @@ policy_now(struct tpm *t, ESYS_TR sess, const struct seal_blob *b, TSS2_RC *rc,
 	                              ESYS_TR_NONE, &empty, &sel));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "PolicyPCR: %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return ret;
 	}
 	if (b->nbranches > 1) {
@@ -208,7 +208,7 @@ policy_now(struct tpm *t, ESYS_TR sess, const struct seal_blob *b, TSS2_RC *rc,
 		if (*rc != TSS2_RC_SUCCESS) {
 			snprintf(err, errlen, "PolicyOR over %d branches: %s",
 			         b->nbranches,
-			         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+			         tek_rc_str(*rc, rcs, sizeof(rcs)));
 			if ((*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER) {
 				ret = -2; /* the PCRs match no branch */
 			}
@@ -236,7 +236,7 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(
 		    err, errlen, "Load sealed master under SRK 0x%x: %s%s",
-		    SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)),
+		    SEAL_SRK_HANDLE, tek_rc_str(*rc, rcs, sizeof(rcs)),
 		    (*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER
 		        ? " (TPM cleared, or not the TPM it was sealed on?)"
 		        : "");
@@ -255,7 +255,7 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 	                           ESYS_TR_NONE, &out));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "Unseal: %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		if (tpm_rc_is_policy(*rc)) {
 			ret = -2;
 		}
@@ -299,19 +299,6 @@ seal_unseal_plain(struct tpm *t, const struct seal_blob *b, uint8_t *master,
 
 /* ---- file ---- */
 
-/* tek_unhex with the length in an out-parameter, as the parser wants it */
-static int
-unhex(const char *s, uint8_t *dst, size_t max, size_t *n)
-{
-	int len = tek_unhex(s, dst, max);
-
-	if (len < 0) {
-		return -1;
-	}
-	*n = (size_t) len;
-	return 0;
-}
-
 static int
 add_hex(cJSON *o, const char *name, const uint8_t *p, size_t n)
 {
@@ -321,7 +308,7 @@ add_hex(cJSON *o, const char *name, const uint8_t *p, size_t n)
 	if (h == NULL) {
 		return -1;
 	}
-	tek_hex(p, n, h, 2 * n + 1);
+	hex_encode(p, n, h, 2 * n + 1);
 	rc = cJSON_AddStringToObject(o, name, h) ? 0 : -1;
 	free(h);
 	return rc;
@@ -399,124 +386,145 @@ out:
 	return rc;
 }
 
-static const char *
-jstr(const cJSON *o, const char *name)
+/* The file as written: what the schema engine decodes, before the TPM
+ * structures are unmarshalled from it. */
+struct blob_file_branch {
+	char                   pcrs[PCRS_LEN];
+	struct pcr_values_seen values;
+	uint8_t                digest[sizeof(TPMU_HA)];
+	size_t                 digest_len;
+};
+struct blob_file {
+	int64_t                 version;
+	int                     srk;
+	int                     bank;
+	char                    pcrs[PCRS_LEN];
+	struct blob_file_branch branches[SEAL_BRANCHES_MAX];
+	int                     nbranches;
+	uint8_t                 auth_policy[sizeof(TPMU_HA)];
+	size_t                  auth_policy_len;
+	uint8_t public[SEAL_BLOB_MAX];
+	size_t public_len;
+	uint8_t private[SEAL_BLOB_MAX];
+	size_t private_len;
+};
+
+static const char *const banks[] = {"sha256", NULL};
+static const char *const srks[] = {"0x81000001", NULL}; /* SEAL_SRK_HANDLE */
+
+static const struct field blob_branch_fields[] = {
+    FSTR(struct blob_file_branch, pcrs, FF_REQUIRED),
+    {.name = "values",
+     .kind = FK_OBJECT,
+     .offset = offsetof(struct blob_file_branch, values),
+     .size = sizeof(struct pcr_values_seen),
+     .flags = FF_REQUIRED,
+     .sub = &pcr_values_seen_schema},
+    FHEXVAR(struct blob_file_branch, digest, digest_len, FF_REQUIRED, 1),
+};
+static const struct schema blob_branch_schema =
+    SCHEMA("branch", MSG_NONE, struct blob_file_branch, blob_branch_fields);
+
+static const struct field blob_fields[] = {
+    FINT(struct blob_file, version, FF_REQUIRED, 1, 1),
+    FENUM(struct blob_file, srk, FF_REQUIRED, srks, 0),
+    FENUM(struct blob_file, bank, FF_REQUIRED, banks, 0),
+    FSTR(struct blob_file, pcrs, FF_REQUIRED),
+    FARRAY(struct blob_file, branches, nbranches, FF_REQUIRED, 1,
+           &blob_branch_schema),
+    FHEXVAR(struct blob_file, auth_policy, auth_policy_len, FF_REQUIRED, 1),
+    FHEXVAR(struct blob_file, public, public_len, FF_REQUIRED, 1),
+    FHEXVAR(struct blob_file, private, private_len, FF_REQUIRED, 1),
+};
+static const struct schema blob_schema =
+    SCHEMA("sealed blob", MSG_NONE, struct blob_file, blob_fields);
+
+/* What the schema cannot say: PCR sets, a value for every PCR a branch
+ * names, TPM structures that unmarshal whole, the policy they carry. */
+static int
+blob_from_file(const char *path, const struct blob_file *f, struct seal_blob *b,
+               char *err, size_t errlen)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	char   perr[REASON_LEN];
+	size_t off = 0;
 
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-int
-seal_blob_load(const char *path, struct seal_blob *b, char *err, size_t errlen)
-{
-	char        *txt = NULL;
-	size_t       len, n, off;
-	cJSON       *o = NULL;
-	const cJSON *arr, *br;
-	const char  *s;
-	uint8_t      buf[SEAL_BLOB_MAX];
-	char         perr[REASON_LEN];
-	int          rc = -1;
-
-	memset(b, 0, sizeof(*b));
-	if (read_file(path, SEAL_FILE_MAX, &txt, &len) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (pcrset_parse(f->pcrs, &b->mask, perr, sizeof(perr)) < 0) {
+		snprintf(err, errlen, "%s: field pcrs: %s", path, perr);
 		return -1;
 	}
-	if ((o = cJSON_ParseWithLength(txt, len)) == NULL) {
-		snprintf(err, errlen, "%s: not JSON", path);
-		goto out;
-	}
-	if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "version")) ||
-	    cJSON_GetObjectItemCaseSensitive(o, "version")->valuedouble != 1) {
-		snprintf(err, errlen, "%s: unsupported version", path);
-		goto out;
-	}
-	if ((s = jstr(o, "bank")) == NULL || strcmp(s, "sha256") != 0) {
-		snprintf(err, errlen, "%s: bank is not sha256", path);
-		goto out;
-	}
-	if ((s = jstr(o, "pcrs")) == NULL ||
-	    pcrset_parse(s, &b->mask, perr, sizeof(perr)) < 0) {
-		snprintf(err, errlen, "%s: pcrs: %s", path,
-		         s ? perr : "missing");
-		goto out;
-	}
-	arr = cJSON_GetObjectItemCaseSensitive(o, "branches");
-	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1 ||
-	    cJSON_GetArraySize(arr) > SEAL_BRANCHES_MAX) {
-		snprintf(err, errlen, "%s: branches: expected 1 or %d", path,
-		         SEAL_BRANCHES_MAX);
-		goto out;
-	}
-	cJSON_ArrayForEach(br, arr)
-	{
-		struct seal_branch *sb = &b->branch[b->nbranches];
-		const cJSON        *vals =
-		    cJSON_GetObjectItemCaseSensitive(br, "values");
+	for (int k = 0; k < f->nbranches; k++) {
+		const struct blob_file_branch *fb = &f->branches[k];
+		struct seal_branch            *sb = &b->branch[k];
 
-		if ((s = jstr(br, "pcrs")) == NULL ||
-		    pcrset_parse(s, &sb->mask, perr, sizeof(perr)) < 0 ||
-		    !cJSON_IsObject(vals) || (s = jstr(br, "digest")) == NULL ||
-		    unhex(s, sb->digest.buffer, sizeof(sb->digest.buffer), &n) <
-		        0) {
-			snprintf(err, errlen, "%s: branch %d is malformed",
-			         path, b->nbranches);
-			goto out;
+		if (pcrset_parse(fb->pcrs, &sb->mask, perr, sizeof(perr)) < 0) {
+			snprintf(err, errlen, "%s: field branches[%d].pcrs: %s",
+			         path, k, perr);
+			return -1;
 		}
-		sb->digest.size = (UINT16) n;
 		for (int i = 0; i < SEAL_PCR_MAX; i++) {
-			char idx[4];
-			if (!(sb->mask & (1u << i))) {
-				continue;
-			}
-			snprintf(idx, sizeof(idx), "%d", i);
-			if ((s = jstr(vals, idx)) == NULL ||
-			    unhex(s, sb->values[i], 32, &n) < 0 || n != 32) {
+			if ((sb->mask & (1u << i)) &&
+			    !(fb->values.seen & (1u << i))) {
 				snprintf(
 				    err, errlen,
-				    "%s: branch %d: value of PCR %d missing",
-				    path, b->nbranches, i);
-				goto out;
+				    "%s: field branches[%d].values: value of "
+				    "PCR %d missing",
+				    path, k, i);
+				return -1;
 			}
 		}
-		b->nbranches++;
+		memcpy(sb->values, fb->values.values.v, sizeof(sb->values));
+		memcpy(sb->digest.buffer, fb->digest, fb->digest_len);
+		sb->digest.size = (UINT16) fb->digest_len;
 	}
-	if ((s = jstr(o, "auth_policy")) == NULL ||
-	    unhex(s, b->auth_policy.buffer, sizeof(b->auth_policy.buffer), &n) <
-	        0) {
-		snprintf(err, errlen, "%s: auth_policy is malformed", path);
-		goto out;
-	}
-	b->auth_policy.size = (UINT16) n;
-	off = 0;
-	if ((s = jstr(o, "public")) == NULL ||
-	    unhex(s, buf, sizeof(buf), &n) < 0 ||
-	    Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, n, &off, &b->pub) !=
-	        TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "%s: public is malformed", path);
-		goto out;
+	b->nbranches = f->nbranches;
+	memcpy(b->auth_policy.buffer, f->auth_policy, f->auth_policy_len);
+	b->auth_policy.size = (UINT16) f->auth_policy_len;
+	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(f->public, f->public_len, &off,
+	                                   &b->pub) != TSS2_RC_SUCCESS ||
+	    off != f->public_len) {
+		snprintf(err, errlen, "%s: field public: not a TPM2B_PUBLIC",
+		         path);
+		return -1;
 	}
 	off = 0;
-	if ((s = jstr(o, "private")) == NULL ||
-	    unhex(s, buf, sizeof(buf), &n) < 0 ||
-	    Tss2_MU_TPM2B_PRIVATE_Unmarshal(buf, n, &off, &b->priv) !=
-	        TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "%s: private is malformed", path);
-		goto out;
+	if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(f->private, f->private_len, &off,
+	                                    &b->priv) != TSS2_RC_SUCCESS ||
+	    off != f->private_len) {
+		snprintf(err, errlen, "%s: field private: not a TPM2B_PRIVATE",
+		         path);
+		return -1;
 	}
 	if (b->pub.publicArea.authPolicy.size != b->auth_policy.size ||
 	    memcmp(b->pub.publicArea.authPolicy.buffer, b->auth_policy.buffer,
 	           b->auth_policy.size) != 0) {
 		snprintf(err, errlen,
-		         "%s: auth_policy does not match the sealed object's",
+		         "%s: field auth_policy: does not match the sealed "
+		         "object's",
 		         path);
-		goto out;
+		return -1;
 	}
-	rc = 0;
-out:
-	cJSON_Delete(o);
-	free(txt);
+	return 0;
+}
+
+int
+seal_blob_load(const char *path, struct seal_blob *b, char *err, size_t errlen)
+{
+	struct blob_file *f = calloc(1, sizeof(*f));
+	int               rc = -1;
+
+	memset(b, 0, sizeof(*b));
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	if (schema_load_file(path, SEAL_FILE_MAX, &blob_schema, f, err,
+	                     errlen) == 0 &&
+	    blob_from_file(path, f, b, err, errlen) == 0) {
+		rc = 0;
+	}
+	if (rc < 0) {
+		memset(b, 0, sizeof(*b));
+	}
+	free(f);
 	return rc;
 }

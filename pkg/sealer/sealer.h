@@ -26,6 +26,7 @@
 #include "common.h"
 #include "keyfmt.h"
 #include "msg.h"
+#include "tpm_ek.h" /* tek_rc_str: TPM return codes as text */
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -74,8 +75,6 @@ bool tpm_rc_retryable(TSS2_RC rc);
 bool tpm_rc_is_io(TSS2_RC rc);
 /* Sleeps 5, 10, 20 ... ms for attempt n; -1 when attempts are used up. */
 int tpm_backoff(unsigned attempt);
-/* "0x%x (decoded text)" into buf; returns buf. */
-const char *tpm_rc_str(TSS2_RC rc, char *buf, size_t len);
 /* Flush a transient object or session and set *h to ESYS_TR_NONE. */
 void tpm_flush(struct tpm *t, ESYS_TR *h);
 /* TPM2_RC_POLICY_FAIL and friends: the PCR policy did not hold. */

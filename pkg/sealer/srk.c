@@ -101,7 +101,7 @@ srk_check(struct tpm *t, ESYS_TR h, TSS2_RC *rc, char *err, size_t errlen)
 	                               ESYS_TR_NONE, &pub, &name, &qname));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "SRK 0x%x: ReadPublic: %s",
-		         SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         SEAL_SRK_HANDLE, tek_rc_str(*rc, rcs, sizeof(rcs)));
 		goto out;
 	}
 	if ((why = srk_mismatch(&pub->publicArea)) != NULL) {
@@ -143,7 +143,7 @@ srk_create(struct tpm *t, ESYS_TR *h, TSS2_RC *rc, char *err, size_t errlen)
 	                                  &chash, &ticket));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "SRK: CreatePrimary (owner): %s",
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		goto out;
 	}
 	TPM_RETRY(*rc, Esys_EvictControl(t->ectx, ESYS_TR_RH_OWNER, prim,
@@ -151,7 +151,7 @@ srk_create(struct tpm *t, ESYS_TR *h, TSS2_RC *rc, char *err, size_t errlen)
 	                                 ESYS_TR_NONE, SEAL_SRK_HANDLE, h));
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "SRK: EvictControl to 0x%x: %s",
-		         SEAL_SRK_HANDLE, tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         SEAL_SRK_HANDLE, tek_rc_str(*rc, rcs, sizeof(rcs)));
 		goto out;
 	}
 	log_info("created the SRK (ECC P-256) at persistent handle 0x%x",
@@ -189,7 +189,7 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 	}
 	if (!rc_is_handle(*rc)) {
 		snprintf(err, errlen, "SRK 0x%x: lookup: %s", SEAL_SRK_HANDLE,
-		         tpm_rc_str(*rc, rcs, sizeof(rcs)));
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	h = ESYS_TR_NONE;

@@ -4,11 +4,9 @@
 #include "common.h"
 #include "log.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
 #define TPM_RETRY_MAX 8
@@ -49,14 +47,14 @@ tpm_reopen(struct tpm *t, char *err, size_t errlen)
 	rc = Tss2_TctiLdr_Initialize(t->tcti, &t->tctx);
 	if (rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "tcti %s: cannot open: %s", t->tcti,
-		         tpm_rc_str(rc, rcs, sizeof(rcs)));
+		         tek_rc_str(rc, rcs, sizeof(rcs)));
 		t->tctx = NULL;
 		return -1;
 	}
 	rc = Esys_Initialize(&t->ectx, t->tctx, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "tcti %s: Esys_Initialize: %s", t->tcti,
-		         tpm_rc_str(rc, rcs, sizeof(rcs)));
+		         tek_rc_str(rc, rcs, sizeof(rcs)));
 		t->ectx = NULL;
 		tpm_drop(t);
 		return -1;
@@ -139,18 +137,6 @@ tpm_backoff(unsigned attempt)
 	return 0;
 }
 
-const char *
-tpm_rc_str(TSS2_RC rc, char *buf, size_t len)
-{
-	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-
-	/* Tss2_RC_Decode returns a static buffer */
-	pthread_mutex_lock(&mu);
-	snprintf(buf, len, "0x%x (%s)", (unsigned) rc, Tss2_RC_Decode(rc));
-	pthread_mutex_unlock(&mu);
-	return buf;
-}
-
 void
 tpm_flush(struct tpm *t, ESYS_TR *h)
 {
@@ -164,7 +150,7 @@ tpm_flush(struct tpm *t, ESYS_TR *h)
 	TPM_RETRY(rc, Esys_FlushContext(t->ectx, *h));
 	if (rc != TSS2_RC_SUCCESS) {
 		log_warnx("Esys_FlushContext 0x%x: %s", (unsigned) *h,
-		          tpm_rc_str(rc, rcs, sizeof(rcs)));
+		          tek_rc_str(rc, rcs, sizeof(rcs)));
 	}
 	*h = ESYS_TR_NONE;
 }

@@ -47,7 +47,7 @@ reset_count(struct tpm *t, uint32_t *out, char *err, size_t errlen)
 	                             ESYS_TR_NONE, &ti));
 	if (rc != TSS2_RC_SUCCESS) {
 		snprintf(err, errlen, "ReadClock: %s",
-		         tpm_rc_str(rc, rcs, sizeof(rcs)));
+		         tek_rc_str(rc, rcs, sizeof(rcs)));
 		return -1;
 	}
 	*out = ti->clockInfo.resetCount;

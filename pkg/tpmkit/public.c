@@ -2,6 +2,7 @@
  * public.c: TPM public areas as hex, as TPM names and as OpenSSL keys.
  */
 #include "tpm_ek.h"
+#include "common.h"
 
 #include <string.h>
 
@@ -21,7 +22,7 @@ tek_pub_to_hex(const TPM2B_PUBLIC *pub, char *hex, size_t hexlen)
 	    2 * off + 1 > hexlen) {
 		return -1;
 	}
-	tek_hex(buf, off, hex, hexlen);
+	hex_encode(buf, off, hex, hexlen);
 	return 0;
 }
 
@@ -30,7 +31,7 @@ tek_pub_from_hex(const char *hex, TPM2B_PUBLIC *pub)
 {
 	uint8_t buf[sizeof(TPM2B_PUBLIC)];
 	size_t  off = 0;
-	int     n = tek_unhex(hex, buf, sizeof(buf));
+	int     n = hex_decode_str(hex, buf, sizeof(buf));
 
 	memset(pub, 0, sizeof(*pub));
 	if (n <= 0 ||

@@ -78,41 +78,16 @@ swtpm_ctrl_connect_wait(const char *path, int timeout_ms)
 	}
 }
 
-static int
-send_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			return -1;
-		}
-		buf += n;
-		len -= (size_t) n;
-	}
-	return 0;
-}
-
+/* exactly len bytes; a peer that closes early is ECONNRESET */
 static int
 recv_all(int fd, uint8_t *buf, size_t len)
 {
-	while (len > 0) {
-		ssize_t n = recv(fd, buf, len, 0);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n == 0) {
-			errno = ECONNRESET;
-		}
-		if (n <= 0) {
-			return -1;
-		}
-		buf += n;
-		len -= (size_t) n;
+	ssize_t n = read_all(fd, buf, len);
+
+	if (n >= 0 && (size_t) n < len) {
+		errno = ECONNRESET;
 	}
-	return 0;
+	return n >= 0 && (size_t) n == len ? 0 : -1;
 }
 
 /* Send cmd (+ payload), read the 4-byte result. */
@@ -130,7 +105,7 @@ ctrl_cmd(int fd, uint32_t cmd, const uint8_t *payload, size_t plen,
 	if (plen > 0) {
 		memcpy(buf + 4, payload, plen);
 	}
-	if (send_all(fd, buf, 4 + plen) < 0 || recv_all(fd, res, 4) < 0) {
+	if (write_all(fd, buf, 4 + plen) < 0 || recv_all(fd, res, 4) < 0) {
 		return -1;
 	}
 	*result = get32(res);
@@ -209,7 +184,7 @@ swtpm_tpm_transmit(int tpmfd, const uint8_t *cmd, size_t cmdlen, uint8_t *rsp,
 	size_t        got = 0, want = 10;
 	uint64_t      end = now_ms() + (uint64_t) timeout_ms;
 
-	if (send_all(tpmfd, cmd, cmdlen) < 0) {
+	if (write_all(tpmfd, cmd, cmdlen) < 0) {
 		return -1;
 	}
 	while (got < want) {

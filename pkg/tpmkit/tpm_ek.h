@@ -54,10 +54,6 @@ int tek_pub_from_hex(const char *hex, TPM2B_PUBLIC *pub);
 int tek_pub_name(const TPM2B_PUBLIC *pub, TPM2B_NAME *name);
 /* An OpenSSL key for an RSA public area (caller frees). NULL on error. */
 EVP_PKEY *tek_pub_to_pkey(const TPM2B_PUBLIC *pub);
-/* Plain hex of bytes (lowercase) and back; hex_decode returns the byte
- * count or -1. */
-void tek_hex(const uint8_t *b, size_t n, char *out, size_t outlen);
-int  tek_unhex(const char *hex, uint8_t *out, size_t max);
 /* The common name of the AK certificate's subject (and so of every EK
  * certificate's issuer) for a device: "vtpm-ak-" + 32 hex digits of the
  * AK name's digest. device_id is the hex AK name. */
@@ -68,7 +64,8 @@ int tek_x509_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
 /* A DER certificate as NUL-terminated PEM in pem; -1 if it does not parse
  * or fit. */
 int tek_der_to_pem(const uint8_t *der, size_t len, char *pem, size_t pemlen);
-/* rc.c: "0x%x (text)" */
+/* rc.c: "0x%x (decoded text)" into buf; returns buf. Thread-safe: the one
+ * TPM return-code formatter for every daemon and thread. */
 const char *tek_rc_str(TSS2_RC rc, char *buf, size_t len);
 /* "what: 0x%x (text)" into err; returns -1. */
 int tek_fail(char *err, size_t errlen, const char *what, TSS2_RC rc);

@@ -84,7 +84,7 @@ sha256_hex(const uint8_t *b, size_t n, char out[65])
 	uint8_t d[32];
 
 	SHA256(b, n, d);
-	tek_hex(d, sizeof(d), out, 65);
+	hex_encode(d, sizeof(d), out, 65);
 }
 
 int
@@ -159,7 +159,7 @@ vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
 		        argv[0]);
 		goto out;
 	}
-	tek_hex(name.name, name.size, id, sizeof(id));
+	hex_encode(name.name, name.size, id, sizeof(id));
 	if (did != NULL && strcmp(did, id) != 0) {
 		fprintf(stderr,
 		        "vtpm-verify: %s: device_id %s is not the AK's "
@@ -191,12 +191,12 @@ vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
 	cJSON_AddStringToObject(out, "device_id", id);
 	off = 0;
 	(void) Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, buf, sizeof(buf), &off);
-	tek_hex(buf, off, hex, sizeof(hex));
+	hex_encode(buf, off, hex, sizeof(hex));
 	cJSON_AddStringToObject(out, "credential_blob", hex);
 	off = 0;
 	(void) Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&sec, buf, sizeof(buf),
 	                                              &off);
-	tek_hex(buf, off, hex, sizeof(hex));
+	hex_encode(buf, off, hex, sizeof(hex));
 	cJSON_AddStringToObject(out, "secret", hex);
 	rc = print_json(out) < 0 ? 1 : 0;
 out:
@@ -249,7 +249,7 @@ vfy_cmd_activate(struct vfy_ctx *c, int argc, char **argv)
 		        id);
 		goto out;
 	}
-	n = tek_unhex(cr, cred, sizeof(cred));
+	n = hex_decode_str(cr, cred, sizeof(cred));
 	if (n > 0) {
 		sha256_hex(cred, (size_t) n, h);
 	}
@@ -428,7 +428,7 @@ vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 	                      sizeof(err)) < 0) {
 		goto refuse;
 	}
-	tek_hex(ekname.name, ekname.size, fp, sizeof(fp));
+	hex_encode(ekname.name, ekname.size, fp, sizeof(fp));
 	cJSON_AddStringToObject(out, "ek", fp);
 	n = c->reg.ops->bind(c->reg.h, fp, id, uuid, other, sizeof(other), err,
 	                     sizeof(err));

@@ -31,15 +31,6 @@
 static char run[PATH_LEN], root[PATH_LEN], tcti[256], uuid[UUID_LEN];
 static int  timeout_ms = 10000;
 
-static void
-hex(char *dst, const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		sprintf(dst + 2 * i, "%02x", p[i]);
-	}
-	dst[2 * n] = '\0';
-}
-
 static int
 one(bool print_key)
 {
@@ -62,11 +53,11 @@ one(bool print_key)
 		return 3;
 	}
 	EVP_Digest(rep->key, sizeof(rep->key), d, &dl, EVP_sha256(), NULL);
-	hex(sha, d, 32);
+	hex_encode(d, 32, sha, sizeof(sha));
 	printf("status %s sha256 %s", key_status_name(rep->status),
 	       rep->status == KEY_OK ? sha : "-");
 	if (print_key && rep->status == KEY_OK) {
-		hex(kh, rep->key, KEY_LEN);
+		hex_encode(rep->key, KEY_LEN, kh, sizeof(kh));
 		printf(" key %s", kh);
 		explicit_bzero(kh, sizeof(kh));
 	}

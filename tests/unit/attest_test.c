@@ -70,7 +70,7 @@ dev_id(const TPM2B_PUBLIC *p, char *id)
 	TPM2B_NAME n;
 
 	assert_int_equal(tek_pub_name(p, &n), 0);
-	tek_hex(n.name, n.size, id, ATTEST_ID_LEN);
+	hex_encode(n.name, n.size, id, ATTEST_ID_LEN);
 }
 
 static int

@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "common.h"
 #include "guardian.h"
 #include "log.h"
@@ -292,6 +294,124 @@ test_manifest_roundtrip(void **state)
 	assert_false(d.bak.present);
 	assert_string_equal(d.uuid, UUID2);
 	free(buf);
+}
+
+/* "<sha256 hex>\n<json>\n", the manifest's framing, around json */
+static size_t
+framed(const char *json, char *out, size_t outlen)
+{
+	uint8_t      d[32];
+	unsigned int n = 0;
+	char         hex[65];
+
+	assert_int_equal(
+	    EVP_Digest(json, strlen(json), d, &n, EVP_sha256(), NULL), 1);
+	hex_encode(d, sizeof(d), hex, sizeof(hex));
+	return (size_t) snprintf(out, outlen, "%s\n%s\n", hex, json);
+}
+
+#define MF_HEAD                                                                \
+	"{\"format\":1,\"uuid\":\"" UUID1 "\",\"encrypted\":false,"            \
+	"\"active\":true,\"generation\":3,"
+#define MF_GEN                                                                 \
+	"{\"id\":4,\"size\":10,\"sha256\":\"00112233445566778899aabbccddeeff"  \
+	"00112233445566778899aabbccddeeff\",\"time\":5,\"ino\":6,"             \
+	"\"mtime_ns\":\"1700000000123456789\"}"
+
+static void
+manifest_bad(const char *json, const char *why)
+{
+	char               buf[4096], err[512];
+	struct gd_manifest d;
+	size_t             len = framed(json, buf, sizeof(buf));
+
+	assert_int_equal(gd_manifest_decode(buf, len, &d, err, sizeof(err)),
+	                 -1);
+	if (strstr(err, why) == NULL) {
+		fail_msg("\"%s\" does not say \"%s\"", err, why);
+	}
+	assert_false(d.cur.present);
+}
+
+static void
+test_manifest_malformed(void **state)
+{
+	char               buf[4096], err[512], reason[400];
+	struct gd_manifest d;
+	size_t             len;
+
+	(void) state;
+	/* a hand-written manifest in the on-disk format loads */
+	len = framed(MF_HEAD "\"next_id\":5,\"last_backup\":0,\"resets\":0,"
+	                     "\"classification\":\"normal\",\"reason\":\"\","
+	                     "\"current\":" MF_GEN ",\"backup\":null}",
+	             buf, sizeof(buf));
+	assert_int_equal(gd_manifest_decode(buf, len, &d, err, sizeof(err)), 0);
+	assert_true(d.cur.present);
+	assert_false(d.bak.present);
+	assert_int_equal(d.cur.mtime_ns, 1700000000123456789LL);
+	assert_int_equal(d.cur.sha[1], 0x11);
+	assert_int_equal(d.classification, STATE_NORMAL);
+
+	manifest_bad(MF_HEAD "\"last_backup\":0,\"resets\":0}",
+	             "missing required field next_id");
+	manifest_bad(MF_HEAD
+	             "\"next_id\":\"5\",\"last_backup\":0,\"resets\":0}",
+	             "field next_id: expected a number");
+	manifest_bad(MF_HEAD "\"next_id\":5,\"last_backup\":-1,\"resets\":0}",
+	             "field last_backup: -1 is not an integer");
+	manifest_bad(MF_HEAD
+	             "\"next_id\":5,\"last_backup\":0,\"resets\":0,"
+	             "\"current\":{\"id\":4,\"size\":10,\"sha256\":\"+f"
+	             "112233445566778899aabbccddeeff00112233445566778899"
+	             "aabbccddeeff\",\"time\":5,\"ino\":6,\"mtime_ns\":"
+	             "\"1\"}}",
+	             "field current.sha256: not a hex digit");
+	manifest_bad(MF_HEAD "\"next_id\":5,\"last_backup\":0,\"resets\":0,"
+	                     "\"current\":{\"id\":4,\"size\":10,\"sha256\":\"00"
+	                     "\",\"time\":5,\"ino\":6,\"mtime_ns\":\"1\"}}",
+	             "field current.sha256: expected 64 hex digits");
+	manifest_bad(MF_HEAD
+	             "\"next_id\":5,\"last_backup\":0,\"resets\":0,"
+	             "\"backup\":{\"id\":4,\"size\":10,\"sha256\":\"00112233"
+	             "445566778899aabbccddeeff00112233445566778899aabbcc"
+	             "ddeeff\",\"time\":5,\"ino\":6,\"mtime_ns\":\"12x\"}}",
+	             "field backup.mtime_ns: \"12x\" is not a decimal");
+	manifest_bad(MF_HEAD "\"next_id\":4,\"last_backup\":0,\"resets\":0,"
+	                     "\"current\":" MF_GEN "}",
+	             "field next_id: 4 is not past every generation's id");
+	manifest_bad(MF_HEAD "\"next_id\":5,\"last_backup\":0,\"resets\":0,"
+	                     "\"classification\":\"fine\"}",
+	             "field classification: unknown value \"fine\"");
+	manifest_bad(MF_HEAD "\"next_id\":5,\"last_backup\":0,\"resets\":0,"
+	                     "\"current\":[]}",
+	             "field current: expected an object");
+	manifest_bad(MF_HEAD "\"next_id\":5,\"last_backup\":0,\"resets\":0,"
+	                     "\"spare\":1}",
+	             "unknown field spare");
+	manifest_bad("{\"format\":2}", "field format: 2 is not an integer in "
+	                               "[1, 1]");
+	/* oversize: a reason longer than its buffer */
+	memset(reason, 'r', sizeof(reason) - 1);
+	reason[sizeof(reason) - 1] = '\0';
+	{
+		char json[1024];
+
+		snprintf(json, sizeof(json),
+		         MF_HEAD "\"next_id\":5,\"last_backup\":0,\"resets\":0,"
+		                 "\"reason\":\"%s\"}",
+		         reason);
+		manifest_bad(json, "field reason: string of 399 bytes over its "
+		                   "limit");
+	}
+	/* the checksum line itself is strict hex: sscanf let "+f" by */
+	len = framed(MF_HEAD "\"next_id\":5,\"last_backup\":0,\"resets\":0}",
+	             buf, sizeof(buf));
+	assert_int_equal(gd_manifest_decode(buf, len, &d, err, sizeof(err)), 0);
+	buf[0] = '+';
+	assert_int_equal(gd_manifest_decode(buf, len, &d, err, sizeof(err)),
+	                 -1);
+	assert_string_equal(err, "bad checksum line");
 }
 
 static void
@@ -804,6 +924,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_manifest_roundtrip),
+	    cmocka_unit_test(test_manifest_malformed),
 	    cmocka_unit_test(test_blob_check),
 	    cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_classification_table, setup,

@@ -39,10 +39,9 @@ setup(void **state)
 	assert_int_equal(paths_mkdirs(&cfg.paths), 0);
 	snprintf(cfg.swtpm, sizeof(cfg.swtpm), "/usr/bin/swtpm");
 	snprintf(cfg.swtpm_user, sizeof(cfg.swtpm_user), "tss");
-	vm_fmt(cfg.swtpm_dir, sizeof(cfg.swtpm_dir), "%s/swtpm", cfg.paths.run);
-	vm_fmt(cfg.eph_dir, sizeof(cfg.eph_dir), "%s/ephemeral", cfg.paths.run);
+	strfmt(cfg.swtpm_dir, sizeof(cfg.swtpm_dir), "%s/swtpm", cfg.paths.run);
 	assert_int_equal(mkdir_p(cfg.swtpm_dir, 0700), 0);
-	assert_int_equal(mkdir_p(cfg.eph_dir, 0700), 0);
+	assert_int_equal(mkdir_p(cfg.paths.ephemeral, 0700), 0);
 	cfg.no_guardian = cfg.no_keybroker = true;
 	cfg.stop_timeout_ms = 2000;
 	cfg.start_timeout_ms = 10000;
@@ -265,10 +264,10 @@ test_argv(void **state)
 	assert_string_equal(a.argv[1], "socket");
 	assert_true(has_arg(&a, "--tpm2"));
 	assert_true(has_arg(&a, "dir=/st"));
-	vm_fmt(want, sizeof(want), "type=unixio,path=%s/%s.ctrl", cfg.swtpm_dir,
+	strfmt(want, sizeof(want), "type=unixio,path=%s/%s.ctrl", cfg.swtpm_dir,
 	       U1);
 	assert_true(has_arg(&a, want));
-	vm_fmt(want, sizeof(want), "file=%s/%s.pid", cfg.swtpm_dir, U1);
+	strfmt(want, sizeof(want), "file=%s/%s.pid", cfg.swtpm_dir, U1);
 	assert_true(has_arg(&a, want));
 	assert_true(has_arg(&a, "action=kill"));
 	assert_false(has_arg(&a, "--runas"));
@@ -422,7 +421,7 @@ test_ctrl_protocol(void **state)
 	int                  fd, t = -1, n, status;
 
 	(void) state;
-	vm_fmt(ctrl, sizeof(ctrl), "%s/proto.ctrl", tmp);
+	strfmt(ctrl, sizeof(ctrl), "%s/proto.ctrl", tmp);
 	/* nobody listens yet: an error, not a hang */
 	assert_int_equal(swtpm_ctrl_connect(ctrl, 100), -1);
 	pid = start_swtpm("proto", ctrl);

@@ -31,11 +31,7 @@
 static void
 unhex(const char *h, uint8_t *out, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-		assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
-		out[i] = (uint8_t) v;
-	}
+	assert_int_equal(hex_decode(h, 2 * n, out, n), (int) n);
 }
 
 static void
@@ -156,9 +152,179 @@ test_rc_classes(void **state)
 	assert_true(tpm_rc_is_io(TSS2_TCTI_RC_IO_ERROR));
 	assert_true(tpm_rc_is_io(TSS2_ESYS_RC_IO_ERROR));
 	assert_false(tpm_rc_is_io(0x99d));
-	tpm_rc_str(TPM2_RC_LOCKOUT, buf, sizeof(buf));
+	tek_rc_str(TPM2_RC_LOCKOUT, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "0x921"));
 	assert_non_null(strstr(buf, "lockout"));
+}
+
+/* ---- sealed blob file: decoded by the schema engine, strictly ---- */
+
+#define H32 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+/* A blob that passes every check the schema makes; "public" is not a
+ * TPM2B_PUBLIC, so the first error after the schema names that field. */
+static const char *const blob_ok =
+    "{\"version\":1,\"srk\":\"0x81000001\",\"bank\":\"sha256\","
+    "\"pcrs\":\"0,7\",\"branches\":[{\"pcrs\":\"0,7\",\"values\":{\"0\":"
+    "\"" H32 "\",\"7\":\"" H32 "\"},\"digest\":\"" H32 "\"}],"
+    "\"auth_policy\":\"" H32 "\",\"public\":\"00ff\",\"private\":\"0000\"}";
+
+/* blob_ok with the first occurrence of from replaced by to */
+static void
+blob_write(const char *path, const char *from, const char *to)
+{
+	const char *at = strstr(blob_ok, from);
+	FILE       *f = fopen(path, "w");
+
+	assert_non_null(at);
+	assert_non_null(f);
+	fprintf(f, "%.*s%s%s", (int) (at - blob_ok), blob_ok, to,
+	        at + strlen(from));
+	fclose(f);
+}
+
+static void
+blob_expect(const char *path, const char *from, const char *to, const char *why)
+{
+	struct seal_blob b;
+	char             err[512];
+
+	blob_write(path, from, to);
+	memset(&b, 0xa5, sizeof(b));
+	assert_int_equal(seal_blob_load(path, &b, err, sizeof(err)), -1);
+	/* the error names the file, then the field and the reason */
+	assert_memory_equal(err, path, strlen(path));
+	if (strstr(err, why) == NULL) {
+		fail_msg("\"%s\" does not say \"%s\"", err, why);
+	}
+	assert_int_equal(b.nbranches, 0); /* nothing half-decoded */
+}
+
+static void
+test_blob_file_malformed(void **state)
+{
+	char  d[] = "/tmp/blob-test.XXXXXX", path[160], big[70000];
+	FILE *f;
+
+	(void) state;
+	assert_non_null(mkdtemp(d));
+	snprintf(path, sizeof(path), "%s/master.sealed.json", d);
+	/* each row: blob_ok with one piece replaced, and what the error says;
+	 * the first row changes nothing, so the schema accepts the layout and
+	 * the TPM structure is what fails */
+	static const struct {
+		const char *from, *to, *why;
+	} bad[] = {
+	    {"\"version\"", "\"version\"", "field public: not a TPM2B_PUBLIC"},
+	    {"\"digest\":\"" H32 "\"", "\"digest\":\"\"",
+	     "field branches[0].digest: 0 hex digits, expected 2 to"},
+	    {",\"digest\":\"" H32 "\"", "",
+	     "missing required field branches[0].digest"},
+	    {"\"version\":1", "\"version\":\"1\"",
+	     "field version: expected a number"},
+	    {"\"version\":1", "\"version\":2",
+	     "field version: 2 is not an integer in [1, 1]"},
+	    {"\"bank\":\"sha256\"", "\"bank\":\"sha1\"",
+	     "field bank: unknown value \"sha1\""},
+	    {"\"srk\":\"0x81000001\",", "", "missing required field srk"},
+	    {"\"auth_policy\":\"" H32, "\"auth_policy\":\"zz",
+	     "field auth_policy: not an even run of hex digits"},
+	    {"\"public\":\"00ff\"", "\"public\":\"0ff\"",
+	     "field public: not an even run of hex digits"},
+	    /* sscanf("%2x") took "+f" as 0x0f */
+	    {"\"7\":\"00", "\"7\":\"+f",
+	     "field branches[0].values.7: not a hex digit"},
+	    {"\"values\":{", "\"values\":{\"x\":1,",
+	     "unknown field branches[0].values.x"},
+	    {"\"version\"", "\"extra\":0,\"version\"", "unknown field extra"},
+	    {"\"branches\":[{\"pcrs\":\"0,7\"", "\"branches\":[{\"pcrs\":7",
+	     "field branches[0].pcrs: "
+	     "expected a string"},
+	    {",\"7\":\"" H32 "\"", "",
+	     "field branches[0].values: value of PCR 7 missing"},
+	    {"\"pcrs\":\"0,7\"", "\"pcrs\":\"0,16\"", "field pcrs: "},
+	    {"\"branches\":[", "\"branches\":[{},{},",
+	     "field branches: 3 elements, expected 1 to 2"},
+	    {"\"branches\":[{\"pcrs\":\"0,7\",\"values\":{\"0\":"
+	     "\"" H32 "\",\"7\":\"" H32 "\"},\"digest\":\"" H32 "\"}]",
+	     "\"branches\":[]", "field branches: 0 elements"},
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		blob_expect(path, bad[i].from, bad[i].to, bad[i].why);
+	}
+	blob_expect(path, "{", "[", "not JSON");
+	/* oversize: a field over its limit, a file over its limit */
+	{
+		char to[2200];
+
+		memset(to, 'a', sizeof(to));
+		memcpy(to, "\"public\":\"", 10);
+		to[10 + 2 * 1025] = '"';
+		to[10 + 2 * 1025 + 1] = '\0';
+		blob_expect(
+		    path, "\"public\":\"00ff\"", to,
+		    "field public: 2050 hex digits, expected 2 to 2048");
+	}
+	f = fopen(path, "w");
+	assert_non_null(f);
+	memset(big, ' ', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	fprintf(f, "%s%s", blob_ok, big);
+	fclose(f);
+	{
+		struct seal_blob b;
+		char             err[256];
+
+		assert_int_equal(seal_blob_load(path, &b, err, sizeof(err)),
+		                 -1);
+		assert_non_null(strstr(err, "larger than 65536 bytes"));
+	}
+	unlink(path);
+	rmdir(d);
+}
+
+/* tek_rc_str from many threads at once: each sees its own code's text,
+ * never another thread's (Tss2_RC_Decode shares one static buffer). */
+static const TSS2_RC rc_codes[] = {TPM2_RC_LOCKOUT, 0x99d,
+                                   TSS2_TCTI_RC_IO_ERROR, TPM2_RC_RETRY};
+static char          rc_want[4][160];
+
+static void *
+rc_worker(void *arg)
+{
+	size_t i = (size_t) (uintptr_t) arg;
+	char   buf[160];
+
+	for (int k = 0; k < 20000; k++) {
+		tek_rc_str(rc_codes[i], buf, sizeof(buf));
+		if (strcmp(buf, rc_want[i]) != 0) {
+			return (void *) 1;
+		}
+	}
+	return NULL;
+}
+
+static void
+test_rc_str_threads(void **state)
+{
+	pthread_t th[4];
+	void     *bad;
+
+	(void) state;
+	for (size_t i = 0; i < 4; i++) {
+		tek_rc_str(rc_codes[i], rc_want[i], sizeof(rc_want[i]));
+	}
+	assert_string_not_equal(rc_want[0], rc_want[1]);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(pthread_create(&th[i], NULL, rc_worker,
+		                                (void *) (uintptr_t) i),
+		                 0);
+	}
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], &bad), 0);
+		assert_null(bad);
+	}
 }
 
 /* TPM_RETRY: busy codes are retried with backoff, others are not. */
@@ -614,6 +780,8 @@ main(void)
 	    cmocka_unit_test(test_kdf_vm_key_vector),
 	    cmocka_unit_test(test_pcrs_parse),
 	    cmocka_unit_test(test_rc_classes),
+	    cmocka_unit_test(test_rc_str_threads),
+	    cmocka_unit_test(test_blob_file_malformed),
 	    cmocka_unit_test(test_retry_backoff),
 	    cmocka_unit_test(test_broker_no_tpm),
 	    cmocka_unit_test(test_seal_unseal_mismatch),

@@ -60,12 +60,14 @@ test_parse_prediction(void **state)
 	                       "\"}]",
 	                       &v, &named, err),
 	                 -1);
-	assert_non_null(strstr(err, "sha256"));
+	assert_non_null(
+	    strstr(err, "field predicted[0].bank: unknown value \"sha1\""));
 	assert_int_equal(parse("[{\"bank\":\"sha256\",\"index\":16,\"value\":"
 	                       "\"" H8 "\"}]",
 	                       &v, &named, err),
 	                 -1);
-	assert_non_null(strstr(err, "0-15"));
+	assert_non_null(strstr(
+	    err, "field predicted[0].index: 16 is not an integer in [0, 15]"));
 	assert_int_equal(parse("[{\"bank\":\"sha256\",\"index\":8.5,\"value\":"
 	                       "\"" H8 "\"}]",
 	                       &v, &named, err),
@@ -81,7 +83,53 @@ test_parse_prediction(void **state)
 	          "\"value\":\"" H9 "\"}]",
 	          &v, &named, err),
 	    -1);
-	assert_non_null(strstr(err, "twice"));
+	assert_non_null(
+	    strstr(err, "field predicted[1].index: PCR 8 given twice"));
+	/* a missing field, an unknown one, a wrong type, bad hex, too many */
+	assert_int_equal(parse("[{\"bank\":\"sha256\",\"value\":\"" H8 "\"}]",
+	                       &v, &named, err),
+	                 -1);
+	assert_non_null(
+	    strstr(err, "missing required field predicted[0].index"));
+	assert_int_equal(
+	    parse("[{\"bank\":\"sha256\",\"index\":8,\"value\":\"" H8
+	          "\",\"note\":\"x\"}]",
+	          &v, &named, err),
+	    -1);
+	assert_non_null(strstr(err, "unknown field predicted[0].note"));
+	assert_int_equal(
+	    parse("[{\"bank\":\"sha256\",\"index\":\"8\",\"value\":"
+	          "\"" H8 "\"}]",
+	          &v, &named, err),
+	    -1);
+	assert_non_null(
+	    strstr(err, "field predicted[0].index: expected a number"));
+	assert_int_equal(
+	    parse("[{\"bank\":\"sha256\",\"index\":8,\"value\":\"+f"
+	          "88888888888888888888888888888888888888888888888888"
+	          "888888888888\"}]",
+	          &v, &named, err),
+	    -1);
+	assert_non_null(
+	    strstr(err, "field predicted[0].value: not a hex digit"));
+	{
+		char big[4096];
+		int  n = snprintf(big, sizeof(big), "[");
+
+		for (int i = 0; i < 17; i++) {
+			n += snprintf(big + n, sizeof(big) - (size_t) n,
+			              "%s{\"bank\":\"sha256\",\"index\":%d,"
+			              "\"value\":\"" H8 "\"}",
+			              i ? "," : "", i % 16);
+		}
+		snprintf(big + n, sizeof(big) - (size_t) n, "]");
+		assert_int_equal(parse(big, &v, &named, err), -1);
+		assert_non_null(strstr(
+		    err, "field predicted: 17 elements, expected 1 to 16"));
+	}
+	assert_int_equal(parse("{\"predicted\":{}}", &v, &named, err), -1);
+	assert_non_null(strstr(err, "field predicted: expected an array"));
+	assert_int_equal(named, 0);
 }
 
 static void
@@ -190,6 +238,42 @@ test_decide(void **state)
 	assert_int_equal(update_decide(true, 1, &st, 10, 2), UPD_COMMIT);
 }
 
+static int
+load_state(const char *path, char *err, size_t errlen)
+{
+	struct update_state st;
+
+	return update_state_load(path, &st, err, errlen);
+}
+
+static int
+load_escrow(const char *path, char *err, size_t errlen)
+{
+	struct escrow_file ef;
+	int                rc = escrow_file_load(path, &ef, err, errlen);
+
+	assert_int_equal(ef.wlen, 0); /* nothing half-decoded on error */
+	return rc;
+}
+
+/* write txt to path; load must refuse it, naming the file and saying why */
+static void
+file_bad(int (*load)(const char *, char *, size_t), const char *path,
+         const char *txt, const char *why)
+{
+	char  err[256];
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(txt, f);
+	fclose(f);
+	assert_int_equal(load(path, err, sizeof(err)), -1);
+	assert_memory_equal(err, path, strlen(path));
+	if (strstr(err, why) == NULL) {
+		fail_msg("\"%s\" does not say \"%s\"", err, why);
+	}
+}
+
 static void
 test_state_file(void **state)
 {
@@ -211,6 +295,40 @@ test_state_file(void **state)
 	unlink(path);
 	assert_int_equal(update_state_load(path, &b, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, path));
+	/* malformed files: refused with the path, the field and the reason */
+	file_bad(load_state, path,
+	         "{\"version\":1,\"boots_seen\":1,\"announced\":5}",
+	         "missing required field last_reset");
+	file_bad(load_state, path,
+	         "{\"version\":1,\"boots_seen\":\"1\",\"last_reset\":0,"
+	         "\"announced\":5}",
+	         "field boots_seen: expected a number");
+	file_bad(load_state, path,
+	         "{\"version\":1,\"boots_seen\":1,\"last_reset\":4294967296,"
+	         "\"announced\":5}",
+	         "field last_reset: 4.29497e+09 is not an integer in [0, "
+	         "4294967295]");
+	file_bad(load_state, path,
+	         "{\"version\":1,\"boots_seen\":-1,\"last_reset\":0,"
+	         "\"announced\":5}",
+	         "field boots_seen: -1 is not an integer");
+	file_bad(load_state, path,
+	         "{\"version\":2,\"boots_seen\":1,\"last_reset\":0,"
+	         "\"announced\":5}",
+	         "field version: 2 is not an integer in [1, 1]");
+	file_bad(load_state, path,
+	         "{\"version\":1,\"boots_seen\":1,\"last_reset\":0,"
+	         "\"announced\":5,\"boot\":1}",
+	         "unknown field boot");
+	file_bad(load_state, path, "{\"version\":1,", "not JSON");
+	{
+		char big[5000];
+
+		memset(big, ' ', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		file_bad(load_state, path, big, "larger than 4096 bytes");
+	}
+	unlink(path);
 }
 
 static void
@@ -356,6 +474,51 @@ test_escrow_wrap(void **state)
 	    escrow_load_pubkey(path, &loaded, fp, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "2048"));
 	EVP_PKEY_free(small);
+	/* malformed records: refused with the path, the field, the reason */
+#define EK "\"controller_key\":\"" H8 "\""
+#define EM "\"master_id\":\"" H9 "\""
+	file_bad(load_escrow, path,
+	         "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\"," EK "," EM
+	         ",\"wrapped\":\"0a0\"}",
+	         "field wrapped: not an even run of hex digits");
+	file_bad(load_escrow, path,
+	         "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\"," EK "," EM "}",
+	         "missing required field wrapped");
+	file_bad(load_escrow, path,
+	         "{\"version\":1,\"alg\":\"RSA-PKCS1\"," EK "," EM
+	         ",\"wrapped\":\"0a\"}",
+	         "field alg: unknown value \"RSA-PKCS1\"");
+	file_bad(
+	    load_escrow, path,
+	    "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\",\"controller_key\":"
+	    "\"+f" H8 "\"," EM ",\"wrapped\":\"0a\"}",
+	    "field controller_key: expected 64 hex digits");
+	file_bad(
+	    load_escrow, path,
+	    "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\",\"controller_key\":"
+	    "\" f888888888888888888888888888888"
+	    "88888888888888888888888888888888\"," EM ",\"wrapped\":\"0a\"}",
+	    "field controller_key: not a hex digit");
+	file_bad(load_escrow, path,
+	         "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\"," EK
+	         ",\"master_id\":64,\"wrapped\":\"0a\"}",
+	         "field master_id: expected 64 hex digits");
+	{
+		char big[2 * ESCROW_WRAP_MAX + 400];
+		int  n =
+		    snprintf(big, sizeof(big),
+		             "{\"version\":1,\"alg\":\"RSA-OAEP-SHA256\"," EK
+		             "," EM ",\"wrapped\":\"");
+
+		memset(big + n, 'a', 2 * ESCROW_WRAP_MAX + 2);
+		snprintf(big + n + 2 * ESCROW_WRAP_MAX + 2,
+		         sizeof(big) - (size_t) n - 2 * ESCROW_WRAP_MAX - 2,
+		         "\"}");
+		file_bad(load_escrow, path, big,
+		         "field wrapped: 1026 hex digits, expected 2 to 1024");
+	}
+#undef EK
+#undef EM
 	unlink(path);
 	assert_int_equal(escrow_file_load(path, &eb, err, sizeof(err)), -1);
 	EVP_PKEY_free(k);

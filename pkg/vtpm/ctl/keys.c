@@ -14,9 +14,10 @@
 static void
 hexline(FILE *f, const uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		fprintf(f, "%02x", p[i]);
-	}
+	char hex[2 * 64 + 1];
+
+	hex_encode(p, n, hex, sizeof(hex));
+	fputs(hex, f);
 }
 
 /* The reply in words (the JSON form is the message itself). */

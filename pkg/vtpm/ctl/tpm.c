@@ -22,41 +22,17 @@
 #define TPM_HDR 10
 #define TPM_MAX 8192 /* bigger than any TPM 2.0 command or response */
 
+/* 1: all len bytes, 0: end of file before the first byte, -1: error or a
+ * short message */
 static int
 read_full(int fd, uint8_t *buf, size_t len)
 {
-	size_t got = 0;
+	ssize_t n = read_all(fd, buf, len);
 
-	while (got < len) {
-		ssize_t n = read(fd, buf + got, len - got);
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			return got == 0 && n == 0 ? 0 : -1; /* 0: clean EOF */
-		}
-		got += (size_t) n;
+	if (n == 0 && len > 0) {
+		return 0;
 	}
-	return 1;
-}
-
-static int
-write_full(int fd, const uint8_t *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			return -1;
-		}
-		buf += n;
-		len -= (size_t) n;
-	}
-	return 0;
+	return n >= 0 && (size_t) n == len ? 1 : -1;
 }
 
 /* Open the TPM channel of the vTPM behind ctrl. -1 with err. */
@@ -161,7 +137,7 @@ vctl_tpm_bridge(const char *rundir, const char *uuid, int timeout_ms)
 			rc = 1;
 			break;
 		}
-		if (write_full(STDOUT_FILENO, rsp, (size_t) len) < 0) {
+		if (write_all(STDOUT_FILENO, rsp, (size_t) len) < 0) {
 			rc = 1;
 			break;
 		}

@@ -343,8 +343,9 @@ gd_prepare_ephemeral(struct guardian *g, struct gd_vm *v,
 {
 	char err[REASON_LEN];
 
-	if (mkdir_p(g->edir, 0711) < 0 || chmod(g->edir, 0711) < 0) {
-		snprintf(err, sizeof(err), "mkdir %s: %s", g->edir,
+	if (mkdir_p(g->paths.ephemeral, 0711) < 0 ||
+	    chmod(g->paths.ephemeral, 0711) < 0) {
+		snprintf(err, sizeof(err), "mkdir %s: %s", g->paths.ephemeral,
 		         strerror(errno));
 		goto fail;
 	}

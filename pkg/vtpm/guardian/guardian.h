@@ -106,7 +106,6 @@ struct req_server;
 struct guardian {
 	struct paths      paths;
 	char              gdir[PATH_LEN]; /* <state>/guardian */
-	char              edir[PATH_LEN]; /* <run>/ephemeral */
 	bool              do_chown; /* root: give state dirs to swtpm uid */
 	uid_t             swtpm_uid;
 	gid_t             swtpm_gid;
@@ -142,7 +141,6 @@ bool gd_blob_check(const uint8_t *buf, size_t len, bool *encrypted, char *why,
  * 0 with fi->exists false when absent, -1 on an I/O error (fi->why). */
 int  gd_file_info(const char *path, bool do_fsync, struct gd_info *fi);
 bool gd_info_matches(const struct gd_info *fi, const struct gd_gen *g);
-void gd_sha_hex(const uint8_t *sha, char *hex); /* hex of 65 bytes */
 
 /* statedir.c */
 #define GD_RESTORE_TMP                                                         \

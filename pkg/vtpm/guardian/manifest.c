@@ -21,30 +21,6 @@
 #define MANIFEST_FORMAT 1
 #define MANIFEST_MAX    (64 * 1024)
 
-void
-gd_sha_hex(const uint8_t *sha, char *hex)
-{
-	for (int i = 0; i < GD_SHA_LEN; i++) {
-		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
-	}
-}
-
-static int
-hex_sha(const char *hex, uint8_t *sha)
-{
-	if (hex == NULL || strlen(hex) != 2 * GD_SHA_LEN) {
-		return -1;
-	}
-	for (int i = 0; i < GD_SHA_LEN; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
-			return -1;
-		}
-		sha[i] = (uint8_t) v;
-	}
-	return 0;
-}
-
 static void
 sha256(const void *buf, size_t len, uint8_t *out)
 {
@@ -76,7 +52,7 @@ gen_encode(const struct gd_gen *g)
 	if (o == NULL) {
 		return NULL;
 	}
-	gd_sha_hex(g->sha, hex);
+	hex_encode(g->sha, GD_SHA_LEN, hex, sizeof(hex));
 	cJSON_AddNumberToObject(o, "id", (double) g->id);
 	cJSON_AddNumberToObject(o, "size", (double) g->size);
 	cJSON_AddStringToObject(o, "sha256", hex);
@@ -121,7 +97,7 @@ gd_manifest_encode(const struct gd_manifest *m, char **out, size_t *len)
 	}
 	jlen = strlen(json);
 	sha256(json, jlen, sha);
-	gd_sha_hex(sha, hex);
+	hex_encode(sha, GD_SHA_LEN, hex, sizeof(hex));
 	/* "<sha256 of the JSON line>\n<JSON>\n" */
 	buf = malloc(2 * GD_SHA_LEN + 1 + jlen + 2);
 	if (buf == NULL) {
@@ -134,45 +110,83 @@ gd_manifest_encode(const struct gd_manifest *m, char **out, size_t *len)
 	return 0;
 }
 
+/* The manifest's JSON line as gd_manifest_encode writes it. */
+struct gen_file {
+	int64_t id, size;
+	uint8_t sha256[GD_SHA_LEN];
+	int64_t time, ino;
+	char    mtime_ns[24]; /* a decimal string: ns do not fit a double */
+};
+struct manifest_file {
+	int64_t         format;
+	char            uuid[UUID_LEN];
+	bool            encrypted, active;
+	int64_t         generation, next_id, last_backup, resets;
+	int             classification;
+	char            reason[REASON_LEN];
+	struct gen_file current, backup;
+	uint32_t        seen; /* which fields were present */
+};
+
+static const struct field gen_fields[] = {
+    FINT(struct gen_file, id, FF_REQUIRED, 0, INT64_MAX),
+    FINT(struct gen_file, size, FF_REQUIRED, 0, INT64_MAX),
+    FHEX(struct gen_file, sha256, FF_REQUIRED),
+    FINT(struct gen_file, time, FF_REQUIRED, 0, INT64_MAX),
+    FINT(struct gen_file, ino, FF_REQUIRED, 0, INT64_MAX),
+    FSTR(struct gen_file, mtime_ns, FF_REQUIRED),
+};
+static const struct schema gen_schema =
+    SCHEMA("generation", MSG_NONE, struct gen_file, gen_fields);
+
+enum { MF_CURRENT = 10, MF_BACKUP = 11 }; /* their index in the table */
+static const struct field manifest_fields[] = {
+    FINT(struct manifest_file, format, FF_REQUIRED, MANIFEST_FORMAT,
+         MANIFEST_FORMAT),
+    FUUID(struct manifest_file, uuid, FF_REQUIRED),
+    FBOOL(struct manifest_file, encrypted, 0, 0),
+    FBOOL(struct manifest_file, active, 0, 0),
+    FINT(struct manifest_file, generation, FF_REQUIRED, 0, INT64_MAX),
+    FINT(struct manifest_file, next_id, FF_REQUIRED, 0, INT64_MAX),
+    FINT(struct manifest_file, last_backup, FF_REQUIRED, 0, INT64_MAX),
+    FINT(struct manifest_file, resets, FF_REQUIRED, 0, INT64_MAX),
+    FENUM(struct manifest_file, classification, 0, state_class_names,
+          STATE_UNKNOWN),
+    FSTR(struct manifest_file, reason, 0),
+    FOBJ(struct manifest_file, current, FF_NULLABLE, &gen_schema),
+    FOBJ(struct manifest_file, backup, FF_NULLABLE, &gen_schema),
+};
+static const struct schema manifest_schema = {
+    .name = "manifest",
+    .type = MSG_NONE,
+    .size = sizeof(struct manifest_file),
+    .fields = manifest_fields,
+    .nfields = NELEM(manifest_fields),
+    .seen_at = 1 + offsetof(struct manifest_file, seen)};
+
+/* A present generation from its file form; -1 with err on a bad
+ * mtime_ns. */
 static int
-num_field(const cJSON *o, const char *name, int64_t *v)
+gen_from_file(const char *name, const struct gen_file *f, struct gd_gen *g,
+              char *err, size_t errlen)
 {
-	const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+	char *end;
 
-	if (!cJSON_IsNumber(f) || f->valuedouble < 0) {
-		return -1;
-	}
-	*v = (int64_t) f->valuedouble;
-	return 0;
-}
-
-static int
-gen_decode(const cJSON *o, struct gd_gen *g)
-{
-	int64_t      id, size, t, ino;
-	const cJSON *sha, *mt;
-
-	memset(g, 0, sizeof(*g));
-	if (o == NULL || cJSON_IsNull(o)) {
-		return 0;
-	}
-	if (!cJSON_IsObject(o) || num_field(o, "id", &id) < 0 ||
-	    num_field(o, "size", &size) < 0 || num_field(o, "time", &t) < 0 ||
-	    num_field(o, "ino", &ino) < 0) {
-		return -1;
-	}
-	sha = cJSON_GetObjectItemCaseSensitive(o, "sha256");
-	mt = cJSON_GetObjectItemCaseSensitive(o, "mtime_ns");
-	if (!cJSON_IsString(sha) || hex_sha(sha->valuestring, g->sha) < 0 ||
-	    !cJSON_IsString(mt)) {
+	errno = 0;
+	g->mtime_ns = strtoll(f->mtime_ns, &end, 10);
+	if (f->mtime_ns[0] == '\0' || *end != '\0' || errno != 0) {
+		snprintf(
+		    err, errlen,
+		    "field %s.mtime_ns: \"%s\" is not a decimal count of ns",
+		    name, f->mtime_ns);
 		return -1;
 	}
 	g->present = true;
-	g->id = (uint64_t) id;
-	g->size = size;
-	g->time = t;
-	g->ino = (uint64_t) ino;
-	g->mtime_ns = strtoll(mt->valuestring, NULL, 10);
+	g->id = (uint64_t) f->id;
+	g->size = f->size;
+	memcpy(g->sha, f->sha256, GD_SHA_LEN);
+	g->time = f->time;
+	g->ino = (uint64_t) f->ino;
 	return 0;
 }
 
@@ -180,12 +194,10 @@ int
 gd_manifest_decode(const char *buf, size_t len, struct gd_manifest *m,
                    char *err, size_t errlen)
 {
-	const char  *nl;
-	uint8_t      want[GD_SHA_LEN], got[GD_SHA_LEN];
-	cJSON       *root = NULL;
-	const cJSON *f;
-	int64_t      v;
-	size_t       jlen;
+	const char           *nl;
+	uint8_t               want[GD_SHA_LEN], got[GD_SHA_LEN];
+	struct manifest_file *f;
+	size_t                jlen;
 
 	memset(m, 0, sizeof(*m));
 	nl = memchr(buf, '\n', len);
@@ -193,14 +205,9 @@ gd_manifest_decode(const char *buf, size_t len, struct gd_manifest *m,
 		snprintf(err, errlen, "no checksum line");
 		return -1;
 	}
-	{
-		char hex[2 * GD_SHA_LEN + 1];
-		memcpy(hex, buf, 2 * GD_SHA_LEN);
-		hex[2 * GD_SHA_LEN] = '\0';
-		if (hex_sha(hex, want) < 0) {
-			snprintf(err, errlen, "bad checksum line");
-			return -1;
-		}
+	if (hex_decode(buf, 2 * GD_SHA_LEN, want, sizeof(want)) < 0) {
+		snprintf(err, errlen, "bad checksum line");
+		return -1;
 	}
 	nl++;
 	jlen = len - (size_t) (nl - buf);
@@ -214,62 +221,41 @@ gd_manifest_decode(const char *buf, size_t len, struct gd_manifest *m,
 		snprintf(err, errlen, "checksum mismatch");
 		return -1;
 	}
-	root = cJSON_ParseWithLength(nl, jlen);
-	if (!cJSON_IsObject(root)) {
-		snprintf(err, errlen, "not a JSON object");
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (schema_decode_json("JSON line", nl, jlen, &manifest_schema, f, err,
+	                       errlen) < 0) {
 		goto fail;
 	}
-	if (num_field(root, "format", &v) < 0 || v != MANIFEST_FORMAT) {
-		snprintf(err, errlen, "unknown format");
-		goto fail;
-	}
-	f = cJSON_GetObjectItemCaseSensitive(root, "uuid");
-	if (!cJSON_IsString(f) || !uuid_valid(f->valuestring)) {
-		snprintf(err, errlen, "bad uuid");
-		goto fail;
-	}
-	snprintf(m->uuid, sizeof(m->uuid), "%s", f->valuestring);
-	m->encrypted =
-	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "encrypted"));
-	m->active =
-	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "active"));
-	if (num_field(root, "generation", &m->generation) < 0 ||
-	    num_field(root, "next_id", &v) < 0 ||
-	    num_field(root, "last_backup", &m->last_backup) < 0 ||
-	    num_field(root, "resets", &m->resets) < 0) {
-		snprintf(err, errlen, "missing counter");
-		goto fail;
-	}
-	m->next_id = (uint64_t) v;
-	m->classification = STATE_UNKNOWN;
-	f = cJSON_GetObjectItemCaseSensitive(root, "classification");
-	if (cJSON_IsString(f)) {
-		for (int c = STATE_NEW; c <= STATE_UNKNOWN; c++) {
-			if (strcmp(state_class_name(c), f->valuestring) == 0) {
-				m->classification = c;
-			}
-		}
-	}
-	f = cJSON_GetObjectItemCaseSensitive(root, "reason");
-	if (cJSON_IsString(f)) {
-		snprintf(m->reason, sizeof(m->reason), "%s", f->valuestring);
-	}
-	if (gen_decode(cJSON_GetObjectItemCaseSensitive(root, "current"),
-	               &m->cur) < 0 ||
-	    gen_decode(cJSON_GetObjectItemCaseSensitive(root, "backup"),
-	               &m->bak) < 0) {
-		snprintf(err, errlen, "bad generation entry");
+	memcpy(m->uuid, f->uuid, sizeof(m->uuid));
+	m->encrypted = f->encrypted;
+	m->active = f->active;
+	m->generation = f->generation;
+	m->next_id = (uint64_t) f->next_id;
+	m->last_backup = f->last_backup;
+	m->resets = f->resets;
+	m->classification = f->classification;
+	memcpy(m->reason, f->reason, sizeof(m->reason));
+	if (((f->seen & (1u << MF_CURRENT)) &&
+	     gen_from_file("current", &f->current, &m->cur, err, errlen) < 0) ||
+	    ((f->seen & (1u << MF_BACKUP)) &&
+	     gen_from_file("backup", &f->backup, &m->bak, err, errlen) < 0)) {
 		goto fail;
 	}
 	if ((m->cur.present && m->cur.id >= m->next_id) ||
 	    (m->bak.present && m->bak.id >= m->next_id)) {
-		snprintf(err, errlen, "generation id past next_id");
+		snprintf(err, errlen,
+		         "field next_id: %" PRIu64
+		         " is not past every generation's id",
+		         m->next_id);
 		goto fail;
 	}
-	cJSON_Delete(root);
+	free(f);
 	return 0;
 fail:
-	cJSON_Delete(root);
+	free(f);
 	memset(m, 0, sizeof(*m));
 	return -1;
 }
@@ -418,6 +404,7 @@ gd_file_info(const char *path, bool do_fsync, struct gd_info *fi)
 	struct stat st;
 	uint8_t    *buf = NULL;
 	size_t      got = 0;
+	ssize_t     n;
 	int         fd;
 
 	memset(fi, 0, sizeof(*fi));
@@ -455,22 +442,12 @@ gd_file_info(const char *path, bool do_fsync, struct gd_info *fi)
 		snprintf(fi->why, sizeof(fi->why), "out of memory");
 		goto fail;
 	}
-	for (;;) {
-		ssize_t n = read(fd, buf + got, (size_t) st.st_size + 1 - got);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			snprintf(fi->why, sizeof(fi->why), "read: %s",
-			         strerror(errno));
-			goto fail;
-		}
-		if (n == 0 || got + (size_t) n > (size_t) st.st_size) {
-			got += (size_t) n;
-			break;
-		}
-		got += (size_t) n;
+	/* one byte more than the size: a file that grows shows as too long */
+	if ((n = read_all(fd, buf, (size_t) st.st_size + 1)) < 0) {
+		snprintf(fi->why, sizeof(fi->why), "read: %s", strerror(errno));
+		goto fail;
 	}
+	got = (size_t) n;
 	if (got > (size_t) st.st_size) {
 		/* grew while we read: somebody writes it in place */
 		snprintf(fi->why, sizeof(fi->why), "changed while read");

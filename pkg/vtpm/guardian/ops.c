@@ -204,12 +204,13 @@ gd_purge(struct guardian *g, const struct guardian_req *rq,
 	}
 	gd_watch_rm(g, v);
 	/* both modes' directories and ours: everything of this VM */
-	snprintf(p, sizeof(p), "%s/tpm-state-%s", g->paths.state, v->uuid);
-	if (remove_tree(p) < 0) {
+	if (paths_state_dir(&g->paths, false, v->uuid, p, sizeof(p)) < 0 ||
+	    remove_tree(p) < 0) {
 		fail = p;
 	}
-	snprintf(p, sizeof(p), "%s/tpm-state-%s", g->edir, v->uuid);
-	if (remove_tree(p) < 0 && fail == NULL) {
+	if ((paths_state_dir(&g->paths, true, v->uuid, p, sizeof(p)) < 0 ||
+	     remove_tree(p) < 0) &&
+	    fail == NULL) {
 		fail = p;
 	}
 	snprintf(p, sizeof(p), "%s/%s", g->gdir, v->uuid);

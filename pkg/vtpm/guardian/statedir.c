@@ -59,8 +59,6 @@ gd_init(struct guardian *g, const char *root, uid_t swtpm_uid, gid_t swtpm_gid,
 	pthread_mutex_init(&g->lock, NULL);
 	if (paths_init(&g->paths, root) < 0 || paths_mkdirs(&g->paths) < 0 ||
 	    path_join(g->gdir, sizeof(g->gdir), "%s/guardian", g->paths.state) <
-	        0 ||
-	    path_join(g->edir, sizeof(g->edir), "%s/ephemeral", g->paths.run) <
 	        0) {
 		return -1;
 	}
@@ -113,11 +111,11 @@ vm_set_mode(struct guardian *g, struct gd_vm *v, int mode)
 	v->mode = mode;
 	if (mode == VTPM_MODE_EPHEMERAL) {
 		v->mdir[0] = '\0';
-		return path_join(v->sdir, sizeof(v->sdir), "%s/tpm-state-%s",
-		                 g->edir, v->uuid);
+		return paths_state_dir(&g->paths, true, v->uuid, v->sdir,
+		                       sizeof(v->sdir));
 	}
-	if (path_join(v->sdir, sizeof(v->sdir), "%s/tpm-state-%s",
-	              g->paths.state, v->uuid) < 0 ||
+	if (paths_state_dir(&g->paths, false, v->uuid, v->sdir,
+	                    sizeof(v->sdir)) < 0 ||
 	    path_join(v->mdir, sizeof(v->mdir), "%s/%s", g->gdir, v->uuid) <
 	        0) {
 		return -1;

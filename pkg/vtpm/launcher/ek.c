@@ -38,28 +38,28 @@ certify(const struct launcher_cfg *cfg, const char *uuid,
 	int                n = -1;
 
 	if (req == NULL || rep == NULL) {
-		vm_fmt(err, errlen, "out of memory");
+		strfmt(err, errlen, "out of memory");
 		goto out;
 	}
 	req->op = AOP_CERTIFY_EK;
 	memcpy(req->uuid, uuid, sizeof(req->uuid));
 	if (tek_pub_to_hex(ek, req->ek_pub, sizeof(req->ek_pub)) < 0) {
-		vm_fmt(err, errlen, "cannot encode the EK public area");
+		strfmt(err, errlen, "cannot encode the EK public area");
 		goto out;
 	}
 	if (req_client_call(cfg->keybroker, MSG_ATTEST_REQ, req, &rt, rep,
 	                    cfg->req_timeout_ms, e, sizeof(e)) < 0) {
-		vm_fmt(err, errlen, "keybroker unavailable: %s", e);
+		strfmt(err, errlen, "keybroker unavailable: %s", e);
 		goto out;
 	}
 	if (!rep->ok) {
-		vm_fmt(err, errlen, "keybroker: certify-ek: %s", rep->reason);
+		strfmt(err, errlen, "keybroker: certify-ek: %s", rep->reason);
 		goto out;
 	}
 	if ((bio = BIO_new_mem_buf(rep->ek_cert, -1)) == NULL ||
 	    (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
 	    i2d_X509(x, NULL) > (int) max) {
-		vm_fmt(err, errlen, "keybroker sent no usable certificate");
+		strfmt(err, errlen, "keybroker sent no usable certificate");
 		goto out;
 	}
 	n = i2d_X509(x, &p);
@@ -84,15 +84,15 @@ lek_provision(const struct launcher_cfg *cfg, const char *uuid, bool *cert,
 
 	*cert = false;
 	if (spawn_paths(cfg, uuid, ctrl, NULL, NULL, sizeof(ctrl)) < 0) {
-		vm_fmt(err, errlen, "control socket path too long");
+		strfmt(err, errlen, "control socket path too long");
 		return -1;
 	}
 	if (tek_vtpm_open(&v, ctrl, cfg->start_timeout_ms, e, sizeof(e)) < 0) {
-		vm_fmt(err, errlen, "EK: vTPM channel: %s", e);
+		strfmt(err, errlen, "EK: vTPM channel: %s", e);
 		return -1;
 	}
 	if (tek_ek_provision(v.ectx, TEK_EK_HANDLE, &ek, e, sizeof(e)) < 0) {
-		vm_fmt(err, errlen, "EK: %s", e);
+		strfmt(err, errlen, "EK: %s", e);
 		goto out;
 	}
 	t1 = now_ms();
@@ -107,14 +107,14 @@ lek_provision(const struct launcher_cfg *cfg, const char *uuid, bool *cert,
 			          e);
 		} else if (tek_nv_write_cert(v.ectx, TEK_EKCERT_INDEX, der,
 		                             (size_t) n, e, sizeof(e)) < 0) {
-			vm_fmt(err, errlen, "EK certificate into NV 0x%x: %s",
+			strfmt(err, errlen, "EK certificate into NV 0x%x: %s",
 			       TEK_EKCERT_INDEX, e);
 			goto out;
 		} else {
 			uint8_t d[SHA256_DIGEST_LENGTH];
 
 			SHA256(der, (size_t) n, d);
-			tek_hex(d, sizeof(d), fp, sizeof(fp));
+			hex_encode(d, sizeof(d), fp, sizeof(fp));
 			*cert = true;
 		}
 	}
@@ -122,7 +122,7 @@ lek_provision(const struct launcher_cfg *cfg, const char *uuid, bool *cert,
 out:
 	Esys_Free(ek);
 	if (tek_vtpm_close(&v, e, sizeof(e)) < 0 && ret == 0) {
-		vm_fmt(err, errlen, "EK: %s", e);
+		strfmt(err, errlen, "EK: %s", e);
 		ret = -1;
 	}
 	if (ret == 0) {

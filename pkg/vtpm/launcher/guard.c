@@ -52,10 +52,8 @@ static int
 local_dir(const struct launcher_cfg *cfg, const char *uuid, int mode, char *dir,
           size_t len)
 {
-	return path_join(dir, len, "%s/tpm-state-%s",
-	                 mode == VTPM_MODE_EPHEMERAL ? cfg->eph_dir
-	                                             : cfg->paths.state,
-	                 uuid);
+	return paths_state_dir(&cfg->paths, mode == VTPM_MODE_EPHEMERAL, uuid,
+	                       dir, len);
 }
 
 static int
@@ -208,7 +206,7 @@ service_there(const struct launcher_cfg *cfg, const char *name, char *err,
 	if (path_join(path, sizeof(path), "%s/%s.req", cfg->paths.run, name) <
 	        0 ||
 	    stat(path, &sb) < 0) {
-		vm_fmt(err, errlen, "%s unavailable: %s/%s.req: %s", name,
+		strfmt(err, errlen, "%s unavailable: %s/%s.req: %s", name,
 		       cfg->paths.run, name, strerror(errno));
 		return -1;
 	}

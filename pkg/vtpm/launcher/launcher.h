@@ -35,7 +35,6 @@ struct launcher_cfg {
 	int                start_timeout_ms; /* spawn -> socket + CMD_INIT */
 	int                req_timeout_ms;   /* guardian / broker requests */
 	char               swtpm_dir[PATH_LEN]; /* <run>/swtpm */
-	char               eph_dir[PATH_LEN];   /* <run>/ephemeral */
 	struct req_client *guardian;            /* NULL with no_guardian */
 	struct req_client *keybroker;           /* NULL with no_keybroker */
 	bool               sandbox;             /* per-VM uid and namespaces */
@@ -103,9 +102,6 @@ void vm_on_domain(struct vm *vm, const struct domain_status *d);
 int vm_next_action(struct vm *vm, int *publish);
 /* Bounded string copy, always NUL-terminated. */
 void vm_strcpy(char *dst, const char *src, size_t len);
-/* snprintf for messages that may be cut short. */
-void vm_fmt(char *dst, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* Fill a status from the VM's DomainStatus. */
 void vm_status_base(const struct vm *vm, struct vtpm_status *st, int state);
 

@@ -311,7 +311,7 @@ make_dirs(struct launcher_cfg *cfg)
 	char parent[PATH_LEN], *slash;
 
 	if (mkdir_p(cfg->swtpm_dir, 0700) < 0 ||
-	    mkdir_p(cfg->eph_dir, 0700) < 0) {
+	    mkdir_p(cfg->paths.ephemeral, 0700) < 0) {
 		log_warn("mkdir %s", cfg->swtpm_dir);
 		return -1;
 	}
@@ -328,7 +328,7 @@ make_dirs(struct launcher_cfg *cfg)
 	}
 	if (allow_traverse(cfg->paths.run) < 0 ||
 	    chown(cfg->swtpm_dir, cfg->swtpm_uid, cfg->swtpm_gid) < 0 ||
-	    chown(cfg->eph_dir, cfg->swtpm_uid, cfg->swtpm_gid) < 0) {
+	    chown(cfg->paths.ephemeral, cfg->swtpm_uid, cfg->swtpm_gid) < 0) {
 		log_warn("prepare %s for uid %d", cfg->swtpm_dir,
 		         (int) cfg->swtpm_uid);
 		return -1;

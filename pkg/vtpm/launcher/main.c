@@ -218,8 +218,6 @@ check_config(struct common_opts *co, struct launcher_cfg *cfg)
 	}
 	cfg->paths = co->paths;
 	if (path_join(cfg->swtpm_dir, sizeof(cfg->swtpm_dir), "%s/swtpm",
-	              cfg->paths.run) < 0 ||
-	    path_join(cfg->eph_dir, sizeof(cfg->eph_dir), "%s/ephemeral",
 	              cfg->paths.run) < 0) {
 		return -1;
 	}

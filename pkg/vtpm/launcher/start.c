@@ -70,7 +70,7 @@ start_prepare(const struct launcher_cfg *cfg, struct job *j, uint8_t *key,
 	if (rep->classification == STATE_RESTORED ||
 	    rep->classification == STATE_RESET) {
 		/* the guardian found the current generation bad: say so */
-		vm_fmt(j->st.reason, sizeof(j->st.reason),
+		strfmt(j->st.reason, sizeof(j->st.reason),
 		       "%s by the guardian%s%s",
 		       rep->classification == STATE_RESTORED
 		           ? "state restored from backup"
@@ -130,7 +130,7 @@ start_swtpm(const struct launcher_cfg *cfg, struct job *j,
 		if (spawn_start(cfg, j->uuid, rep->state_dir, key, &j->pid,
 		                &j->pidfd, &init_failed, err,
 		                sizeof(err)) == 0) {
-			vm_fmt(j->st.reason, sizeof(j->st.reason),
+			strfmt(j->st.reason, sizeof(j->st.reason),
 			       "%s after %s",
 			       step == 0 ? "state restored from backup"
 			                 : "STATE RESET (fresh TPM)",
@@ -139,7 +139,7 @@ start_swtpm(const struct launcher_cfg *cfg, struct job *j,
 		}
 	}
 	kill_now(&j->pid, &j->pidfd);
-	vm_fmt(msg, sizeof(msg), "%s; restore and reset did not help: %s",
+	strfmt(msg, sizeof(msg), "%s; restore and reset did not help: %s",
 	       first, err);
 	fail(j, msg);
 	return -1;
@@ -199,7 +199,7 @@ job_start(const struct launcher_cfg *cfg, struct job *j)
 	if (adopt_live_swtpm(cfg, j->uuid, &j->pid)) {
 		/* never two swtpm on one state (nor an emptied ephemeral
 		 * state under a running one) */
-		vm_fmt(msg, sizeof(msg),
+		strfmt(msg, sizeof(msg),
 		       "swtpm %d still runs for this VM but was not adopted",
 		       (int) j->pid);
 		j->pid = 0;

@@ -22,7 +22,6 @@
  */
 #include "launcher.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -136,7 +135,7 @@ vm_next_action(struct vm *vm, int *publish)
 		/* the domain manager rejects these; never start one anyway */
 		vm->want_start = false;
 		vm_status_base(vm, &vm->st, VTPM_FAILED);
-		vm_fmt(vm->st.reason, sizeof(vm->st.reason),
+		strfmt(vm->st.reason, sizeof(vm->st.reason),
 		       "vTPM version %s is not supported (only 2.0)",
 		       vm->dom.vtpm.version);
 		*publish = 1;
@@ -159,14 +158,4 @@ vm_strcpy(char *dst, const char *src, size_t len)
 
 	memcpy(dst, src, n);
 	dst[n] = '\0';
-}
-
-void
-vm_fmt(char *dst, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	(void) vsnprintf(dst, len, fmt, ap); /* truncation is fine here */
-	va_end(ap);
 }
