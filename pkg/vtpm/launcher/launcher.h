@@ -13,6 +13,7 @@
 #include "common.h"
 #include "msg.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -123,7 +124,43 @@ int spawn_start(const struct launcher_cfg *cfg, const char *uuid,
                 const char *state_dir, const uint8_t *key, pid_t *pid,
                 int *pidfd, bool *init_failed, char *err, size_t errlen);
 
-/* sandbox.c: one uid per VM, namespaces, no privileges (see there) */
+/* sandbox.c (setup, checks, files), uidmap.c (the uid map), jail.c (the
+ * child): one uid per VM, namespaces, no privileges (see sandbox.c) */
+#define SBX_MAX_FILES  32 /* binary, interpreter, libraries, devices */
+#define SBX_CHILD_FAIL 127
+#define SBX_SCAN_MS    1000 /* /proc scans for uid users, at most every */
+
+struct uid_ent {
+	char  uuid[UUID_LEN];
+	uid_t uid;
+};
+
+/* a process of the range's uids, from the last /proc scan */
+struct uid_user {
+	uid_t uid;
+	pid_t pid;
+};
+
+struct sandbox {
+	pthread_mutex_t  scan_mu; /* users, nusers, scanned_ms */
+	struct uid_user *users;
+	size_t           nusers, users_cap;
+	uint64_t         scanned_ms;
+	pthread_mutex_t  mu; /* the uid map */
+	struct uid_ent  *ents;
+	size_t           nents, cap;
+	char             mapfile[PATH_LEN];
+	char             root[PATH_LEN]; /* <run>/sandbox: the tmpfs mount */
+	/* read-only binds: source (may be a symlink) -> same path inside */
+	char files[SBX_MAX_FILES][PATH_LEN];
+	bool
+	    exec[SBX_MAX_FILES]; /* executed (binary, interpreters), not read */
+	int nfiles;
+};
+
+/* uidmap.c: read the map (entries outside the range are forgotten). */
+int sbx_map_load(struct sandbox *s, const struct launcher_cfg *cfg);
+
 /* Check what the sandbox needs (root, namespaces, the files swtpm runs
  * from, readable by the range's uids); load the uid map. No-op without
  * cfg->sandbox. -1 (logged) when it cannot work. */
