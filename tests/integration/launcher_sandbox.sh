@@ -7,7 +7,7 @@
 # be signalled; the state directory, control socket and pid file belong
 # to the VM's uid. Adoption after kill -9 checks the uid. Errors: a uid
 # held by a stranger's process, an exhausted range, a swtpm binary the
-# range cannot execute, and without the sandbox a --root under a 0700
+# range cannot execute (at start and with -n), and without the sandbox a --root under a 0700
 # directory (the path and the reason, not "swtpm exited").
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/launcher.inc"
@@ -143,7 +143,7 @@ t_track $L2
 check "unexecutable swtpm: the launcher exits at start" wait_for 10 bash -c "! kill -0 $L2 2>/dev/null"
 check "...naming the binary, its mode and the uids" \
 	grep -q "swtpm uids $LO-$HI cannot execute $T_TMP/swtpm700: $T_TMP/swtpm700 is mode 0700 owned by uid 0 gid 0" "$T_TMP/l2.log"
-check "(-n only checks options: exit 0 there: $R2)" test "$R2" = 0
+check "-n refuses it too (exit status $R2, want 1)" test "$R2" = 1
 
 # a --root under a 0700 directory: sandboxed it works (bind mounts), ...
 mkdir -m 0700 "$T_TMP/private"

@@ -164,7 +164,9 @@ int sbx_map_load(struct sandbox *s, const struct launcher_cfg *cfg);
 /* Check what the sandbox needs (root, namespaces, the files swtpm runs
  * from, readable by the range's uids); load the uid map. No-op without
  * cfg->sandbox. -1 (logged) when it cannot work. */
-int  sbx_open(struct launcher_cfg *cfg);
+int sbx_open(struct launcher_cfg *cfg);
+/* The same checks without side effects (-n). */
+int  sbx_check(const struct launcher_cfg *cfg);
 void sbx_close(struct launcher_cfg *cfg);
 /* Root: keep only the capabilities the launcher uses from now on (and
  * drop the rest from the bounding set); docs/integration.md lists them. */

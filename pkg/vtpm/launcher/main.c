@@ -241,6 +241,10 @@ check_config(struct common_opts *co, struct launcher_cfg *cfg)
 		          "ignored)",
 		          (int) geteuid(), cfg->swtpm_user);
 	}
+	/* -n: also what the sandbox needs (a start checks it when it opens) */
+	if (co->checkonly && sbx_check(cfg) < 0) {
+		return -1;
+	}
 	return 0;
 }
 

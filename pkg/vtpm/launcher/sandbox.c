@@ -342,6 +342,59 @@ probe(void)
 	return errno == 0 ? 0 : -1;
 }
 
+/* Root and namespaces (sandboxed): 0 or -1 (logged). */
+static int
+can_sandbox(void)
+{
+	if (geteuid() != 0) {
+		log_warnx(
+		    "the swtpm sandbox needs root (namespaces, uids): run "
+		    "as root or pass --no-sandbox");
+		return -1;
+	}
+	if (probe() < 0) {
+		log_warnx("cannot make mount/network/IPC/UTS namespaces (%s): "
+		          "pass --no-sandbox on this machine",
+		          strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The files bound into every sandbox, checked for the range's uids. */
+static int
+collect_files(struct sandbox *s, const struct launcher_cfg *cfg)
+{
+	if (add_program(s, cfg->swtpm, 0) < 0) {
+		return -1;
+	}
+	if (access("/etc/ld.so.cache", R_OK) == 0 &&
+	    add_file(s, "/etc/ld.so.cache") < 0) {
+		return -1;
+	}
+	if (add_file(s, "/dev/urandom") < 0 || check_files(s, cfg) < 0) {
+		return -1;
+	}
+	return 0;
+}
+
+int
+sbx_check(const struct launcher_cfg *cfg)
+{
+	struct sandbox *s;
+	int             rc;
+
+	if (!cfg->sandbox) {
+		return 0;
+	}
+	if (can_sandbox() < 0 || (s = calloc(1, sizeof(*s))) == NULL) {
+		return -1;
+	}
+	rc = collect_files(s, cfg);
+	free(s);
+	return rc;
+}
+
 int
 sbx_open(struct launcher_cfg *cfg)
 {
@@ -367,19 +420,7 @@ sbx_open(struct launcher_cfg *cfg)
 		}
 		return 0;
 	}
-	if (geteuid() != 0) {
-		log_warnx(
-		    "the swtpm sandbox needs root (namespaces, uids): run "
-		    "as root or pass --no-sandbox");
-		return -1;
-	}
-	if (probe() < 0) {
-		log_warnx("cannot make mount/network/IPC/UTS namespaces (%s): "
-		          "pass --no-sandbox on this machine",
-		          strerror(errno));
-		return -1;
-	}
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
+	if (can_sandbox() < 0 || (s = calloc(1, sizeof(*s))) == NULL) {
 		return -1;
 	}
 	pthread_mutex_init(&s->mu, NULL);
@@ -396,14 +437,7 @@ sbx_open(struct launcher_cfg *cfg)
 		log_warn("mkdir %s", errno == 0 ? dir : s->root);
 		return -1;
 	}
-	if (sbx_map_load(s, cfg) < 0 || add_program(s, cfg->swtpm, 0) < 0) {
-		return -1;
-	}
-	if (access("/etc/ld.so.cache", R_OK) == 0 &&
-	    add_file(s, "/etc/ld.so.cache") < 0) {
-		return -1;
-	}
-	if (add_file(s, "/dev/urandom") < 0 || check_files(s, cfg) < 0) {
+	if (sbx_map_load(s, cfg) < 0 || collect_files(s, cfg) < 0) {
 		return -1;
 	}
 	log_debug("sandbox: %d files bound for swtpm, %zu VMs in the uid map",
