@@ -7,8 +7,9 @@
 # be signalled; the state directory, control socket and pid file belong
 # to the VM's uid. Adoption after kill -9 checks the uid. Errors: a uid
 # held by a stranger's process, an exhausted range, a swtpm binary the
-# range cannot execute (at start and with -n), and without the sandbox a --root under a 0700
-# directory (the path and the reason, not "swtpm exited").
+# range cannot execute (at start and with -n), and without the sandbox a
+# --root under a 0700 directory (the path and the reason, not "swtpm
+# exited").
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/launcher.inc"
 command -v swtpm >/dev/null || skip_all "swtpm not installed"
