@@ -46,7 +46,7 @@ keyfmt_USES   := pubsub tpmkit common
 keyfmt_LDLIBS := -lcjson -lcrypto
 
 # ---- daemons: folder, binary, the libraries each uses ----
-DAEMONS          := launcher guardian keybroker domainmgr vtpmctl verify caps
+DAEMONS          := launcher guardian keybroker domainmgr vtpmctl verify evecompat caps
 launcher_DIR     := pkg/vtpm/launcher
 launcher_BIN     := vtpm-launcher
 launcher_USES    := pubsub tpmkit common
@@ -68,6 +68,10 @@ verify_DIR       := pkg/verify
 verify_BIN       := vtpm-verify
 verify_USES      := keyfmt pubsub tpmkit common
 verify_LDLIBS    := -lsqlite3
+evecompat_DIR    := pkg/evecompat
+evecompat_BIN    := vtpm-eve-api
+evecompat_USES   := pubsub common
+evecompat_LDLIBS := -lmicrohttpd
 # not a daemon: the image's init starts daemons through it (capabilities)
 caps_DIR         := pkg/vtpm/caps
 caps_BIN         := vtpm-caps
@@ -97,8 +101,11 @@ pubsub_peer_USES     := pubsub common
 swtpm_talk_USES      := tpmkit common
 tcti_probe_USES      := tpmkit common
 launch_USES          := pubsub tpmkit common
+eve_api_USES         := pubsub common
 pubsub_bench_USES    := pubsub common
 msg_fuzz_USES        := pubsub common
+evecompat_test_USES  := evecompat pubsub common
+eve_fuzz_USES        := evecompat pubsub common
 files_fuzz_USES      := guardian keybroker keyfmt pubsub tpmkit common
 
 # ---- derived ----
@@ -135,7 +142,7 @@ FUZZERS := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRC))
 .SECONDARY:
 
 .PHONY: all deps run test test-unit test-integration test-e2e bench fuzz \
-        image soak clean format format-check help
+        image image-eve soak clean format format-check help
 all: $(BINS) $(TOOLS)
 
 help:
@@ -220,13 +227,19 @@ fuzz: deps $(FUZZERS)
 	  log=$(OUT)/fuzz/$$n.log; \
 	  if ! $$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 \
 	      -artifact_prefix=$(OUT)/fuzz/ \
-	      $(OUT)/fuzz/corpus-$$n tests/fuzz/corpus >$$log 2>&1; then \
+	      $(OUT)/fuzz/corpus-$$n $$(test -d tests/fuzz/corpus-$$n && \
+	        echo tests/fuzz/corpus-$$n || echo tests/fuzz/corpus) \
+	      >$$log 2>&1; then \
 	    tail -40 $$log; echo "fuzz: $$n FAILED (log $$log)"; exit 1; \
 	  fi; tail -2 $$log; \
 	done
 
 image: deps all
 	build/image.sh
+
+# the EVE-OS drop-in profile (docs/integration.md)
+image-eve: deps all
+	PROFILE=eve build/image.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

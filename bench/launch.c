@@ -13,6 +13,7 @@
  *   (d) raw floor: swtpm --daemon + CMD_INIT alone
  *   (e) storm floor: 256 swtpm started at once, each answering CMD_INIT
  * plus the launcher's RSS and PSS. One JSON document on stdout.
+ * BENCH_LAUNCH_ONLY=eve runs (c) alone (BENCH_EVE_N launches).
  * The launchers run --no-guardian --no-keybroker, so they do the work of
  * the floors plus their own (a uid and namespaces per swtpm sandboxed,
  * --runas tss without the sandbox).
@@ -602,6 +603,23 @@ main(void)
 	snprintf(tmp, sizeof(tmp), "/tmp/vtpm-bench-launch.XXXXXX");
 	if (mkdtemp(tmp) == NULL) {
 		fatal("mkdtemp");
+	}
+	if (getenv("BENCH_LAUNCH_ONLY") != NULL &&
+	    strcmp(getenv("BENCH_LAUNCH_ONLY"), "eve") == 0) {
+		/* only (c), for other benches' baselines (bench/eve_api.c) */
+		for (int i = 0; i < eve_n; i++) {
+			t0 = now_us();
+			if (eve_launch(i) < 0) {
+				fatalx("EVE-style launch %d failed", i);
+			}
+			eve[i] = now_us() - t0;
+		}
+		remove_tree(tmp);
+		printf("{\"bench\":\"launch\",\"only\":\"eve\","
+		       "\"eve_style_baseline\":{\"launches\":%d,"
+		       "\"p50_ms\":%.1f,\"mean_ms\":%.1f}}\n",
+		       eve_n, pct(eve, eve_n, 0.5), mean(eve, eve_n));
+		return 0;
 	}
 	snprintf(lbin, sizeof(lbin), "%s/bin/vtpm-launcher", out);
 	/* without the sandbox swtpm runs as tss: it must traverse tmp */

@@ -9,6 +9,12 @@
 # Reproducible: fixed mtimes (SOURCE_DATE_EPOCH, default the last commit's
 # time), sorted tar, uid/gid 0, fixed OCI timestamps: two builds from the
 # same inputs give the same manifest digest (printed at the end).
+# PROFILE=eve (make image-eve): the EVE-OS drop-in, out/images/vtpm-eve/
+# and out/images/vtpm-eve-oci/: also vtpm-eve-api (EVE's vTPM control API;
+# libmicrohttpd and what it links), images/vtpm/eve.conf in front of the
+# defaults (the API on, the policy PCR file), and the layout of EVE's
+# pkg/vtpm container: only /run/swtpm and /persist/swtpm are shared with
+# EVE, so /run/vtpm -> swtpm/.vtpm and /persist/vtpm -> swtpm/.vtpm-keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,13 +22,20 @@ OUT=${OUT:-out}
 BIN=${BIN:-$OUT/bin}
 DEF=images/vtpm
 IMGDIR=$OUT/images
-ROOTFS=$IMGDIR/vtpm/rootfs
-LAYOUT=$IMGDIR/vtpm-oci
+PROFILE=${PROFILE:-vtpm}
+case $PROFILE in
+vtpm) NAME=vtpm ;;
+eve) NAME=vtpm-eve ;;
+*) echo "image: PROFILE=$PROFILE: vtpm or eve" >&2; exit 2 ;;
+esac
+ROOTFS=$IMGDIR/$NAME/rootfs
+LAYOUT=$IMGDIR/$NAME-oci
 VERSION=$(sed -n 's/^#define VTPM_VERSION "\(.*\)"/\1/p' pkg/common/common.h)
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 export SOURCE_DATE_EPOCH
 CREATED=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
 DAEMONS="vtpm-guardian vtpm-keybroker vtpm-launcher vtpmctl domainmgr vtpm-caps"
+[ "$PROFILE" = eve ] && DAEMONS="$DAEMONS vtpm-eve-api"
 MULTIARCH=/usr/lib/x86_64-linux-gnu
 
 say() { echo "image: $*" >&2; }
@@ -48,7 +61,7 @@ exec 9>"$IMGDIR/.lock"
 flock 9
 
 umask 022
-rm -rf "$IMGDIR/vtpm" "$LAYOUT.new"
+rm -rf "${IMGDIR:?}/$NAME" "$LAYOUT.new"
 mkdir -p "$ROOTFS"
 
 # --- directories and symlinks (Debian's merged /usr layout)
@@ -62,6 +75,14 @@ ln -s usr/sbin "$ROOTFS/sbin"
 ln -s usr/lib "$ROOTFS/lib"
 ln -s usr/lib64 "$ROOTFS/lib64"
 ln -s ../run "$ROOTFS/var/run"
+if [ "$PROFILE" = eve ]; then
+	# EVE's binds (pkg/vtpm/build.yml): /run/swtpm, /persist/swtpm; our
+	# run and key directories live inside them (init re-creates these
+	# links when the runtime mounts over /run or /persist)
+	mkdir -p "$ROOTFS/run/swtpm" "$ROOTFS/persist/swtpm" "$ROOTFS/persist/status"
+	ln -s swtpm/.vtpm "$ROOTFS/run/vtpm"
+	ln -s swtpm/.vtpm-keys "$ROOTFS/persist/vtpm"
+fi
 
 # --- busybox: the runtime (sh for /init, and the tools an operator needs)
 install -m 0755 "$BUSYBOX" "$ROOTFS/usr/bin/busybox"
@@ -125,12 +146,17 @@ done
 # --- configuration, users, init
 install -m 0644 "$DEF/passwd" "$DEF/group" "$DEF/nsswitch.conf" "$DEF/hosts" "$ROOTFS/etc/"
 install -m 0644 "$DEF/vtpm.conf" "$DEF/manifest.json" "$ROOTFS/etc/vtpm/"
+if [ "$PROFILE" = eve ]; then
+	# the first setting of a key wins: the EVE profile's in front
+	cat "$DEF/eve.conf" "$DEF/vtpm.conf" >"$ROOTFS/etc/vtpm/vtpm.conf"
+fi
 install -m 0755 "$DEF/init" "$ROOTFS/init"
 {
 	echo "version=$VERSION"
 	echo "source_date_epoch=$SOURCE_DATE_EPOCH"
 	echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	echo "daemons=${present# }"
+	echo "profile=$PROFILE"
 } >"$ROOTFS/etc/vtpm/build-info"
 chmod 0644 "$ROOTFS/etc/vtpm/build-info"
 
@@ -153,7 +179,7 @@ done | sort -u)
 find "$ROOTFS" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 # --- the layer: sorted, numeric owners, no atime/ctime, fixed mtimes
-LAYER=$IMGDIR/vtpm/layer.tar
+LAYER=$IMGDIR/$NAME/layer.tar
 tar --sort=name --format=pax --numeric-owner --owner=0 --group=0 \
 	--mtime="@$SOURCE_DATE_EPOCH" \
 	--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
@@ -172,7 +198,7 @@ umoci config --image "$LAYOUT.new:latest" --no-history \
 	--config.stopsignal SIGTERM \
 	--config.env PATH=/usr/bin:/bin:/usr/sbin:/sbin \
 	--config.volume /persist --config.volume /run --config.volume /config \
-	--config.label "org.opencontainers.image.title=vtpm" \
+	--config.label "org.opencontainers.image.title=$NAME" \
 	--config.label "org.opencontainers.image.version=$VERSION" \
 	--config.label "org.opencontainers.image.created=$CREATED"
 umoci tag --image "$LAYOUT.new:latest" "$VERSION"
@@ -213,7 +239,7 @@ s_nng=$(sz "$L"/libnng.so* "$L"/libmbed*)
 s_blob=$(du -sb --apparent-size "$LAYOUT/blobs" | cut -f1)
 digest=$(umoci stat --image "$LAYOUT:latest" --json >/dev/null 2>&1;
 	jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]=="latest") | .digest' "$LAYOUT/index.json")
-cat >"$IMGDIR/vtpm.sizes.json" <<EOF
+cat >"$IMGDIR/$NAME.sizes.json" <<EOF
 {"version": "$VERSION", "manifest_digest": "$digest", "source_date_epoch": $SOURCE_DATE_EPOCH,
  "daemons_present": "${present# }", "daemons_absent": "${absent# }",
  "bytes": {"total": $s_total, "daemons": $s_daemons, "swtpm_libtpms": $s_swtpm,

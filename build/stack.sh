@@ -3,7 +3,10 @@
 #
 # The whole vTPM stack in one directory, in dependency order:
 #   hwtpm (a swtpm acting as the hardware TPM, on free TCP ports)
-#   -> vtpm-guardian -> vtpm-keybroker -> vtpm-launcher -> domainmgr,
+#   -> vtpm-guardian -> vtpm-keybroker -> vtpm-launcher -> domainmgr
+#   (or, with --eve, vtpm-eve-api: EVE's vTPM API on
+#   <root>/run/swtpm/vtpmd.ctrl.sock; it publishes DomainStatus, so the two
+#   never run together),
 # each started only after the previous one's socket exists. A daemon whose
 # binary is not built is skipped with a message (the launcher then runs
 # with --no-guardian / --no-keybroker).
@@ -11,7 +14,7 @@
 #   hwtpm: <root>/hwtpm (state, pid file); port in <root>/pids/hwtpm.port
 # Without --config the stack runs on a copy of examples/deployment.json in
 # <root>/config/deployment.json (edit it: domainmgr reloads it).
-# stop: domainmgr, launcher, keybroker, guardian (by pid, reverse order),
+# stop: domainmgr/eveapi, launcher, keybroker, guardian (by pid, reverse order),
 # then the swtpm processes the launcher started (<run>/swtpm/*.pid, each
 # checked to be a swtpm: CMD_SHUTDOWN first, then TERM), then the hwtpm.
 #
@@ -22,13 +25,16 @@
 #   --domainmgr-arg ARG    extra argument for domainmgr (repeatable), e.g.
 #                          --domainmgr-arg --qemu --domainmgr-arg --kernel=K
 #   --launcher-arg ARG     extra argument for vtpm-launcher (repeatable)
+#   --eve                  EVE profile: vtpm-eve-api instead of domainmgr
+#   --eve-arg ARG          extra argument for vtpm-eve-api (repeatable)
+#   --keybroker-arg ARG    extra argument for vtpm-keybroker (repeatable)
 #   -v                     daemons log debug messages
 # Environment: BIN (default <repo>/out/bin).
 set -u
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$TOP/out/bin}
-ORDER="guardian keybroker launcher domainmgr"
+ORDER="guardian keybroker launcher domainmgr eveapi"
 
 usage() {
 	sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
@@ -39,8 +45,8 @@ usage() {
 cmd=${1:-}
 case "$cmd" in "" | -h | --help) usage ;; esac
 shift
-ROOT="" CONFIG="" HWPORT="" NOHW=0 VERBOSE=""
-DM_ARGS=() L_ARGS=()
+ROOT="" CONFIG="" HWPORT="" NOHW=0 VERBOSE="" EVE=0
+DM_ARGS=() L_ARGS=() E_ARGS=() K_ARGS=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--root) ROOT=${2:-}; shift 2 ;;
@@ -49,6 +55,9 @@ while [ $# -gt 0 ]; do
 	--no-hwtpm) NOHW=1; shift ;;
 	--domainmgr-arg) DM_ARGS+=("${2:-}"); shift 2 ;;
 	--launcher-arg) L_ARGS+=("${2:-}"); shift 2 ;;
+	--eve) EVE=1; shift ;;
+	--eve-arg) E_ARGS+=("${2:-}"); shift 2 ;;
+	--keybroker-arg) K_ARGS+=("${2:-}"); shift 2 ;;
 	-v) VERBOSE=-v; shift ;;
 	-h | --help) usage ;;
 	*) echo "stack: unknown option $1" >&2; usage ;;
@@ -70,6 +79,7 @@ bin_of() {
 	keybroker) echo "$BIN/vtpm-keybroker" ;;
 	launcher) echo "$BIN/vtpm-launcher" ;;
 	domainmgr) echo "$BIN/domainmgr" ;;
+	eveapi) echo "$BIN/vtpm-eve-api" ;;
 	esac
 }
 sock_of() {
@@ -78,6 +88,7 @@ sock_of() {
 	keybroker) echo "$RUN/keybroker.req" ;;
 	launcher) echo "$RUN/VtpmStatus.pub" ;;
 	domainmgr) echo "$RUN/DomainStatus.pub" ;;
+	eveapi) echo "$ROOT/run/swtpm/vtpmd.ctrl.sock" ;;
 	esac
 }
 
@@ -214,7 +225,7 @@ stop_swtpms() {
 
 do_stop() {
 	local name p
-	for name in domainmgr launcher keybroker guardian; do
+	for name in eveapi domainmgr launcher keybroker guardian; do
 		p=$(pid_of "$name") || continue
 		if pid_is "$p" "$(basename "$(bin_of "$name")")"; then
 			stop_pid "$p" "$name"
@@ -271,7 +282,7 @@ do_start() {
 		say "skipping guardian: $(bin_of guardian) is not built"
 	fi
 	if [ -x "$(bin_of keybroker)" ]; then
-		start_daemon keybroker --tcti "$tcti" --launcher-uid "$(id -u)" || { do_stop; exit 1; }
+		start_daemon keybroker --tcti "$tcti" --launcher-uid "$(id -u)" "${K_ARGS[@]}" || { do_stop; exit 1; }
 		have_k=1
 	else
 		say "skipping keybroker: $(bin_of keybroker) is not built"
@@ -283,6 +294,16 @@ do_start() {
 		start_daemon launcher "${la[@]}" "${L_ARGS[@]}" || { do_stop; exit 1; }
 	else
 		say "skipping launcher: $(bin_of launcher) is not built"
+	fi
+	if [ $EVE = 1 ]; then
+		if [ -x "$(bin_of eveapi)" ]; then
+			start_daemon eveapi "${E_ARGS[@]}" || { do_stop; exit 1; }
+			say "EVE profile: EVE's vTPM API on $(sock_of eveapi)"
+		else
+			say "--eve: $(bin_of eveapi) is not built"; do_stop; exit 1
+		fi
+		say "stack up in $ROOT; stop: $0 stop --root $ROOT"
+		return 0
 	fi
 	if [ -x "$(bin_of domainmgr)" ]; then
 		start_daemon domainmgr --config "$dm_cfg" "${DM_ARGS[@]}" || { do_stop; exit 1; }
@@ -297,6 +318,11 @@ do_start() {
 do_status() {
 	local name rc=0
 	for name in $ORDER; do
+		# one of the two DomainStatus publishers: the one started
+		case "$name" in
+		eveapi) [ -e "$PIDS/eveapi.pid" ] || continue ;;
+		domainmgr) [ -e "$PIDS/eveapi.pid" ] && continue ;;
+		esac
 		if running "$name"; then
 			say "$name: running (pid $(pid_of "$name"))"
 		else

@@ -112,7 +112,7 @@ ak_create(struct tpm *t, char *err, size_t errlen)
 	int                    ret = -1;
 
 	ak_template(&tpl);
-	if (handle_of(t->ectx, TEK_EK_HANDLE, &ek, err, errlen) < 0 ||
+	if (handle_of(t->ectx, t->h.ek, &ek, err, errlen) < 0 ||
 	    ek_session(t->ectx, &s, err, errlen) < 0) {
 		goto out;
 	}
@@ -134,7 +134,7 @@ ak_create(struct tpm *t, char *err, size_t errlen)
 		goto out;
 	}
 	rc = Esys_EvictControl(t->ectx, ESYS_TR_RH_OWNER, ak, ESYS_TR_PASSWORD,
-	                       ESYS_TR_NONE, ESYS_TR_NONE, TEK_AK_HANDLE, &out);
+	                       ESYS_TR_NONE, ESYS_TR_NONE, t->h.ak, &out);
 	tpm_flush(t, &ak);
 	if (rc != TSS2_RC_SUCCESS) {
 		fail_rc(err, errlen, "EvictControl (AK)", rc);
@@ -163,14 +163,14 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	if (a->ready) {
 		return 0;
 	}
-	r = tek_read_public(t->ectx, TEK_EK_HANDLE, &pub, e2, sizeof(e2));
+	r = tek_read_public(t->ectx, t->h.ek, &pub, e2, sizeof(e2));
 	if (r < 0) {
 		strfmt(err, errlen, "hardware EK: %s", e2);
 		return -1;
 	}
 	if (r == 1) {
-		if (tek_ek_provision(t->ectx, TEK_EK_HANDLE, &pub, e2,
-		                     sizeof(e2)) < 0) {
+		if (tek_ek_provision(t->ectx, t->h.ek, &pub, e2, sizeof(e2)) <
+		    0) {
 			strfmt(err, errlen, "hardware EK: %s", e2);
 			return -1;
 		}
@@ -181,20 +181,20 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 		strfmt(err, errlen,
 		       "persistent handle 0x%x holds a key that is not an "
 		       "RSA-2048 EK of the standard template",
-		       TEK_EK_HANDLE);
+		       t->h.ek);
 		return -1;
 	}
 	a->ek_pub = *pub;
 	Esys_Free(pub);
-	r = tek_read_public(t->ectx, TEK_AK_HANDLE, &pub, e2, sizeof(e2));
+	r = tek_read_public(t->ectx, t->h.ak, &pub, e2, sizeof(e2));
 	if (r < 0) {
 		strfmt(err, errlen, "AK: %s", e2);
 		return -1;
 	}
 	if (r == 1) {
 		if (ak_create(t, e2, sizeof(e2)) < 0 ||
-		    tek_read_public(t->ectx, TEK_AK_HANDLE, &pub, e2,
-		                    sizeof(e2)) != 0) {
+		    tek_read_public(t->ectx, t->h.ak, &pub, e2, sizeof(e2)) !=
+		        0) {
 			strfmt(err, errlen, "AK: %s", e2);
 			return -1;
 		}
@@ -206,7 +206,7 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 		strfmt(err, errlen,
 		       "persistent handle 0x%x holds a key that is not a "
 		       "restricted fixedTPM signing key",
-		       TEK_AK_HANDLE);
+		       t->h.ak);
 		return -1;
 	}
 	a->ak_pub = *pub;
@@ -220,7 +220,7 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	a->ready = true;
 	log_info("attestation: EK 0x%x %s, AK 0x%x %s, device id %s (%llu "
 	         "ms)",
-	         TEK_EK_HANDLE, made_ek ? "created" : "found", TEK_AK_HANDLE,
+	         t->h.ek, made_ek ? "created" : "found", t->h.ak,
 	         made_ak ? "created" : "found", a->device_id,
 	         (unsigned long long) (now_ms() - t0));
 	return 0;
@@ -257,7 +257,7 @@ ak_sign(struct tpm *t, const uint8_t *tbs, size_t len, uint8_t *sig,
 	if (rc != TSS2_RC_SUCCESS) {
 		return fail_rc(err, errlen, "TPM2_Hash", rc);
 	}
-	if (handle_of(t->ectx, TEK_AK_HANDLE, &ak, err, errlen) < 0) {
+	if (handle_of(t->ectx, t->h.ak, &ak, err, errlen) < 0) {
 		goto out;
 	}
 	scheme.details.rsassa.hashAlg = TPM2_ALG_SHA256;
@@ -364,8 +364,8 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 		       "secret is not a hex TPM2B_ENCRYPTED_SECRET");
 		return -1;
 	}
-	if (handle_of(t->ectx, TEK_EK_HANDLE, &ek, err, errlen) < 0 ||
-	    handle_of(t->ectx, TEK_AK_HANDLE, &ak, err, errlen) < 0 ||
+	if (handle_of(t->ectx, t->h.ek, &ek, err, errlen) < 0 ||
+	    handle_of(t->ectx, t->h.ak, &ak, err, errlen) < 0 ||
 	    ek_session(t->ectx, &s, err, errlen) < 0) {
 		goto out;
 	}

@@ -109,7 +109,7 @@ broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err, size_t errlen)
 	pcrset_format(b->blob.mask, pcrs, sizeof(pcrs));
 	log_info("provisioned: new master key sealed under SRK 0x%x to sha256 "
 	         "PCRs %s, blob in %s",
-	         SEAL_SRK_HANDLE, pcrs, b->sealpath);
+	         b->tpm.h.srk, pcrs, b->sealpath);
 	return 0;
 fail:
 	secmem_free(master, 2 * SEAL_MASTER_LEN);
@@ -366,6 +366,37 @@ broker_core_init(struct broker *b, const struct broker_cfg *cfg, char *err,
 	} else if (tpm_open(&b->tpm, cfg->tcti, terr, sizeof(terr)) < 0) {
 		log_warnx("%s: will answer no-hw-tpm until it can be opened",
 		          terr);
+	}
+	{
+		/* the configuration, for seal.c, srk.c and attest.c; 0 =
+		 * default */
+		static const struct tpm_handles def = TPM_HANDLES_DEFAULT;
+
+		b->tpm.h.srk = cfg->handles.srk ? cfg->handles.srk : def.srk;
+		b->tpm.h.ek = cfg->handles.ek ? cfg->handles.ek : def.ek;
+		b->tpm.h.ak = cfg->handles.ak ? cfg->handles.ak : def.ak;
+		b->cfg.handles = b->tpm.h;
+	}
+	if (cfg->pcr_file[0] != '\0') {
+		uint32_t m;
+		char     ps[PCRS_LEN];
+		int r = pcrfile_read(cfg->pcr_file, &m, terr, sizeof(terr));
+
+		pcrset_format(b->cfg.pcrs, ps, sizeof(ps));
+		if (r == 0) {
+			b->cfg.pcrs = m;
+			b->pcrs_from_file = true;
+			pcrset_format(m, ps, sizeof(ps));
+			log_info("vault PCR set %s from %s", ps, cfg->pcr_file);
+		} else if (r == 1) {
+			log_info("no PCR policy file %s yet: PCRs %s (--pcrs) "
+			         "until it appears",
+			         cfg->pcr_file, ps);
+		} else {
+			log_error("PCR policy file: %s; PCRs %s (--pcrs) until "
+			          "it is fixed",
+			          terr, ps);
+		}
 	}
 	return 0;
 }

@@ -36,8 +36,28 @@ usage(FILE *f)
 	    "      --escrow-pubkey FILE  recovery escrow: wrap the master to "
 	    "this\n"
 	    "                         controller RSA public key (PEM); off "
-	    "by default\n",
-	    SEAL_DEFAULT_PCRS, UPDATE_DEFAULT_BOOTS);
+	    "by default\n"
+	    "      --srk-handle H     persistent handle of the storage key "
+	    "sealed under\n"
+	    "                         (default 0x%08x; an existing storage "
+	    "key there is\n"
+	    "                         reused, e.g. EVE's SRK 0x81000002)\n"
+	    "      --ek-handle H      hardware EK (default 0x%08x)\n"
+	    "      --ak-handle H      attestation key (default 0x%08x)\n"
+	    "                         An object of another kind at a "
+	    "configured handle is\n"
+	    "                         refused and never overwritten.\n"
+	    "      --pcr-file PATH    the OS's PCR policy file (EVE: "
+	    "/persist/status/\n"
+	    "                         policy-pcr.json): the vault PCR set "
+	    "comes from it and\n"
+	    "                         follows it (reseal on change; a bad "
+	    "file keeps the\n"
+	    "                         last good set); off by default\n"
+	    "      --pcr-poll MS      how often the file is checked (default "
+	    "1000)\n",
+	    SEAL_DEFAULT_PCRS, UPDATE_DEFAULT_BOOTS, SEAL_DEFAULT_SRK,
+	    SEAL_DEFAULT_EK, SEAL_DEFAULT_AK);
 	common_usage(f);
 }
 
@@ -54,12 +74,19 @@ parse_options(int argc, char **argv, struct common_opts *o,
 	    {"workers", required_argument, NULL, 'w'},
 	    {"pending-boots", required_argument, NULL, 'B'},
 	    {"escrow-pubkey", required_argument, NULL, 'E'},
+	    {"srk-handle", required_argument, NULL, 'H'},
+	    {"ek-handle", required_argument, NULL, 'K'},
+	    {"ak-handle", required_argument, NULL, 'A'},
+	    {"pcr-file", required_argument, NULL, 'F'},
+	    {"pcr-poll", required_argument, NULL, 'P'},
 	    {NULL, 0, NULL, 0}};
-	int uid, c, r;
+	char err[REASON_LEN];
+	int  uid, c, r;
 
 	common_opts_init(o);
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->pending_boots = UPDATE_DEFAULT_BOOTS;
+	cfg->handles = (struct tpm_handles) TPM_HANDLES_DEFAULT;
 	*pcrs = SEAL_DEFAULT_PCRS;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "t:u:p:w:",
 	                        longopts, NULL)) != -1) {
@@ -109,10 +136,49 @@ parse_options(int argc, char **argv, struct common_opts *o,
 				return 2;
 			}
 			break;
+		case 'F':
+			snprintf(cfg->pcr_file, sizeof(cfg->pcr_file), "%s",
+			         optarg);
+			break;
+		case 'P': {
+			int ms;
+
+			if (opt_int(optarg, 50, 60000, &ms) < 0) {
+				fprintf(stderr,
+				        "vtpm-keybroker: --pcr-poll %s: "
+				        "50-60000 ms\n",
+				        optarg);
+				return 2;
+			}
+			cfg->pcr_poll_ms = (unsigned) ms;
+			break;
+		}
+		case 'H':
+		case 'K':
+		case 'A': {
+			uint32_t *h = c == 'H'   ? &cfg->handles.srk
+			              : c == 'K' ? &cfg->handles.ek
+			                         : &cfg->handles.ak;
+
+			if (tpm_handle_parse(optarg, h, err, sizeof(err)) < 0) {
+				fprintf(stderr,
+				        "vtpm-keybroker: --%s-handle: %s\n",
+				        c == 'H'   ? "srk"
+				        : c == 'K' ? "ek"
+				                   : "ak",
+				        err);
+				return 2;
+			}
+			break;
+		}
 		default:
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (tpm_handles_check(&cfg->handles, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-keybroker: %s\n", err);
+		return 2;
 	}
 	if (cfg->tcti[0] == '\0') {
 		fprintf(stderr, "vtpm-keybroker: --tcti is required (or "
@@ -140,8 +206,10 @@ check_config(struct common_opts *o, struct broker_cfg *cfg, const char *pcrs)
 	snprintf(cfg->rundir, sizeof(cfg->rundir), "%s", o->paths.run);
 	snprintf(cfg->vault, sizeof(cfg->vault), "%s", o->paths.vault);
 	if (o->checkonly) {
-		printf("vtpm-keybroker: configuration ok (tcti %s, pcrs %s)\n",
-		       cfg->tcti, pcrs);
+		printf("vtpm-keybroker: configuration ok (tcti %s, pcrs %s, "
+		       "SRK 0x%x, EK 0x%x, AK 0x%x)\n",
+		       cfg->tcti, pcrs, cfg->handles.srk, cfg->handles.ek,
+		       cfg->handles.ak);
 	}
 	return 0;
 }

@@ -109,6 +109,7 @@ seal_create_or(struct tpm *t, uint32_t mask, const uint8_t *master,
 
 	memset(b, 0, sizeof(*b));
 	b->mask = mask;
+	b->srk = t->h.srk;
 	b->nbranches = 1;
 	b->branch[0].mask = mask;
 	if (seal_srk(t, rc, err, errlen) < 0 ||
@@ -227,6 +228,15 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 	char                  rcs[128];
 	int                   ret = -1;
 
+	if (b->srk != t->h.srk) {
+		*rc = TSS2_RC_SUCCESS;
+		snprintf(err, errlen,
+		         "the master key is sealed under the SRK at 0x%x, but "
+		         "--srk-handle is 0x%x: start the broker with "
+		         "--srk-handle 0x%x",
+		         b->srk, t->h.srk, b->srk);
+		return -1;
+	}
 	if (seal_srk(t, rc, err, errlen) < 0) {
 		return -1;
 	}
@@ -236,7 +246,7 @@ unseal(struct tpm *t, const struct seal_blob *b, uint8_t *master, bool plain,
 	if (*rc != TSS2_RC_SUCCESS) {
 		snprintf(
 		    err, errlen, "Load sealed master under SRK 0x%x: %s%s",
-		    SEAL_SRK_HANDLE, tek_rc_str(*rc, rcs, sizeof(rcs)),
+		    t->h.srk, tek_rc_str(*rc, rcs, sizeof(rcs)),
 		    (*rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER
 		        ? " (TPM cleared, or not the TPM it was sealed on?)"
 		        : "");
@@ -319,13 +329,14 @@ seal_blob_store(const char *path, const struct seal_blob *b)
 {
 	uint8_t buf[SEAL_BLOB_MAX];
 	size_t  off;
-	char    pcrs[PCRS_LEN], *txt = NULL;
+	char    pcrs[PCRS_LEN], srk[16], *txt = NULL;
 	cJSON  *o = cJSON_CreateObject(), *arr;
 	int     rc = -1;
 
+	snprintf(srk, sizeof(srk), "0x%08x", b->srk);
 	pcrset_format(b->mask, pcrs, sizeof(pcrs));
 	if (o == NULL || !cJSON_AddNumberToObject(o, "version", 1) ||
-	    !cJSON_AddStringToObject(o, "srk", "0x81000001") ||
+	    !cJSON_AddStringToObject(o, "srk", srk) ||
 	    !cJSON_AddStringToObject(o, "bank", "sha256") ||
 	    !cJSON_AddStringToObject(o, "pcrs", pcrs) ||
 	    (arr = cJSON_AddArrayToObject(o, "branches")) == NULL) {
@@ -396,7 +407,7 @@ struct blob_file_branch {
 };
 struct blob_file {
 	int64_t                 version;
-	int                     srk;
+	char                    srk[16]; /* "0x81000100": tpm_handle_parse */
 	int                     bank;
 	char                    pcrs[PCRS_LEN];
 	struct blob_file_branch branches[SEAL_BRANCHES_MAX];
@@ -410,7 +421,6 @@ struct blob_file {
 };
 
 static const char *const banks[] = {"sha256", NULL};
-static const char *const srks[] = {"0x81000001", NULL}; /* SEAL_SRK_HANDLE */
 
 static const struct field blob_branch_fields[] = {
     FSTR(struct blob_file_branch, pcrs, FF_REQUIRED),
@@ -427,7 +437,7 @@ static const struct schema blob_branch_schema =
 
 static const struct field blob_fields[] = {
     FINT(struct blob_file, version, FF_REQUIRED, 1, 1),
-    FENUM(struct blob_file, srk, FF_REQUIRED, srks, 0),
+    FSTR(struct blob_file, srk, FF_REQUIRED),
     FENUM(struct blob_file, bank, FF_REQUIRED, banks, 0),
     FSTR(struct blob_file, pcrs, FF_REQUIRED),
     FARRAY(struct blob_file, branches, nbranches, FF_REQUIRED, 1,
@@ -448,6 +458,10 @@ blob_from_file(const char *path, const struct blob_file *f, struct seal_blob *b,
 	char   perr[REASON_LEN];
 	size_t off = 0;
 
+	if (tpm_handle_parse(f->srk, &b->srk, perr, sizeof(perr)) < 0) {
+		snprintf(err, errlen, "%s: field srk: %s", path, perr);
+		return -1;
+	}
 	if (pcrset_parse(f->pcrs, &b->mask, perr, sizeof(perr)) < 0) {
 		snprintf(err, errlen, "%s: field pcrs: %s", path, perr);
 		return -1;

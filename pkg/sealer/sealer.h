@@ -36,9 +36,28 @@
 #include <openssl/evp.h>
 #include <tss2/tss2_esys.h>
 
-#define SEAL_SRK_HANDLE 0x81000001u
-#define SEAL_FILE       "master.sealed.json"
-#define SEAL_BLOB_MAX   1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
+/* Hardware-TPM persistent handles the broker owns or reuses. They are
+ * configuration (broker_cfg.handles, --srk-handle/--ek-handle/--ak-handle);
+ * the defaults collide with nothing EVE-OS's tpmmgr keeps (its EK
+ * 0x81000001, SRK 0x81000002, AIK 0x81000003, quote key 0x81000004, ECDH
+ * key 0x81000005, device key 0x817FFFFF). The EK default is the TCG one. */
+#define SEAL_DEFAULT_SRK 0x81000100u
+#define SEAL_DEFAULT_EK  0x81010001u
+#define SEAL_DEFAULT_AK  0x81010002u
+struct tpm_handles {
+	uint32_t srk, ek, ak;
+};
+#define TPM_HANDLES_DEFAULT                                                    \
+	{                                                                      \
+		SEAL_DEFAULT_SRK, SEAL_DEFAULT_EK, SEAL_DEFAULT_AK             \
+	}
+/* "0x81000100" (or decimal) into *h: a persistent handle
+ * (0x81000000-0x81FFFFFF). 0 or -1 with err. */
+int tpm_handle_parse(const char *s, uint32_t *h, char *err, size_t errlen);
+/* The three must differ. 0 or -1 with err. */
+int tpm_handles_check(const struct tpm_handles *h, char *err, size_t errlen);
+#define SEAL_FILE     "master.sealed.json"
+#define SEAL_BLOB_MAX 1024 /* marshalled TPM2B_PUBLIC or PRIVATE */
 
 /* tpm.c: one ESAPI context over the TCTI loader, serialized by a mutex
  * (no resource manager in front of the simulated TPM: one command stream,
@@ -49,6 +68,9 @@ struct tpm {
 	ESYS_CONTEXT      *ectx;
 	ESYS_TR            srk;     /* ESYS_TR_NONE until looked up */
 	unsigned           reopens; /* connections re-established */
+	/* the configured handles (broker_cfg.handles, copied at open;
+	 * tpm_open sets the defaults) */
+	struct tpm_handles h;
 };
 
 /* Retry a TPM call on RETRY/YIELDED/TESTING/busy with backoff; expr is
@@ -101,6 +123,7 @@ struct seal_blob {
 	TPM2B_DIGEST       auth_policy; /* the sealed object's authPolicy */
 	TPM2B_PUBLIC       pub;
 	TPM2B_PRIVATE      priv;
+	uint32_t           srk; /* the parent's persistent handle ("srk") */
 };
 
 /* The sha256 TPM selection of the PCRs in mask. */
@@ -111,8 +134,12 @@ int seal_branch_digest(struct tpm *t, struct seal_branch *br, TSS2_RC *rc,
 /* PolicyOR digest over b's branch digests (trial session). */
 int seal_or_digest(struct tpm *t, const struct seal_blob *b, TPM2B_DIGEST *out,
                    TSS2_RC *rc, char *err, size_t errlen);
-/* Look up (or create and persist) the SRK at 0x81000001; refuses one that
- * does not match the standard ECC P-256 template. rc gets the TPM rc. */
+/* Look up (or create and persist) the SRK at t->h.srk. A key already
+ * there is reused when it is a storage parent we can seal under (a
+ * restricted decryption key, fixedTPM/fixedParent, userWithAuth, AES-CFB
+ * symmetric, RSA 2048+ or ECC P-256/P-384: our own ECC template, or the
+ * OS's SRK, e.g. EVE's RSA-2048 one); anything else is refused with the
+ * reason and never touched. rc gets the TPM rc. */
 int seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen);
 /* Read the sha256 PCRs of mask into values[index]. */
 int seal_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][32],
@@ -194,6 +221,15 @@ struct broker_cfg {
 	 * (PEM) for the recovery escrow, "" = off */
 	int  pending_boots;
 	char escrow_pubkey[4096];
+	/* hardware-TPM handles (--srk-handle, --ek-handle, --ak-handle);
+	 * a zero field takes its default. The one place they are set: the
+	 * broker hands them to seal.c, srk.c and attest.c in struct tpm
+	 * (t->h). */
+	struct tpm_handles handles;
+	/* the OS's PCR policy file (EVE: /persist/status/policy-pcr.json),
+	 * "" = off: the vault set comes from it and follows it (pcrfile.c) */
+	char     pcr_file[4096];
+	unsigned pcr_poll_ms; /* how often it is checked (default 1000) */
 };
 
 /* core.c: what serve.c, update.c and escrow.c share. cfg, no_tpm and the
@@ -238,6 +274,8 @@ struct broker {
 	struct req_server *srv; /* serve.c: keybroker */
 	struct update     *upd; /* update.c: pending update, admin socket */
 	struct attest      att; /* attest.c; TPM use under tpm_mu */
+	struct pcrwatch   *pw;  /* pcrfile.c, with --pcr-file */
+	bool pcrs_from_file;    /* cfg.pcrs came from --pcr-file at start */
 };
 
 /* Fill b (zeroed here) from cfg, publish KeyBrokerStatus "starting", open
@@ -280,6 +318,27 @@ void broker_close(struct broker *b);
 /* One release, as the request handler does it (tests, bench). */
 int broker_release(struct broker *b, const char *uuid, uid_t peer,
                    struct key_release_rep *rep);
+
+/* pcrfile.c: the vault PCR set from the OS's policy file. */
+/* EVE's VaultKeyPolicyPCR JSON ({"Indexes": [...], ...}) into a PCR mask,
+ * by EVE's rules and ours (0 in, 5 out, 0-15, no duplicates, at most 15).
+ * 0 or -1 with err. */
+int pcrfile_parse(const char *buf, size_t len, uint32_t *mask, char *err,
+                  size_t errlen);
+/* The same from a file: 0; 1 when it does not exist; -1 with err. */
+int pcrfile_read(const char *path, uint32_t *mask, char *err, size_t errlen);
+/* Reseal the master key to the PCRs of mask (unseal under the current
+ * policy, seal, prove, store durably). 1 done, 0 already sealed to it,
+ * -1 with err (policy does not hold now, an update is pending, ...). */
+int broker_reseal(struct broker *b, uint32_t mask, char *err, size_t errlen);
+/* A thread that checks path every period_ms and reseals to a new valid
+ * set; a bad file is logged and the last good set stays. initial: the
+ * set in force; from_file: it came from the file (reseal to it if the
+ * blob differs). */
+struct pcrwatch;
+int  pcrwatch_start(struct pcrwatch **wp, struct broker *b, const char *path,
+                    uint32_t initial, bool from_file, unsigned period_ms);
+void pcrwatch_stop(struct pcrwatch *w);
 
 /* update.c: planned OS updates. Files in the vault dir: the
  * active blob (master.sealed.json: the committed values), the pending

@@ -199,6 +199,12 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 		goto fail;
 	}
 	attest_start(b);
+	if (b->cfg.pcr_file[0] != '\0' && !b->no_tpm &&
+	    pcrwatch_start(&b->pw, b, b->cfg.pcr_file, b->cfg.pcrs,
+	                   b->pcrs_from_file, b->cfg.pcr_poll_ms) < 0) {
+		strfmt(err, errlen, "cannot watch %s", b->cfg.pcr_file);
+		goto fail;
+	}
 	if (serve_open(b, err, errlen) < 0) {
 		goto fail;
 	}
@@ -217,6 +223,8 @@ broker_close(struct broker *b)
 	if (b == NULL) {
 		return;
 	}
+	pcrwatch_stop(b->pw); /* before the TPM and the status go */
+	b->pw = NULL;
 	update_close(b->upd);
 	req_server_close(b->srv);
 	broker_core_fini(b);

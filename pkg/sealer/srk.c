@@ -1,9 +1,12 @@
-/* srk.c: the storage root key at 0x81000001: looked up, checked against
- * the standard ECC P-256 template, or created and persisted. */
+/* srk.c: the storage root key at --srk-handle: looked up and reused when
+ * it is a storage key we can seal under (ours, or the OS's), or created
+ * (the standard ECC P-256 template) and persisted; and the handle
+ * options' parsing. */
 #include "sealer.h"
 #include "common.h"
 #include "log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,39 +45,97 @@ static const TPM2B_PUBLIC srk_template = {
         },
 };
 
-/* Why pub is not the standard SRK, or NULL when it is. */
+/* Why the key at the SRK handle is no storage parent we can seal under,
+ * or NULL when it is one. Our own template passes, and so does an OS's
+ * SRK of another shape (EVE's is RSA-2048, AES-128-CFB, restricted
+ * decrypt, userWithAuth with an empty auth value): Create and Load under
+ * a parent need exactly a restricted decryption key with a symmetric
+ * (CFB) scheme, and our salted sessions need an RSA or ECC key. */
 static const char *
-srk_mismatch(const TPMT_PUBLIC *p)
+srk_unusable(const TPMT_PUBLIC *p)
 {
-	const TPMT_PUBLIC    *w = &srk_template.publicArea;
-	const TPMS_ECC_PARMS *a = &p->parameters.eccDetail;
-	const TPMS_ECC_PARMS *b = &w->parameters.eccDetail;
+	static const TPMA_OBJECT need =
+	    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+	    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED |
+	    TPMA_OBJECT_DECRYPT;
+	const TPMT_SYM_DEF_OBJECT *sym;
 
-	if (p->type != w->type) {
-		return "not an ECC key";
+	if (p->type != TPM2_ALG_KEYEDHASH &&
+	    (p->objectAttributes & TPMA_OBJECT_SIGN_ENCRYPT) != 0) {
+		return "a signing key";
 	}
-	if (p->nameAlg != w->nameAlg) {
-		return "name algorithm is not sha256";
+	if (p->type == TPM2_ALG_RSA) {
+		const TPMS_RSA_PARMS *r = &p->parameters.rsaDetail;
+
+		if (r->keyBits < 2048) {
+			return "an RSA key shorter than 2048 bits";
+		}
+		if (r->scheme.scheme != TPM2_ALG_NULL) {
+			return "an RSA key with a scheme (not a storage key)";
+		}
+		sym = &r->symmetric;
+	} else if (p->type == TPM2_ALG_ECC) {
+		const TPMS_ECC_PARMS *e = &p->parameters.eccDetail;
+
+		if (e->curveID != TPM2_ECC_NIST_P256 &&
+		    e->curveID != TPM2_ECC_NIST_P384) {
+			return "an ECC key on a curve other than P-256/P-384";
+		}
+		if (e->scheme.scheme != TPM2_ALG_NULL ||
+		    e->kdf.scheme != TPM2_ALG_NULL) {
+			return "an ECC key with a scheme or kdf (not a storage "
+			       "key)";
+		}
+		sym = &e->symmetric;
+	} else {
+		return p->type == TPM2_ALG_KEYEDHASH ? "a sealed data or HMAC "
+		                                       "object, not a key"
+		                                     : "not an RSA or ECC key";
 	}
-	if (p->objectAttributes != w->objectAttributes) {
-		return "object attributes differ from a storage key's";
+	if ((p->objectAttributes & need) != need) {
+		return "not a restricted fixedTPM/fixedParent decryption key "
+		       "usable with its auth value";
 	}
-	if (p->authPolicy.size != 0) {
-		return "it has an authPolicy";
+	if (sym->algorithm != TPM2_ALG_AES || sym->mode.aes != TPM2_ALG_CFB) {
+		return "its symmetric scheme is not AES-CFB";
 	}
-	if (a->curveID != b->curveID) {
-		return "curve is not NIST P-256";
-	}
-	if (a->symmetric.algorithm != b->symmetric.algorithm ||
-	    a->symmetric.keyBits.aes != b->symmetric.keyBits.aes ||
-	    a->symmetric.mode.aes != b->symmetric.mode.aes) {
-		return "symmetric scheme is not AES-128-CFB";
-	}
-	if (a->scheme.scheme != TPM2_ALG_NULL ||
-	    a->kdf.scheme != TPM2_ALG_NULL) {
-		return "scheme or kdf is set";
+	if (p->nameAlg != TPM2_ALG_SHA256 && p->nameAlg != TPM2_ALG_SHA384) {
+		return "its name algorithm is not sha256/sha384";
 	}
 	return NULL;
+}
+
+int
+tpm_handle_parse(const char *s, uint32_t *h, char *err, size_t errlen)
+{
+	char         *end;
+	unsigned long v;
+
+	errno = 0;
+	v = s != NULL && *s != '\0' ? strtoul(s, &end, 0) : 0;
+	if (s == NULL || *s == '\0' || *end != '\0' || errno != 0 ||
+	    v < 0x81000000ul || v > 0x81fffffful) {
+		strfmt(err, errlen,
+		       "\"%.32s\" is not a persistent handle "
+		       "(0x81000000-0x81FFFFFF)",
+		       s != NULL ? s : "");
+		return -1;
+	}
+	*h = (uint32_t) v;
+	return 0;
+}
+
+int
+tpm_handles_check(const struct tpm_handles *h, char *err, size_t errlen)
+{
+	if (h->srk == h->ek || h->srk == h->ak || h->ek == h->ak) {
+		strfmt(err, errlen,
+		       "SRK 0x%x, EK 0x%x and AK 0x%x must be three "
+		       "different handles",
+		       h->srk, h->ek, h->ak);
+		return -1;
+	}
+	return 0;
 }
 
 static bool
@@ -87,7 +148,7 @@ rc_is_handle(TSS2_RC rc)
 	       (base & (TPM2_RC_FMT1 | 0x3f)) == TPM2_RC_HANDLE;
 }
 
-/* The key found at SEAL_SRK_HANDLE (h) must be the standard SRK. */
+/* The key found at t->h.srk (h) must be the standard SRK. */
 static int
 srk_check(struct tpm *t, ESYS_TR h, TSS2_RC *rc, char *err, size_t errlen)
 {
@@ -100,18 +161,21 @@ srk_check(struct tpm *t, ESYS_TR h, TSS2_RC *rc, char *err, size_t errlen)
 	TPM_RETRY(*rc, Esys_ReadPublic(t->ectx, h, ESYS_TR_NONE, ESYS_TR_NONE,
 	                               ESYS_TR_NONE, &pub, &name, &qname));
 	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "SRK 0x%x: ReadPublic: %s",
-		         SEAL_SRK_HANDLE, tek_rc_str(*rc, rcs, sizeof(rcs)));
+		snprintf(err, errlen, "SRK 0x%x: ReadPublic: %s", t->h.srk,
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		goto out;
 	}
-	if ((why = srk_mismatch(&pub->publicArea)) != NULL) {
+	if ((why = srk_unusable(&pub->publicArea)) != NULL) {
 		snprintf(err, errlen,
-		         "persistent handle 0x%x holds a key that is not "
-		         "the standard ECC P-256 SRK (%s): refusing to use "
-		         "or replace it",
-		         SEAL_SRK_HANDLE, why);
+		         "persistent handle 0x%x (--srk-handle) holds %s, not "
+		         "a storage key to seal under: refusing to use or "
+		         "replace it",
+		         t->h.srk, why);
 		goto out;
 	}
+	log_info("SRK: reusing the %s storage key at 0x%x",
+	         pub->publicArea.type == TPM2_ALG_RSA ? "RSA" : "ECC",
+	         t->h.srk);
 	ret = 0;
 out:
 	Esys_Free(pub);
@@ -121,7 +185,7 @@ out:
 }
 
 /* No SRK yet: create it in the owner hierarchy and make it persistent at
- * SEAL_SRK_HANDLE (*h). */
+ * t->h.srk (*h). */
 static int
 srk_create(struct tpm *t, ESYS_TR *h, TSS2_RC *rc, char *err, size_t errlen)
 {
@@ -148,14 +212,14 @@ srk_create(struct tpm *t, ESYS_TR *h, TSS2_RC *rc, char *err, size_t errlen)
 	}
 	TPM_RETRY(*rc, Esys_EvictControl(t->ectx, ESYS_TR_RH_OWNER, prim,
 	                                 ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	                                 ESYS_TR_NONE, SEAL_SRK_HANDLE, h));
+	                                 ESYS_TR_NONE, t->h.srk, h));
 	if (*rc != TSS2_RC_SUCCESS) {
-		snprintf(err, errlen, "SRK: EvictControl to 0x%x: %s",
-		         SEAL_SRK_HANDLE, tek_rc_str(*rc, rcs, sizeof(rcs)));
+		snprintf(err, errlen, "SRK: EvictControl to 0x%x: %s", t->h.srk,
+		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		goto out;
 	}
 	log_info("created the SRK (ECC P-256) at persistent handle 0x%x",
-	         SEAL_SRK_HANDLE);
+	         t->h.srk);
 	ret = 0;
 out:
 	tpm_flush(t, &prim); /* the transient copy; the persistent one stays */
@@ -176,9 +240,8 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 	if (t->srk != ESYS_TR_NONE) {
 		return 0;
 	}
-	TPM_RETRY(*rc,
-	          Esys_TR_FromTPMPublic(t->ectx, SEAL_SRK_HANDLE, ESYS_TR_NONE,
-	                                ESYS_TR_NONE, ESYS_TR_NONE, &h));
+	TPM_RETRY(*rc, Esys_TR_FromTPMPublic(t->ectx, t->h.srk, ESYS_TR_NONE,
+	                                     ESYS_TR_NONE, ESYS_TR_NONE, &h));
 	if (*rc == TSS2_RC_SUCCESS) {
 		if (srk_check(t, h, rc, err, errlen) < 0) {
 			(void) Esys_TR_Close(t->ectx, &h);
@@ -188,7 +251,7 @@ seal_srk(struct tpm *t, TSS2_RC *rc, char *err, size_t errlen)
 		return 0;
 	}
 	if (!rc_is_handle(*rc)) {
-		snprintf(err, errlen, "SRK 0x%x: lookup: %s", SEAL_SRK_HANDLE,
+		snprintf(err, errlen, "SRK 0x%x: lookup: %s", t->h.srk,
 		         tek_rc_str(*rc, rcs, sizeof(rcs)));
 		return -1;
 	}

@@ -14,7 +14,10 @@
 int
 tpm_open(struct tpm *t, const char *tcti, char *err, size_t errlen)
 {
+	static const struct tpm_handles def = TPM_HANDLES_DEFAULT;
+
 	memset(t, 0, sizeof(*t));
+	t->h = def; /* the broker sets its configured ones after this */
 	t->srk = ESYS_TR_NONE;
 	snprintf(t->tcti, sizeof(t->tcti), "%s", tcti);
 	return tpm_reopen(t, err, errlen);

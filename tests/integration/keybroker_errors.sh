@@ -1,6 +1,6 @@
 #!/bin/bash
-# Key broker error paths on a real swtpm: a foreign key at the SRK handle
-# is refused and left alone; an owner password it does not know gives a
+# Key broker error paths on a real swtpm: a foreign key (a signing key) at
+# the SRK handle is refused and left alone; an owner password it does not know gives a
 # decoded TPM error; a damaged sealed blob is reported, never replaced.
 # The broker keeps serving (answers "error") in every case.
 . "$(dirname "$0")/../lib.sh"
@@ -13,20 +13,21 @@ BLOB=$ROOT/persist/vtpm/master.sealed.json
 
 check "simulated hardware TPM starts" hw_start
 TPM_FIXED=1
-tpm2_createprimary -T "$TCTI" -Q -C o -G rsa2048 -c "$T_TMP/rsa.ctx"
-tpm2_evictcontrol -T "$TCTI" -Q -C o -c "$T_TMP/rsa.ctx" 0x81000001
+tpm2_createprimary -T "$TCTI" -Q -C o -G rsa2048:rsassa-sha256:null \
+	-a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign' -c "$T_TMP/rsa.ctx"
+tpm2_evictcontrol -T "$TCTI" -Q -C o -c "$T_TMP/rsa.ctx" 0x81000100
 tpm2_flushcontext -T "$TCTI" -t
 kb_start --tcti "$TCTI"
-check "foreign key at 0x81000001: status ERROR naming it" \
-	status_is '^state ERROR .*0x81000001 holds a key that is not the standard ECC P-256 SRK (not an ECC key)'
+check "foreign key at the SRK handle 0x81000100: status ERROR naming it" \
+	status_is '^state ERROR .*0x81000100 (--srk-handle) holds a signing key, not a storage key to seal under: refusing'
 call $U
 check "foreign SRK: release answers error" test "$ST" = error
 echo "# reason: $REASON"
-check "foreign key left in place" bash -c "tpm2_readpublic -T '$TCTI' -c 0x81000001 | grep -q 'rsa'"
+check "foreign key left in place" bash -c "tpm2_readpublic -T '$TCTI' -c 0x81000100 | grep -q 'rsassa'"
 check "no blob written" test ! -e "$BLOB"
 kb_stop
 
-tpm2_evictcontrol -T "$TCTI" -Q -C o -c 0x81000001
+tpm2_evictcontrol -T "$TCTI" -Q -C o -c 0x81000100
 tpm2_changeauth -T "$TCTI" -c owner ownerpass
 kb_start --tcti "$TCTI"
 check "unknown owner password: status ERROR with the decoded rc" \

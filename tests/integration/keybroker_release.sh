@@ -15,8 +15,8 @@ U2=21111111-2222-3333-4444-555555555555
 check "simulated hardware TPM starts" hw_start
 TPM_FIXED=1 # restarts keep the port: the broker's --tcti names it
 kb_start --tcti "$TCTI"
-check "broker provisions on first start" grep -q "provisioned: new master key sealed under SRK 0x81000001" "$KBLOG"
-check "SRK is persistent at 0x81000001" bash -c "tpm2_getcap -T '$TCTI' handles-persistent | grep -qi 0x81000001"
+check "broker provisions on first start" grep -q "provisioned: new master key sealed under SRK 0x81000100" "$KBLOG"
+check "SRK is persistent at 0x81000100 (the default)" bash -c "tpm2_getcap -T '$TCTI' handles-persistent | grep -qi 0x81000100"
 check "sealed blob written 0600 under persist/vtpm" test "$(stat -c %a "$ROOT/persist/vtpm/master.sealed.json")" = 600
 check "blob records the PCR values at seal time" jq -e '.branches[0].values | keys | length == 14' "$ROOT/persist/vtpm/master.sealed.json" >/dev/null
 check "request socket is 0600" test "$(stat -c %a "$RUN/keybroker.req")" = 600

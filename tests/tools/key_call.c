@@ -231,6 +231,7 @@ bench_floor(int n)
 		fprintf(stderr, "floor: %s\n", err);
 		return 2;
 	}
+	t.h.srk = b.srk; /* the SRK the broker sealed under */
 	(void) seal_unseal(&t, &b, m, &rc, err, sizeof(err)); /* warm up */
 	for (int i = 0; i < n; i++) {
 		t0 = now_us();
