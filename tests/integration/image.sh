@@ -168,7 +168,7 @@ else
 	check "persistent state is encrypted (key from the hardware TPM through the image's TCTI)" test "$(field $A encrypted)" = true
 	check "app without vTPM is RUNNING" wait_for 10 bash -c "'$BIN/vtpmctl' --root '$T_TMP' status --json | jq -e '.[] | select(.uuid==\"$N\" and .domain_state==\"RUNNING\")' >/dev/null"
 	check "state directory /persist/swtpm/tpm-state-$A owned by its VM's uid (sandboxed, from the range), 0700" \
-		bash -c "[ \"\$(stat -c '%a %u' '$P/swtpm/tpm-state-$A')\" = \"700 \$(awk -v u=$A '\$1==u{print \$2}' '$P/launcher/uids')\" ] && [ \$(stat -c %u '$P/swtpm/tpm-state-$A') -ge 200000 ]"
+		bash -c "[ \"\$(stat -c '%a %u' '$P/swtpm/tpm-state-$A')\" = \"700 \$(awk -v u=$A '\$1==u{print \$2}' '$P/swtpm/.launcher-uids')\" ] && [ \$(stat -c %u '$P/swtpm/tpm-state-$A') -ge 200000 ]"
 	check "control socket published at the container path" test "$(field $A ctrl_socket)" = "/run/vtpm/swtpm/$A.ctrl"
 	check "control socket reachable from the host through the shared run dir" test -S "$RV/swtpm/$A.ctrl"
 	VPA=$(img_hostpid "$(field $A pid)")

@@ -39,7 +39,7 @@ check "swtpm uids differ, non-zero, from the range ($UA, $UB)" \
 check "gid is the uid, no supplementary groups" \
 	bash -c "grep -q '^Gid:.$UA.$UA.$UA.$UA\$' /proc/$PA/status && grep -q '^Groups:[[:space:]]*\$' /proc/$PA/status"
 check "the uid map records both" \
-	bash -c "grep -qx '$A $UA' $ROOT/persist/launcher/uids && grep -qx '$B $UB' $ROOT/persist/launcher/uids"
+	bash -c "grep -qx '$A $UA' $ROOT/persist/swtpm/.launcher-uids && grep -qx '$B $UB' $ROOT/persist/swtpm/.launcher-uids"
 for p in "$PA" "$PB"; do
 	check "swtpm $p: NoNewPrivs 1" grep -q '^NoNewPrivs:.1$' "/proc/$p/status"
 	check "swtpm $p: Seccomp 2 (its own filter)" grep -q '^Seccomp:.2$' "/proc/$p/status"
@@ -110,7 +110,7 @@ C=$(uuid 3) D=$(uuid 4) E=$(uuid 5) F=$(uuid 6)
 UC=$((LO + 5))
 stop_launcher() { kill -TERM "$LPID"; wait "$LPID" 2>/dev/null; }
 stop_launcher
-echo "$C $UC" >>"$ROOT/persist/launcher/uids"
+echo "$C $UC" >>"$ROOT/persist/swtpm/.launcher-uids"
 setpriv --reuid=$UC --regid=$UC --clear-groups sleep 300 &
 STRANGER=$!
 t_track $STRANGER

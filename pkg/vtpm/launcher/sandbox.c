@@ -399,7 +399,6 @@ int
 sbx_open(struct launcher_cfg *cfg)
 {
 	struct sandbox *s;
-	char            dir[PATH_LEN];
 
 	if (!cfg->sandbox) {
 		char err[REASON_LEN];
@@ -426,15 +425,16 @@ sbx_open(struct launcher_cfg *cfg)
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->scan_mu, NULL);
 	cfg->sbx = s;
-	if (path_join(dir, sizeof(dir), "%s/launcher", cfg->paths.persist) <
-	        0 ||
-	    path_join(s->mapfile, sizeof(s->mapfile), "%s/uids", dir) < 0 ||
+	/* the map lives with the state directories whose owners it names
+	 * (EVE persists only <persist>/swtpm) */
+	if (path_join(s->mapfile, sizeof(s->mapfile), "%s/.launcher-uids",
+	              cfg->paths.state) < 0 ||
 	    path_join(s->root, sizeof(s->root), "%s/sandbox", cfg->paths.run) <
 	        0) {
 		return -1;
 	}
-	if (mkdir_p(dir, 0700) < 0 || mkdir_p(s->root, 0700) < 0) {
-		log_warn("mkdir %s", errno == 0 ? dir : s->root);
+	if (mkdir_p(s->root, 0700) < 0) {
+		log_warn("mkdir %s", s->root);
 		return -1;
 	}
 	if (sbx_map_load(s, cfg) < 0 || collect_files(s, cfg) < 0) {

@@ -1,6 +1,6 @@
 /*
  * uidmap.c: one uid (and the gid of the same number) per VM from
- * --uid-range, recorded in <persist>/launcher/uids ("UUID UID" a line,
+ * --uid-range, recorded in <persist>/swtpm/.launcher-uids ("UUID UID" a line,
  * replaced on every change) so that a VM keeps its uid across launcher
  * restarts and reboots and a restarted launcher can check an adopted
  * swtpm's uid; given back when the VM's state is purged. A uid that a
