@@ -100,9 +100,12 @@ check "adopted swtpm stopped by CMD_SHUTDOWN" wait_for 10 is_state "$A" STOPPED
 # not our child: once gone it may stay a zombie of a pid 1 that does not reap
 gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.Z' "/proc/$1/status"; }
 check "...and gone" wait_for 5 gone "$PA"
+# a pid file left behind (no launcher saw its swtpm end) whose pid now
+# belongs to another VM's swtpm: that one runs as another uid, not ours
+echo "$PB" >"$SW/$A.pid"
 dom "$A BOOTING tis persistent 1 alpha"
 same_uid() { is_state "$A" READY && [ "$(stat -c %u "/proc/$(vpid "$A")")" = "$UA" ]; }
-check "next boot: READY again under the same uid" wait_for 10 same_uid
+check "next boot: READY again under the same uid (B's pid in A's stale pid file is not A's swtpm)" wait_for 10 same_uid
 t_track "$(vpid "$A")"
 
 # a uid held by a stranger's process: that VM fails, never shares it

@@ -181,8 +181,10 @@ adopt_check(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
 bool
 adopt_live_swtpm(const struct launcher_cfg *cfg, const char *uuid, pid_t *pid)
 {
-	char    path[PATH_LEN], p[64], exe[PATH_LEN];
-	ssize_t n;
+	char        path[PATH_LEN], p[64], exe[PATH_LEN];
+	ssize_t     n;
+	struct stat sb;
+	uid_t       uid;
 
 	if (path_join(path, sizeof(path), "%s/%s.pid", cfg->swtpm_dir, uuid) <
 	        0 ||
@@ -194,7 +196,17 @@ adopt_live_swtpm(const struct launcher_cfg *cfg, const char *uuid, pid_t *pid)
 		return false;
 	}
 	exe[n] = '\0';
-	return is_swtpm_exe(exe, cfg->swtpm);
+	if (!is_swtpm_exe(exe, cfg->swtpm)) {
+		return false;
+	}
+	/* sandboxed, the pid file is ours and outlives a swtpm that ended
+	 * while no launcher ran: a recycled pid of another VM's swtpm runs
+	 * as another uid */
+	if (cfg->sandbox && sbx_lookup(cfg, uuid, &uid) == 0) {
+		snprintf(p, sizeof(p), "/proc/%d", (int) *pid);
+		return stat(p, &sb) == 0 && sb.st_uid == uid;
+	}
+	return true;
 }
 
 int
