@@ -60,6 +60,20 @@ broker_ensure_blob(struct broker *b, TSS2_RC *rc, char *err, size_t errlen)
 			return -1; /* never re-provision over a blob */
 		}
 		b->have_blob = true;
+		if (b->blob.srk != b->tpm.h.srk && !b->srk_explicit) {
+			/* a blob sealed before the default moved (or under
+			 * another handle): its parent is where it says, so
+			 * an update never locks a device out of its key */
+			log_info("%s is sealed under the SRK at 0x%x: using "
+			         "that handle (--srk-handle sets another)",
+			         b->sealpath, b->blob.srk);
+			b->tpm.h.srk = b->blob.srk;
+			b->cfg.handles.srk = b->blob.srk;
+			if (b->tpm.srk != ESYS_TR_NONE) {
+				(void) Esys_TR_Close(b->tpm.ectx, &b->tpm.srk);
+				b->tpm.srk = ESYS_TR_NONE;
+			}
+		}
 		pcrset_format(b->blob.mask, pcrs, sizeof(pcrs));
 		pcrset_format(b->cfg.pcrs, want, sizeof(want));
 		if (b->blob.mask != b->cfg.pcrs) {
@@ -372,6 +386,7 @@ broker_core_init(struct broker *b, const struct broker_cfg *cfg, char *err,
 		 * default */
 		static const struct tpm_handles def = TPM_HANDLES_DEFAULT;
 
+		b->srk_explicit = cfg->srk_explicit;
 		b->tpm.h.srk = cfg->handles.srk ? cfg->handles.srk : def.srk;
 		b->tpm.h.ek = cfg->handles.ek ? cfg->handles.ek : def.ek;
 		b->tpm.h.ak = cfg->handles.ak ? cfg->handles.ak : def.ak;

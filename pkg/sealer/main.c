@@ -160,6 +160,8 @@ parse_options(int argc, char **argv, struct common_opts *o,
 			              : c == 'K' ? &cfg->handles.ek
 			                         : &cfg->handles.ak;
 
+			cfg->srk_explicit = cfg->srk_explicit || c == 'H';
+
 			if (tpm_handle_parse(optarg, h, err, sizeof(err)) < 0) {
 				fprintf(stderr,
 				        "vtpm-keybroker: --%s-handle: %s\n",

@@ -226,6 +226,9 @@ struct broker_cfg {
 	 * broker hands them to seal.c, srk.c and attest.c in struct tpm
 	 * (t->h). */
 	struct tpm_handles handles;
+	/* --srk-handle was given: a blob sealed under another SRK is an
+	 * error; without it the broker follows the blob's SRK */
+	bool srk_explicit;
 	/* the OS's PCR policy file (EVE: /persist/status/policy-pcr.json),
 	 * "" = off: the vault set comes from it and follows it (pcrfile.c) */
 	char     pcr_file[4096];
@@ -276,6 +279,7 @@ struct broker {
 	struct attest      att; /* attest.c; TPM use under tpm_mu */
 	struct pcrwatch   *pw;  /* pcrfile.c, with --pcr-file */
 	bool pcrs_from_file;    /* cfg.pcrs came from --pcr-file at start */
+	bool srk_explicit;      /* --srk-handle given: never follow the blob */
 };
 
 /* Fill b (zeroed here) from cfg, publish KeyBrokerStatus "starting", open

@@ -93,6 +93,17 @@ kb_stop
 snapshot >"$T_TMP/after2"
 check "EVE's objects untouched after sealing under its SRK" diff "$T_TMP/before" "$T_TMP/after2"
 
+# --- a blob sealed under another SRK, no --srk-handle given: the broker
+# follows the blob (a device sealed before the default moved keeps its key)
+call_sha_eve=$SHA
+kb_start --tcti "$TCTI" --ek-handle 0x81010011 --ak-handle 0x81010012
+check "no --srk-handle, blob under 0x81000002: READY" wait_for 10 status_is '^state READY'
+check "... says it follows the blob's SRK" \
+	grep -q "is sealed under the SRK at 0x81000002: using that handle" "$KBLOG"
+call $U
+check "... and releases the same key as before" test "$ST" = ok -a "$SHA" = "$call_sha_eve"
+kb_stop
+
 # --- configured handles that hold other kinds of objects ---
 rm -rf "$ROOT/persist/vtpm"
 kb_start --tcti "$TCTI" --srk-handle 0x81000003
