@@ -109,7 +109,7 @@ check "next boot: READY again under the same uid (B's pid in A's stale pid file 
 t_track "$(vpid "$A")"
 
 # a uid held by a stranger's process: that VM fails, never shares it
-C=$(uuid 3) D=$(uuid 4) E=$(uuid 5) F=$(uuid 6)
+C=$(uuid 3)
 UC=$((LO + 5))
 stop_launcher() { kill -TERM "$LPID"; wait "$LPID" 2>/dev/null; }
 stop_launcher
