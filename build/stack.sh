@@ -22,6 +22,9 @@
 #   --config FILE          deployment config (default: a copy of the example)
 #   --hwtpm-port P         TCP port of the hardware TPM (default: a free one)
 #   --no-hwtpm             no hardware TPM: the key broker gets --tcti none
+#   --hwtpm-arg ARG        extra argument for build/hwtpm.sh start
+#                          (repeatable), e.g. --hwtpm-arg --maker-ca
+#                          --hwtpm-arg DIR (its EK certificates' CA)
 #   --domainmgr-arg ARG    extra argument for domainmgr (repeatable), e.g.
 #                          --domainmgr-arg --qemu --domainmgr-arg --kernel=K
 #   --launcher-arg ARG     extra argument for vtpm-launcher (repeatable)
@@ -46,13 +49,14 @@ cmd=${1:-}
 case "$cmd" in "" | -h | --help) usage ;; esac
 shift
 ROOT="" CONFIG="" HWPORT="" NOHW=0 VERBOSE="" EVE=0
-DM_ARGS=() L_ARGS=() E_ARGS=() K_ARGS=()
+DM_ARGS=() L_ARGS=() E_ARGS=() K_ARGS=() HW_ARGS=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--root) ROOT=${2:-}; shift 2 ;;
 	--config) CONFIG=${2:-}; shift 2 ;;
 	--hwtpm-port) HWPORT=${2:-}; shift 2 ;;
 	--no-hwtpm) NOHW=1; shift ;;
+	--hwtpm-arg) HW_ARGS+=("${2:-}"); shift 2 ;;
 	--domainmgr-arg) DM_ARGS+=("${2:-}"); shift 2 ;;
 	--launcher-arg) L_ARGS+=("${2:-}"); shift 2 ;;
 	--eve) EVE=1; shift ;;
@@ -124,7 +128,7 @@ hwtpm_start() {
 	local port=$1
 	mkdir -p "$HWDIR"
 	if [ -x "$TOP/build/hwtpm.sh" ]; then
-		"$TOP/build/hwtpm.sh" start --dir "$HWDIR" --port "$port" >>"$LOG/hwtpm.log" 2>&1 ||
+		"$TOP/build/hwtpm.sh" start --dir "$HWDIR" --port "$port" "${HW_ARGS[@]}" >>"$LOG/hwtpm.log" 2>&1 ||
 			return 1
 	else
 		# the same swtpm that build/hwtpm.sh runs, until that script exists

@@ -60,6 +60,12 @@ enum dom_state {
 };
 enum vtpm_model { VTPM_MODEL_TIS = 0, VTPM_MODEL_CRB };
 enum vtpm_mode { VTPM_MODE_PERSISTENT = 0, VTPM_MODE_EPHEMERAL };
+/* vtpm.ek: what a new persistent vTPM gets. "none" (or false): nothing;
+ * "cert" (or true, the default): the RSA (L-1) and ECC P-256 (L-2) EKs
+ * certified into NV 0x01c00002 / 0x01c0000a, the EKs flushed (a guest's
+ * tpm2_createek makes the certified key again); "persist": the same, and
+ * the RSA EK persisted at 0x81010001. */
+enum vtpm_ek { VTPM_EK_NONE = 0, VTPM_EK_CERT, VTPM_EK_PERSIST };
 
 /* vtpm {enabled, version, model, mode}: the per-app vTPM settings */
 struct vtpm_spec {
@@ -67,8 +73,7 @@ struct vtpm_spec {
 	char version[8]; /* "2.0" (1.2 is rejected by the config parser) */
 	int  model;      /* enum vtpm_model */
 	int  mode;       /* enum vtpm_mode */
-	bool
-	    ek; /* provision + certify the vTPM EK at creation (default true) */
+	int  ek; /* enum vtpm_ek: EK certificates at creation (default cert) */
 };
 
 /* DomainStatus {uuid, name, state, vtpm{...}, reason} */
@@ -192,20 +197,30 @@ struct guardian_rep {
 	char    reason[REASON_LEN];
 };
 
+/* Sixteen sha256 PCR values; wire form {"0": hex, ..., "15": hex}, only
+ * those named in the message's pcrs are meaningful. */
+struct pcr_values {
+	uint8_t v[16][32];
+};
+
 /* AttestRequest.op */
 enum attest_op {
 	AOP_INFO = 0,    /* the device: hardware EK, AK public, AK cert */
 	AOP_ACTIVATE,    /* ActivateCredential on a verifier's challenge */
 	AOP_SET_AK_CERT, /* store the AK certificate the verifier issued */
 	AOP_CERTIFY_EK,  /* issue an X.509 certificate for a vTPM EK */
+	AOP_QUOTE,       /* TPM2_Quote by the AK over the vault PCRs */
 };
-#define ATTEST_PUB_LEN  2048 /* hex of a marshalled TPM2B_PUBLIC */
-#define ATTEST_BLOB_LEN 1024 /* hex of TPM2B_ID_OBJECT / ENCRYPTED_SECRET */
-#define ATTEST_PEM_LEN  4096 /* one PEM certificate */
-#define ATTEST_ID_LEN   80   /* device identity: hex of the AK name */
+#define ATTEST_PUB_LEN   2048 /* hex of a marshalled TPM2B_PUBLIC */
+#define ATTEST_BLOB_LEN  1024 /* hex of TPM2B_ID_OBJECT / ENCRYPTED_SECRET */
+#define ATTEST_PEM_LEN   4096 /* one PEM certificate */
+#define ATTEST_ID_LEN    80   /* device identity: hex of the AK name */
+#define ATTEST_NONCE_LEN 129  /* hex of a quote nonce, up to 64 bytes */
+#define ATTEST_QUOTE_LEN 1024 /* hex of a TPMS_ATTEST (quote) */
+#define ATTEST_SIG_LEN   1024 /* hex of an RSASSA signature */
 
 /* AttestRequest {op, uuid (the VM for certify-ek; the zero UUID for
- * device ops), ek_pub, credential_blob, secret, ak_cert} */
+ * device ops), ek_pub, credential_blob, secret, ak_cert, nonce} */
 struct attest_req {
 	int  op; /* enum attest_op */
 	char uuid[UUID_LEN];
@@ -213,10 +228,12 @@ struct attest_req {
 	char credential_blob[ATTEST_BLOB_LEN]; /* activate */
 	char secret[ATTEST_BLOB_LEN];          /* activate */
 	char ak_cert[ATTEST_PEM_LEN];          /* set-ak-cert */
+	char nonce[ATTEST_NONCE_LEN];          /* quote: verifier's, hex */
 };
 
 /* AttestReply {uuid, ok, device_id, ek_pub, ak_pub, ak_cert, credential,
- * ek_cert, reason} */
+ * ek_cert, hw_ek_cert, hw_ek_cert_ecc, pcrs, values{...}, quote,
+ * signature, reason} */
 struct attest_rep {
 	char uuid[UUID_LEN];
 	bool ok;
@@ -226,6 +243,14 @@ struct attest_rep {
 	char ak_cert[ATTEST_PEM_LEN];     /* info: stored AK certificate */
 	char credential[ATTEST_BLOB_LEN]; /* activate: recovered secret, hex */
 	char ek_cert[ATTEST_PEM_LEN];     /* certify-ek: the new certificate */
+	/* info: the hardware TPM's own EK certificates (maker CA), PEM */
+	char hw_ek_cert[ATTEST_PEM_LEN];     /* NV 0x01c00002 (RSA) */
+	char hw_ek_cert_ecc[ATTEST_PEM_LEN]; /* NV 0x01c0000a (ECC) */
+	/* info, quote: the vault PCR set and its sha256 values now */
+	char              pcrs[PCRS_LEN];
+	struct pcr_values values;
+	char              quote[ATTEST_QUOTE_LEN]; /* quote: TPMS_ATTEST, hex */
+	char signature[ATTEST_SIG_LEN]; /* quote: AK RSASSA-SHA256, hex */
 	char reason[REASON_LEN];
 };
 
@@ -242,11 +267,6 @@ enum key_admin_op {
 	KOP_RECOVER,       /* escrow recovery: import the re-wrapped master */
 };
 
-/* Sixteen sha256 PCR values; wire form {"0": hex, ..., "15": hex}, only
- * those named in the message's pcrs are meaningful. */
-struct pcr_values {
-	uint8_t v[16][32];
-};
 /* The same object in a file, with the indexes it named: bit i of seen is
  * set when "i" was present (a PCR value may be all zeros). */
 struct pcr_values_seen {
@@ -304,10 +324,11 @@ enum field_kind {
 	                len_offset; at least min of them */
 };
 
-#define FF_REQUIRED   0x1 /* absent -> reject */
-#define FF_OMIT_EMPTY 0x2 /* encoder skips it when empty/zero */
-#define FF_SECRET     0x4 /* wiped from intermediate buffers */
-#define FF_NULLABLE   0x8 /* FK_OBJECT: JSON null counts as absent */
+#define FF_REQUIRED   0x1  /* absent -> reject */
+#define FF_OMIT_EMPTY 0x2  /* encoder skips it when empty/zero */
+#define FF_SECRET     0x4  /* wiped from intermediate buffers */
+#define FF_NULLABLE   0x8  /* FK_OBJECT: JSON null counts as absent */
+#define FF_BOOL_ALIAS 0x10 /* FK_ENUM: false/true also mean values 0/1 */
 
 struct schema;
 struct field {

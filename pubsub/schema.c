@@ -32,8 +32,9 @@ static const char *const gops[] = {"prepare", "restore", "reset", "release",
 static const char *const kops[] = {"status", "announce", "recover-begin",
                                    "recover", NULL};
 static const char *const escrow_states[] = {"off", "stored", "missing", NULL};
-static const char *const aops[] = {"info", "activate", "set-ak-cert",
-                                   "certify-ek", NULL};
+static const char *const aops[] = {"info",       "activate", "set-ak-cert",
+                                   "certify-ek", "quote",    NULL};
+static const char *const ek_modes[] = {"none", "cert", "persist", NULL};
 
 static const char *
 enum_name(const char *const *names, int v)
@@ -113,7 +114,8 @@ static const struct field vtpm_spec_fields[] = {
      .defstr = "2.0"},
     FENUM(struct vtpm_spec, model, 0, models, VTPM_MODEL_TIS),
     FENUM(struct vtpm_spec, mode, 0, modes, VTPM_MODE_PERSISTENT),
-    FBOOL(struct vtpm_spec, ek, 0, 1),
+    /* false/true are the older spellings of "none"/"cert" */
+    FENUM(struct vtpm_spec, ek, FF_BOOL_ALIAS, ek_modes, VTPM_EK_CERT),
 };
 static const struct schema vtpm_spec_schema =
     SCHEMA("vtpm", MSG_NONE, struct vtpm_spec, vtpm_spec_fields);
@@ -249,6 +251,7 @@ static const struct field attest_req_fields[] = {
     FSTR(struct attest_req, credential_blob, FF_OMIT_EMPTY),
     FSTR(struct attest_req, secret, FF_OMIT_EMPTY),
     FSTR(struct attest_req, ak_cert, FF_OMIT_EMPTY),
+    FSTR(struct attest_req, nonce, FF_OMIT_EMPTY),
 };
 
 static const struct field attest_rep_fields[] = {
@@ -260,6 +263,16 @@ static const struct field attest_rep_fields[] = {
     FSTR(struct attest_rep, ak_cert, FF_OMIT_EMPTY),
     FSTR(struct attest_rep, credential, FF_OMIT_EMPTY),
     FSTR(struct attest_rep, ek_cert, FF_OMIT_EMPTY),
+    FSTR(struct attest_rep, hw_ek_cert, FF_OMIT_EMPTY),
+    FSTR(struct attest_rep, hw_ek_cert_ecc, FF_OMIT_EMPTY),
+    FSTR(struct attest_rep, pcrs, FF_OMIT_EMPTY),
+    {.name = "values",
+     .kind = FK_OBJECT,
+     .offset = offsetof(struct attest_rep, values),
+     .size = sizeof(struct pcr_values),
+     .sub = &pcr_values_schema},
+    FSTR(struct attest_rep, quote, FF_OMIT_EMPTY),
+    FSTR(struct attest_rep, signature, FF_OMIT_EMPTY),
     FSTR(struct attest_rep, reason, FF_OMIT_EMPTY),
 };
 
@@ -446,6 +459,10 @@ static int
 decode_enum(const struct field *f, const cJSON *v, char *dst,
             const char *prefix, char *err, size_t errlen)
 {
+	if ((f->flags & FF_BOOL_ALIAS) && cJSON_IsBool(v)) {
+		*(int *) dst = cJSON_IsTrue(v) ? 1 : 0;
+		return 0;
+	}
 	if (!cJSON_IsString(v) || v->valuestring == NULL) {
 		snprintf(err, errlen, "field %s%s: expected a string", prefix,
 		         f->name);

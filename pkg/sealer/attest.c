@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,44 @@ out:
 	return ret;
 }
 
+/* The TPM maker's EK certificates, as a physical TPM ships them in NV
+ * (read with owner auth, as tpm2_getekcertificate does). None is fine:
+ * the verifier then refuses the device unless told to trust it on first
+ * use. The RSA one must certify the EK at t->h.ek, the key a
+ * credential is made for. */
+static void
+hw_ek_certs(struct attest *a, struct tpm *t)
+{
+	static const struct {
+		uint32_t index;
+		size_t   off;
+	} nv[] = {
+	    {TEK_EKCERT_INDEX, offsetof(struct attest, hw_ek_cert)},
+	    {TEK_EKCERT_ECC_INDEX, offsetof(struct attest, hw_ek_cert_ecc)},
+	};
+	uint8_t der[TEK_CERT_MAX];
+	char    e[256];
+
+	for (size_t i = 0; i < sizeof(nv) / sizeof(nv[0]); i++) {
+		char *pem = (char *) a + nv[i].off;
+		int   n = tek_nv_read(t->ectx, nv[i].index, der, sizeof(der), e,
+		                      sizeof(e));
+
+		pem[0] = '\0';
+		if (n < 0) {
+			log_warnx("attestation: hardware EK certificate NV "
+			          "0x%x: %s",
+			          nv[i].index, e);
+		} else if (n > 0 && tek_der_to_pem(der, (size_t) n, pem,
+		                                   ATTEST_PEM_LEN) < 0) {
+			log_warnx("attestation: NV 0x%x holds no X.509 "
+			          "certificate (%d bytes)",
+			          nv[i].index, n);
+			pem[0] = '\0';
+		}
+	}
+}
+
 int
 attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 {
@@ -217,11 +256,13 @@ attest_setup(struct attest *a, struct tpm *t, char *err, size_t errlen)
 	}
 	hex_encode(a->ak_name.name, a->ak_name.size, a->device_id,
 	           sizeof(a->device_id));
+	hw_ek_certs(a, t);
 	a->ready = true;
-	log_info("attestation: EK 0x%x %s, AK 0x%x %s, device id %s (%llu "
-	         "ms)",
+	log_info("attestation: EK 0x%x %s, AK 0x%x %s, device id %s, maker "
+	         "EK certificate %s (%llu ms)",
 	         t->h.ek, made_ek ? "created" : "found", t->h.ak,
 	         made_ak ? "created" : "found", a->device_id,
+	         a->hw_ek_cert[0] ? "in NV 0x1c00002" : "none",
 	         (unsigned long long) (now_ms() - t0));
 	return 0;
 }
@@ -295,13 +336,14 @@ certify_ek(struct attest *a, struct tpm *t, const struct attest_req *req,
 	if (tek_pub_from_hex(req->ek_pub, &ek) < 0 ||
 	    (pk = tek_pub_to_pkey(&ek)) == NULL) {
 		strfmt(err, errlen,
-		       "ek_pub is not a hex TPM2B_PUBLIC of an RSA "
-		       "key");
+		       "ek_pub is not a hex TPM2B_PUBLIC of an RSA or "
+		       "ECC P-256 key");
 		return -1;
 	}
-	if (!tek_is_ek_template(&ek)) {
+	if (tek_ek_alg(&ek) == TPM2_ALG_NULL) {
 		strfmt(err, errlen,
-		       "ek_pub does not follow the EK template L-1");
+		       "ek_pub follows neither EK template L-1 (RSA) nor L-2 "
+		       "(ECC P-256)");
 		EVP_PKEY_free(pk);
 		return -1;
 	}
@@ -348,7 +390,7 @@ activate(struct attest *a, struct tpm *t, const struct attest_req *req,
 	TSS2_RC                rc;
 	int                    n, ret = -1;
 
-	(void) a;
+	(void) a; /* the handles are the TPM context's */
 	n = hex_decode_str(req->credential_blob, buf, sizeof(buf));
 	if (n <= 0 || Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, (size_t) n, &off,
 	                                                &blob) != 0) {
@@ -433,12 +475,27 @@ set_ak_cert(struct attest *a, const struct attest_req *req, char *err,
 	return ret;
 }
 
-static void
-info(struct attest *a, struct attest_rep *rep)
+/* The vault PCR set and its values now into rep. */
+static int
+pcrs_now(const struct attest *a, struct tpm *t, struct attest_rep *rep,
+         char *err, size_t errlen)
+{
+	TSS2_RC rc;
+
+	pcrset_format(a->pcrs, rep->pcrs, sizeof(rep->pcrs));
+	return seal_pcr_read(t, a->pcrs, rep->values.v, &rc, err, errlen);
+}
+
+static int
+info(struct attest *a, struct tpm *t, struct attest_rep *rep, char *err,
+     size_t errlen)
 {
 	char   path[PATH_LEN], *buf = NULL;
 	size_t len = 0;
 
+	memcpy(rep->hw_ek_cert, a->hw_ek_cert, sizeof(rep->hw_ek_cert));
+	memcpy(rep->hw_ek_cert_ecc, a->hw_ek_cert_ecc,
+	       sizeof(rep->hw_ek_cert_ecc));
 	(void) tek_pub_to_hex(&a->ek_pub, rep->ek_pub, sizeof(rep->ek_pub));
 	(void) tek_pub_to_hex(&a->ak_pub, rep->ak_pub, sizeof(rep->ak_pub));
 	ak_cert_path(a, path, sizeof(path));
@@ -447,6 +504,60 @@ info(struct attest *a, struct attest_rep *rep)
 		rep->ak_cert[len] = '\0';
 		free(buf);
 	}
+	return pcrs_now(a, t, rep, err, errlen);
+}
+
+/* TPM2_Quote by the AK over the vault PCR set (sha256) with the
+ * verifier's nonce as qualifyingData; the values read right after go
+ * along (the verifier recomputes the quote's pcrDigest from them, so a
+ * PCR changing in between fails the check instead of passing it). */
+static int
+quote(struct attest *a, struct tpm *t, const struct attest_req *req,
+      struct attest_rep *rep, char *err, size_t errlen)
+{
+	TPM2B_DATA         nonce = {0};
+	TPML_PCR_SELECTION sel;
+	TPMT_SIG_SCHEME    scheme = {.scheme = TPM2_ALG_RSASSA};
+	TPM2B_ATTEST      *q = NULL;
+	TPMT_SIGNATURE    *sig = NULL;
+	ESYS_TR            ak = ESYS_TR_NONE;
+	TSS2_RC            rc;
+	int                n, ret = -1;
+
+	n = hex_decode_str(req->nonce, nonce.buffer, sizeof(nonce.buffer));
+	if (n <= 0 || n > 64) {
+		strfmt(err, errlen, "nonce must be 1 to 64 bytes of hex");
+		return -1;
+	}
+	nonce.size = (UINT16) n;
+	seal_pcr_selection(a->pcrs, &sel);
+	scheme.details.rsassa.hashAlg = TPM2_ALG_SHA256;
+	if (handle_of(t->ectx, t->h.ak, &ak, err, errlen) < 0) {
+		return -1;
+	}
+	TPM_RETRY(rc,
+	          Esys_Quote(t->ectx, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	                     ESYS_TR_NONE, &nonce, &scheme, &sel, &q, &sig));
+	(void) Esys_TR_Close(t->ectx, &ak);
+	if (rc != TSS2_RC_SUCCESS) {
+		fail_rc(err, errlen, "TPM2_Quote (AK)", rc);
+		goto out;
+	}
+	if (2 * (size_t) q->size + 1 > sizeof(rep->quote) ||
+	    2 * (size_t) sig->signature.rsassa.sig.size + 1 >
+	        sizeof(rep->signature)) {
+		strfmt(err, errlen, "quote or signature too long");
+		goto out;
+	}
+	hex_encode(q->attestationData, q->size, rep->quote, sizeof(rep->quote));
+	hex_encode(sig->signature.rsassa.sig.buffer,
+	           sig->signature.rsassa.sig.size, rep->signature,
+	           sizeof(rep->signature));
+	ret = pcrs_now(a, t, rep, err, errlen);
+out:
+	Esys_Free(q);
+	Esys_Free(sig);
+	return ret;
 }
 
 int
@@ -485,8 +596,10 @@ attest_handle(struct attest *a, struct tpm *t, pthread_mutex_t *mu,
 	memcpy(rep->device_id, a->device_id, sizeof(rep->device_id));
 	switch (req->op) {
 	case AOP_INFO:
-		info(a, rep);
-		ret = 0;
+		ret = info(a, t, rep, err, sizeof(err));
+		break;
+	case AOP_QUOTE:
+		ret = quote(a, t, req, rep, err, sizeof(err));
 		break;
 	case AOP_ACTIVATE:
 		ret = activate(a, t, req, rep, err, sizeof(err));

@@ -55,7 +55,9 @@ attest_ek_tbs(EVP_PKEY *ek, const char *uuid, const char *device_id,
 	    tek_x509_add_ext(x, NULL, NID_basic_constraints,
 	                     "critical,CA:FALSE") < 0 ||
 	    tek_x509_add_ext(x, NULL, NID_key_usage,
-	                     "critical,keyEncipherment") < 0 ||
+	                     EVP_PKEY_get_base_id(ek) == EVP_PKEY_EC
+	                         ? "critical,keyAgreement"
+	                         : "critical,keyEncipherment") < 0 ||
 	    tek_x509_add_ext(x, NULL, NID_ext_key_usage, "2.23.133.8.1") < 0 ||
 	    tek_x509_add_ext(x, NULL, NID_subject_alt_name, san) < 0) {
 		goto out;

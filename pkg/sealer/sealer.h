@@ -179,8 +179,12 @@ int seal_blob_load(const char *path, struct seal_blob *b, char *err,
 #define ATTEST_AK_CERT_FILE "ak.crt"
 #define ATTEST_TBS_MAX      1024 /* TPM2_Hash takes at most this much */
 struct attest {
-	bool         ready; /* EK and AK looked up or made */
-	char         vault[4096];
+	bool     ready; /* EK and AK looked up or made */
+	char     vault[4096];
+	uint32_t pcrs; /* vault PCR set (broker_cfg.pcrs): quotes */
+	/* the hardware TPM's EK certificates from NV (PEM, "" = none) */
+	char         hw_ek_cert[ATTEST_PEM_LEN];
+	char         hw_ek_cert_ecc[ATTEST_PEM_LEN];
 	TPM2B_PUBLIC ek_pub, ak_pub;
 	TPM2B_NAME   ak_name;
 	char         device_id[ATTEST_ID_LEN]; /* hex of ak_name */

@@ -130,6 +130,7 @@ attest_start(struct broker *b)
 	char err[REASON_LEN];
 
 	strfmt(b->att.vault, sizeof(b->att.vault), "%s", b->cfg.vault);
+	b->att.pcrs = b->cfg.pcrs; /* quotes cover the vault PCR set */
 	pthread_mutex_lock(&b->tpm_mu);
 	if (!b->no_tpm && tpm_is_open(&b->tpm) &&
 	    attest_setup(&b->att, &b->tpm, err, sizeof(err)) < 0) {

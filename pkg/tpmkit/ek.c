@@ -1,9 +1,10 @@
 /*
- * ek.c: the TCG EK template (L-1), EK provisioning and reading
- * persistent public areas.
+ * ek.c: the TCG EK templates (L-1 RSA-2048, L-2 ECC P-256), EK creation
+ * (persisted or flushed) and reading persistent public areas.
  */
 #include "tpm_ek.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <tss2/tss2_rc.h>
@@ -20,16 +21,29 @@ static const uint8_t ek_policy[32] = {
 	 TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)
 
 void
-tek_ek_template(TPM2B_PUBLIC *pub)
+tek_ek_template_alg(TPM2B_PUBLIC *pub, TPM2_ALG_ID alg)
 {
 	TPMT_PUBLIC *p = &pub->publicArea;
 
 	memset(pub, 0, sizeof(*pub));
-	p->type = TPM2_ALG_RSA;
 	p->nameAlg = TPM2_ALG_SHA256;
 	p->objectAttributes = EK_ATTRS;
 	p->authPolicy.size = sizeof(ek_policy);
 	memcpy(p->authPolicy.buffer, ek_policy, sizeof(ek_policy));
+	if (alg == TPM2_ALG_ECC) {
+		/* L-2: NIST P-256, unique = two 32-byte zero coordinates */
+		p->type = TPM2_ALG_ECC;
+		p->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
+		p->parameters.eccDetail.symmetric.keyBits.aes = 128;
+		p->parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+		p->parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+		p->parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+		p->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+		p->unique.ecc.x.size = 32;
+		p->unique.ecc.y.size = 32;
+		return;
+	}
+	p->type = TPM2_ALG_RSA;
 	p->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
 	p->parameters.rsaDetail.symmetric.keyBits.aes = 128;
 	p->parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
@@ -39,20 +53,43 @@ tek_ek_template(TPM2B_PUBLIC *pub)
 	p->unique.rsa.size = 256; /* 256 zero bytes */
 }
 
-bool
-tek_is_ek_template(const TPM2B_PUBLIC *pub)
+void
+tek_ek_template(TPM2B_PUBLIC *pub)
+{
+	tek_ek_template_alg(pub, TPM2_ALG_RSA);
+}
+
+TPM2_ALG_ID
+tek_ek_alg(const TPM2B_PUBLIC *pub)
 {
 	const TPMT_PUBLIC *p = &pub->publicArea;
 
-	return p->type == TPM2_ALG_RSA && p->nameAlg == TPM2_ALG_SHA256 &&
-	       p->objectAttributes == EK_ATTRS &&
-	       p->authPolicy.size == sizeof(ek_policy) &&
-	       memcmp(p->authPolicy.buffer, ek_policy, sizeof(ek_policy)) ==
-	           0 &&
-	       p->parameters.rsaDetail.symmetric.algorithm == TPM2_ALG_AES &&
-	       p->parameters.rsaDetail.symmetric.keyBits.aes == 128 &&
-	       p->parameters.rsaDetail.keyBits == 2048 &&
-	       p->unique.rsa.size == 256;
+	if (p->nameAlg != TPM2_ALG_SHA256 || p->objectAttributes != EK_ATTRS ||
+	    p->authPolicy.size != sizeof(ek_policy) ||
+	    memcmp(p->authPolicy.buffer, ek_policy, sizeof(ek_policy)) != 0) {
+		return TPM2_ALG_NULL;
+	}
+	if (p->type == TPM2_ALG_RSA &&
+	    p->parameters.rsaDetail.symmetric.algorithm == TPM2_ALG_AES &&
+	    p->parameters.rsaDetail.symmetric.keyBits.aes == 128 &&
+	    p->parameters.rsaDetail.keyBits == 2048 &&
+	    p->unique.rsa.size == 256) {
+		return TPM2_ALG_RSA;
+	}
+	if (p->type == TPM2_ALG_ECC &&
+	    p->parameters.eccDetail.symmetric.algorithm == TPM2_ALG_AES &&
+	    p->parameters.eccDetail.symmetric.keyBits.aes == 128 &&
+	    p->parameters.eccDetail.curveID == TPM2_ECC_NIST_P256 &&
+	    p->unique.ecc.x.size == 32 && p->unique.ecc.y.size == 32) {
+		return TPM2_ALG_ECC;
+	}
+	return TPM2_ALG_NULL;
+}
+
+bool
+tek_is_ek_template(const TPM2B_PUBLIC *pub)
+{
+	return tek_ek_alg(pub) == TPM2_ALG_RSA;
 }
 
 int
@@ -84,8 +121,8 @@ tek_read_public(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub, char *err,
 }
 
 int
-tek_ek_provision(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
-                 char *err, size_t errlen)
+tek_ek_create(ESYS_CONTEXT *e, TPM2_ALG_ID alg, uint32_t handle,
+              TPM2B_PUBLIC **pub, char *err, size_t errlen)
 {
 	TPM2B_SENSITIVE_CREATE sens = {0};
 	TPM2B_PUBLIC           tpl;
@@ -93,13 +130,15 @@ tek_ek_provision(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
 	TPML_PCR_SELECTION     pcrs = {0};
 	ESYS_TR                obj = ESYS_TR_NONE, old = ESYS_TR_NONE, out;
 	TSS2_RC                rc;
+	const char            *name = alg == TPM2_ALG_ECC ? "ECC" : "RSA";
+	char                   what[64];
 
 	*pub = NULL;
-	tek_ek_template(&tpl);
+	tek_ek_template_alg(&tpl, alg);
 	/* an object already at handle (a reset state): evict it first */
-	rc = Esys_TR_FromTPMPublic(e, handle, ESYS_TR_NONE, ESYS_TR_NONE,
-	                           ESYS_TR_NONE, &old);
-	if (rc == TSS2_RC_SUCCESS) {
+	if (handle != 0 &&
+	    Esys_TR_FromTPMPublic(e, handle, ESYS_TR_NONE, ESYS_TR_NONE,
+	                          ESYS_TR_NONE, &old) == TSS2_RC_SUCCESS) {
 		rc = Esys_EvictControl(e, ESYS_TR_RH_OWNER, old,
 		                       ESYS_TR_PASSWORD, ESYS_TR_NONE,
 		                       ESYS_TR_NONE, handle, &out);
@@ -113,7 +152,14 @@ tek_ek_provision(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
 	                        ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tpl,
 	                        &outside, &pcrs, &obj, pub, NULL, NULL, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
-		return tek_fail(err, errlen, "CreatePrimary (EK)", rc);
+		snprintf(what, sizeof(what), "CreatePrimary (%s EK)", name);
+		return tek_fail(err, errlen, what, rc);
+	}
+	if (handle == 0) {
+		/* a transient EK: the same key comes back from the seed
+		 * whenever someone (the guest) asks for it */
+		(void) Esys_FlushContext(e, obj);
+		return 0;
 	}
 	rc = Esys_EvictControl(e, ESYS_TR_RH_OWNER, obj, ESYS_TR_PASSWORD,
 	                       ESYS_TR_NONE, ESYS_TR_NONE, handle, &out);
@@ -121,8 +167,17 @@ tek_ek_provision(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
 	if (rc != TSS2_RC_SUCCESS) {
 		Esys_Free(*pub);
 		*pub = NULL;
-		return tek_fail(err, errlen, "EvictControl (EK)", rc);
+		snprintf(what, sizeof(what), "EvictControl (%s EK to 0x%x)",
+		         name, handle);
+		return tek_fail(err, errlen, what, rc);
 	}
 	(void) Esys_TR_Close(e, &out);
 	return 0;
+}
+
+int
+tek_ek_provision(ESYS_CONTEXT *e, uint32_t handle, TPM2B_PUBLIC **pub,
+                 char *err, size_t errlen)
+{
+	return tek_ek_create(e, TPM2_ALG_RSA, handle, pub, err, errlen);
 }

@@ -61,6 +61,40 @@ tek_pub_name(const TPM2B_PUBLIC *pub, TPM2B_NAME *name)
 	return 0;
 }
 
+/* An OpenSSL key for an ECC P-256 public area. */
+static EVP_PKEY *
+ecc_pkey(const TPMT_PUBLIC *p)
+{
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM     *params = NULL;
+	EVP_PKEY_CTX   *ctx = NULL;
+	EVP_PKEY       *pkey = NULL;
+	uint8_t         pt[1 + 2 * 32];
+
+	if (p->parameters.eccDetail.curveID != TPM2_ECC_NIST_P256 ||
+	    p->unique.ecc.x.size != 32 || p->unique.ecc.y.size != 32) {
+		return NULL;
+	}
+	pt[0] = 0x04; /* uncompressed point */
+	memcpy(pt + 1, p->unique.ecc.x.buffer, 32);
+	memcpy(pt + 33, p->unique.ecc.y.buffer, 32);
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+	                                     "prime256v1", 0) ||
+	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt,
+	                                      sizeof(pt)) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		pkey = NULL;
+	}
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	return pkey;
+}
+
 EVP_PKEY *
 tek_pub_to_pkey(const TPM2B_PUBLIC *pub)
 {
@@ -74,6 +108,9 @@ tek_pub_to_pkey(const TPM2B_PUBLIC *pub)
 	                             ? p->parameters.rsaDetail.exponent
 	                             : 65537;
 
+	if (p->type == TPM2_ALG_ECC) {
+		return ecc_pkey(p);
+	}
 	if (p->type != TPM2_ALG_RSA || p->unique.rsa.size == 0) {
 		return NULL;
 	}

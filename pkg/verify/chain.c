@@ -8,6 +8,7 @@
 #include "common.h"
 #include "tpm_ek.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,6 +301,115 @@ out:
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(store);
 	X509_free(ak);
+	X509_free(x);
+	return ret;
+}
+
+/* Every certificate in the PEM files of dir: self-signed ones into
+ * store (anchors), the others onto inter. Returns how many, -1. */
+static int
+load_maker_dir(const char *dir, X509_STORE *store, STACK_OF(X509) * inter,
+               char *err, size_t errlen)
+{
+	DIR           *d = opendir(dir);
+	struct dirent *e;
+	int            n = 0;
+
+	if (d == NULL) {
+		snprintf(err, errlen, "--tpm-ca %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		char   path[PATH_LEN];
+		FILE  *f;
+		X509  *x;
+
+		if (len < 5 || (strcmp(e->d_name + len - 4, ".pem") != 0 &&
+		                strcmp(e->d_name + len - 4, ".crt") != 0)) {
+			continue;
+		}
+		if (path_join(path, sizeof(path), "%s/%s", dir, e->d_name) <
+		        0 ||
+		    (f = fopen(path, "r")) == NULL) {
+			continue;
+		}
+		while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+			bool self = X509_check_issued(x, x) == X509_V_OK;
+
+			if (self ? !X509_STORE_add_cert(store, x)
+			         : !sk_X509_push(inter, x)) {
+				X509_free(x);
+				continue;
+			}
+			if (self) {
+				X509_free(x); /* the store holds a reference */
+			}
+			n++;
+		}
+		ERR_clear_error(); /* the end of the file */
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+int
+vfy_check_maker_cert(const char *dir, const char *pem, const TPM2B_PUBLIC *ek,
+                     char *err, size_t errlen)
+{
+	X509           *x = vfy_pem_cert(pem);
+	X509_STORE     *store = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	STACK_OF(X509) *inter = sk_X509_new_null();
+	EVP_PKEY *want = NULL;
+	int       n, ret = -1;
+
+	if (x == NULL) {
+		snprintf(err, errlen,
+		         "the hardware EK certificate is not a PEM "
+		         "certificate");
+		goto out;
+	}
+	if (store == NULL || ctx == NULL || inter == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if ((n = load_maker_dir(dir, store, inter, err, errlen)) < 0) {
+		goto out;
+	}
+	if (n == 0) {
+		snprintf(err, errlen, "--tpm-ca %s holds no PEM certificate",
+		         dir);
+		goto out;
+	}
+	if (!X509_STORE_CTX_init(ctx, store, x, inter)) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (X509_verify_cert(ctx) != 1) {
+		int e = X509_STORE_CTX_get_error(ctx);
+
+		snprintf(err, errlen,
+		         "hardware EK certificate does not chain to a TPM "
+		         "maker CA in %s: %s (depth %d)",
+		         dir, X509_verify_cert_error_string(e),
+		         X509_STORE_CTX_get_error_depth(ctx));
+		goto out;
+	}
+	want = tek_pub_to_pkey(ek);
+	if (want == NULL || EVP_PKEY_eq(want, X509_get0_pubkey(x)) != 1) {
+		snprintf(err, errlen,
+		         "the hardware EK certificate certifies another key "
+		         "than the device's EK");
+		goto out;
+	}
+	ret = 0;
+out:
+	EVP_PKEY_free(want);
+	sk_X509_pop_free(inter, X509_free);
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
 	X509_free(x);
 	return ret;
 }

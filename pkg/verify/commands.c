@@ -1,10 +1,15 @@
 /*
  * commands.c: the vtpm-verify subcommands (exit codes: 0 ok, 1 refused or
- * failed, 2 usage, 3 clone alert).
+ * failed, 2 usage, 3 clone alert, 4 boot state differs from the
+ * reference).
  *
  *   ca                        print the CA certificate (created if absent)
  *   challenge FILE            a MakeCredential challenge for the device in
- *                             FILE (vtpmctl attest --device / attest UUID)
+ *                             FILE (vtpmctl attest --device / attest UUID),
+ *                             once its hardware EK certificate chains to a
+ *                             TPM maker CA (--tpm-ca) or --tofu is given;
+ *                             records the device's PCR values as its
+ *                             reference when it has none
  *   activate FILE             check the device's answer ({device_id,
  *                             credential}); on success issue and print
  *                             its AK certificate, mark it active
@@ -16,10 +21,17 @@
  *                             reported EK for that VM; then the EK -> device
  *                             binding, with a clone alert when the EK was
  *                             seen behind another device
+ *                             with a quote (vtpmctl attest UUID --nonce):
+ *                             signature by the registered AK, a nonce this
+ *                             verifier issued and nobody used, the PCRs
+ *                             against the reference
  *   alerts                    the clone alerts recorded, as a JSON array
+ *   nonce DEVICE              issue a quote nonce for the device
+ *   reference DEVICE FILE     replace the device's reference PCR values
  */
 #include "verify.h"
 #include "common.h"
+#include "keyfmt.h"
 #include "tpm_ek.h"
 
 #include <cjson/cJSON.h>
@@ -109,6 +121,77 @@ vfy_cmd_ca(struct vfy_ctx *c, int argc, char **argv)
 	return 0;
 }
 
+/* Is the device's hardware EK a TPM maker's? Its certificate (from NV
+ * 0x01c00002) must chain to --tpm-ca and certify ek; without a
+ * certificate or without --tpm-ca only --tofu lets it through, with a
+ * warning. A certificate that fails its chain is refused even then.
+ * trust gets "maker" or "tofu". */
+static int
+hw_ek_trust(const struct vfy_ctx *c, const char *id, const TPM2B_PUBLIC *ek,
+            const char *cert, char *trust, size_t tlen, char *err,
+            size_t errlen)
+{
+	if (cert != NULL && c->tpm_ca[0] != '\0') {
+		if (vfy_check_maker_cert(c->tpm_ca, cert, ek, err, errlen) <
+		    0) {
+			return -1;
+		}
+		snprintf(trust, tlen, "maker");
+		return 0;
+	}
+	if (!c->tofu) {
+		snprintf(err, errlen, "%s",
+		         cert == NULL ? "the device reports no hardware EK "
+		                        "certificate (NV 0x01c00002); --tofu "
+		                        "trusts its EK on first use"
+		                      : "no --tpm-ca DIR to check its hardware "
+		                        "EK certificate against; --tofu trusts "
+		                        "its EK on first use");
+		return -1;
+	}
+	fprintf(stderr,
+	        "vtpm-verify: WARNING: device %s: hardware EK trusted on first "
+	        "use (%s): nothing shows it is a real TPM\n",
+	        id,
+	        cert == NULL ? "no EK certificate" : "no --tpm-ca to check it");
+	snprintf(trust, tlen, "tofu");
+	return 0;
+}
+
+/* The PCR values of the enrolment report become the reference when the
+ * device has none (later changes: vtpm-verify reference). */
+static int
+first_reference(struct vfy_ctx *c, const char *id, const cJSON *pcrs, char *err,
+                size_t errlen)
+{
+	uint8_t  v[16][32], old[16][32];
+	uint32_t mask, oldmask;
+	char     list[64];
+	int      n;
+
+	if (pcrs == NULL) {
+		return 0;
+	}
+	if (vfy_pcrs_parse(pcrs, &mask, v, err, errlen) < 0 ||
+	    (n = c->reg.ops->ref_get(c->reg.h, id, &oldmask, old, err,
+	                             errlen)) < 0) {
+		return -1;
+	}
+	if (n == 1) {
+		return 0;
+	}
+	if (c->reg.ops->ref_put(c->reg.h, id, mask, (const uint8_t(*)[32]) v,
+	                        err, errlen) < 0) {
+		return -1;
+	}
+	pcrset_format(mask, list, sizeof(list));
+	fprintf(stderr,
+	        "vtpm-verify: device %s: reference PCR values recorded (PCRs "
+	        "%s)\n",
+	        id, list);
+	return 0;
+}
+
 int
 vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
 {
@@ -119,7 +202,8 @@ vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
 	TPM2B_ENCRYPTED_SECRET sec;
 	uint8_t                cred[VFY_CRED_LEN], buf[sizeof(sec)];
 	char                   err[512], id[ATTEST_ID_LEN], hex[1100];
-	const char            *ekh, *akh, *did;
+	char                   trust[16];
+	const char            *ekh, *akh, *did, *hw;
 	cJSON                 *o = NULL, *dev, *out;
 	size_t                 off;
 	int                    rc = 1;
@@ -137,6 +221,7 @@ vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
 	ekh = str(dev, "ek_pub");
 	akh = str(dev, "ak_pub");
 	did = str(dev, "device_id");
+	hw = str(dev, "hw_ek_cert");
 	if (ekh == NULL || akh == NULL || tek_pub_from_hex(ekh, &ek) < 0 ||
 	    tek_pub_from_hex(akh, &ak) < 0) {
 		fprintf(stderr,
@@ -167,6 +252,12 @@ vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
 		        argv[0], did, id);
 		goto out;
 	}
+	if (hw_ek_trust(c, id, &ek, str(dev, "hw_ek_cert"), trust,
+	                sizeof(trust), err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: device %s: REFUSED: %s\n", id,
+		        err);
+		goto out;
+	}
 	if (RAND_bytes(cred, sizeof(cred)) != 1 ||
 	    vfy_make_credential(&ek, &name, cred, sizeof(cred), &blob, &sec,
 	                        err, sizeof(err)) < 0) {
@@ -183,12 +274,18 @@ vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
 	snprintf(d->ak_pub, sizeof(d->ak_pub), "%s", akh);
 	snprintf(d->state, sizeof(d->state), "pending");
 	sha256_hex(cred, sizeof(cred), d->secret_hash);
-	if (c->reg.ops->device_put(c->reg.h, d, err, sizeof(err)) < 0) {
+	if (c->reg.ops->device_put(c->reg.h, d, err, sizeof(err)) < 0 ||
+	    c->reg.ops->hw_ek_put(c->reg.h, id, hw ? hw : "", trust, err,
+	                          sizeof(err)) < 0 ||
+	    first_reference(c, id,
+	                    cJSON_GetObjectItemCaseSensitive(dev, "pcrs"), err,
+	                    sizeof(err)) < 0) {
 		fprintf(stderr, "vtpm-verify: device %s: %s\n", id, err);
 		goto out;
 	}
 	out = cJSON_CreateObject();
 	cJSON_AddStringToObject(out, "device_id", id);
+	cJSON_AddStringToObject(out, "hw_ek_trust", trust);
 	off = 0;
 	(void) Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, buf, sizeof(buf), &off);
 	hex_encode(buf, off, hex, sizeof(hex));
@@ -353,6 +450,128 @@ out:
 	return rc;
 }
 
+/* The report's quote (device.quote), when there is one: 0 ok or absent,
+ * 1 refused, 4 boot state differs from the reference, -1 registry error;
+ * err says why. */
+static int
+check_quote(struct vfy_ctx *c, const struct vfy_device *d, const cJSON *dev,
+            cJSON *out, char *err, size_t errlen)
+{
+	const cJSON     *q = cJSON_GetObjectItemCaseSensitive(dev, "quote");
+	const char      *nh = str(q, "nonce"), *ah = str(q, "attest");
+	const char      *sh = str(q, "signature");
+	TPM2B_PUBLIC     ak;
+	struct vfy_quote vq;
+	uint8_t          nonce[64], att[ATTEST_QUOTE_LEN / 2];
+	uint8_t          sig[ATTEST_SIG_LEN / 2], v[16][32], ref[16][32];
+	uint32_t         mask, refmask, bad;
+	char             list[64];
+	int              nn, na, ns, r;
+	cJSON           *o;
+
+	if (q == NULL) {
+		cJSON_AddBoolToObject(out, "quote", false);
+		return 0;
+	}
+	if (nh == NULL || ah == NULL || sh == NULL ||
+	    (nn = hex_decode_str(nh, nonce, sizeof(nonce))) <= 0 ||
+	    (na = hex_decode_str(ah, att, sizeof(att))) <= 0 ||
+	    (ns = hex_decode_str(sh, sig, sizeof(sig))) <= 0) {
+		snprintf(
+		    err, errlen,
+		    "device.quote needs nonce, attest and signature (hex)");
+		return 1;
+	}
+	if (vfy_pcrs_parse(cJSON_GetObjectItemCaseSensitive(q, "pcrs"), &mask,
+	                   v, err, errlen) < 0) {
+		return 1;
+	}
+	if (tek_pub_from_hex(d->ak_pub, &ak) < 0) {
+		snprintf(err, errlen, "device %s: registered AK unreadable",
+		         d->id);
+		return -1;
+	}
+	if (vfy_check_quote(&ak, att, (size_t) na, sig, (size_t) ns, nonce,
+	                    (size_t) nn, mask, (const uint8_t(*)[32]) v, &vq,
+	                    err, errlen) < 0) {
+		return 1;
+	}
+	/* signed and well-formed: now the nonce may be spent */
+	r = c->reg.ops->nonce_take(c->reg.h, d->id, nh, err, errlen);
+	if (r < 0) {
+		return -1;
+	}
+	if (r == 0 || r == 2) {
+		snprintf(err, errlen,
+		         r == 0
+		             ? "quote nonce %.32s... was not issued to device "
+		               "%s by this verifier (vtpm-verify nonce)"
+		             : "quote nonce %.32s... was used before (a "
+		               "replayed quote) by device %s",
+		         nh, d->id);
+		return 1;
+	}
+	o = cJSON_AddObjectToObject(out, "quote");
+	cJSON_AddNumberToObject(o, "clock", (double) vq.clock);
+	cJSON_AddNumberToObject(o, "reset_count", (double) vq.reset_count);
+	cJSON_AddNumberToObject(o, "restart_count", (double) vq.restart_count);
+	cJSON_AddBoolToObject(o, "safe", vq.safe);
+	r = c->reg.ops->ref_get(c->reg.h, d->id, &refmask, ref, err, errlen);
+	if (r < 0) {
+		return -1;
+	}
+	if (r == 0) {
+		snprintf(err, errlen,
+		         "device %s has no reference PCR values (vtpm-verify "
+		         "reference DEVICE FILE)",
+		         d->id);
+		return 1;
+	}
+	bad = vfy_pcrs_differ(mask, (const uint8_t(*)[32]) v, refmask,
+	                      (const uint8_t(*)[32]) ref);
+	pcrset_format(bad, list, sizeof(list));
+	cJSON_AddStringToObject(o, "pcrs_differ", list);
+	if (bad != 0) {
+		snprintf(err, errlen,
+		         "device %s: boot state differs from the reference in "
+		         "PCRs %s",
+		         d->id, list);
+		return 4;
+	}
+	return 0;
+}
+
+/* vm.ecc, when reported: the ECC P-256 EK's certificate chains to the
+ * registered AK the same way. 0 or -1 with err. */
+static int
+check_ecc(X509 *ca, const struct vfy_device *d, const cJSON *vm,
+          const char *uuid, char *err, size_t errlen)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(vm, "ecc");
+	const char  *ekh = str(e, "ek_pub"), *ekc = str(e, "ek_cert");
+	TPM2B_PUBLIC ek;
+
+	if (e == NULL) {
+		return 0;
+	}
+	if (ekh == NULL || ekc == NULL || tek_pub_from_hex(ekh, &ek) < 0 ||
+	    tek_ek_alg(&ek) != TPM2_ALG_ECC) {
+		snprintf(err, errlen,
+		         "VM %s: vm.ecc.ek_pub is not an EK of template L-2",
+		         uuid);
+		return -1;
+	}
+	if (vfy_check_ek_cert(ca, d->ak_cert, ekc, &ek, uuid, d->id, err,
+	                      errlen) < 0) {
+		char m[512];
+
+		strfmt(m, sizeof(m), "ECC EK: %s", err);
+		strfmt(err, errlen, "%s", m);
+		return -1;
+	}
+	return 0;
+}
+
 int
 vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 {
@@ -362,6 +581,7 @@ vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 	EVP_PKEY          *k = NULL;
 	X509              *ca = NULL;
 	char               err[512], fp[ATTEST_ID_LEN], other[ATTEST_ID_LEN];
+	char               hwcert[ATTEST_PEM_LEN], trust[16];
 	const char        *id, *akh, *uuid, *ekh, *ekc;
 	cJSON             *o = NULL, *dev, *vm, *out = NULL;
 	int                n, rc = 1;
@@ -405,6 +625,15 @@ vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 		         id);
 		goto refuse;
 	}
+	/* how its hardware EK was trusted at enrolment ("maker", "tofu";
+	 * "unknown" for a device enrolled before that was recorded) */
+	n = c->reg.ops->hw_ek_get(c->reg.h, id, hwcert, sizeof(hwcert), trust,
+	                          sizeof(trust), err, sizeof(err));
+	if (n < 0) {
+		fprintf(stderr, "vtpm-verify: %s\n", err);
+		goto out;
+	}
+	cJSON_AddStringToObject(out, "hw_ek_trust", n == 1 ? trust : "unknown");
 	if (strcmp(d->ak_pub, akh) != 0) {
 		snprintf(err, sizeof(err),
 		         "device %s reports another AK than the one activated",
@@ -419,13 +648,25 @@ vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 		         uuid);
 		goto refuse;
 	}
+	/* the boot state first: a device that fails it says nothing
+	 * trustworthy about its vTPMs either */
+	n = check_quote(c, d, dev, out, err, sizeof(err));
+	if (n < 0) {
+		fprintf(stderr, "vtpm-verify: %s\n", err);
+		goto out;
+	}
+	if (n > 0) {
+		rc = n;
+		goto refused;
+	}
 	if (vfy_ca_load(c->ca, &k, &ca, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vtpm-verify: CA %s: %s\n", c->ca, err);
 		goto out;
 	}
 	/* the chain must end in THIS device's registered AK */
 	if (vfy_check_ek_cert(ca, d->ak_cert, ekc, &ek, uuid, id, err,
-	                      sizeof(err)) < 0) {
+	                      sizeof(err)) < 0 ||
+	    check_ecc(ca, d, vm, uuid, err, sizeof(err)) < 0) {
 		goto refuse;
 	}
 	hex_encode(ekname.name, ekname.size, fp, sizeof(fp));
@@ -460,8 +701,11 @@ vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 	rc = 0;
 	goto out;
 refuse:
-	fprintf(stderr, "vtpm-verify: %s: REFUSED: %s\n", argv[0], err);
+	rc = 1;
 	cJSON_AddBoolToObject(out, "chain_ok", false);
+refused:
+	fprintf(stderr, "vtpm-verify: %s: REFUSED: %s\n", argv[0], err);
+	cJSON_AddBoolToObject(out, "ok", false);
 	cJSON_AddStringToObject(out, "reason", err);
 	(void) print_json(out);
 	out = NULL;
@@ -511,4 +755,98 @@ vfy_cmd_alerts(struct vfy_ctx *c, int argc, char **argv)
 		return 1;
 	}
 	return print_json(list) < 0 ? 1 : 0;
+}
+
+int
+vfy_cmd_nonce(struct vfy_ctx *c, int argc, char **argv)
+{
+	struct vfy_device *d = calloc(1, sizeof(*d));
+	uint8_t            b[32];
+	char               hex[65], err[512];
+	int                n, rc = 1;
+
+	if (argc != 1) {
+		fprintf(stderr, "vtpm-verify: nonce DEVICE\n");
+		free(d);
+		return 2;
+	}
+	if (d == NULL || vfy_ctx_registry(c, err, sizeof(err)) < 0 ||
+	    (n = c->reg.ops->device_get(c->reg.h, argv[0], d, err,
+	                                sizeof(err))) < 0) {
+		fprintf(stderr, "vtpm-verify: %s\n", d ? err : "out of memory");
+		goto out;
+	}
+	if (n == 0 || strcmp(d->state, "active") != 0) {
+		fprintf(stderr, "vtpm-verify: device %s is not enrolled\n",
+		        argv[0]);
+		goto out;
+	}
+	if (RAND_bytes(b, sizeof(b)) != 1) {
+		fprintf(stderr, "vtpm-verify: no randomness\n");
+		goto out;
+	}
+	hex_encode(b, sizeof(b), hex, sizeof(hex));
+	if (c->reg.ops->nonce_add(c->reg.h, argv[0], hex, err, sizeof(err)) <
+	    0) {
+		fprintf(stderr, "vtpm-verify: device %s: %s\n", argv[0], err);
+		goto out;
+	}
+	printf("%s\n", hex);
+	rc = 0;
+out:
+	free(d);
+	return rc;
+}
+
+int
+vfy_cmd_reference(struct vfy_ctx *c, int argc, char **argv)
+{
+	struct vfy_device *d = calloc(1, sizeof(*d));
+	const cJSON       *p, *dev;
+	uint8_t            v[16][32];
+	uint32_t           mask;
+	char               err[512], list[64];
+	cJSON             *o = NULL;
+	int                n, rc = 1;
+
+	if (argc != 2) {
+		fprintf(stderr, "vtpm-verify: reference DEVICE FILE\n");
+		free(d);
+		return 2;
+	}
+	if (d == NULL || (o = load_json(argv[1])) == NULL) {
+		goto out;
+	}
+	/* {"0": hex, ...}, or a vtpmctl attest --device / report that
+	 * carries them as (device.)pcrs */
+	dev = cJSON_GetObjectItemCaseSensitive(o, "device");
+	p = cJSON_GetObjectItemCaseSensitive(dev ? dev : o, "pcrs");
+	if (vfy_pcrs_parse(p ? p : o, &mask, v, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: %s: %s\n", argv[1], err);
+		goto out;
+	}
+	if (vfy_ctx_registry(c, err, sizeof(err)) < 0 ||
+	    (n = c->reg.ops->device_get(c->reg.h, argv[0], d, err,
+	                                sizeof(err))) < 0) {
+		fprintf(stderr, "vtpm-verify: %s\n", err);
+		goto out;
+	}
+	if (n == 0) {
+		fprintf(stderr, "vtpm-verify: device %s is not registered\n",
+		        argv[0]);
+		goto out;
+	}
+	if (c->reg.ops->ref_put(c->reg.h, argv[0], mask,
+	                        (const uint8_t(*)[32]) v, err,
+	                        sizeof(err)) < 0) {
+		fprintf(stderr, "vtpm-verify: device %s: %s\n", argv[0], err);
+		goto out;
+	}
+	pcrset_format(mask, list, sizeof(list));
+	printf("device %s: reference PCRs %s recorded\n", argv[0], list);
+	rc = 0;
+out:
+	cJSON_Delete(o);
+	free(d);
+	return rc;
 }

@@ -37,6 +37,10 @@ static const struct vfy_command commands[] = {
     {"check", vfy_cmd_check,
      "FILE: a vtpmctl attest UUID report: chain, binding, clone alert"},
     {"alerts", vfy_cmd_alerts, "the clone alerts recorded (JSON array)"},
+    {"nonce", vfy_cmd_nonce,
+     "DEVICE: issue a quote nonce (vtpmctl attest UUID --nonce HEX)"},
+    {"reference", vfy_cmd_reference,
+     "DEVICE FILE: replace the device's reference PCR values"},
     {"escrow", cmd_escrow,
      "keygen|recover ...: recovery escrow (docs/updates.md)"},
 };
@@ -57,27 +61,44 @@ vfy_ctx_registry(struct vfy_ctx *c, char *err, size_t errlen)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: vtpm-verify [--db DSN] [--ca DIR] COMMAND ...\n"
-	           "The verifier: AK activation, EK certificate chains, the "
-	           "device registry\nand clone alerts.\n\nCommands:\n");
+	fprintf(f, "usage: vtpm-verify [--db DSN] [--ca DIR] [--tpm-ca DIR] "
+	           "[--tofu] COMMAND ...\n"
+	           "The verifier: hardware EK against TPM maker CAs, AK "
+	           "activation, EK\ncertificate chains, quotes, the device "
+	           "registry and clone alerts.\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
 	}
-	fprintf(f, "\nOptions:\n"
-	           "      --db DSN     registry: sqlite:PATH or PATH (default "
-	           "vtpm-verify.db)\n"
-	           "      --ca DIR     CA key and certificate (default "
-	           "vtpm-verify-ca)\n"
-	           "Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 clone "
-	           "alert.\n");
+	fprintf(f,
+	        "\nOptions:\n"
+	        "      --db DSN     registry: sqlite:PATH or PATH (default "
+	        "vtpm-verify.db)\n"
+	        "      --ca DIR     CA key and certificate (default "
+	        "vtpm-verify-ca)\n"
+	        "      --tpm-ca DIR TPM manufacturers' CA certificates (PEM, "
+	        "roots and\n"
+	        "                   intermediates) the hardware EK "
+	        "certificate must chain to\n"
+	        "                   (default: none)\n"
+	        "      --tofu       enrol a device whose hardware EK cannot be "
+	        "checked\n"
+	        "                   (no certificate or no --tpm-ca): trust it "
+	        "on first use,\n"
+	        "                   with a warning (default: refuse)\n"
+	        "Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 clone "
+	        "alert, 4 boot\nstate (quoted PCRs) differs from the "
+	        "reference.\n");
 	common_usage(f);
 }
 
-enum { O_DB = 256, O_CA };
-static const struct option longopts[] = {COMMON_LONGOPTS,
-                                         {"db", required_argument, NULL, O_DB},
-                                         {"ca", required_argument, NULL, O_CA},
-                                         {NULL, 0, NULL, 0}};
+enum { O_DB = 256, O_CA, O_TPM_CA, O_TOFU };
+static const struct option longopts[] = {
+    COMMON_LONGOPTS,
+    {"db", required_argument, NULL, O_DB},
+    {"ca", required_argument, NULL, O_CA},
+    {"tpm-ca", required_argument, NULL, O_TPM_CA},
+    {"tofu", no_argument, NULL, O_TOFU},
+    {NULL, 0, NULL, 0}};
 
 /* Global options up to the command (optind then names it). -1: go on;
  * otherwise the exit status. */
@@ -104,6 +125,11 @@ parse_options(int argc, char **argv, struct common_opts *co,
 			snprintf(ctx->db, sizeof(ctx->db), "%s", optarg);
 		} else if (c == O_CA) {
 			snprintf(ctx->ca, sizeof(ctx->ca), "%s", optarg);
+		} else if (c == O_TPM_CA) {
+			snprintf(ctx->tpm_ca, sizeof(ctx->tpm_ca), "%s",
+			         optarg);
+		} else if (c == O_TOFU) {
+			ctx->tofu = true;
 		} else {
 			usage(stderr);
 			return 2;

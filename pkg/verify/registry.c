@@ -1,8 +1,17 @@
 /*
  * registry.c: the verifier's registry (device AKs, EK -> device bindings,
- * clone alerts) behind struct registry_ops; the SQLite backend.
+ * clone alerts, hardware EK certificates, quote nonces, reference PCR
+ * values) behind struct registry_ops; the SQLite backend.
+ *
+ * Two steps of schema: the original tables (devices, bindings, alerts),
+ * then the attestation tables (hw_eks, nonces, pcr_refs) in one separate
+ * statement list, schema_attest_sql, written as one migration: every
+ * table is CREATE IF NOT EXISTS, so a registry made before it gets the
+ * new tables on open and keeps its data.
  */
 #include "verify.h"
+#include "common.h"
+#include "tpm_ek.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +35,19 @@ static const char schema_sql[] =
     " second_device TEXT NOT NULL, vm TEXT NOT NULL,"
     " at INTEGER NOT NULL);";
 
+/* The attestation tables: hardware EK certificates, quote nonces (one use
+ * each), reference PCR values per device. */
+static const char schema_attest_sql[] =
+    "CREATE TABLE IF NOT EXISTS hw_eks("
+    " device TEXT PRIMARY KEY, ek_cert TEXT NOT NULL, trust TEXT NOT NULL,"
+    " at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS nonces("
+    " nonce TEXT PRIMARY KEY, device TEXT NOT NULL,"
+    " issued INTEGER NOT NULL, used INTEGER);"
+    "CREATE TABLE IF NOT EXISTS pcr_refs("
+    " device TEXT NOT NULL, pcr INTEGER NOT NULL, value TEXT NOT NULL,"
+    " at INTEGER NOT NULL, PRIMARY KEY(device, pcr));";
+
 static int
 dberr(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
@@ -48,7 +70,9 @@ sq_open(void **h, const char *dsn, char *err, size_t errlen)
 		return -1;
 	}
 	sqlite3_busy_timeout(db, 5000);
-	if (sqlite3_exec(db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+	if (sqlite3_exec(db, schema_sql, NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(db, schema_attest_sql, NULL, NULL, &msg) !=
+	        SQLITE_OK) {
 		snprintf(err, errlen, "sqlite schema in %s: %s", dsn,
 		         msg ? msg : "?");
 		sqlite3_free(msg);
@@ -247,6 +271,209 @@ sq_alert_list(void *h,
 	return rc == SQLITE_DONE ? 0 : dberr(db, "select alerts", err, errlen);
 }
 
+static int
+sq_hw_ek_put(void *h, const char *device, const char *ek_cert,
+             const char *trust, char *err, size_t errlen)
+{
+	sqlite3      *db = h;
+	sqlite3_stmt *st;
+	int           rc;
+
+	if (sqlite3_prepare_v2(db,
+	                       "INSERT OR REPLACE INTO hw_eks(device, ek_cert, "
+	                       "trust, at) VALUES(?,?,?,?)",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		return dberr(db, "prepare", err, errlen);
+	}
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, ek_cert, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, trust, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64) time(NULL));
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : dberr(db, "insert hw_ek", err, errlen);
+}
+
+static int
+sq_hw_ek_get(void *h, const char *device, char *ek_cert, size_t certlen,
+             char *trust, size_t trustlen, char *err, size_t errlen)
+{
+	sqlite3      *db = h;
+	sqlite3_stmt *st;
+	int           rc;
+
+	ek_cert[0] = trust[0] = '\0';
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT ek_cert, trust FROM hw_eks WHERE "
+	                       "device = ?",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		return dberr(db, "prepare", err, errlen);
+	}
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		col(st, 0, ek_cert, certlen);
+		col(st, 1, trust, trustlen);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW) {
+		return 1;
+	}
+	return rc == SQLITE_DONE ? 0 : dberr(db, "select hw_ek", err, errlen);
+}
+
+static int
+sq_nonce_add(void *h, const char *device, const char *nonce, char *err,
+             size_t errlen)
+{
+	sqlite3      *db = h;
+	sqlite3_stmt *st;
+	int           rc;
+
+	if (sqlite3_prepare_v2(db,
+	                       "INSERT INTO nonces(nonce, device, issued) "
+	                       "VALUES(?,?,?)",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		return dberr(db, "prepare", err, errlen);
+	}
+	sqlite3_bind_text(st, 1, nonce, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64) time(NULL));
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : dberr(db, "insert nonce", err, errlen);
+}
+
+static int
+sq_nonce_take(void *h, const char *device, const char *nonce, char *err,
+              size_t errlen)
+{
+	sqlite3      *db = h;
+	sqlite3_stmt *st;
+	int           rc, n;
+
+	/* one statement: two checks racing on one nonce cannot both win */
+	if (sqlite3_prepare_v2(db,
+	                       "UPDATE nonces SET used = ? WHERE nonce = ? AND "
+	                       "device = ? AND used IS NULL",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		return dberr(db, "prepare", err, errlen);
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64) time(NULL));
+	sqlite3_bind_text(st, 2, nonce, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, device, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		return dberr(db, "update nonce", err, errlen);
+	}
+	if (sqlite3_changes(db) == 1) {
+		return 1;
+	}
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT count(*) FROM nonces WHERE nonce = ? "
+	                       "AND device = ?",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		return dberr(db, "prepare", err, errlen);
+	}
+	sqlite3_bind_text(st, 1, nonce, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC);
+	n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (n < 0) {
+		return dberr(db, "select nonce", err, errlen);
+	}
+	return n > 0 ? 2 : 0;
+}
+
+static int
+sq_ref_put(void *h, const char *device, uint32_t mask,
+           const uint8_t values[16][32], char *err, size_t errlen)
+{
+	sqlite3      *db = h;
+	sqlite3_stmt *st = NULL;
+	char          hex[65];
+	int           rc = SQLITE_DONE;
+
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		return dberr(db, "begin", err, errlen);
+	}
+	if (sqlite3_prepare_v2(db, "DELETE FROM pcr_refs WHERE device = ?", -1,
+	                       &st, NULL) != SQLITE_OK) {
+		goto fail;
+	}
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE ||
+	    sqlite3_prepare_v2(db,
+	                       "INSERT INTO pcr_refs(device, pcr, value, at) "
+	                       "VALUES(?,?,?,?)",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		goto fail;
+	}
+	for (int i = 0; i < 16 && rc == SQLITE_DONE; i++) {
+		if (!(mask & (1u << i))) {
+			continue;
+		}
+		hex_encode(values[i], 32, hex, sizeof(hex));
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, i);
+		sqlite3_bind_text(st, 3, hex, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64) time(NULL));
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		goto fail;
+	}
+	return 0;
+fail:
+	dberr(db, "store reference PCRs", err, errlen);
+	(void) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static int
+sq_ref_get(void *h, const char *device, uint32_t *mask, uint8_t values[16][32],
+           char *err, size_t errlen)
+{
+	sqlite3      *db = h;
+	sqlite3_stmt *st;
+	int           rc;
+
+	*mask = 0;
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT pcr, value FROM pcr_refs WHERE device = "
+	                       "? ORDER BY pcr",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		return dberr(db, "prepare", err, errlen);
+	}
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int         i = sqlite3_column_int(st, 0);
+		const char *v = (const char *) sqlite3_column_text(st, 1);
+
+		if (i < 0 || i > 15 || v == NULL ||
+		    hex_decode_str(v, values[i], 32) != 32) {
+			sqlite3_finalize(st);
+			snprintf(err, errlen,
+			         "reference PCR %d of device %s is corrupt", i,
+			         device);
+			return -1;
+		}
+		*mask |= 1u << i;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		return dberr(db, "select reference PCRs", err, errlen);
+	}
+	return *mask != 0 ? 1 : 0;
+}
+
 const struct registry_ops vfy_registry_sqlite = {
     .name = "sqlite",
     .open = sq_open,
@@ -257,6 +484,12 @@ const struct registry_ops vfy_registry_sqlite = {
     .alert_add = sq_alert_add,
     .alert_count = sq_alert_count,
     .alert_list = sq_alert_list,
+    .hw_ek_put = sq_hw_ek_put,
+    .hw_ek_get = sq_hw_ek_get,
+    .nonce_add = sq_nonce_add,
+    .nonce_take = sq_nonce_take,
+    .ref_put = sq_ref_put,
+    .ref_get = sq_ref_get,
 };
 
 int

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <tss2/tss2_tpm2_types.h>
@@ -58,6 +59,30 @@ struct registry_ops {
 	                             const char *first, const char *second,
 	                             const char *vm, int64_t at),
 	                  void *arg, char *err, size_t errlen);
+	/* attestation tables (hw_eks, nonces, pcr_refs) */
+	/* The device's hardware EK certificate (PEM, "" when trusted on
+	 * first use without one) and how it is trusted ("maker": chain to
+	 * --tpm-ca checked; "tofu"); insert or replace. */
+	int (*hw_ek_put)(void *h, const char *device, const char *ek_cert,
+	                 const char *trust, char *err, size_t errlen);
+	/* 1 found, 0 none, -1 error */
+	int (*hw_ek_get)(void *h, const char *device, char *ek_cert,
+	                 size_t certlen, char *trust, size_t trustlen,
+	                 char *err, size_t errlen);
+	/* A quote nonce (hex) issued to device. */
+	int (*nonce_add)(void *h, const char *device, const char *nonce,
+	                 char *err, size_t errlen);
+	/* Use it, atomically: 1 taken now, 0 never issued to device, 2
+	 * already used, -1 error. */
+	int (*nonce_take)(void *h, const char *device, const char *nonce,
+	                  char *err, size_t errlen);
+	/* The device's reference PCR values (sha256, bit i of mask = PCR
+	 * i): replace all of them. */
+	int (*ref_put)(void *h, const char *device, uint32_t mask,
+	               const uint8_t values[16][32], char *err, size_t errlen);
+	/* 1 found (mask, values filled), 0 none recorded, -1 error */
+	int (*ref_get)(void *h, const char *device, uint32_t *mask,
+	               uint8_t values[16][32], char *err, size_t errlen);
 };
 
 extern const struct registry_ops vfy_registry_sqlite;
@@ -102,11 +127,42 @@ int vfy_check_ek_cert(X509 *ca, const char *ak_pem, const char *ek_pem,
                       const TPM2B_PUBLIC *ek, const char *vm,
                       const char *device, char *err, size_t errlen);
 
+/* Check that the EK certificate pem chains to a CA in dir (every PEM
+ * certificate in *.pem / *.crt files there: self-signed ones are trust
+ * anchors, the others intermediates) and certifies ek. 0 or -1 with err
+ * saying what failed. */
+int vfy_check_maker_cert(const char *dir, const char *pem,
+                         const TPM2B_PUBLIC *ek, char *err, size_t errlen);
+
+/* quote.c: TPM2_Quote checks and PCR value lists. */
+struct vfy_quote {
+	uint32_t mask; /* PCRs quoted */
+	uint64_t clock;
+	uint32_t reset_count, restart_count;
+	bool     safe;
+};
+/* {"0": hex, ...} into mask/values. 0 or -1 with err. */
+int vfy_pcrs_parse(const cJSON *o, uint32_t *mask, uint8_t values[16][32],
+                   char *err, size_t errlen);
+/* The quote attest (TPMS_ATTEST bytes) signed sig by ak (RSASSA-SHA256),
+ * made for nonce, over the sha256 PCRs of mask whose values are values.
+ * 0 (q filled) or -1 with err. */
+int vfy_check_quote(const TPM2B_PUBLIC *ak, const uint8_t *attest, size_t len,
+                    const uint8_t *sig, size_t siglen, const uint8_t *nonce,
+                    size_t noncelen, uint32_t mask,
+                    const uint8_t values[16][32], struct vfy_quote *q,
+                    char *err, size_t errlen);
+/* The reference PCRs whose value differs (or that were not quoted). */
+uint32_t vfy_pcrs_differ(uint32_t mask, const uint8_t values[16][32],
+                         uint32_t refmask, const uint8_t ref[16][32]);
+
 /* main.c's subcommands: one table of {name, function}. */
 struct vfy_ctx {
-	char            db[4096]; /* registry DSN */
-	char            ca[4096]; /* CA directory */
-	struct registry reg;      /* opened on demand by vfy_ctx_registry */
+	char            db[4096];     /* registry DSN */
+	char            ca[4096];     /* CA directory */
+	char            tpm_ca[4096]; /* TPM makers' CA certificates, "" none */
+	bool            tofu; /* trust a hardware EK without a checked chain */
+	struct registry reg;  /* opened on demand by vfy_ctx_registry */
 	bool            reg_open;
 };
 int vfy_ctx_registry(struct vfy_ctx *c, char *err, size_t errlen);
@@ -118,5 +174,7 @@ int vfy_cmd_activate(struct vfy_ctx *c, int argc, char **argv);
 int vfy_cmd_verify_cert(struct vfy_ctx *c, int argc, char **argv);
 int vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv);
 int vfy_cmd_alerts(struct vfy_ctx *c, int argc, char **argv);
+int vfy_cmd_nonce(struct vfy_ctx *c, int argc, char **argv);
+int vfy_cmd_reference(struct vfy_ctx *c, int argc, char **argv);
 
 #endif

@@ -28,9 +28,10 @@ check "AK certificate names the device" \
 check "the broker hands out the stored AK certificate" \
 	bash -c "'$BIN/vtpmctl' --root '$T_TMP/A' attest --device | jq -r .ak_cert | openssl x509 -noout -subject | grep -q vtpm-ak-"
 
-# a challenge for A's AK but wrapped to B's EK: A's TPM cannot open it
+# a challenge for A's AK but wrapped to B's EK (with B's genuine maker
+# certificate): A's TPM cannot open it
 jq -n --slurpfile a "$T_TMP/A.dev.json" --slurpfile b "$T_TMP/B.dev.json" \
-	'{ek_pub: $b[0].ek_pub, ak_pub: $a[0].ak_pub}' >"$T_TMP/wrong.json"
+	'{ek_pub: $b[0].ek_pub, ak_pub: $a[0].ak_pub, hw_ek_cert: $b[0].hw_ek_cert}' >"$T_TMP/wrong.json"
 "${VERIFY[@]}" challenge "$T_TMP/wrong.json" >"$T_TMP/wrong.ch.json"
 check "a challenge can be made for a mismatched EK/AK pair" test -s "$T_TMP/wrong.ch.json"
 check_fails "ActivateCredential with a wrong EK fails, naming ActivateCredential" \

@@ -2,8 +2,11 @@
  * AK's TPM2_Sign replaced by an RSASSA-SHA256 signature over the same
  * TBSCertificate with a software key), checked by the verifier's chain
  * code: a good chain, a tampered TBS, another AK, wrong VM / device /
- * key; and AttestRequest/AttestReply carrying long PEM and hex fields
- * through the schema. The TPM path is in tests/integration/attest_*.sh. */
+ * key; the ECC P-256 EK's certificate; an EK certificate against a
+ * --tpm-ca directory (root + intermediate, a missing intermediate,
+ * another key); and AttestRequest/AttestReply carrying long PEM and hex
+ * fields through the schema. The TPM path is in tests/integration/attest_*.sh.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +25,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #define VM "7d000000-0000-4000-8000-000000000001"
 
@@ -244,6 +248,85 @@ test_chain_names_and_key(void **state)
 	}
 }
 
+/* The ECC P-256 EK (template L-2): the broker's certificate carries the
+ * EC key with keyUsage keyAgreement and chains like the RSA one. */
+static void
+test_chain_ecc(void **state)
+{
+	char         a[ATTEST_PEM_LEN], e[ATTEST_PEM_LEN], err[256] = "";
+	TPM2B_PUBLIC epub, other;
+	EVP_PKEY    *ec = EVP_EC_gen("P-256"), *rsa_ek = ek;
+	uint8_t      pt[65];
+	size_t       ptlen = 0;
+	X509        *x;
+
+	(void) state;
+	assert_non_null(ec);
+	assert_true(EVP_PKEY_get_octet_string_param(ec, OSSL_PKEY_PARAM_PUB_KEY,
+	                                            pt, sizeof(pt), &ptlen));
+	tek_ek_template_alg(&epub, TPM2_ALG_ECC);
+	memcpy(epub.publicArea.unique.ecc.x.buffer, pt + 1, 32);
+	memcpy(epub.publicArea.unique.ecc.y.buffer, pt + 33, 32);
+	ak_cert(&ak1_pub, id1, a);
+	ek = ec; /* ek_cert certifies the suite's ek */
+	ek_cert(ak1, id1, VM, -1, e, sizeof(e));
+	ek = rsa_ek;
+	assert_int_equal(
+	    vfy_check_ek_cert(cacert, a, e, &epub, VM, id1, err, sizeof(err)),
+	    0);
+	x = vfy_pem_cert(e);
+	assert_non_null(x);
+	assert_true(X509_get_key_usage(x) & KU_KEY_AGREEMENT);
+	assert_false(X509_get_key_usage(x) & KU_KEY_ENCIPHERMENT);
+	X509_free(x);
+	other = epub;
+	other.publicArea.unique.ecc.x.buffer[5] ^= 1;
+	assert_int_equal(vfy_check_ek_cert(cacert, a, e, &other, NULL, NULL,
+	                                   err, sizeof(err)),
+	                 -1);
+	EVP_PKEY_free(ec);
+}
+
+/* --tpm-ca: an EK certificate chaining to a self-signed root through an
+ * intermediate (here the CA and an AK certificate, CA:TRUE pathlen 0,
+ * signing the EK certificate), both PEM files in the directory. */
+static void
+test_maker_chain(void **state)
+{
+	char         a[ATTEST_PEM_LEN], e[ATTEST_PEM_LEN], err[256] = "";
+	char         dir[] = "/tmp/attest_maker.XXXXXX", path[300];
+	FILE        *f;
+	TPM2B_PUBLIC other = ek_pub;
+
+	(void) state;
+	assert_non_null(mkdtemp(dir));
+	ak_cert(&ak1_pub, id1, a);
+	ek_cert(ak1, id1, VM, -1, e, sizeof(e));
+	snprintf(path, sizeof(path), "%s/root.pem", dir);
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(PEM_write_X509(f, cacert), 1);
+	fclose(f);
+	/* root only: the intermediate is missing */
+	assert_int_equal(
+	    vfy_check_maker_cert(dir, e, &ek_pub, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "unable to get local issuer certificate"));
+	snprintf(path, sizeof(path), "%s/intermediate.crt", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(a, f);
+	fclose(f);
+	assert_int_equal(
+	    vfy_check_maker_cert(dir, e, &ek_pub, err, sizeof(err)), 0);
+	other.publicArea.unique.rsa.buffer[7] ^= 1;
+	assert_int_equal(vfy_check_maker_cert(dir, e, &other, err, sizeof(err)),
+	                 -1);
+	assert_non_null(strstr(err, "certifies another key"));
+	assert_int_equal(vfy_check_maker_cert("/nonexistent-dir", e, &ek_pub,
+	                                      err, sizeof(err)),
+	                 -1);
+	assert_non_null(strstr(err, "/nonexistent-dir"));
+	(void) remove_tree(dir);
+}
+
 static void
 test_messages_long_fields(void **state)
 {
@@ -287,6 +370,8 @@ main(void)
 	    cmocka_unit_test(test_chain_other_ak),
 	    cmocka_unit_test(test_chain_names_and_key),
 	    cmocka_unit_test(test_messages_long_fields),
+	    cmocka_unit_test(test_chain_ecc),
+	    cmocka_unit_test(test_maker_chain),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -395,6 +395,40 @@ test_example_file(void **state)
 	assert_false(cfg.apps[5].activate);
 }
 
+/* vtpm.ek: "none" | "cert" (default) | "persist"; false/true still mean
+ * none/cert; anything else is refused naming the field and the value. */
+static void
+test_vtpm_ek(void **state)
+{
+	(void) state;
+	assert_int_equal(parse("{\"apps\": ["
+	                       "{\"uuid\": \"" U1 "\", \"name\": \"a\"},"
+	                       "{\"uuid\": \"" U2 "\", \"name\": \"b\","
+	                       " \"vtpm\": {\"ek\": \"persist\"}},"
+	                       "{\"uuid\": \"" U3 "\", \"name\": \"c\","
+	                       " \"vtpm\": {\"ek\": false}}]}"),
+	                 0);
+	assert_int_equal(cfg.nerrors, 0);
+	assert_int_equal(cfg.apps[0].vtpm.ek, VTPM_EK_CERT);
+	assert_int_equal(cfg.apps[1].vtpm.ek, VTPM_EK_PERSIST);
+	assert_int_equal(cfg.apps[2].vtpm.ek, VTPM_EK_NONE);
+	assert_int_equal(parse("{\"apps\": [{\"uuid\": \"" U1
+	                       "\", \"name\": \"a\", \"vtpm\": {\"ek\": "
+	                       "true}}, {\"uuid\": \"" U2
+	                       "\", \"name\": \"b\", \"vtpm\": {\"ek\": "
+	                       "\"none\"}}]}"),
+	                 0);
+	assert_int_equal(cfg.apps[0].vtpm.ek, VTPM_EK_CERT);
+	assert_int_equal(cfg.apps[1].vtpm.ek, VTPM_EK_NONE);
+	rejected_with("{\"apps\": [{\"uuid\": \"" U1
+	              "\", \"name\": \"a\", \"vtpm\": {\"ek\": "
+	              "\"persistent\"}}]}",
+	              "vtpm.ek", "unknown value \"persistent\"", NULL);
+	rejected_with("{\"apps\": [{\"uuid\": \"" U1
+	              "\", \"name\": \"a\", \"vtpm\": {\"ek\": 1}}]}",
+	              "vtpm.ek", "expected a string", NULL);
+}
+
 int
 main(void)
 {
@@ -416,6 +450,7 @@ main(void)
 	    cmocka_unit_test_teardown(test_load_file, teardown),
 	    cmocka_unit_test_teardown(test_too_large, teardown),
 	    cmocka_unit_test_teardown(test_example_file, teardown),
+	    cmocka_unit_test_teardown(test_vtpm_ek, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,11 @@
 /* verify_test.c: the verifier's parts, called directly: MakeCredential
  * unwrapped again in software (RSA-OAEP seed, KDFa, HMAC, AES-CFB, as a
  * TPM's ActivateCredential does), the SQLite registry and its clone
- * bindings, the AK check. The real-TPM round trip is in
- * tests/integration/attest_ak.sh. */
+ * bindings, the AK check, quote checks against a software-signed
+ * TPMS_ATTEST, the EK templates L-1/L-2, the attestation registry ops
+ * (nonces, reference PCRs, hardware EKs) and a registry of the original
+ * schema upgraded on open. The real-TPM round trips are in
+ * tests/integration/attest_ak.sh and attest_maker.sh. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +23,8 @@
 #include <openssl/core_names.h>
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
+#include <tss2/tss2_mu.h>
 
 /* An RSA key and its TPM2B_PUBLIC in the EK template. */
 static EVP_PKEY *
@@ -299,6 +304,288 @@ test_registry_bindings(void **state)
 	}
 }
 
+/* ---- quotes ---- */
+
+/* A TPMS_ATTEST quote over mask with values and nonce, signed
+ * RSASSA-SHA256 by key (as the TPM's AK does). */
+static void
+make_quote(EVP_PKEY *key, const uint8_t *nonce, size_t nlen, uint32_t mask,
+           const uint8_t values[16][32], uint8_t *att, size_t *alen,
+           uint8_t *sig, size_t *slen)
+{
+	TPMS_ATTEST a;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t     cat[16 * 32];
+	size_t      n = 0, off = 0;
+
+	memset(&a, 0, sizeof(a));
+	a.magic = TPM2_GENERATED_VALUE;
+	a.type = TPM2_ST_ATTEST_QUOTE;
+	a.qualifiedSigner.size = 34;
+	a.extraData.size = (UINT16) nlen;
+	memcpy(a.extraData.buffer, nonce, nlen);
+	a.clockInfo.clock = 12345;
+	a.clockInfo.resetCount = 3;
+	a.clockInfo.safe = 1;
+	a.attested.quote.pcrSelect.count = 1;
+	a.attested.quote.pcrSelect.pcrSelections[0].hash = TPM2_ALG_SHA256;
+	a.attested.quote.pcrSelect.pcrSelections[0].sizeofSelect = 3;
+	for (int i = 0; i < 3; i++) {
+		a.attested.quote.pcrSelect.pcrSelections[0].pcrSelect[i] =
+		    (mask >> (8 * i)) & 0xff;
+	}
+	for (int i = 0; i < 16; i++) {
+		if (mask & (1u << i)) {
+			memcpy(cat + n, values[i], 32);
+			n += 32;
+		}
+	}
+	a.attested.quote.pcrDigest.size = 32;
+	SHA256(cat, n, a.attested.quote.pcrDigest.buffer);
+	assert_int_equal(Tss2_MU_TPMS_ATTEST_Marshal(&a, att, *alen, &off), 0);
+	*alen = off;
+	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key),
+	                 1);
+	assert_int_equal(EVP_DigestSign(md, sig, slen, att, *alen), 1);
+	EVP_MD_CTX_free(md);
+}
+
+/* The AK's public area for key (any RSA key will do here). */
+static void
+ak_like(EVP_PKEY *k, TPM2B_PUBLIC *pub)
+{
+	BIGNUM *n = NULL;
+
+	memset(pub, 0, sizeof(*pub));
+	pub->publicArea.type = TPM2_ALG_RSA;
+	pub->publicArea.nameAlg = TPM2_ALG_SHA256;
+	pub->publicArea.parameters.rsaDetail.keyBits = 2048;
+	assert_true(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_N, &n));
+	pub->publicArea.unique.rsa.size = 256;
+	assert_int_equal(
+	    BN_bn2binpad(n, pub->publicArea.unique.rsa.buffer, 256), 256);
+	BN_free(n);
+}
+
+static void
+test_quote_checks(void **state)
+{
+	TPM2B_PUBLIC     ak;
+	struct vfy_quote q;
+	uint8_t          values[16][32], ref[16][32], nonce[32], other[32];
+	uint8_t          att[1024], sig[512];
+	size_t           alen = sizeof(att), slen = sizeof(sig);
+	uint32_t         mask = 0x7fdf; /* 0-4,6-14 */
+	char             err[256];
+
+	(void) state;
+	ak_like(ek_key, &ak); /* the suite's RSA key signs as "AK" */
+	for (int i = 0; i < 16; i++) {
+		memset(values[i], i + 1, 32);
+	}
+	memset(nonce, 0xab, sizeof(nonce));
+	memset(other, 0xcd, sizeof(other));
+	make_quote(ek_key, nonce, sizeof(nonce), mask,
+	           (const uint8_t(*)[32]) values, att, &alen, sig, &slen);
+	assert_int_equal(vfy_check_quote(&ak, att, alen, sig, slen, nonce,
+	                                 sizeof(nonce), mask,
+	                                 (const uint8_t(*)[32]) values, &q, err,
+	                                 sizeof(err)),
+	                 0);
+	assert_int_equal(q.mask, mask);
+	assert_int_equal(q.reset_count, 3);
+	/* another nonce */
+	assert_int_equal(vfy_check_quote(&ak, att, alen, sig, slen, other,
+	                                 sizeof(other), mask,
+	                                 (const uint8_t(*)[32]) values, &q, err,
+	                                 sizeof(err)),
+	                 -1);
+	assert_non_null(strstr(err, "another nonce"));
+	/* a flipped signature bit */
+	sig[7] ^= 1;
+	assert_int_equal(vfy_check_quote(&ak, att, alen, sig, slen, nonce,
+	                                 sizeof(nonce), mask,
+	                                 (const uint8_t(*)[32]) values, &q, err,
+	                                 sizeof(err)),
+	                 -1);
+	assert_non_null(strstr(err, "signature does not verify"));
+	sig[7] ^= 1;
+	/* a value that is not the quoted one */
+	values[7][0] ^= 1;
+	assert_int_equal(vfy_check_quote(&ak, att, alen, sig, slen, nonce,
+	                                 sizeof(nonce), mask,
+	                                 (const uint8_t(*)[32]) values, &q, err,
+	                                 sizeof(err)),
+	                 -1);
+	assert_non_null(strstr(err, "pcrDigest differs"));
+	/* values named for another PCR set */
+	assert_int_equal(vfy_check_quote(&ak, att, alen, sig, slen, nonce,
+	                                 sizeof(nonce), mask & ~1u,
+	                                 (const uint8_t(*)[32]) values, &q, err,
+	                                 sizeof(err)),
+	                 -1);
+	assert_non_null(strstr(err, "quoted, values given for"));
+	/* against a reference: PCR 7 (changed above) and the unquoted 15 */
+	memcpy(ref, values, sizeof(ref));
+	ref[7][0] ^= 1;
+	assert_int_equal(vfy_pcrs_differ(mask, (const uint8_t(*)[32]) values,
+	                                 mask, (const uint8_t(*)[32]) ref),
+	                 1u << 7);
+	assert_int_equal(vfy_pcrs_differ(mask, (const uint8_t(*)[32]) values,
+	                                 mask | 1u << 15,
+	                                 (const uint8_t(*)[32]) ref),
+	                 1u << 7 | 1u << 15);
+	assert_int_equal(vfy_pcrs_differ(mask, (const uint8_t(*)[32]) ref, mask,
+	                                 (const uint8_t(*)[32]) ref),
+	                 0);
+}
+
+static void
+test_pcrs_parse(void **state)
+{
+	uint8_t  v[16][32];
+	uint32_t mask;
+	char     err[256], h[65];
+	cJSON   *o = cJSON_CreateObject();
+
+	(void) state;
+	memset(h, 'a', 64);
+	h[64] = '\0';
+	cJSON_AddStringToObject(o, "0", h);
+	cJSON_AddStringToObject(o, "14", h);
+	assert_int_equal(vfy_pcrs_parse(o, &mask, v, err, sizeof(err)), 0);
+	assert_int_equal(mask, 1u | 1u << 14);
+	assert_int_equal(v[14][31], 0xaa);
+	cJSON_AddStringToObject(o, "16", h);
+	assert_int_equal(vfy_pcrs_parse(o, &mask, v, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "\"16\" is not a PCR index"));
+	cJSON_DeleteItemFromObject(o, "16");
+	cJSON_AddStringToObject(o, "3", "abcd");
+	assert_int_equal(vfy_pcrs_parse(o, &mask, v, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "PCR 3 is not 64 hex digits"));
+	cJSON_Delete(o);
+}
+
+static void
+test_ek_templates_ecc(void **state)
+{
+	TPM2B_PUBLIC rsa, ecc;
+	EVP_PKEY    *k, *pk;
+	uint8_t      pt[65];
+	size_t       ptlen = 0;
+
+	(void) state;
+	tek_ek_template_alg(&rsa, TPM2_ALG_RSA);
+	tek_ek_template_alg(&ecc, TPM2_ALG_ECC);
+	assert_int_equal(tek_ek_alg(&rsa), TPM2_ALG_RSA);
+	assert_int_equal(tek_ek_alg(&ecc), TPM2_ALG_ECC);
+	assert_true(tek_is_ek_template(&rsa));
+	assert_false(tek_is_ek_template(&ecc));
+	ecc.publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P384;
+	assert_int_equal(tek_ek_alg(&ecc), TPM2_ALG_NULL);
+	tek_ek_template_alg(&ecc, TPM2_ALG_ECC);
+	ecc.publicArea.objectAttributes |= TPMA_OBJECT_SIGN_ENCRYPT;
+	assert_int_equal(tek_ek_alg(&ecc), TPM2_ALG_NULL);
+	/* an ECC public area as an OpenSSL key: the same point */
+	k = EVP_EC_gen("P-256");
+	assert_non_null(k);
+	assert_true(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY,
+	                                            pt, sizeof(pt), &ptlen));
+	assert_int_equal(ptlen, 65);
+	tek_ek_template_alg(&ecc, TPM2_ALG_ECC);
+	memcpy(ecc.publicArea.unique.ecc.x.buffer, pt + 1, 32);
+	memcpy(ecc.publicArea.unique.ecc.y.buffer, pt + 33, 32);
+	pk = tek_pub_to_pkey(&ecc);
+	assert_non_null(pk);
+	assert_int_equal(EVP_PKEY_eq(pk, k), 1);
+	EVP_PKEY_free(pk);
+	EVP_PKEY_free(k);
+}
+
+static void
+test_registry_attest_tables(void **state)
+{
+	struct registry r;
+	uint8_t         v[16][32], g[16][32];
+	uint32_t        mask;
+	char err[256], path[] = "/tmp/verify_test2.XXXXXX", cert[64], tr[16];
+	char p2[300];
+	int  fd = mkstemp(path);
+
+	(void) state;
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(vfy_registry_open(&r, path, err, sizeof(err)), 0);
+	/* nonces: once, for the device they were issued to */
+	assert_int_equal(r.ops->nonce_add(r.h, "dev-a", "n1", err, sizeof(err)),
+	                 0);
+	assert_int_equal(
+	    r.ops->nonce_take(r.h, "dev-b", "n1", err, sizeof(err)), 0);
+	assert_int_equal(
+	    r.ops->nonce_take(r.h, "dev-a", "n2", err, sizeof(err)), 0);
+	assert_int_equal(
+	    r.ops->nonce_take(r.h, "dev-a", "n1", err, sizeof(err)), 1);
+	assert_int_equal(
+	    r.ops->nonce_take(r.h, "dev-a", "n1", err, sizeof(err)), 2);
+	/* reference PCRs: replaced as a whole */
+	assert_int_equal(
+	    r.ops->ref_get(r.h, "dev-a", &mask, g, err, sizeof(err)), 0);
+	memset(v, 0x11, sizeof(v));
+	assert_int_equal(r.ops->ref_put(r.h, "dev-a", 0x3,
+	                                (const uint8_t(*)[32]) v, err,
+	                                sizeof(err)),
+	                 0);
+	v[4][0] = 0x22;
+	assert_int_equal(r.ops->ref_put(r.h, "dev-a", 0x10,
+	                                (const uint8_t(*)[32]) v, err,
+	                                sizeof(err)),
+	                 0);
+	assert_int_equal(
+	    r.ops->ref_get(r.h, "dev-a", &mask, g, err, sizeof(err)), 1);
+	assert_int_equal(mask, 0x10);
+	assert_memory_equal(g[4], v[4], 32);
+	/* hardware EK */
+	assert_int_equal(r.ops->hw_ek_get(r.h, "dev-a", cert, sizeof(cert), tr,
+	                                  sizeof(tr), err, sizeof(err)),
+	                 0);
+	assert_int_equal(
+	    r.ops->hw_ek_put(r.h, "dev-a", "PEM", "maker", err, sizeof(err)),
+	    0);
+	assert_int_equal(r.ops->hw_ek_get(r.h, "dev-a", cert, sizeof(cert), tr,
+	                                  sizeof(tr), err, sizeof(err)),
+	                 1);
+	assert_string_equal(tr, "maker");
+	vfy_registry_close(&r);
+	/* a registry of the original schema gets the new tables on open and
+	 * keeps its data */
+	{
+		char cmd[600];
+
+		unlink(path);
+		snprintf(
+		    cmd, sizeof(cmd),
+		    "python3 -c \"import sqlite3; c = sqlite3.connect('%s'); "
+		    "c.execute('CREATE TABLE alerts(ek_fp TEXT NOT NULL, "
+		    "first_device TEXT NOT NULL, second_device TEXT NOT "
+		    "NULL, vm TEXT NOT NULL, at INTEGER NOT NULL)'); "
+		    "c.execute(\\\"INSERT INTO alerts "
+		    "VALUES('e','a','b','v',1)\\\"); "
+		    "c.commit()\"",
+		    path);
+		assert_int_equal(system(cmd), 0);
+	}
+	assert_int_equal(vfy_registry_open(&r, path, err, sizeof(err)), 0);
+	assert_int_equal(r.ops->alert_count(r.h, err, sizeof(err)), 1);
+	assert_int_equal(r.ops->nonce_add(r.h, "dev-a", "n1", err, sizeof(err)),
+	                 0);
+	vfy_registry_close(&r);
+	unlink(path);
+	snprintf(p2, sizeof(p2), "%s-wal", path);
+	unlink(p2);
+	snprintf(p2, sizeof(p2), "%s-shm", path);
+	unlink(p2);
+}
+
 int
 main(void)
 {
@@ -309,6 +596,10 @@ main(void)
 	    cmocka_unit_test(test_is_ak_and_templates),
 	    cmocka_unit_test(test_pub_hex_and_name),
 	    cmocka_unit_test(test_registry_bindings),
+	    cmocka_unit_test(test_quote_checks),
+	    cmocka_unit_test(test_pcrs_parse),
+	    cmocka_unit_test(test_ek_templates_ecc),
+	    cmocka_unit_test(test_registry_attest_tables),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -82,7 +82,7 @@ struct job {
 	char               uuid[UUID_LEN];
 	char               name[NAME_LEN];
 	int                model, mode;
-	bool               ek;       /* JOB_START: provision the vTPM EK */
+	int                ek;       /* JOB_START: enum vtpm_ek */
 	int                stop_op;  /* JOB_STOP: enum stop_op */
 	bool               prepared; /* JOB_STOP: RELEASE/PURGE due */
 	pid_t              pid;      /* in (stop) and out (start) */
@@ -249,13 +249,16 @@ int guard_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
 int guard_key(const struct launcher_cfg *cfg, const char *uuid, uint8_t *key,
               char *why, size_t whylen);
 
-/* ek.c: a new persistent vTPM's EK (0x81010001) and, with a key broker,
- * its certificate (signed by the device's AK) in NV 0x01c00002, through
- * the control channel's CMD_SET_DATAFD before any VM attaches. The TPM
- * is left waiting for the VM firmware's own TPM2_Startup. 0 or -1 with
- * err; *cert tells whether a certificate was written. */
-int lek_provision(const struct launcher_cfg *cfg, const char *uuid, bool *cert,
-                  char *err, size_t errlen);
+/* ek.c: a new persistent vTPM's EKs (RSA template L-1 and ECC P-256
+ * template L-2) and, with a key broker, their certificates (signed by the
+ * device's AK) in NV 0x01c00002 and 0x01c0000a, through the control
+ * channel's CMD_SET_DATAFD before any VM attaches. The EKs are flushed
+ * (mode VTPM_EK_CERT) or the RSA one persisted at 0x81010001
+ * (VTPM_EK_PERSIST). The TPM is left waiting for the VM firmware's own
+ * TPM2_Startup. 0 or -1 with err; *certs counts the certificates
+ * written. */
+int lek_provision(const struct launcher_cfg *cfg, const char *uuid, int mode,
+                  int *certs, char *err, size_t errlen);
 
 /* start.c: the jobs */
 void job_run(const struct launcher_cfg *cfg, struct job *j);

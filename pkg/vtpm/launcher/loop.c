@@ -113,7 +113,7 @@ submit(struct launcher *l, struct vm *vm, int kind)
 	memcpy(j->name, j->st.name, sizeof(j->name));
 	j->model = j->st.model;
 	j->mode = kind == JOB_START ? j->st.mode : vm->st.mode;
-	j->ek = vm->have_dom ? vm->dom.vtpm.ek : true;
+	j->ek = vm->have_dom ? vm->dom.vtpm.ek : VTPM_EK_CERT;
 	j->stop_op = vm->want_stop;
 	j->prepared = vm->prepared;
 	j->pid = vm->pid;

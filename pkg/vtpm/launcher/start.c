@@ -153,13 +153,15 @@ start_ready(const struct launcher_cfg *cfg, struct job *j, bool have_key,
 {
 	char err[REASON_LEN];
 
-	if (j->ek && j->mode == VTPM_MODE_PERSISTENT &&
+	if (j->ek != VTPM_EK_NONE && j->mode == VTPM_MODE_PERSISTENT &&
 	    (j->st.health == STATE_NEW || j->st.health == STATE_RESET)) {
-		bool cert;
+		int certs;
 
-		/* a fresh TPM (first start, or a reset one): its EK,
-		 * before READY */
-		if (lek_provision(cfg, j->uuid, &cert, err, sizeof(err)) < 0) {
+		/* a fresh TPM (first start, or a reset one): its EK
+		 * certificates, before READY; a state that was started
+		 * before keeps whatever its guest made of it */
+		if (lek_provision(cfg, j->uuid, j->ek, &certs, err,
+		                  sizeof(err)) < 0) {
 			kill_now(&j->pid, &j->pidfd);
 			fail(j, err);
 			return -1;
