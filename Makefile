@@ -47,10 +47,12 @@ keyfmt_USES   := pubsub tpmkit common
 keyfmt_LDLIBS := -lcjson -lcrypto
 
 # ---- daemons: folder, binary, the libraries each uses ----
-DAEMONS          := launcher guardian keybroker domainmgr vtpmctl verify evecompat
+DAEMONS          := launcher guardian keybroker domainmgr vtpmctl verify evecompat caps
 launcher_DIR     := pkg/vtpm/launcher
 launcher_BIN     := vtpm-launcher
 launcher_USES    := pubsub tpmkit common
+# only the launcher sandboxes swtpm (capabilities through libcap-ng)
+launcher_LDLIBS  := -lcap-ng
 guardian_DIR     := pkg/vtpm/guardian
 guardian_BIN     := vtpm-guardian
 guardian_USES    := pubsub tpmkit common
@@ -74,6 +76,11 @@ evecompat_DIR    := pkg/evecompat
 evecompat_BIN    := vtpm-eve-api
 evecompat_USES   := pubsub common
 evecompat_LDLIBS := -lmicrohttpd
+# not a daemon: the image's init starts daemons through it (capabilities)
+caps_DIR         := pkg/vtpm/caps
+caps_BIN         := vtpm-caps
+caps_USES        :=
+caps_LDLIBS      := -lcap-ng
 
 # ---- test programs: what each uses (daemons' internals allowed) ----
 msg_test_USES        := pubsub common
