@@ -12,7 +12,8 @@
 #
 # To add a library: add it to LIBRARIES with NAME_DIR, NAME_USES (the
 # libraries below it) and NAME_LDLIBS. To add a daemon: add it to DAEMONS
-# with NAME_DIR, NAME_BIN and NAME_USES (its libraries, all of them).
+# with NAME_DIR, NAME_BIN and NAME_USES (its libraries, all of them), and
+# NAME_LDLIBS / NAME_CFLAGS for system libraries only it links.
 # Test programs (tests/unit/X_test.c, tests/tools/X.c, bench/X.c,
 # tests/fuzz/X_fuzz.c) declare what they use as X_USES below.
 
@@ -46,10 +47,12 @@ keyfmt_USES   := pubsub tpmkit common
 keyfmt_LDLIBS := -lcjson -lcrypto
 
 # ---- daemons: folder, binary, the libraries each uses ----
-DAEMONS          := launcher guardian keybroker domainmgr vtpmctl verify evecompat
+DAEMONS          := launcher guardian keybroker domainmgr vtpmctl verify evecompat caps
 launcher_DIR     := pkg/vtpm/launcher
 launcher_BIN     := vtpm-launcher
 launcher_USES    := pubsub tpmkit common
+# only the launcher sandboxes swtpm (capabilities through libcap-ng)
+launcher_LDLIBS  := -lcap-ng
 guardian_DIR     := pkg/vtpm/guardian
 guardian_BIN     := vtpm-guardian
 guardian_USES    := pubsub tpmkit common
@@ -65,11 +68,19 @@ vtpmctl_USES     := keyfmt pubsub tpmkit common
 verify_DIR       := pkg/verify
 verify_BIN       := vtpm-verify
 verify_USES      := keyfmt pubsub tpmkit common
-verify_LDLIBS    := -lsqlite3
+# the registry's backends: SQLite and PostgreSQL (libpq), in vtpm-verify
+# only; NAME_CFLAGS: a unit's extra compile flags (system include paths)
+verify_LDLIBS    := -lpq -lsqlite3
+verify_CFLAGS    := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 evecompat_DIR    := pkg/evecompat
 evecompat_BIN    := vtpm-eve-api
 evecompat_USES   := pubsub common
 evecompat_LDLIBS := -lmicrohttpd
+# not a daemon: the image's init starts daemons through it (capabilities)
+caps_DIR         := pkg/vtpm/caps
+caps_BIN         := vtpm-caps
+caps_USES        :=
+caps_LDLIBS      := -lcap-ng
 
 # ---- test programs: what each uses (daemons' internals allowed) ----
 msg_test_USES        := pubsub common
@@ -82,10 +93,11 @@ launcher_test_USES   := launcher pubsub tpmkit common
 sealer_test_USES     := keybroker keyfmt pubsub tpmkit common
 update_test_USES     := keybroker vtpmctl keyfmt pubsub tpmkit common
 attest_test_USES     := keybroker verify keyfmt pubsub tpmkit common
-verify_test_USES     := verify keyfmt pubsub tpmkit common
+verify_test_USES     := verify keybroker keyfmt pubsub tpmkit common
 vtpmctl_test_USES    := vtpmctl keyfmt pubsub tpmkit common
 domain_pub_USES      := pubsub common
 escrow_peek_USES     := keyfmt pubsub tpmkit common
+soft_device_USES     := keybroker verify keyfmt pubsub tpmkit common
 guardian_call_USES   := pubsub common
 key_call_USES        := keybroker keyfmt pubsub tpmkit common
 key_scan_USES        := common
@@ -149,10 +161,10 @@ deps:
 define unit_rules
 $(OUT)/obj/$($(1)_DIR)/%.o: $($(1)_DIR)/%.c
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) $(call inc_of,$($(1)_OWN)) $$(CFLAGS) -MMD -MP -c $$< -o $$@
+	$$(CC) $$(CPPFLAGS) $(call inc_of,$($(1)_OWN)) $$($(1)_CFLAGS) $$(CFLAGS) -MMD -MP -c $$< -o $$@
 $(OUT)/san/$($(1)_DIR)/%.o: $($(1)_DIR)/%.c
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) $(call inc_of,$($(1)_OWN)) $$(SANFLAGS) -MMD -MP -c $$< -o $$@
+	$$(CC) $$(CPPFLAGS) $(call inc_of,$($(1)_OWN)) $$($(1)_CFLAGS) $$(SANFLAGS) -MMD -MP -c $$< -o $$@
 $(call lib_of,$(1),obj): $(patsubst %.c,$(OUT)/obj/%.o,$(call unit_src,$(1)))
 	@mkdir -p $$(dir $$@)
 	rm -f $$@ && ar rcs $$@ $$^

@@ -1,17 +1,22 @@
 /*
  * launch.c: how fast a VM gets its vTPM.
- *   (a) BOOTING published -> READY seen, p50/p99 over 200 launches
- *   (b) 64-VM boot storm: 64 BOOTING at once -> all READY
+ *   (a) BOOTING published -> READY seen, p50/p99 over 200 launches, with
+ *       the sandboxed launcher (the default) and with --no-sandbox
+ *   (b) 256-VM boot storm: 256 BOOTING at once -> all READY (first boot,
+ *       new states), then the reboot storm: the launcher restarted with
+ *       all 256 BOOTING and every state present -> all READY; both
+ *       launchers; launcher and per-swtpm PSS at 256 VMs
  *   (c) the same for an EVE-style baseline: start swtpm, poll the pid file
  *       every 500 ms, CMD_INIT, CMD_SHUTDOWN, poll for its exit every 1 s,
  *       start again, poll the pid file every 500 ms; one VM at a time (the
  *       storm is extrapolated from the measured launches: 64 x mean)
  *   (d) raw floor: swtpm --daemon + CMD_INIT alone
- *   (e) storm floor: 64 swtpm started at once, each answering CMD_INIT
- * plus the launcher's RSS. One JSON document on stdout.
+ *   (e) storm floor: 256 swtpm started at once, each answering CMD_INIT
+ * plus the launcher's RSS and PSS. One JSON document on stdout.
  * BENCH_LAUNCH_ONLY=eve runs (c) alone (BENCH_EVE_N launches).
- * The launcher runs --no-guardian --no-keybroker --swtpm-user root, so it
- * does the same work as the floors (no uid switch, no key).
+ * The launchers run --no-guardian --no-keybroker, so they do the work of
+ * the floors plus their own (a uid and namespaces per swtpm sandboxed,
+ * --runas tss without the sandbox).
  */
 #include "common.h"
 #include "log.h"
@@ -32,7 +37,7 @@
 #include <unistd.h>
 
 #define LAUNCHES 200
-#define STORM    64
+#define STORM    256
 
 extern char **environ;
 
@@ -181,6 +186,56 @@ rss_kb(pid_t pid, const char *field)
 	return v;
 }
 
+/* Proportional set size (kB) of pid: shared pages split between their
+ * users, so 256 swtpm sharing libtpms count it once in total. */
+static long
+pss_kb(pid_t pid)
+{
+	char  p[64], line[256];
+	long  v = -1;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/proc/%d/smaps_rollup", (int) pid);
+	if ((f = fopen(p, "r")) == NULL) {
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "Pss:", 4) == 0) {
+			v = atol(line + 4);
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+/* Mean PSS of the swtpm processes named by <run>/swtpm/<uuid>.pid of
+ * VMs first..first+n-1. */
+static long
+swtpm_pss_kb(int first, int n)
+{
+	long sum = 0;
+	int  got = 0;
+
+	for (int i = first; i < first + n; i++) {
+		char   u[UUID_LEN], path[700], *b;
+		size_t l;
+		long   v;
+
+		uuid_of(u, i);
+		snprintf(path, sizeof(path), "%s/swtpm/%s.pid", run, u);
+		if (read_file(path, 64, &b, &l) < 0) {
+			continue;
+		}
+		v = pss_kb((pid_t) atoi(b));
+		free(b);
+		if (v >= 0) {
+			sum += v;
+			got++;
+		}
+	}
+	return got ? sum / got : -1;
+}
+
 /* ---- raw swtpm, for the floors and the baseline ---- */
 
 struct raw {
@@ -301,10 +356,11 @@ eve_launch(int i)
 }
 
 /* (f) the real path: guardian + key broker on a simulated hardware TPM,
- * swtpm as tss with an encrypted state. -1 when a part is missing. */
+ * sandboxed swtpm with an encrypted state; PSS of the three daemons at
+ * the end. -1 when a part is missing. */
 #define FULL 50
 static int
-full_path(const char *out, uint64_t *lat, long rss_sum[3])
+full_path(const char *out, bool sandboxed, uint64_t *lat, long rss_sum[3])
 {
 	static const struct topic_sub_cb nocb = {NULL, NULL, NULL};
 	struct peer_policy               pol;
@@ -320,8 +376,8 @@ full_path(const char *out, uint64_t *lat, long rss_sum[3])
 	    access("build/hwtpm.sh", X_OK) < 0) {
 		return -1;
 	}
-	snprintf(root, sizeof(root), "%s/full", tmp);
-	snprintf(hw, sizeof(hw), "%s/hwtpm", tmp);
+	snprintf(root, sizeof(root), "%s/full%s", tmp, sandboxed ? "" : "-ns");
+	snprintf(hw, sizeof(hw), "%s/hwtpm%s", tmp, sandboxed ? "" : "-ns");
 	snprintf(run, sizeof(run), "%s/run/vtpm", root);
 	mkdir_p(run, 0700);
 	/* swtpm runs as tss here: it must traverse down to <root>/run */
@@ -349,7 +405,11 @@ full_path(const char *out, uint64_t *lat, long rss_sum[3])
 		}
 	}
 	{
-		char *la[] = {l, "--root", root, "--stop-on-exit", "-q", NULL};
+		char *la[] = {l,    "--root", root, "--stop-on-exit",
+		              "-q", NULL,     NULL};
+		if (!sandboxed) {
+			la[5] = "--no-sandbox";
+		}
 		lp = spawn(la);
 		children[1] = lp;
 	}
@@ -373,9 +433,9 @@ full_path(const char *out, uint64_t *lat, long rss_sum[3])
 		publish(3000 + i, DOM_HALTED);
 		wait_all(3000 + i, 1, VTPM_STOPPED, 10000);
 	}
-	rss_sum[0] = rss_kb(lp, "VmHWM:");
-	rss_sum[1] = rss_kb(gp, "VmHWM:");
-	rss_sum[2] = rss_kb(kp, "VmHWM:");
+	rss_sum[0] = pss_kb(lp);
+	rss_sum[1] = pss_kb(gp);
+	rss_sum[2] = pss_kb(kp);
 	rc = 0;
 out:
 	kill(lp, SIGTERM);
@@ -394,20 +454,140 @@ out:
 	return rc;
 }
 
+/* One launcher configuration, measured. */
+struct lrun {
+	bool     sandboxed;
+	uint64_t lat[LAUNCHES];
+	uint64_t storm_us;  /* first boot: new states */
+	uint64_t reboot_us; /* launcher restarted, 256 BOOTING, states */
+	long     rss_idle, rss_peak, pss_idle, pss_storm, swtpm_pss;
+};
+
+static pid_t
+start_launcher(const struct lrun *r, char *lbin, const char *root)
+{
+	char *sb[] = {lbin,
+	              "--root",
+	              (char *) root,
+	              "--no-guardian",
+	              "--no-keybroker",
+	              "--stop-on-exit",
+	              "-q",
+	              NULL};
+	char *ns[] = {lbin,
+	              "--root",
+	              (char *) root,
+	              "--no-guardian",
+	              "--no-keybroker",
+	              "--stop-on-exit",
+	              "--no-sandbox",
+	              "-q",
+	              NULL};
+	pid_t pid = spawn(r->sandboxed ? sb : ns);
+
+	children[0] = pid;
+	return pid;
+}
+
+static void
+stop_launcher(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	children[0] = 0;
+}
+
+/* (a) and (b) for one launcher, on its own root */
+static int
+measure_launcher(struct lrun *r, char *lbin)
+{
+	static const struct topic_sub_cb nocb = {NULL, NULL, NULL};
+	struct peer_policy               pol;
+	char                             root[300];
+	uint64_t                         t0;
+	pid_t                            lpid;
+
+	snprintf(root, sizeof(root), "%s/%s", tmp, r->sandboxed ? "s" : "u");
+	snprintf(run, sizeof(run), "%s/run/vtpm", root);
+	mkdir_p(run, 0700);
+	chmod(root, 0711);
+	peer_policy_init(&pol);
+	if (topic_pub_open(&dpub, run, MSG_DOMAIN_STATUS, &pol) < 0 ||
+	    topic_sub_open(&vsub, run, MSG_VTPM_STATUS, &nocb, NULL) < 0) {
+		fatalx("pubsub in %s", run);
+	}
+	topic_sub_set_retry(vsub, 10);
+	lpid = start_launcher(r, lbin, root);
+	/* warm-up: one VM through, so both sides are connected */
+	publish(100000, DOM_BOOTING);
+	if (wait_all(100000, 1, VTPM_READY, 20000) < 0) {
+		fatalx("launcher never became READY for the warm-up VM");
+	}
+	publish(100000, DOM_HALTED);
+	wait_all(100000, 1, VTPM_STOPPED, 10000);
+	r->rss_idle = rss_kb(lpid, "VmRSS:");
+	r->pss_idle = pss_kb(lpid);
+
+	for (int i = 0; i < LAUNCHES; i++) {
+		t0 = now_us();
+		publish(i, DOM_BOOTING);
+		if (wait_all(i, 1, VTPM_READY, 20000) < 0) {
+			fatalx("VM %d not READY", i);
+		}
+		r->lat[i] = now_us() - t0;
+		publish(i, DOM_HALTED);
+		wait_all(i, 1, VTPM_STOPPED, 10000);
+	}
+	fprintf(stderr, "launch: %d-VM storm, first boot\n", STORM);
+	t0 = now_us();
+	for (int i = 1000; i < 1000 + STORM; i++) {
+		publish(i, DOM_BOOTING);
+	}
+	if (wait_all(1000, STORM, VTPM_READY, 120000) < 0) {
+		fatalx("storm: not all READY");
+	}
+	r->storm_us = now_us() - t0;
+	for (int i = 1000; i < 1000 + STORM; i++) {
+		publish(i, DOM_HALTED);
+	}
+	wait_all(1000, STORM, VTPM_STOPPED, 120000);
+	stop_launcher(lpid);
+
+	/* the reboot storm: every state present, every VM booting, the
+	 * launcher starting */
+	fprintf(stderr, "launch: %d-VM reboot storm\n", STORM);
+	for (int i = 1000; i < 1000 + STORM; i++) {
+		publish(i, DOM_BOOTING);
+	}
+	t0 = now_us();
+	lpid = start_launcher(r, lbin, root);
+	if (wait_all(1000, STORM, VTPM_READY, 120000) < 0) {
+		fatalx("reboot storm: not all READY");
+	}
+	r->reboot_us = now_us() - t0;
+	r->pss_storm = pss_kb(lpid);
+	r->rss_peak = rss_kb(lpid, "VmHWM:");
+	r->swtpm_pss = swtpm_pss_kb(1000, STORM);
+	for (int i = 1000; i < 1000 + STORM; i++) {
+		publish(i, DOM_HALTED);
+	}
+	wait_all(1000, STORM, VTPM_STOPPED, 120000);
+	stop_launcher(lpid);
+	topic_sub_close(vsub);
+	topic_pub_close(dpub);
+	return 0;
+}
+
 int
 main(void)
 {
-	static uint64_t    lat[LAUNCHES], raw[LAUNCHES], eve[64], full[FULL];
-	long               full_rss[3] = {-1, -1, -1};
-	struct peer_policy pol;
-	static const struct topic_sub_cb nocb = {NULL, NULL, NULL};
-	char                             root_arg[300];
-	const char *out = getenv("OUT") ? getenv("OUT") : "out";
-	char        lbin[256];
-	int   eve_n = getenv("BENCH_EVE_N") ? atoi(getenv("BENCH_EVE_N")) : 8;
-	pid_t lpid;
-	uint64_t t0, storm_us, floor_us;
-	long     rss_storm, rss_peak, rss_idle;
+	static uint64_t raw[LAUNCHES], eve[64], full[FULL], full_ns[FULL];
+	long full_rss[3] = {-1, -1, -1}, full_ns_pss[3] = {-1, -1, -1};
+	static struct lrun lr[2];
+	const char        *out = getenv("OUT") ? getenv("OUT") : "out";
+	char               lbin[256];
+	int eve_n = getenv("BENCH_EVE_N") ? atoi(getenv("BENCH_EVE_N")) : 8;
+	uint64_t t0, floor_us;
 
 	log_init(LOG_LVL_WARN, 0);
 	log_procinit("bench-launch");
@@ -424,8 +604,6 @@ main(void)
 	if (mkdtemp(tmp) == NULL) {
 		fatal("mkdtemp");
 	}
-	snprintf(run, sizeof(run), "%s/run/vtpm", tmp);
-	mkdir_p(run, 0700);
 	if (getenv("BENCH_LAUNCH_ONLY") != NULL &&
 	    strcmp(getenv("BENCH_LAUNCH_ONLY"), "eve") == 0) {
 		/* only (c), for other benches' baselines (bench/eve_api.c) */
@@ -443,65 +621,22 @@ main(void)
 		       eve_n, pct(eve, eve_n, 0.5), mean(eve, eve_n));
 		return 0;
 	}
-	snprintf(root_arg, sizeof(root_arg), "%s", tmp);
 	snprintf(lbin, sizeof(lbin), "%s/bin/vtpm-launcher", out);
-	peer_policy_init(&pol);
-	if (topic_pub_open(&dpub, run, MSG_DOMAIN_STATUS, &pol) < 0 ||
-	    topic_sub_open(&vsub, run, MSG_VTPM_STATUS, &nocb, NULL) < 0) {
-		fatalx("pubsub in %s", run);
-	}
-	topic_sub_set_retry(vsub, 10);
-	{
-		char *argv[] = {lbin,
-		                "--root",
-		                root_arg,
-		                "--no-guardian",
-		                "--no-keybroker",
-		                "--swtpm-user",
-		                "root",
-		                "--stop-on-exit",
-		                "-q",
-		                NULL};
-		lpid = spawn(argv);
-		children[0] = lpid;
-	}
-	/* warm-up: one VM through, so both sides are connected */
-	publish(100000, DOM_BOOTING);
-	if (wait_all(100000, 1, VTPM_READY, 20000) < 0) {
-		fatalx("launcher never became READY for the warm-up VM");
-	}
-	publish(100000, DOM_HALTED);
-	wait_all(100000, 1, VTPM_STOPPED, 10000);
-	rss_idle = rss_kb(lpid, "VmRSS:");
+	/* without the sandbox swtpm runs as tss: it must traverse tmp */
+	chmod(tmp, 0711);
+	for (int m = 0; m < 2; m++) {
+		struct lrun *r = &lr[m];
 
-	/* (a) */
-	fprintf(stderr, "launch: %d sequential launches\n", LAUNCHES);
-	for (int i = 0; i < LAUNCHES; i++) {
-		t0 = now_us();
-		publish(i, DOM_BOOTING);
-		if (wait_all(i, 1, VTPM_READY, 20000) < 0) {
-			fatalx("VM %d not READY", i);
+		r->sandboxed = m == 0;
+		fprintf(stderr, "launch: %s launcher\n",
+		        r->sandboxed ? "sandboxed" : "--no-sandbox");
+		if (measure_launcher(r, lbin) < 0) {
+			return 1;
 		}
-		lat[i] = now_us() - t0;
-		publish(i, DOM_HALTED);
-		wait_all(i, 1, VTPM_STOPPED, 10000);
 	}
-	/* (b) */
-	fprintf(stderr, "launch: %d-VM storm\n", STORM);
-	t0 = now_us();
-	for (int i = 1000; i < 1000 + STORM; i++) {
-		publish(i, DOM_BOOTING);
-	}
-	if (wait_all(1000, STORM, VTPM_READY, 60000) < 0) {
-		fatalx("storm: not all READY");
-	}
-	storm_us = now_us() - t0;
-	rss_storm = rss_kb(lpid, "VmRSS:");
-	rss_peak = rss_kb(lpid, "VmHWM:");
-	for (int i = 1000; i < 1000 + STORM; i++) {
-		publish(i, DOM_HALTED);
-	}
-	wait_all(1000, STORM, VTPM_STOPPED, 60000);
+	chmod(tmp, 0700);
+	snprintf(run, sizeof(run), "%s/run/vtpm", tmp);
+	mkdir_p(run, 0700);
 
 	/* (d) */
 	fprintf(stderr, "launch: raw floor\n");
@@ -557,67 +692,87 @@ main(void)
 		eve[i] = now_us() - t0;
 	}
 
-	kill(lpid, SIGTERM);
-	waitpid(lpid, NULL, 0);
-	topic_sub_close(vsub);
-	topic_pub_close(dpub);
 	fprintf(stderr,
 	        "launch: full path (guardian + key broker), %d launches\n",
 	        FULL);
-	int full_ok = full_path(out, full, full_rss) == 0;
+	int full_ok = full_path(out, true, full, full_rss) == 0;
+	fprintf(stderr, "launch: the same, --no-sandbox\n");
+	int full_ns_ok = full_path(out, false, full_ns, full_ns_pss) == 0;
 	remove_tree(tmp);
 
-	double l50 = pct(lat, LAUNCHES, 0.5), l99 = pct(lat, LAUNCHES, 0.99);
+	double s50 = pct(lr[0].lat, LAUNCHES, 0.5);
+	double u50 = pct(lr[1].lat, LAUNCHES, 0.5);
 	double r50 = pct(raw, LAUNCHES, 0.5), r99 = pct(raw, LAUNCHES, 0.99);
 	double emean = mean(eve, eve_n);
 	double e50 = pct(eve, eve_n, 0.5), e99 = pct(eve, eve_n, 0.99);
-	double st = storm_us / 1000.0, fl = floor_us / 1000.0;
-	double estorm = emean * STORM;
+	double fl = floor_us / 1000.0;
+	double sreb = lr[0].reboot_us / 1000.0, ureb = lr[1].reboot_us / 1000.0;
+	double f50 = full_ok ? pct(full, FULL, 0.5) : -1;
 
 	printf("{\"bench\":\"launch\",\"launches\":%d,\"storm_vms\":%d,\n",
 	       LAUNCHES, STORM);
-	printf(
-	    " \"launcher\":{\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"mean_ms\":%.2f,"
-	    "\"storm_all_ready_ms\":%.1f},\n",
-	    l50, l99, mean(lat, LAUNCHES), st);
+	for (int m = 0; m < 2; m++) {
+		struct lrun *r = &lr[m];
+		printf(
+		    " \"%s\":{\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
+		    "\"mean_ms\":%.2f,\"storm_first_boot_ms\":%.1f,"
+		    "\"reboot_storm_ms\":%.1f,\"launcher_pss_kb\":{"
+		    "\"idle\":%ld,\"at_%d_vms\":%ld},\"launcher_rss_kb\":{"
+		    "\"idle\":%ld,\"peak\":%ld},\"swtpm_pss_kb_mean\":%ld},\n",
+		    m == 0 ? "launcher_sandboxed" : "launcher_no_sandbox",
+		    pct(r->lat, LAUNCHES, 0.5), pct(r->lat, LAUNCHES, 0.99),
+		    mean(r->lat, LAUNCHES), r->storm_us / 1000.0,
+		    r->reboot_us / 1000.0, r->pss_idle, STORM, r->pss_storm,
+		    r->rss_idle, r->rss_peak, r->swtpm_pss);
+	}
 	printf(" \"eve_style_baseline\":{\"launches\":%d,\"p50_ms\":%.1f,"
 	       "\"p99_ms\":%.1f,\"mean_ms\":%.1f,\"storm_all_ready_ms\":%.0f,"
 	       "\"storm_extrapolated\":true,\"storm_note\":\"serialized: %d x "
 	       "measured mean launch\"},\n",
-	       eve_n, e50, e99, emean, estorm, STORM);
+	       eve_n, e50, e99, emean, emean * STORM, STORM);
 	printf(" \"raw_floor\":{\"what\":\"swtpm --daemon + CMD_INIT\","
 	       "\"p50_ms\":%.2f,\"p99_ms\":%.2f},\n",
 	       r50, r99);
-	printf(" \"storm_floor\":{\"what\":\"64 swtpm --daemon at once, each "
+	printf(" \"storm_floor\":{\"what\":\"%d swtpm --daemon at once, each "
 	       "CMD_INIT\",\"all_ready_ms\":%.1f},\n",
-	       fl);
-	printf(
-	    " \"rss_kb\":{\"launcher_idle\":%ld,\"launcher_after_storm\":%ld,"
-	    "\"launcher_peak\":%ld},\n",
-	    rss_idle, rss_storm, rss_peak);
-	printf(" \"ratios\":{\"p50_vs_raw_floor\":%.2f,\"eve_p50_vs_launcher_"
-	       "p50\":"
-	       "%.0f,\"storm_vs_storm_floor\":%.2f,\"eve_storm_vs_launcher_"
-	       "storm\":"
-	       "%.0f},\n",
-	       l50 / r50, e50 / l50, st / fl, estorm / st);
+	       STORM, fl);
 	if (full_ok) {
 		printf(
 		    " \"full_path\":{\"what\":\"guardian + key broker (hwtpm "
-		    "swtpm), encrypted state, swtpm as tss\",\"launches\":%d,"
-		    "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"peak_rss_kb\":{"
+		    "swtpm), encrypted state, sandboxed "
+		    "swtpm\",\"launches\":%d,"
+		    "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"pss_kb\":{"
 		    "\"launcher\":%ld,\"guardian\":%ld,\"keybroker\":%ld}},\n",
-		    FULL, pct(full, FULL, 0.5), pct(full, FULL, 0.99),
-		    full_rss[0], full_rss[1], full_rss[2]);
+		    FULL, f50, pct(full, FULL, 0.99), full_rss[0], full_rss[1],
+		    full_rss[2]);
 	} else {
 		printf(" \"full_path\":null,\n");
 	}
-	printf(" \"goals\":{\"p50_le_25ms\":%s,\"p50_within_3x_raw\":%s,"
-	       "\"ge_80x_eve\":%s,\"storm_within_2_5x_floor\":%s,"
-	       "\"launcher_rss_le_10MB\":%s}}\n",
-	       l50 <= 25 ? "true" : "false", l50 <= 3 * r50 ? "true" : "false",
-	       e50 / l50 >= 80 ? "true" : "false",
-	       st <= 2.5 * fl ? "true" : "false",
-	       rss_peak <= 10240 ? "true" : "false");
+	if (full_ns_ok) {
+		printf(" \"full_path_no_sandbox\":{\"launches\":%d,\"p50_ms\":%"
+		       ".2f,"
+		       "\"p99_ms\":%.2f,\"pss_kb\":{\"launcher\":%ld,"
+		       "\"guardian\":%ld,\"keybroker\":%ld}},\n",
+		       FULL, pct(full_ns, FULL, 0.5), pct(full_ns, FULL, 0.99),
+		       full_ns_pss[0], full_ns_pss[1], full_ns_pss[2]);
+	} else {
+		printf(" \"full_path_no_sandbox\":null,\n");
+	}
+	printf(" \"ratios\":{\"sandboxed_p50_vs_no_sandbox_p50\":%.2f,"
+	       "\"sandboxed_p50_vs_raw_floor\":%.2f,"
+	       "\"sandboxed_reboot_storm_vs_storm_floor\":%.2f,"
+	       "\"no_sandbox_reboot_storm_vs_storm_floor\":%.2f,"
+	       "\"eve_p50_vs_sandboxed_p50\":%.0f,"
+	       "\"encrypted_sandboxed_p50_vs_no_sandbox_p50\":%.2f},\n",
+	       s50 / u50, s50 / r50, sreb / fl, ureb / fl, e50 / s50,
+	       full_ok && full_ns_ok ? f50 / pct(full_ns, FULL, 0.5) : -1.0);
+	printf(" \"goals\":{\"sandboxed_p50_le_1_5x_unsandboxed\":%s,"
+	       "\"encrypted_p50_le_25ms\":%s,"
+	       "\"reboot_storm_le_1_5x_floor\":%s,"
+	       "\"launcher_pss_le_8MB_at_%d\":%s}}\n",
+	       s50 <= 1.5 * u50 ? "true" : "false",
+	       full_ok && f50 <= 25 ? "true" : "false",
+	       sreb <= 1.5 * fl ? "true" : "false", STORM,
+	       lr[0].pss_storm <= 8192 ? "true" : "false");
 	return 0;
 }

@@ -12,7 +12,7 @@ set -eu
 PKGS="make gcc clang pkg-config libclang-rt-14-dev binutils git
 libnng-dev libcjson-dev libssl-dev libcmocka-dev
 libtss2-dev tpm2-tools swtpm swtpm-tools libtpms0
-libsqlite3-dev util-linux procps iproute2 jq cpio gzip tar
+libsqlite3-dev libpq-dev postgresql libcap-ng-dev util-linux procps iproute2 jq cpio gzip tar
 openssl python3 clang-format
 qemu-system-x86 busybox-static umoci
 libmicrohttpd-dev curl"

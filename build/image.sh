@@ -34,7 +34,7 @@ VERSION=$(sed -n 's/^#define VTPM_VERSION "\(.*\)"/\1/p' pkg/common/common.h)
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 export SOURCE_DATE_EPOCH
 CREATED=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
-DAEMONS="vtpm-guardian vtpm-keybroker vtpm-launcher vtpmctl domainmgr"
+DAEMONS="vtpm-guardian vtpm-keybroker vtpm-launcher vtpmctl domainmgr vtpm-caps"
 [ "$PROFILE" = eve ] && DAEMONS="$DAEMONS vtpm-eve-api"
 MULTIARCH=/usr/lib/x86_64-linux-gnu
 

@@ -33,7 +33,45 @@ hw_stop() {
 	rm -rf "$HWDIR"
 	HWDIR=""
 }
-trap hw_stop EXIT
+# and one private PostgreSQL server (tests/pg.lib, unix socket only) for
+# the verifier's PostgreSQL cases, named in VFY_TEST_PG; without
+# PostgreSQL installed those cases skip, counted.
+PGTMP=""
+pg_unit() { # pg_unit start|stop: tests/pg.lib in a subshell with its shims
+	(
+		T_TMP=$PGTMP
+		t_track() { :; }
+		skip_all() { echo "$*"; exit 77; }
+		. build/ports.sh
+		. tests/pg.lib
+		if [ "$1" = start ]; then
+			pg_start >"$PGTMP/start.log" 2>&1 && echo "$PG_DSN" >"$PGTMP/dsn"
+		else
+			pg_need
+			PG_PID=running
+			pg_stop
+		fi
+	)
+}
+pg_unit_start() {
+	PGTMP=$(mktemp -d /tmp/vtpm-unit-pg.XXXXXX) || return 1
+	chmod 755 "$PGTMP"
+	if pg_unit start && [ -s "$PGTMP/dsn" ]; then
+		VFY_TEST_PG=$(cat "$PGTMP/dsn")
+		export VFY_TEST_PG
+	else
+		echo "unit: no PostgreSQL server ($(tail -1 "$PGTMP/start.log" 2>/dev/null)):" \
+			"the verifier's PostgreSQL cases skip"
+	fi
+}
+pg_unit_stop() {
+	[ -n "$PGTMP" ] || return 0
+	[ -n "${VFY_TEST_PG:-}" ] && pg_unit stop >/dev/null 2>&1
+	rm -rf "$PGTMP"
+	PGTMP=""
+	unset VFY_TEST_PG
+}
+trap 'hw_stop; pg_unit_stop' EXIT
 hw_start() {
 	. build/ports.sh
 	command -v swtpm >/dev/null || {
@@ -61,6 +99,7 @@ cm_count() { sed -n "s/^\[  $1 *\] \([0-9]*\) test.*/\1/p" "$2" | tail -1; }
 
 if [ $want_unit = 1 ]; then
 	hw_start
+	pg_unit_start
 	for t in "$OUT"/san/unit/*_test; do
 		[ -x "$t" ] || continue
 		name=$(basename "$t")
@@ -91,6 +130,7 @@ if [ $want_unit = 1 ]; then
 		fi
 	done
 	hw_stop
+	pg_unit_stop
 	unset VTPM_TEST_TCTI
 fi
 

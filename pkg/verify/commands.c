@@ -206,7 +206,7 @@ vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
 	const char            *ekh, *akh, *did, *hw;
 	cJSON                 *o = NULL, *dev, *out;
 	size_t                 off;
-	int                    rc = 1;
+	int                    n, rc = 1;
 
 	if (argc != 1) {
 		fprintf(stderr, "vtpm-verify: challenge DEVICE.json\n");
@@ -274,8 +274,13 @@ vfy_cmd_challenge(struct vfy_ctx *c, int argc, char **argv)
 	snprintf(d->ak_pub, sizeof(d->ak_pub), "%s", akh);
 	snprintf(d->state, sizeof(d->state), "pending");
 	sha256_hex(cred, sizeof(cred), d->secret_hash);
-	if (c->reg.ops->device_put(c->reg.h, d, err, sizeof(err)) < 0 ||
-	    c->reg.ops->hw_ek_put(c->reg.h, id, hw ? hw : "", trust, err,
+	n = c->reg.ops->challenge(c->reg.h, d, err, sizeof(err));
+	if (n != 0) {
+		fprintf(stderr, "vtpm-verify: device %s: %s\n", id,
+		        n < 0 ? err : "revoked: no new challenge");
+		goto out;
+	}
+	if (c->reg.ops->hw_ek_put(c->reg.h, id, hw ? hw : "", trust, err,
 	                          sizeof(err)) < 0 ||
 	    first_reference(c, id,
 	                    cJSON_GetObjectItemCaseSensitive(dev, "pcrs"), err,
@@ -340,10 +345,12 @@ vfy_cmd_activate(struct vfy_ctx *c, int argc, char **argv)
 		goto out;
 	}
 	if (n == 0 || strcmp(d->state, "pending") != 0) {
-		fprintf(stderr,
-		        "vtpm-verify: device %s: no challenge "
-		        "pending\n",
-		        id);
+		fprintf(stderr, "vtpm-verify: device %s: %s\n", id,
+		        n == 0 ? "unknown (no challenge was issued)"
+		        : strcmp(d->state, "revoked") == 0
+		            ? "revoked"
+		            : "no challenge pending");
+		rc = n == 0 ? VFY_EXIT_UNKNOWN : 1;
 		goto out;
 	}
 	n = hex_decode_str(cr, cred, sizeof(cred));
@@ -365,10 +372,16 @@ vfy_cmd_activate(struct vfy_ctx *c, int argc, char **argv)
 		fprintf(stderr, "vtpm-verify: device %s: %s\n", id, err);
 		goto out;
 	}
-	snprintf(d->state, sizeof(d->state), "active");
-	d->secret_hash[0] = '\0'; /* one answer per challenge */
-	if (c->reg.ops->device_put(c->reg.h, d, err, sizeof(err)) < 0) {
-		fprintf(stderr, "vtpm-verify: device %s: %s\n", id, err);
+	/* consumes the secret only if it is still the pending one: of
+	 * several activations racing with the same answer, one wins */
+	n = c->reg.ops->activate(c->reg.h, d->id, h, d->ak_cert, err,
+	                         sizeof(err));
+	if (n != 0) {
+		fprintf(stderr, "vtpm-verify: device %s: %s\n", id,
+		        n < 0 ? err
+		              : "activation refused: the challenge was "
+		                "answered already (or superseded or revoked "
+		                "meanwhile)");
 		goto out;
 	}
 	fputs(d->ak_cert, stdout);
@@ -572,28 +585,22 @@ check_ecc(X509 *ca, const struct vfy_device *d, const cJSON *vm,
 	return 0;
 }
 
-int
-vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
+/* The checks of one report (a parsed vtpmctl attest UUID document) into
+ * the verdict out; returns the exit code (0 ok, 1 refused or failed, 3
+ * clone). src names the report in messages. */
+static int
+check_one(struct vfy_ctx *c, const cJSON *o, const char *src, cJSON *out)
 {
 	struct vfy_device *d = calloc(1, sizeof(*d));
+	struct vfy_verdict v;
 	TPM2B_PUBLIC       ek;
 	TPM2B_NAME         ekname;
-	EVP_PKEY          *k = NULL;
-	X509              *ca = NULL;
-	char               err[512], fp[ATTEST_ID_LEN], other[ATTEST_ID_LEN];
+	char               err[512], fp[ATTEST_ID_LEN];
 	char               hwcert[ATTEST_PEM_LEN], trust[16];
 	const char        *id, *akh, *uuid, *ekh, *ekc;
-	cJSON             *o = NULL, *dev, *vm, *out = NULL;
+	const cJSON       *dev, *vm;
 	int                n, rc = 1;
 
-	if (argc != 1) {
-		fprintf(stderr, "vtpm-verify: check REPORT.json\n");
-		free(d);
-		return 2;
-	}
-	if (d == NULL || (o = load_json(argv[0])) == NULL) {
-		goto out;
-	}
 	dev = cJSON_GetObjectItemCaseSensitive(o, "device");
 	vm = cJSON_GetObjectItemCaseSensitive(o, "vm");
 	id = str(dev, "device_id");
@@ -601,22 +608,22 @@ vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 	uuid = str(vm, "uuid");
 	ekh = str(vm, "ek_pub");
 	ekc = str(vm, "ek_cert");
-	if (id == NULL || akh == NULL || uuid == NULL || ekh == NULL ||
-	    ekc == NULL || !uuid_valid(uuid)) {
-		fprintf(stderr,
-		        "vtpm-verify: %s: not a vtpmctl attest UUID "
-		        "report\n",
-		        argv[0]);
-		goto out;
+	if (d == NULL || id == NULL || akh == NULL || uuid == NULL ||
+	    ekh == NULL || ekc == NULL || !uuid_valid(uuid)) {
+		snprintf(err, sizeof(err), "not a vtpmctl attest UUID report");
+		goto refuse;
 	}
-	out = cJSON_CreateObject();
 	cJSON_AddStringToObject(out, "device_id", id);
 	cJSON_AddStringToObject(out, "vm", uuid);
 	if (vfy_ctx_registry(c, err, sizeof(err)) < 0 ||
 	    (n = c->reg.ops->device_get(c->reg.h, id, d, err, sizeof(err))) <
 	        0) {
-		fprintf(stderr, "vtpm-verify: %s\n", err);
-		goto out;
+		goto fail;
+	}
+	if (n == 1 && strcmp(d->state, "revoked") == 0) {
+		snprintf(err, sizeof(err), "device %s is revoked (by %s)", id,
+		         d->revoked_by);
+		goto refuse;
 	}
 	if (n == 0 || strcmp(d->state, "active") != 0) {
 		snprintf(err, sizeof(err),
@@ -630,8 +637,7 @@ vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 	n = c->reg.ops->hw_ek_get(c->reg.h, id, hwcert, sizeof(hwcert), trust,
 	                          sizeof(trust), err, sizeof(err));
 	if (n < 0) {
-		fprintf(stderr, "vtpm-verify: %s\n", err);
-		goto out;
+		goto fail;
 	}
 	cJSON_AddStringToObject(out, "hw_ek_trust", n == 1 ? trust : "unknown");
 	if (strcmp(d->ak_pub, akh) != 0) {
@@ -652,109 +658,145 @@ vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 	 * trustworthy about its vTPMs either */
 	n = check_quote(c, d, dev, out, err, sizeof(err));
 	if (n < 0) {
-		fprintf(stderr, "vtpm-verify: %s\n", err);
-		goto out;
+		goto fail;
 	}
 	if (n > 0) {
 		rc = n;
 		goto refused;
 	}
-	if (vfy_ca_load(c->ca, &k, &ca, err, sizeof(err)) < 0) {
-		fprintf(stderr, "vtpm-verify: CA %s: %s\n", c->ca, err);
-		goto out;
+	if (vfy_ctx_ca(c, err, sizeof(err)) < 0) {
+		goto fail;
 	}
 	/* the chain must end in THIS device's registered AK */
-	if (vfy_check_ek_cert(ca, d->ak_cert, ekc, &ek, uuid, id, err,
+	if (vfy_check_ek_cert(c->cacert, d->ak_cert, ekc, &ek, uuid, id, err,
 	                      sizeof(err)) < 0 ||
-	    check_ecc(ca, d, vm, uuid, err, sizeof(err)) < 0) {
+	    check_ecc(c->cacert, d, vm, uuid, err, sizeof(err)) < 0) {
 		goto refuse;
 	}
 	hex_encode(ekname.name, ekname.size, fp, sizeof(fp));
 	cJSON_AddStringToObject(out, "ek", fp);
-	n = c->reg.ops->bind(c->reg.h, fp, id, uuid, other, sizeof(other), err,
-	                     sizeof(err));
-	if (n < 0) {
-		fprintf(stderr, "vtpm-verify: %s\n", err);
-		goto out;
+	if (c->reg.ops->report(c->reg.h, fp, id, uuid, &v, err, sizeof(err)) <
+	    0) {
+		goto fail;
 	}
 	cJSON_AddBoolToObject(out, "chain_ok", true);
-	if (n == 1) {
-		if (c->reg.ops->alert_add(c->reg.h, fp, other, id, uuid, err,
-		                          sizeof(err)) < 0) {
-			fprintf(stderr, "vtpm-verify: %s\n", err);
-		}
-		cJSON_AddBoolToObject(out, "clone", true);
-		cJSON_AddStringToObject(out, "also_behind", other);
+	cJSON_AddBoolToObject(out, "clone", v.clone);
+	if (v.clone) {
+		cJSON_AddStringToObject(out, "also_behind", v.other);
+		cJSON_AddNumberToObject(out, "alert", (double) v.alert_id);
+		cJSON_AddBoolToObject(out, "alert_new", v.alert_new);
 		fprintf(
 		    stderr,
-		    "vtpm-verify: CLONE ALERT: vTPM EK %s of VM %s is behind "
-		    "device %s and device %s\n",
-		    fp, uuid, other, id);
-		(void) print_json(out);
-		out = NULL;
+		    "vtpm-verify: CLONE ALERT%s %lld: vTPM EK %s of VM %s is "
+		    "behind device %s and device %s\n",
+		    v.alert_new ? "" : " (recorded before)",
+		    (long long) v.alert_id, fp, uuid, v.other, id);
 		rc = 3;
-		goto out;
+	} else {
+		rc = 0;
 	}
-	cJSON_AddBoolToObject(out, "clone", false);
-	(void) print_json(out);
-	out = NULL;
-	rc = 0;
+	goto out;
+fail:
+	fprintf(stderr, "vtpm-verify: %s: %s\n", src, err);
+	cJSON_AddStringToObject(out, "error", err);
+	rc = 1;
 	goto out;
 refuse:
 	rc = 1;
 	cJSON_AddBoolToObject(out, "chain_ok", false);
-refused:
-	fprintf(stderr, "vtpm-verify: %s: REFUSED: %s\n", argv[0], err);
+refused: /* rc: 1, or 4 when the quoted boot state differs */
+	fprintf(stderr, "vtpm-verify: %s: REFUSED: %s\n", src, err);
 	cJSON_AddBoolToObject(out, "ok", false);
 	cJSON_AddStringToObject(out, "reason", err);
-	(void) print_json(out);
-	out = NULL;
 out:
-	cJSON_Delete(out);
-	EVP_PKEY_free(k);
-	X509_free(ca);
-	cJSON_Delete(o);
 	free(d);
 	return rc;
 }
 
-static void
-alert_json(void *arg, const char *ek, const char *first, const char *second,
-           const char *vm, int64_t at)
+/* how bad a check's exit code is: clone (3) over differing boot state (4)
+ * over refused or failed (1) over ok (0) */
+static int
+exit_rank(int rc)
 {
-	cJSON *a = cJSON_CreateObject();
+	return rc == 3 ? 3 : rc == 4 ? 2 : rc == 0 ? 0 : 1;
+}
 
-	cJSON_AddStringToObject(a, "ek", ek ? ek : "");
-	cJSON_AddStringToObject(a, "first_device", first ? first : "");
-	cJSON_AddStringToObject(a, "second_device", second ? second : "");
-	cJSON_AddStringToObject(a, "vm", vm ? vm : "");
-	cJSON_AddNumberToObject(a, "at", (double) at);
-	cJSON_AddItemToArray(arg, a);
+/* check --stream: one report per line on stdin, one verdict per line on
+ * stdout (flushed), with "line" and the report's "exit". The exit status
+ * is the worst of them: 3 when any was a clone, else 4 when a quoted boot
+ * state differed, else 1 when any was refused or failed, else 0. */
+static int
+check_stream(struct vfy_ctx *c)
+{
+	char  *line = NULL, src[64];
+	size_t cap = 0;
+	long   no = 0;
+	int    worst = 0;
+
+	while (getline(&line, &cap, stdin) >= 0) {
+		cJSON *o, *out = cJSON_CreateObject();
+		char  *s;
+		int    rc;
+
+		no++;
+		if (line[strspn(line, " \t\r\n")] == '\0') {
+			cJSON_Delete(out);
+			continue;
+		}
+		snprintf(src, sizeof(src), "stdin line %ld", no);
+		cJSON_AddNumberToObject(out, "line", (double) no);
+		o = cJSON_Parse(line);
+		if (!cJSON_IsObject(o)) {
+			fprintf(stderr, "vtpm-verify: %s: not a JSON object\n",
+			        src);
+			cJSON_AddBoolToObject(out, "chain_ok", false);
+			cJSON_AddStringToObject(out, "reason",
+			                        "not a JSON object");
+			rc = 1;
+		} else {
+			rc = check_one(c, o, src, out);
+		}
+		cJSON_Delete(o);
+		cJSON_AddNumberToObject(out, "exit", rc);
+		s = cJSON_PrintUnformatted(out);
+		cJSON_Delete(out);
+		if (s == NULL || printf("%s\n", s) < 0 || fflush(stdout) != 0) {
+			fprintf(stderr, "vtpm-verify: stdout: cannot write\n");
+			free(s);
+			free(line);
+			return 1;
+		}
+		free(s);
+		if (exit_rank(rc) > exit_rank(worst)) {
+			worst = rc;
+		}
+	}
+	free(line);
+	return worst;
 }
 
 int
-vfy_cmd_alerts(struct vfy_ctx *c, int argc, char **argv)
+vfy_cmd_check(struct vfy_ctx *c, int argc, char **argv)
 {
-	cJSON *list;
-	char   err[512];
+	cJSON *o, *out;
+	int    rc;
 
-	(void) argv;
-	if (argc != 0) {
-		fprintf(stderr, "vtpm-verify: alerts takes no arguments\n");
+	if (argc == 1 && strcmp(argv[0], "--stream") == 0) {
+		return check_stream(c);
+	}
+	if (argc != 1) {
+		fprintf(stderr,
+		        "vtpm-verify: check REPORT.json | check --stream\n");
 		return 2;
 	}
-	if (vfy_ctx_registry(c, err, sizeof(err)) < 0) {
-		fprintf(stderr, "vtpm-verify: %s\n", err);
+	if ((o = load_json(argv[0])) == NULL) {
 		return 1;
 	}
-	list = cJSON_CreateArray();
-	if (c->reg.ops->alert_list(c->reg.h, alert_json, list, err,
-	                           sizeof(err)) < 0) {
-		fprintf(stderr, "vtpm-verify: %s\n", err);
-		cJSON_Delete(list);
-		return 1;
-	}
-	return print_json(list) < 0 ? 1 : 0;
+	out = cJSON_CreateObject();
+	rc = check_one(c, o, argv[0], out);
+	cJSON_Delete(o);
+	(void) print_json(out);
+	return rc;
 }
 
 int

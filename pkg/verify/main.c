@@ -35,8 +35,21 @@ static const struct vfy_command commands[] = {
     {"verify-cert", vfy_cmd_verify_cert,
      "--ek-cert F --ak-cert F [--vm UUID] [--device ID]: chain only"},
     {"check", vfy_cmd_check,
-     "FILE: a vtpmctl attest UUID report: chain, binding, clone alert"},
-    {"alerts", vfy_cmd_alerts, "the clone alerts recorded (JSON array)"},
+     "FILE | --stream: a vtpmctl attest UUID report (--stream: one per\n"
+     "               line on stdin, one JSON verdict per line): chain,\n"
+     "               binding, clone alert"},
+    {"alerts", vfy_cmd_alerts, "[--json]: the clone alerts recorded"},
+    {"ack", vfy_cmd_ack, "ALERT [--by NAME]: an alert reviewed"},
+    {"move", vfy_cmd_move,
+     "EK --to DEVICE [--by NAME]: a planned migration of the EK's VM"},
+    {"revoke", vfy_cmd_revoke,
+     "DEVICE [--by NAME]: its AK and bindings refused from now on"},
+    {"devices", vfy_cmd_devices,
+     "[--state S] [--device ID] [--json]: the registered devices"},
+    {"bindings", vfy_cmd_bindings,
+     "[--device ID] [--ek FP] [--state S] [--json]: EK -> device"},
+    {"moves", vfy_cmd_moves, "[--ek FP] [--json]: the migrations recorded"},
+    {"schema", vfy_cmd_schema, "the registry's schema version"},
     {"nonce", vfy_cmd_nonce,
      "DEVICE: issue a quote nonce (vtpmctl attest UUID --nonce HEX)"},
     {"reference", vfy_cmd_reference,
@@ -44,6 +57,23 @@ static const struct vfy_command commands[] = {
     {"escrow", cmd_escrow,
      "keygen|recover ...: recovery escrow (docs/updates.md)"},
 };
+
+int
+vfy_ctx_ca(struct vfy_ctx *c, char *err, size_t errlen)
+{
+	char why[400];
+
+	if (c->cacert != NULL) {
+		return 0;
+	}
+	if (vfy_ca_load(c->ca, &c->cakey, &c->cacert, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "CA %s: %s", c->ca, why);
+		c->cakey = NULL;
+		c->cacert = NULL;
+		return -1;
+	}
+	return 0;
+}
 
 int
 vfy_ctx_registry(struct vfy_ctx *c, char *err, size_t errlen)
@@ -71,8 +101,11 @@ usage(FILE *f)
 	}
 	fprintf(f,
 	        "\nOptions:\n"
-	        "      --db DSN     registry: sqlite:PATH or PATH (default "
-	        "vtpm-verify.db)\n"
+	        "      --db DSN     registry: sqlite:PATH or PATH (SQLite, "
+	        "default\n"
+	        "                   vtpm-verify.db), postgresql://... (libpq "
+	        "URI) or\n"
+	        "                   pg:KEY=VALUE... (libpq keyword DSN)\n"
 	        "      --ca DIR     CA key and certificate (default "
 	        "vtpm-verify-ca)\n"
 	        "      --tpm-ca DIR TPM manufacturers' CA certificates (PEM, "
@@ -87,7 +120,7 @@ usage(FILE *f)
 	        "                   with a warning (default: refuse)\n"
 	        "Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 clone "
 	        "alert, 4 boot\nstate (quoted PCRs) differs from the "
-	        "reference.\n");
+	        "reference, 5 unknown device, EK or alert.\n");
 	common_usage(f);
 }
 
@@ -155,6 +188,8 @@ run_command(struct vfy_ctx *ctx, int argc, char **argv)
 			if (ctx->reg_open) {
 				vfy_registry_close(&ctx->reg);
 			}
+			EVP_PKEY_free(ctx->cakey);
+			X509_free(ctx->cacert);
 			return rc;
 		}
 	}

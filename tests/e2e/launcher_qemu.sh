@@ -17,6 +17,16 @@ start_launcher --no-guardian --no-keybroker --stop-on-exit
 dom "$T BOOTING tis persistent 1 guest-tis"
 dom "$C BOOTING crb persistent 1 guest-crb"
 check "both vTPMs READY" wait_for 20 bash -c "grep -c ' READY ' $DUMP | grep -qx 2"
+# the guests below run on sandboxed swtpm (the launcher's default)
+sandboxed() {
+	local p
+	p=$(vpid "$1")
+	[ "$(stat -c %u "/proc/$p")" -ge 200000 ] &&
+		[ "$(readlink "/proc/$p/ns/net")" != "$(readlink /proc/self/ns/net)" ] &&
+		grep -q '^CapEff:.0000000000000000$' "/proc/$p/status"
+}
+both_sandboxed() { sandboxed "$T" && sandboxed "$C"; }
+check "swtpm of both guests sandboxed (own uid, network namespace, no caps)" both_sandboxed
 
 # shellcheck disable=SC2046
 e2e_boot crb "$G/tpm_present.sh" $(e2e_tpm_args crb "$(ctrl "$C")")

@@ -51,7 +51,7 @@ check_fails "a forged answer is refused by the verifier" \
 	"${VERIFY[@]}" activate "$T_TMP/forged.json"
 # the right answer to that challenge still works, once
 ctl A attest --activate "$T_TMP/A.ch2.json" >"$T_TMP/A.resp2.json"
-check "the right answer still activates" bash -c "'${VERIFY[0]}' --db '$T_TMP/verify.db' --ca '$T_TMP/ca' activate '$T_TMP/A.resp2.json' >/dev/null 2>&1"
+check "the right answer still activates" bash -c "'${VERIFY[0]}' --db '$VDB' --ca '$T_TMP/ca' activate '$T_TMP/A.resp2.json' >/dev/null 2>&1"
 check_fails "a replayed answer is refused" \
 	1 "device $(device_id A): no challenge pending" \
 	"${VERIFY[@]}" activate "$T_TMP/A.resp2.json"

@@ -23,7 +23,7 @@ ctl A attest $VC >"$T_TMP/a.json"
 check "A's report carries a fresh certificate from A's broker" \
 	bash -c "jq -r .vm.ek_cert_source '$T_TMP/a.json' | grep -q '^broker'"
 check "verifier: A's vTPM ok, no clone" \
-	bash -c "'${VERIFY[0]}' --db '$T_TMP/verify.db' --ca '$T_TMP/ca' check '$T_TMP/a.json' | jq -e '.clone == false' >/dev/null"
+	bash -c "'${VERIFY[0]}' --db '$VDB' --ca '$T_TMP/ca' check '$T_TMP/a.json' | jq -e '.clone == false' >/dev/null"
 
 # the copy: A's whole vTPM state tree (swtpm state + guardian manifest)
 dev_stop A
@@ -39,7 +39,7 @@ check "enroll B" enroll B
 
 ctl B attest $VL >"$T_TMP/l.json"
 check "verifier: B's own vTPM ok, no clone" \
-	bash -c "'${VERIFY[0]}' --db '$T_TMP/verify.db' --ca '$T_TMP/ca' check '$T_TMP/l.json' | jq -e '.clone == false' >/dev/null"
+	bash -c "'${VERIFY[0]}' --db '$VDB' --ca '$T_TMP/ca' check '$T_TMP/l.json' | jq -e '.clone == false' >/dev/null"
 
 ctl B attest $VC >"$T_TMP/c.json"
 check "the copy on B has A's EK" \
@@ -49,10 +49,11 @@ check "verifier flags the copy as a clone (exit 3)" test $? = 3
 check "the alert names both devices" \
 	bash -c "jq -e --arg a '$(device_id A)' --arg b '$(device_id B)' '.clone and .also_behind == \$a and .device_id == \$b' '$T_TMP/c.out' >/dev/null"
 check "the alert is logged" grep -q "CLONE ALERT" "$T_TMP/c.err"
-check "the alert is recorded in the registry" \
-	python3 -c "import sqlite3,sys; n=sqlite3.connect('$T_TMP/verify.db').execute('select count(*) from alerts where vm=?',('$VC',)).fetchone()[0]; sys.exit(0 if n==1 else 1)"
+check "the registry binds the EK to both devices" \
+	bash -c "'${VERIFY[0]}' --db '$VDB' --ca '$T_TMP/ca' bindings --json --ek \"\$(jq -r .ek '$T_TMP/c.out')\" | jq -e --arg a '$(device_id A)' --arg b '$(device_id B)' \
+		'map(.device_id) | sort == ([\$a, \$b] | sort)' >/dev/null"
 check "vtpm-verify alerts lists it (VM, A first, then B)" \
-	bash -c "'${VERIFY[0]}' --db '$T_TMP/verify.db' --ca '$T_TMP/ca' alerts | jq -e --arg a '$(device_id A)' --arg b '$(device_id B)' \
+	bash -c "'${VERIFY[0]}' --db '$VDB' --ca '$T_TMP/ca' alerts --json | jq -e --arg a '$(device_id A)' --arg b '$(device_id B)' \
 		'length == 1 and .[0].vm == \"$VC\" and .[0].first_device == \$a and .[0].second_device == \$b' >/dev/null"
 "${VERIFY[@]}" check "$T_TMP/a.json" >/dev/null 2>&1
 check "A reporting it again is flagged too (the EK now has two devices)" test $? = 3

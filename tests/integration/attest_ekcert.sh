@@ -108,7 +108,7 @@ jq '.vm.ecc.ek_pub = .vm.ek_pub' "$T_TMP/a1.json" >"$T_TMP/ecc.json"
 check "an ECC EK that is not template L-2: refused (rc 1)" test $? = 1
 check "the reason names the ECC EK" grep -q "vm.ecc.ek_pub is not an EK of template L-2" "$T_TMP/ecc.out"
 check "a second check of the same report is no clone" \
-	bash -c "'${VERIFY[0]}' --db '$T_TMP/verify.db' --ca '$T_TMP/ca' check '$T_TMP/a1.json' | jq -e '.clone == false' >/dev/null"
+	bash -c "'${VERIFY[0]}' --db '$VDB' --ca '$T_TMP/ca' check '$T_TMP/a1.json' | jq -e '.clone == false' >/dev/null"
 
 # refused: B's AK is not the issuer
 check_fails "verify-cert with another device's AK fails: the chain does not verify" \

@@ -41,7 +41,7 @@ check "the certificate is for the EK the broker reports (0x81010001)" \
 refused() { # refused NAME FILE REASON [verify options]
 	local name=$1 f=$2 why=$3
 	shift 3
-	"$BIN/vtpm-verify" --db "$T_TMP/verify.db" --ca "$T_TMP/ca" "$@" challenge "$f" >/dev/null 2>"$T_TMP/why"
+	"$BIN/vtpm-verify" --db "$VDB" --ca "$T_TMP/ca" "$@" challenge "$f" >/dev/null 2>"$T_TMP/why"
 	local rc=$?
 	if [ $rc = 1 ] && grep -q "$why" "$T_TMP/why"; then ok "$name"; else notok "$name (rc $rc: $(cat "$T_TMP/why"))"; fi
 }
@@ -127,7 +127,7 @@ check "a changed PCR: refused with exit code 4" test $? = 4
 check "the reason names PCR 7 and only it" grep -q "boot state differs from the reference in PCRs 7\"" "$T_TMP/out"
 jq .device.quote.pcrs "$T_TMP/q4.json" >"$T_TMP/ref.json"
 check "vtpm-verify reference DEVICE FILE: the new boot state" \
-	bash -c "'${VERIFY[0]}' --db '$T_TMP/verify.db' --ca '$T_TMP/ca' reference '$DA' '$T_TMP/ref.json' | grep -q 'reference PCRs 0,1,2,3,4,6,7,8,9,10,11,12,13,14 recorded'"
+	bash -c "'${VERIFY[0]}' --db '$VDB' --ca '$T_TMP/ca' reference '$DA' '$T_TMP/ref.json' | grep -q 'reference PCRs 0,1,2,3,4,6,7,8,9,10,11,12,13,14 recorded'"
 quote "$T_TMP/q5.json"
 vcheck "$T_TMP/q5.json"
 check "the next quote matches the new reference (rc 0)" test $? = 0

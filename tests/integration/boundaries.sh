@@ -43,4 +43,12 @@ for b in vtpm-launcher vtpm-guardian vtpm-keybroker domainmgr vtpmctl; do
 	check "$b does not link sqlite3" test "$(needed $b sqlite3)" = 0
 done
 check "domainmgr does not link tpm2-tss" test "$(needed domainmgr tss2)" = 0
+check "vtpm-verify links libpq" test "$(needed vtpm-verify libpq)" = 1
+check "only vtpm-eve-api links libmicrohttpd" \
+	test "$(needed vtpm-eve-api microhttpd)" = 1 -a "$(needed vtpm-launcher microhttpd)" = 0 \
+	-a "$(needed vtpm-keybroker microhttpd)" = 0
+for b in vtpm-guardian vtpm-keybroker domainmgr vtpmctl vtpm-eve-api; do
+	check "$b does not link libpq or libcap-ng" \
+		test "$(needed $b libpq)" = 0 -a "$(needed $b cap-ng)" = 0
+done
 t_done

@@ -42,7 +42,7 @@ elves=$(cd "$R" && find . -type f | while read -r f; do
 	[ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ] && echo "${f#.}"
 done | sort)
 strays=$(echo "$elves" | grep -v -E '^/usr/lib(64)?/' |
-	grep -v -x -E '/usr/bin/(busybox|swtpm|swtpm_ioctl|vtpm-guardian|vtpm-keybroker|vtpm-launcher|vtpmctl|domainmgr)' || true)
+	grep -v -x -E '/usr/bin/(busybox|swtpm|swtpm_ioctl|vtpm-guardian|vtpm-keybroker|vtpm-launcher|vtpmctl|domainmgr|vtpm-caps)' || true)
 check "no distro userland: executables are busybox, swtpm(_ioctl), ours${strays:+ (strays: $strays)}" test -z "$strays"
 # an ELF with program headers, none of them PT_INTERP (ldd failing alone
 # would pass for a missing file too)
@@ -167,16 +167,29 @@ else
 	check "vtpmctl status: ephemeral vTPM READY" wait_for 10 bash -c "[ \"\$('$BIN/vtpmctl' --root '$T_TMP' status --json 2>/dev/null | jq -r '.[] | select(.uuid==\"$E\") | .state')\" = READY ]"
 	check "persistent state is encrypted (key from the hardware TPM through the image's TCTI)" test "$(field $A encrypted)" = true
 	check "app without vTPM is RUNNING" wait_for 10 bash -c "'$BIN/vtpmctl' --root '$T_TMP' status --json | jq -e '.[] | select(.uuid==\"$N\" and .domain_state==\"RUNNING\")' >/dev/null"
-	check "state directory /persist/swtpm/tpm-state-$A owned by tss" \
-		test "$(stat -c %u "$P/swtpm/tpm-state-$A" 2>/dev/null)" = 59
+	check "state directory /persist/swtpm/tpm-state-$A owned by its VM's uid (sandboxed, from the range), 0700" \
+		bash -c "[ \"\$(stat -c '%a %u' '$P/swtpm/tpm-state-$A')\" = \"700 \$(awk -v u=$A '\$1==u{print \$2}' '$P/swtpm/.launcher-uids')\" ] && [ \$(stat -c %u '$P/swtpm/tpm-state-$A') -ge 200000 ]"
 	check "control socket published at the container path" test "$(field $A ctrl_socket)" = "/run/vtpm/swtpm/$A.ctrl"
 	check "control socket reachable from the host through the shared run dir" test -S "$RV/swtpm/$A.ctrl"
 	VPA=$(img_hostpid "$(field $A pid)")
 	VPE=$(img_hostpid "$(field $E pid)")
-	check "published swtpm pids are swtpm processes inside, as uid 59" bash -c "
+	check "published swtpm pids are swtpm processes inside, each as its own uid (>= 200000), in its own network namespace" bash -c "
 		for p in $VPA $VPE; do
-			[ \"\$(cat /proc/\$p/comm)\" = swtpm ] && awk '/^Uid:/{exit !(\$2==59)}' /proc/\$p/status || exit 1
-		done"
+			[ \"\$(cat /proc/\$p/comm)\" = swtpm ] && awk '/^Uid:/{exit !(\$2>=200000)}' /proc/\$p/status || exit 1
+			[ \"\$(readlink /proc/\$p/ns/net)\" != \"\$(readlink /proc/$INIT/ns/net)\" ] || exit 1
+		done
+		[ \"\$(stat -c %u /proc/$VPA)\" != \"\$(stat -c %u /proc/$VPE)\" ]"
+	# guardian: chown dac_override fowner; key broker: chown ipc_lock;
+	# launcher (its own drop): + setuid setgid setpcap kill sys_ptrace
+	# sys_admin; each in the effective and the bounding set
+	caps_are() {
+		local hp
+		hp=$(img_hostpid "$(cat "$RV/init/$1.pid")") &&
+			grep -q "^CapEff:.$2\$" "/proc/$hp/status" && grep -q "^CapBnd:.$2\$" "/proc/$hp/status"
+	}
+	check "guardian keeps only chown, dac_override, fowner" caps_are guardian 000000000000000b
+	check "key broker keeps only chown, ipc_lock" caps_are keybroker 0000000000004001
+	check "launcher keeps only what it uses (0x2841eb)" caps_are launcher 00000000002841eb
 	READY_BEFORE=$(st | jq -r '[.[] | select(.state=="READY") | .pid] | sort | join(" ")')
 	echo "# swtpm host pids: $VPA $VPE; vtpmctl status:"
 	"$BIN/vtpmctl" --root "$T_TMP" status | sed 's/^/#   /'

@@ -86,6 +86,6 @@ chmod 755 "$T_TMP/badswtpm"
 start_launcher --no-guardian --no-keybroker --swtpm "$T_TMP/badswtpm"
 F=$(uuid 6)
 dom "$F BOOTING tis persistent 1 f"
-check "broken swtpm: FAILED, reason says it exited" \
-	wait_for 10 bash -c "awk -v u=$F '\$1==u' $DUMP | grep -q 'FAILED.*exited before its control socket'"
+check "broken swtpm: FAILED, reason says it exited, how, and its log's last line" \
+	wait_for 10 bash -c "awk -v u=$F '\$1==u' $DUMP | grep -q 'FAILED.*exited before answering on its control socket (exited with status 3); log .*: broken'"
 t_done

@@ -1,5 +1,6 @@
 /* launcher_test.c: the launcher's decisions (vm.c), swtpm command lines
- * (spawn.c), pid file and identity checks, meta files (adopt.c), the
+ * (spawn.c), the sandbox's uid map, reach checks and log tails
+ * (sandbox.c), pid file and identity checks, meta files (adopt.c), the
  * --no-guardian state directories (guard.c), and swtpm_ctrl, spawn,
  * stop and a whole start job against real swtpm processes. */
 #include <setjmp.h>
@@ -607,6 +608,129 @@ test_job_start_stop(void **state)
 	assert_false(j.prepared);
 }
 
+/* ---- sandbox.c ---- */
+
+static void
+test_sandbox_argv(void **state)
+{
+	struct spawn_argv a;
+
+	(void) state;
+	cfg.sandbox = true;
+	assert_int_equal(spawn_build_argv(&cfg, U1, "/s", 3, &a), 0);
+	assert_true(has_arg(&a, "type=unixio,fd=4"));
+	assert_true(has_arg(&a, "fd=5"));
+	assert_true(has_arg(&a, "action=kill"));
+	assert_false(has_arg(&a, "--pid"));   /* the launcher writes it */
+	assert_false(has_arg(&a, "--runas")); /* its uid is set before exec */
+	cfg.sandbox = false;
+}
+
+static void
+test_reach(void **state)
+{
+	char d[256], sub[300], err[512];
+
+	(void) state;
+	/* mkdtemp made tmp 0700 too: open it, so that "private" is the
+	 * first directory in the way */
+	assert_int_equal(chmod(tmp, 0711), 0);
+	snprintf(d, sizeof(d), "%s/private", tmp);
+	snprintf(sub, sizeof(sub), "%s/state", d);
+	assert_int_equal(mkdir(d, 0700), 0);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(d, 0, 0), 0);
+		assert_int_equal(chown(sub, 59, 59), 0);
+	}
+	/* uid 59 cannot pass the 0700 parent: named, with its mode */
+	assert_int_equal(
+	    sbx_reach(sub, 59, 59, true, "state directory", err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "cannot reach state directory"));
+	assert_non_null(strstr(err, "private is mode 0700"));
+	assert_non_null(strstr(err, "no search permission for uid 59"));
+	assert_int_equal(chmod(d, 0711), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(sbx_reach(sub, 59, 59, true, "state directory",
+		                           err, sizeof(err)),
+		                 0);
+		/* its own directory, but another uid: no rwx */
+		assert_int_equal(sbx_reach(sub, 60, 60, true, "state directory",
+		                           err, sizeof(err)),
+		                 -1);
+		assert_non_null(strstr(err, "needs rwx for uid 60"));
+	}
+}
+
+static void
+test_log_tail(void **state)
+{
+	char f[256], out[128];
+
+	(void) state;
+	snprintf(f, sizeof(f), "%s/x.log", tmp);
+	sbx_log_tail(f, 3, out, sizeof(out));
+	assert_string_equal(out, ""); /* no log */
+	assert_int_equal(durable_write(f, "a\nb\nc\nd\ne\n\n", 11, 0600), 0);
+	sbx_log_tail(f, 3, out, sizeof(out));
+	assert_string_equal(out, "c | d | e");
+	assert_int_equal(durable_write(f, "only", 4, 0600), 0);
+	sbx_log_tail(f, 3, out, sizeof(out));
+	assert_string_equal(out, "only");
+	/* cut to the buffer, still terminated */
+	assert_int_equal(durable_write(f, "0123456789abcdef", 16, 0600), 0);
+	sbx_log_tail(f, 3, out, 8);
+	assert_int_equal(strlen(out), 4);
+}
+
+#define U2 "00000000-0000-4000-8000-000000000002"
+#define U3 "00000000-0000-4000-8000-000000000003"
+
+static void
+test_uid_map(void **state)
+{
+	char  err[REASON_LEN];
+	uid_t a, b, again;
+
+	(void) state;
+	if (geteuid() != 0) {
+		skip(); /* sbx_open needs root (namespaces) */
+	}
+	cfg.sandbox = true;
+	cfg.uid_lo = 3900000;
+	cfg.uid_hi = 3900001;
+	assert_int_equal(sbx_open(&cfg), 0);
+	assert_int_equal(sbx_uid(&cfg, U1, &a, err, sizeof(err)), 0);
+	assert_int_equal(sbx_uid(&cfg, U2, &b, err, sizeof(err)), 0);
+	assert_int_equal(a, 3900000);
+	assert_int_equal(b, 3900001);
+	/* the same VM, the same uid */
+	assert_int_equal(sbx_uid(&cfg, U1, &again, err, sizeof(err)), 0);
+	assert_int_equal(again, a);
+	/* two uids, two VMs: the third gets none, never a shared one */
+	assert_int_equal(sbx_uid(&cfg, U3, &again, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "uid range 3900000-3900001 exhausted"));
+	/* recorded: a new launcher finds the same mapping */
+	sbx_close(&cfg);
+	assert_int_equal(sbx_open(&cfg), 0);
+	assert_int_equal(sbx_lookup(&cfg, U2, &again), 0);
+	assert_int_equal(again, b);
+	/* a purged VM gives its uid back */
+	sbx_forget(&cfg, U1);
+	assert_int_equal(sbx_lookup(&cfg, U1, &again), -1);
+	assert_int_equal(sbx_uid(&cfg, U3, &again, err, sizeof(err)), 0);
+	assert_int_equal(again, a);
+	/* outside a narrowed range: forgotten, allocated anew */
+	sbx_close(&cfg);
+	cfg.uid_lo = cfg.uid_hi = 3900001;
+	assert_int_equal(sbx_open(&cfg), 0);
+	assert_int_equal(sbx_lookup(&cfg, U3, &again), -1);
+	assert_int_equal(sbx_lookup(&cfg, U2, &again), 0);
+	sbx_close(&cfg);
+	cfg.sandbox = false;
+}
+
 int
 main(void)
 {
@@ -631,6 +755,10 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_death_description, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_sandbox_argv, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reach, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_log_tail, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_uid_map, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_job_start_stop, setup,
 	                                    teardown),
 	};

@@ -1,11 +1,11 @@
 /* verify_test.c: the verifier's parts, called directly: MakeCredential
  * unwrapped again in software (RSA-OAEP seed, KDFa, HMAC, AES-CFB, as a
- * TPM's ActivateCredential does), the SQLite registry and its clone
- * bindings, the AK check, quote checks against a software-signed
- * TPMS_ATTEST, the EK templates L-1/L-2, the attestation registry ops
- * (nonces, reference PCRs, hardware EKs) and a registry of the original
- * schema upgraded on open. The real-TPM round trips are in
- * tests/integration/attest_ak.sh and attest_maker.sh. */
+ * TPM's ActivateCredential does), the registry on both backends (its
+ * operations, 16 processes racing, migrations, the attestation ops), the
+ * AK check, quote checks against a software-signed TPMS_ATTEST, the EK
+ * templates L-1/L-2, and a registry of the original schema upgraded on
+ * open. The real-TPM round trips are in tests/integration/attest_ak.sh
+ * and attest_maker.sh. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,30 +15,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include "tpm_ek.h"
-#include "verify.h"
+#include <sqlite3.h>
 
-#include <openssl/core_names.h>
-#include <openssl/hmac.h>
-#include <openssl/rsa.h>
 #include <openssl/sha.h>
 #include <tss2/tss2_mu.h>
+
+#include "../tools/soft_tpm.h"
 
 /* An RSA key and its TPM2B_PUBLIC in the EK template. */
 static EVP_PKEY *
 ek_like(TPM2B_PUBLIC *pub)
 {
 	EVP_PKEY *k = EVP_RSA_gen(2048);
-	BIGNUM   *n = NULL;
 
 	assert_non_null(k);
-	assert_true(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_N, &n));
-	tek_ek_template(pub);
-	assert_int_equal(
-	    BN_bn2binpad(n, pub->publicArea.unique.rsa.buffer, 256), 256);
-	BN_free(n);
+	assert_int_equal(soft_pub(k, true, pub), 0);
 	return k;
 }
 
@@ -59,58 +53,6 @@ teardown(void **state)
 	(void) state;
 	EVP_PKEY_free(ek_key);
 	return 0;
-}
-
-/* ActivateCredential in software: 0 and the credential, or -1. */
-static int
-activate_sw(EVP_PKEY *k, const TPM2B_NAME *name, const TPM2B_ID_OBJECT *blob,
-            const TPM2B_ENCRYPTED_SECRET *sec, uint8_t *cred, size_t *credlen)
-{
-	EVP_PKEY_CTX   *pc = EVP_PKEY_CTX_new(k, NULL);
-	EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
-	uint8_t         seed[256], sym[16], hk[32], mac[32], iv[16] = {0};
-	uint8_t         out[128];
-	size_t          slen = sizeof(seed);
-	int             n = 0, f = 0, ret = -1;
-	unsigned        ml = 0;
-	char           *label = OPENSSL_memdup("IDENTITY", 9);
-
-	if (EVP_PKEY_decrypt_init(pc) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_OAEP_PADDING) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_oaep_md(pc, EVP_sha256()) <= 0 ||
-	    EVP_PKEY_CTX_set0_rsa_oaep_label(pc, label, 9) <= 0 ||
-	    EVP_PKEY_decrypt(pc, seed, &slen, sec->secret, sec->size) <= 0) {
-		goto out;
-	}
-	assert_int_equal(slen, 32);
-	assert_int_equal(vfy_kdfa(seed, 32, "STORAGE", name->name, name->size,
-	                          NULL, 0, sym, 128),
-	                 0);
-	assert_int_equal(
-	    vfy_kdfa(seed, 32, "INTEGRITY", NULL, 0, NULL, 0, hk, 256), 0);
-	/* HMAC(hk, encIdentity || name) must match */
-	{
-		uint8_t buf[256];
-		size_t  el = blob->size - 34;
-
-		memcpy(buf, blob->credential + 34, el);
-		memcpy(buf + el, name->name, name->size);
-		HMAC(EVP_sha256(), hk, 32, buf, el + name->size, mac, &ml);
-		if (blob->credential[1] != 32 ||
-		    memcmp(mac, blob->credential + 2, 32) != 0) {
-			goto out;
-		}
-		EVP_DecryptInit_ex(cc, EVP_aes_128_cfb(), NULL, sym, iv);
-		EVP_DecryptUpdate(cc, out, &n, blob->credential + 34, (int) el);
-		EVP_DecryptFinal_ex(cc, out + n, &f);
-	}
-	*credlen = (size_t) (out[0] << 8 | out[1]);
-	memcpy(cred, out + 2, *credlen);
-	ret = 0;
-out:
-	EVP_CIPHER_CTX_free(cc);
-	EVP_PKEY_CTX_free(pc);
-	return ret;
 }
 
 static void
@@ -135,13 +77,13 @@ test_make_credential_roundtrip(void **state)
 	                 0);
 	assert_int_equal(sec.size, 256);
 	assert_int_equal(blob.size, 2 + 32 + 2 + 32);
-	assert_int_equal(activate_sw(ek_key, &name, &blob, &sec, got, &glen),
+	assert_int_equal(soft_activate(ek_key, &name, &blob, &sec, got, &glen),
 	                 0);
 	assert_int_equal(glen, 32);
 	assert_memory_equal(got, cred, 32);
 	/* for another object name the HMAC does not hold */
 	name.name[5] ^= 1;
-	assert_int_equal(activate_sw(ek_key, &name, &blob, &sec, got, &glen),
+	assert_int_equal(soft_activate(ek_key, &name, &blob, &sec, got, &glen),
 	                 -1);
 }
 
@@ -223,85 +165,613 @@ test_pub_hex_and_name(void **state)
 	assert_int_equal(tek_pub_from_hex("0102", &back), -1);
 }
 
-static int n_alerts;
+/* ---- the registry, on each backend ----
+ * SQLite in a temporary file always; PostgreSQL when VFY_TEST_PG names an
+ * empty database (tests/integration/verify_pg.sh starts a server and runs
+ * this binary with it). */
+
+struct rowcount {
+	int  n;
+	char last[ATTEST_ID_LEN];
+};
 
 static void
-count_alert(void *arg, const char *ek, const char *first, const char *second,
-            const char *vm, int64_t at)
+count_dev(void *arg, const struct vfy_device *d)
 {
-	(void) arg;
-	assert_string_equal(ek, "ek1");
-	assert_string_equal(first, "dev-a");
-	assert_string_equal(second, "dev-b");
-	assert_string_equal(vm, "vm");
-	assert_true(at > 0);
+	struct rowcount *c = arg;
+
+	c->n++;
+	snprintf(c->last, sizeof(c->last), "%s", d->state);
+}
+
+static void
+count_bind(void *arg, const struct vfy_binding *b)
+{
+	struct rowcount *c = arg;
+
+	c->n++;
+	snprintf(c->last, sizeof(c->last), "%s", b->device);
+}
+
+static struct vfy_alert last_alert;
+static int              n_alerts;
+
+/* counts the alerts whose EK starts with arg (NULL: all) */
+static void
+count_alert(void *arg, const struct vfy_alert *a)
+{
+	if (arg != NULL && strncmp(a->ek_fp, arg, strlen(arg)) != 0) {
+		return;
+	}
+	last_alert = *a;
 	n_alerts++;
 }
 
 static void
-test_registry_bindings(void **state)
+count_move(void *arg, const struct vfy_move *m)
 {
-	struct registry   r;
-	struct vfy_device d, g;
-	char err[256], path[] = "/tmp/verify_test.XXXXXX", other[80];
-	int  fd = mkstemp(path);
+	struct rowcount *c = arg;
 
-	(void) state;
+	c->n++;
+	snprintf(c->last, sizeof(c->last), "%s", m->by);
+}
+
+static char sq_path[64];
+
+/* the DSN of the backend under test: 0 SQLite (a fresh file), 1 PostgreSQL
+ * (skips the test when no server was given) */
+static const char *
+dsn_for(int backend)
+{
+	const char *pg = getenv("VFY_TEST_PG");
+	int         fd;
+
+	if (backend == 1) {
+		if (pg == NULL || pg[0] == '\0') {
+			skip();
+		}
+		return pg;
+	}
+	snprintf(sq_path, sizeof(sq_path), "/tmp/verify_test.XXXXXX");
+	fd = mkstemp(sq_path);
 	assert_true(fd >= 0);
 	close(fd);
-	assert_int_equal(vfy_registry_open(&r, path, err, sizeof(err)), 0);
+	return sq_path;
+}
+
+static void
+sq_cleanup(int backend)
+{
+	char p[100];
+
+	if (backend != 0) {
+		return;
+	}
+	unlink(sq_path);
+	snprintf(p, sizeof(p), "%s-wal", sq_path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", sq_path);
+	unlink(p);
+}
+
+/* an active device id (prefix: distinct per test on a shared database) */
+static void
+enrolled(struct registry *r, const char *id)
+{
+	struct vfy_device d;
+	char              err[256];
+
 	memset(&d, 0, sizeof(d));
-	snprintf(d.id, sizeof(d.id), "dev-a");
+	snprintf(d.id, sizeof(d.id), "%s", id);
 	snprintf(d.ek_pub, sizeof(d.ek_pub), "00");
 	snprintf(d.ak_pub, sizeof(d.ak_pub), "11");
-	snprintf(d.state, sizeof(d.state), "pending");
-	assert_int_equal(r.ops->device_put(r.h, &d, err, sizeof(err)), 0);
-	assert_int_equal(r.ops->device_get(r.h, "dev-a", &g, err, sizeof(err)),
-	                 1);
+	snprintf(d.secret_hash, sizeof(d.secret_hash), "h-%s", id);
+	assert_int_equal(r->ops->challenge(r->h, &d, err, sizeof(err)), 0);
+	assert_int_equal(
+	    r->ops->activate(r->h, id, d.secret_hash, "cert", err, sizeof(err)),
+	    0);
+}
+
+static void
+registry_ops_on(int backend)
+{
+	const char        *dsn = dsn_for(backend);
+	struct registry    r;
+	struct vfy_device  d, g;
+	struct vfy_verdict v;
+	struct vfy_alert   a;
+	struct vfy_filter  all = {0}, f;
+	struct rowcount    rc;
+	char               err[256];
+	int64_t            id;
+
+	assert_int_equal(vfy_registry_open(&r, dsn, err, sizeof(err)), 0);
+	assert_string_equal(r.ops->name, backend ? "postgresql" : "sqlite");
+	assert_int_equal(r.ops->schema_version(r.h, err, sizeof(err)),
+	                 VFY_SCHEMA);
+	/* a challenge, a wrong answer, the right one, a replay */
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "b-dev-a");
+	snprintf(d.ek_pub, sizeof(d.ek_pub), "00");
+	snprintf(d.ak_pub, sizeof(d.ak_pub), "11");
+	snprintf(d.secret_hash, sizeof(d.secret_hash), "s1");
+	assert_int_equal(r.ops->challenge(r.h, &d, err, sizeof(err)), 0);
+	assert_int_equal(
+	    r.ops->device_get(r.h, "b-dev-a", &g, err, sizeof(err)), 1);
 	assert_string_equal(g.state, "pending");
-	assert_int_equal(r.ops->device_get(r.h, "dev-x", &g, err, sizeof(err)),
-	                 0);
-	/* first sighting, then the same device again: no clone */
-	assert_int_equal(r.ops->bind(r.h, "ek1", "dev-a", "vm", other,
-	                             sizeof(other), err, sizeof(err)),
-	                 0);
-	assert_int_equal(r.ops->bind(r.h, "ek1", "dev-a", "vm", other,
-	                             sizeof(other), err, sizeof(err)),
-	                 0);
-	/* another EK on another device: no clone */
-	assert_int_equal(r.ops->bind(r.h, "ek2", "dev-b", "vm2", other,
-	                             sizeof(other), err, sizeof(err)),
-	                 0);
-	/* ek1 behind dev-b: clone, naming dev-a */
-	assert_int_equal(r.ops->bind(r.h, "ek1", "dev-b", "vm", other,
-	                             sizeof(other), err, sizeof(err)),
-	                 1);
-	assert_string_equal(other, "dev-a");
-	assert_int_equal(r.ops->alert_count(r.h, err, sizeof(err)), 0);
-	assert_int_equal(r.ops->alert_add(r.h, "ek1", "dev-a", "dev-b", "vm",
-	                                  err, sizeof(err)),
-	                 0);
-	assert_int_equal(r.ops->alert_count(r.h, err, sizeof(err)), 1);
+	assert_string_equal(g.secret_hash, "s1");
+	assert_int_equal(
+	    r.ops->device_get(r.h, "b-dev-x", &g, err, sizeof(err)), 0);
+	assert_int_equal(
+	    r.ops->activate(r.h, "b-dev-a", "s2", "cert", err, sizeof(err)),
+	    VFY_NO);
+	assert_int_equal(
+	    r.ops->activate(r.h, "b-dev-a", "s1", "cert-a", err, sizeof(err)),
+	    0);
+	assert_int_equal(
+	    r.ops->activate(r.h, "b-dev-a", "s1", "cert-a", err, sizeof(err)),
+	    VFY_NO);
+	assert_int_equal(
+	    r.ops->device_get(r.h, "b-dev-a", &g, err, sizeof(err)), 1);
+	assert_string_equal(g.state, "active");
+	assert_string_equal(g.ak_cert, "cert-a");
+	assert_string_equal(g.secret_hash, "");
+	enrolled(&r, "b-dev-b");
+	enrolled(&r, "b-dev-c");
+
+	/* first sighting, the same again, another EK elsewhere: no clone */
+	assert_int_equal(
+	    r.ops->report(r.h, "b-ek1", "b-dev-a", "vm1", &v, err, sizeof(err)),
+	    0);
+	assert_false(v.clone);
+	assert_int_equal(
+	    r.ops->report(r.h, "b-ek1", "b-dev-a", "vm1", &v, err, sizeof(err)),
+	    0);
+	assert_false(v.clone);
+	assert_int_equal(
+	    r.ops->report(r.h, "b-ek2", "b-dev-b", "vm2", &v, err, sizeof(err)),
+	    0);
+	assert_false(v.clone);
+	/* ek1 behind dev-b: clone naming dev-a, one new alert */
+	assert_int_equal(
+	    r.ops->report(r.h, "b-ek1", "b-dev-b", "vm1", &v, err, sizeof(err)),
+	    0);
+	assert_true(v.clone);
+	assert_true(v.alert_new);
+	assert_string_equal(v.other, "b-dev-a");
+	id = v.alert_id;
+	assert_true(id > 0);
+	/* dev-b again and dev-a again: still a clone, the same alert */
+	assert_int_equal(
+	    r.ops->report(r.h, "b-ek1", "b-dev-b", "vm1", &v, err, sizeof(err)),
+	    0);
+	assert_true(v.clone && !v.alert_new && v.alert_id == id);
+	assert_int_equal(
+	    r.ops->report(r.h, "b-ek1", "b-dev-a", "vm1", &v, err, sizeof(err)),
+	    0);
+	assert_true(v.clone && !v.alert_new && v.alert_id == id);
+	assert_string_equal(v.other, "b-dev-b");
 	n_alerts = 0;
 	assert_int_equal(
-	    r.ops->alert_list(r.h, count_alert, NULL, err, sizeof(err)), 0);
+	    r.ops->alerts(r.h, count_alert, "b-", err, sizeof(err)), 0);
 	assert_int_equal(n_alerts, 1);
-	vfy_registry_close(&r);
-	/* persistent: a reopen sees the same */
-	assert_int_equal(vfy_registry_open(&r, path, err, sizeof(err)), 0);
-	assert_int_equal(r.ops->alert_count(r.h, err, sizeof(err)), 1);
-	vfy_registry_close(&r);
+	assert_string_equal(last_alert.first, "b-dev-a");
+	assert_string_equal(last_alert.second, "b-dev-b");
+	assert_string_equal(last_alert.vm, "vm1");
+	assert_int_equal(last_alert.acked_at, 0);
+
+	/* ack: once, then "already", unknown ids */
+	assert_int_equal(r.ops->ack(r.h, id, "alice", &a, err, sizeof(err)), 0);
+	assert_string_equal(a.acked_by, "alice");
+	assert_int_equal(r.ops->ack(r.h, id, "bob", &a, err, sizeof(err)),
+	                 VFY_NO_DEV);
+	assert_string_equal(a.acked_by, "alice");
 	assert_int_equal(
-	    vfy_registry_open(&r, "postgres://x/y", err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "registry_ops"));
-	unlink(path);
-	{
-		char p2[300];
-		snprintf(p2, sizeof(p2), "%s-wal", path);
-		unlink(p2);
-		snprintf(p2, sizeof(p2), "%s-shm", path);
-		unlink(p2);
+	    r.ops->ack(r.h, id + 1000, "bob", &a, err, sizeof(err)), VFY_NO);
+	n_alerts = 0;
+	assert_int_equal(
+	    r.ops->alerts(r.h, count_alert, "b-", err, sizeof(err)), 0);
+	assert_string_equal(last_alert.acked_by, "alice");
+	assert_true(last_alert.acked_at > 0);
+
+	/* move: ek2 from dev-b to dev-c: one binding, on dev-c, recorded */
+	assert_int_equal(
+	    r.ops->move(r.h, "b-ek2", "b-dev-c", "carol", err, sizeof(err)), 0);
+	f = (struct vfy_filter){.ek_fp = "b-ek2"};
+	memset(&rc, 0, sizeof(rc));
+	assert_int_equal(
+	    r.ops->bindings(r.h, &f, count_bind, &rc, err, sizeof(err)), 0);
+	assert_int_equal(rc.n, 1);
+	assert_string_equal(rc.last, "b-dev-c");
+	assert_int_equal(
+	    r.ops->report(r.h, "b-ek2", "b-dev-c", "vm2", &v, err, sizeof(err)),
+	    0);
+	assert_false(v.clone); /* the planned migration raised nothing */
+	memset(&rc, 0, sizeof(rc));
+	assert_int_equal(
+	    r.ops->moves(r.h, &f, count_move, &rc, err, sizeof(err)), 0);
+	assert_int_equal(rc.n, 1);
+	assert_string_equal(rc.last, "carol");
+	/* the old device reporting it afterwards: that is a clone */
+	assert_int_equal(
+	    r.ops->report(r.h, "b-ek2", "b-dev-b", "vm2", &v, err, sizeof(err)),
+	    0);
+	assert_true(v.clone && v.alert_new);
+	assert_string_equal(v.other, "b-dev-c");
+	assert_int_equal(
+	    r.ops->move(r.h, "b-ek-none", "b-dev-c", "carol", err, sizeof(err)),
+	    VFY_NO);
+	assert_int_equal(
+	    r.ops->move(r.h, "b-ek2", "b-dev-none", "carol", err, sizeof(err)),
+	    VFY_NO_DEV);
+
+	/* revoke dev-a: device and bindings revoked, no new challenge, its
+	 * bindings no longer make anyone a clone */
+	assert_int_equal(
+	    r.ops->report(r.h, "b-ek3", "b-dev-a", "vm3", &v, err, sizeof(err)),
+	    0);
+	assert_int_equal(
+	    r.ops->revoke(r.h, "b-dev-a", "dave", err, sizeof(err)), 0);
+	assert_int_equal(
+	    r.ops->revoke(r.h, "b-dev-a", "dave", err, sizeof(err)), 0);
+	assert_int_equal(
+	    r.ops->revoke(r.h, "b-dev-none", "dave", err, sizeof(err)), VFY_NO);
+	assert_int_equal(
+	    r.ops->device_get(r.h, "b-dev-a", &g, err, sizeof(err)), 1);
+	assert_string_equal(g.state, "revoked");
+	assert_string_equal(g.revoked_by, "dave");
+	assert_int_equal(r.ops->challenge(r.h, &d, err, sizeof(err)), VFY_NO);
+	f = (struct vfy_filter){.device = "b-dev-a", .state = "active"};
+	memset(&rc, 0, sizeof(rc));
+	assert_int_equal(
+	    r.ops->bindings(r.h, &f, count_bind, &rc, err, sizeof(err)), 0);
+	assert_int_equal(rc.n, 0);
+	f.state = "revoked";
+	assert_int_equal(
+	    r.ops->bindings(r.h, &f, count_bind, &rc, err, sizeof(err)), 0);
+	assert_int_equal(rc.n, 2); /* ek1 and ek3 */
+	assert_int_equal(
+	    r.ops->report(r.h, "b-ek3", "b-dev-c", "vm3", &v, err, sizeof(err)),
+	    0);
+	assert_false(v.clone);
+	f = (struct vfy_filter){.state = "revoked"};
+	memset(&rc, 0, sizeof(rc));
+	assert_int_equal(
+	    r.ops->devices(r.h, &f, count_dev, &rc, err, sizeof(err)), 0);
+	assert_int_equal(rc.n, 1);
+	memset(&rc, 0, sizeof(rc));
+	assert_int_equal(
+	    r.ops->devices(r.h, &all, count_dev, &rc, err, sizeof(err)), 0);
+	assert_true(rc.n >= 3);
+	vfy_registry_close(&r);
+
+	/* persistent: a reopen sees the same */
+	assert_int_equal(vfy_registry_open(&r, dsn, err, sizeof(err)), 0);
+	n_alerts = 0;
+	assert_int_equal(
+	    r.ops->alerts(r.h, count_alert, NULL, err, sizeof(err)), 0);
+	assert_true(n_alerts >= 2);
+	vfy_registry_close(&r);
+	sq_cleanup(backend);
+}
+
+static void
+test_registry_sqlite(void **state)
+{
+	(void) state;
+	registry_ops_on(0);
+}
+
+static void
+test_registry_pg(void **state)
+{
+	(void) state;
+	registry_ops_on(1);
+}
+
+#define RACERS 16
+
+/* Fork RACERS processes, each with its own registry connection; they
+ * start together (one byte each through a pipe) and run fn(r, i); the
+ * exit codes are counted into got[0..3] (fn returns 0..3, 9 = error). */
+static void
+race(const char *dsn, int (*fn)(struct registry *r, int i), int got[4])
+{
+	int   go[2], ready[2];
+	pid_t pids[RACERS];
+	char  b = 0;
+
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(ready), 0);
+	for (int i = 0; i < RACERS; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			struct registry r;
+			char            err[256];
+			int             rc = 9;
+
+			close(go[1]);
+			if (vfy_registry_open(&r, dsn, err, sizeof(err)) == 0) {
+				(void) !write(ready[1], &b, 1);
+				if (read(go[0], &b, 1) == 1) {
+					rc = fn(&r, i);
+				}
+				vfy_registry_close(&r);
+			} else {
+				fprintf(stderr, "racer %d: %s\n", i, err);
+				(void) !write(ready[1], &b, 1);
+			}
+			_exit(rc);
+		}
 	}
+	for (int i = 0; i < RACERS; i++) {
+		assert_int_equal(read(ready[0], &b, 1), 1);
+	}
+	/* all connected: release them at once */
+	for (int i = 0; i < RACERS; i++) {
+		assert_int_equal(write(go[1], &b, 1), 1);
+	}
+	close(go[0]);
+	close(go[1]);
+	close(ready[0]);
+	close(ready[1]);
+	memset(got, 0, 4 * sizeof(int));
+	for (int i = 0; i < RACERS; i++) {
+		int st = 0;
+
+		assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
+		assert_true(WIFEXITED(st));
+		assert_true(WEXITSTATUS(st) < 4); /* no racer failed */
+		got[WEXITSTATUS(st)]++;
+	}
+}
+
+/* 0 no clone, 1 clone with a new alert, 2 clone, alert known */
+static int
+report_rc(struct registry *r, const char *ek, const char *dev)
+{
+	struct vfy_verdict v;
+	char               err[256];
+
+	if (r->ops->report(r->h, ek, dev, "vm-r", &v, err, sizeof(err)) < 0) {
+		fprintf(stderr, "report: %s\n", err);
+		return 9;
+	}
+	return !v.clone ? 0 : v.alert_new ? 1 : 2;
+}
+
+static int
+racer_same_clone(struct registry *r, int i)
+{
+	(void) i;
+	return report_rc(r, "r-ek1", "r-dev-b");
+}
+
+static int
+racer_first_sightings(struct registry *r, int i)
+{
+	return report_rc(r, "r-ek2", i % 2 ? "r-dev-b" : "r-dev-a");
+}
+
+static int
+racer_activate(struct registry *r, int i)
+{
+	char err[256];
+	int  n;
+
+	(void) i;
+	n = r->ops->activate(r->h, "r-dev-c", "h-race", "cert", err,
+	                     sizeof(err));
+	if (n < 0) {
+		fprintf(stderr, "activate: %s\n", err);
+	}
+	return n == 0 ? 1 : n == VFY_NO ? 0 : 9;
+}
+
+static void
+registry_races_on(int backend)
+{
+	const char        *dsn = dsn_for(backend);
+	struct registry    r;
+	struct vfy_device  d;
+	struct vfy_verdict v;
+	char               err[256];
+	int                got[4];
+
+	assert_int_equal(vfy_registry_open(&r, dsn, err, sizeof(err)), 0);
+	enrolled(&r, "r-dev-a");
+	enrolled(&r, "r-dev-b");
+	/* 16 verifiers report the same clone at once: one alert */
+	assert_int_equal(r.ops->report(r.h, "r-ek1", "r-dev-a", "vm-r", &v, err,
+	                               sizeof(err)),
+	                 0);
+	race(dsn, racer_same_clone, got);
+	assert_int_equal(got[0], 0);
+	assert_int_equal(got[1], 1);
+	assert_int_equal(got[2], RACERS - 1);
+	/* an EK first seen behind two devices at the same instant: one of
+	 * the two first sightings wins, the other side sees a clone; one
+	 * alert */
+	race(dsn, racer_first_sightings, got);
+	assert_int_equal(got[1], 1);
+	assert_true(got[0] >= 1);
+	assert_int_equal(got[0] + got[1] + got[2], RACERS);
+	n_alerts = 0;
+	assert_int_equal(
+	    r.ops->alerts(r.h, count_alert, "r-", err, sizeof(err)), 0);
+	assert_int_equal(n_alerts, 2);
+	/* 16 activations with the same answer: one success */
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "r-dev-c");
+	snprintf(d.secret_hash, sizeof(d.secret_hash), "h-race");
+	assert_int_equal(r.ops->challenge(r.h, &d, err, sizeof(err)), 0);
+	race(dsn, racer_activate, got);
+	assert_int_equal(got[1], 1);
+	assert_int_equal(got[0], RACERS - 1);
+	vfy_registry_close(&r);
+	sq_cleanup(backend);
+}
+
+static void
+test_registry_races_sqlite(void **state)
+{
+	(void) state;
+	registry_races_on(0);
+}
+
+static void
+test_registry_races_pg(void **state)
+{
+	(void) state;
+	registry_races_on(1);
+}
+
+static int
+racer_nonce(struct registry *r, int i)
+{
+	char err[256];
+	int  n;
+
+	(void) i;
+	n = r->ops->nonce_take(r->h, "q-dev", "q-race", err, sizeof(err));
+	if (n < 0) {
+		fprintf(stderr, "nonce_take: %s\n", err);
+	}
+	return n == 1 ? 1 : n == 2 ? 0 : 9;
+}
+
+/* schema 3: quote nonces (once, for their device, one winner of 16),
+ * reference PCRs replaced as a whole, hardware EK certificates */
+static void
+registry_attest_on(int backend)
+{
+	const char     *dsn = dsn_for(backend);
+	struct registry r;
+	uint8_t         v[16][32], g[16][32];
+	uint32_t        mask;
+	char            err[256], cert[64], tr[16];
+	int             got[4];
+
+	assert_int_equal(vfy_registry_open(&r, dsn, err, sizeof(err)), 0);
+	assert_int_equal(
+	    r.ops->nonce_add(r.h, "q-dev-a", "q-n1", err, sizeof(err)), 0);
+	assert_int_equal(
+	    r.ops->nonce_take(r.h, "q-dev-b", "q-n1", err, sizeof(err)), 0);
+	assert_int_equal(
+	    r.ops->nonce_take(r.h, "q-dev-a", "q-n2", err, sizeof(err)), 0);
+	assert_int_equal(
+	    r.ops->nonce_take(r.h, "q-dev-a", "q-n1", err, sizeof(err)), 1);
+	assert_int_equal(
+	    r.ops->nonce_take(r.h, "q-dev-a", "q-n1", err, sizeof(err)), 2);
+	assert_int_equal(
+	    r.ops->nonce_add(r.h, "q-dev", "q-race", err, sizeof(err)), 0);
+	race(dsn, racer_nonce, got);
+	assert_int_equal(got[1], 1);
+	assert_int_equal(got[0], RACERS - 1);
+	assert_int_equal(
+	    r.ops->ref_get(r.h, "q-dev-a", &mask, g, err, sizeof(err)), 0);
+	memset(v, 0x11, sizeof(v));
+	assert_int_equal(r.ops->ref_put(r.h, "q-dev-a", 0x3,
+	                                (const uint8_t(*)[32]) v, err,
+	                                sizeof(err)),
+	                 0);
+	v[4][0] = 0x22;
+	assert_int_equal(r.ops->ref_put(r.h, "q-dev-a", 0x10,
+	                                (const uint8_t(*)[32]) v, err,
+	                                sizeof(err)),
+	                 0);
+	assert_int_equal(
+	    r.ops->ref_get(r.h, "q-dev-a", &mask, g, err, sizeof(err)), 1);
+	assert_int_equal(mask, 0x10);
+	assert_memory_equal(g[4], v[4], 32);
+	assert_int_equal(r.ops->hw_ek_get(r.h, "q-dev-a", cert, sizeof(cert),
+	                                  tr, sizeof(tr), err, sizeof(err)),
+	                 0);
+	assert_int_equal(
+	    r.ops->hw_ek_put(r.h, "q-dev-a", "PEM", "tofu", err, sizeof(err)),
+	    0);
+	assert_int_equal(
+	    r.ops->hw_ek_put(r.h, "q-dev-a", "PEM2", "maker", err, sizeof(err)),
+	    0);
+	assert_int_equal(r.ops->hw_ek_get(r.h, "q-dev-a", cert, sizeof(cert),
+	                                  tr, sizeof(tr), err, sizeof(err)),
+	                 1);
+	assert_string_equal(cert, "PEM2");
+	assert_string_equal(tr, "maker");
+	vfy_registry_close(&r);
+	sq_cleanup(backend);
+}
+
+static void
+test_registry_attest_sqlite(void **state)
+{
+	(void) state;
+	registry_attest_on(0);
+}
+
+static void
+test_registry_attest_pg(void **state)
+{
+	(void) state;
+	registry_attest_on(1);
+}
+
+/* A SQLite file of the schema before versions were recorded (1) with the
+ * duplicate alerts it used to collect: migrated to VFY_SCHEMA, one alert
+ * per pair left; a schema newer than this binary is refused. */
+static void
+test_registry_migration(void **state)
+{
+	const char     *dsn = dsn_for(0);
+	struct registry r;
+	sqlite3        *db;
+	char            err[256];
+
+	(void) state;
+	assert_int_equal(sqlite3_open(dsn, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(
+	        db,
+	        "CREATE TABLE devices(id TEXT PRIMARY KEY, ek_pub TEXT NOT "
+	        "NULL, ak_pub TEXT NOT NULL, state TEXT NOT NULL, secret_hash "
+	        "TEXT, ak_cert TEXT, updated INTEGER NOT NULL);"
+	        "CREATE TABLE bindings(ek_fp TEXT NOT NULL, device TEXT NOT "
+	        "NULL, vm TEXT NOT NULL, first_seen INTEGER NOT NULL, "
+	        "last_seen INTEGER NOT NULL, PRIMARY KEY(ek_fp, device));"
+	        "CREATE TABLE alerts(ek_fp TEXT NOT NULL, first_device TEXT "
+	        "NOT NULL, second_device TEXT NOT NULL, vm TEXT NOT NULL, at "
+	        "INTEGER NOT NULL);"
+	        "INSERT INTO bindings VALUES('ek', 'a', 'vm', 1, 1);"
+	        "INSERT INTO bindings VALUES('ek', 'b', 'vm', 2, 2);"
+	        "INSERT INTO alerts VALUES('ek', 'a', 'b', 'vm', 2);"
+	        "INSERT INTO alerts VALUES('ek', 'b', 'a', 'vm', 3);"
+	        "INSERT INTO alerts VALUES('ek', 'a', 'b', 'vm', 4);",
+	        NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(vfy_registry_open(&r, dsn, err, sizeof(err)), 0);
+	assert_int_equal(r.ops->schema_version(r.h, err, sizeof(err)),
+	                 VFY_SCHEMA);
+	n_alerts = 0;
+	assert_int_equal(
+	    r.ops->alerts(r.h, count_alert, NULL, err, sizeof(err)), 0);
+	assert_int_equal(n_alerts, 1);
+	assert_int_equal(last_alert.at, 2); /* the first one kept */
+	vfy_registry_close(&r);
+	assert_int_equal(sqlite3_open(dsn, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "INSERT INTO schema_version VALUES(99, 0)", NULL,
+	                 NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(vfy_registry_open(&r, dsn, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "schema version 99 is newer"));
+	assert_non_null(strstr(err, dsn));
+	assert_int_equal(vfy_registry_open(&r, "mysql://x/y", err, sizeof(err)),
+	                 -1);
+	assert_non_null(strstr(err, "unknown scheme"));
+	sq_cleanup(0);
 }
 
 /* ---- quotes ---- */
@@ -575,7 +1045,10 @@ test_registry_attest_tables(void **state)
 		assert_int_equal(system(cmd), 0);
 	}
 	assert_int_equal(vfy_registry_open(&r, path, err, sizeof(err)), 0);
-	assert_int_equal(r.ops->alert_count(r.h, err, sizeof(err)), 1);
+	n_alerts = 0;
+	assert_int_equal(
+	    r.ops->alerts(r.h, count_alert, NULL, err, sizeof(err)), 0);
+	assert_int_equal(n_alerts, 1);
 	assert_int_equal(r.ops->nonce_add(r.h, "dev-a", "n1", err, sizeof(err)),
 	                 0);
 	vfy_registry_close(&r);
@@ -595,7 +1068,13 @@ main(void)
 	    cmocka_unit_test(test_kdfa_shape),
 	    cmocka_unit_test(test_is_ak_and_templates),
 	    cmocka_unit_test(test_pub_hex_and_name),
-	    cmocka_unit_test(test_registry_bindings),
+	    cmocka_unit_test(test_registry_sqlite),
+	    cmocka_unit_test(test_registry_pg),
+	    cmocka_unit_test(test_registry_races_sqlite),
+	    cmocka_unit_test(test_registry_races_pg),
+	    cmocka_unit_test(test_registry_attest_sqlite),
+	    cmocka_unit_test(test_registry_attest_pg),
+	    cmocka_unit_test(test_registry_migration),
 	    cmocka_unit_test(test_quote_checks),
 	    cmocka_unit_test(test_pcrs_parse),
 	    cmocka_unit_test(test_ek_templates_ecc),

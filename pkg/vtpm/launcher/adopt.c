@@ -4,6 +4,8 @@
  *   <run>/swtpm/<uuid>.pid names a live pid,
  *   /proc/<pid>/exe is a swtpm binary,
  *   its command line is "swtpm socket ... --ctrl type=unixio,path=<ours>",
+ *   or, sandboxed, "--ctrl type=unixio,fd=N ... --tpmstate
+ *   dir=.../tpm-state-<uuid>" and it runs as the VM's uid (uid map),
  *   <run>/swtpm/<uuid>.ctrl is a socket.
  * No control command is sent: QEMU may hold the one control connection,
  * and a CMD_INIT would reset a running guest's TPM.
@@ -93,7 +95,10 @@ adopt_check(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
 	size_t               len;
 	ssize_t              n;
 	bool                 socket_mode = false, ctrl_ok = false;
+	bool                 ctrl_fd = false, state_ok = false;
 	struct stat          sb;
+	char                 sdir[64];
+	uid_t                uid;
 
 	snprintf(p, sizeof(p), "/proc/%d/exe", (int) pid);
 	if ((n = readlink(p, exe, sizeof(exe) - 1)) < 0) {
@@ -118,15 +123,47 @@ adopt_check(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
 		         strerror(errno));
 		return -1;
 	}
+	snprintf(sdir, sizeof(sdir), "/tpm-state-%s", uuid);
 	/* NUL-separated arguments */
 	for (a = cmd; a < cmd + len; a += strlen(a) + 1) {
+		const char *next = a + strlen(a) + 1;
+		bool        has_next = next < cmd + len;
+
 		if (strcmp(a, "socket") == 0) {
 			socket_mode = true;
 		}
-		if (strcmp(a, "--ctrl") == 0 && a + strlen(a) + 1 < cmd + len &&
-		    strcmp(a + strlen(a) + 1, want) == 0) {
-			ctrl_ok = true;
+		if (strcmp(a, "--ctrl") == 0 && has_next) {
+			ctrl_ok |= strcmp(next, want) == 0;
+			ctrl_fd |= strncmp(next, "type=unixio,fd=", 15) == 0;
 		}
+		if (strcmp(a, "--tpmstate") == 0 && has_next &&
+		    strncmp(next, "dir=", 4) == 0 &&
+		    strlen(next) > strlen(sdir) &&
+		    strcmp(next + strlen(next) - strlen(sdir), sdir) == 0) {
+			state_ok = true;
+		}
+	}
+	/* sandboxed: no socket path on the command line; its state
+	 * directory and its uid say whose it is */
+	if (!ctrl_ok && ctrl_fd && state_ok) {
+		snprintf(p, sizeof(p), "/proc/%d", (int) pid);
+		if (sbx_lookup(cfg, uuid, &uid) < 0) {
+			snprintf(
+			    err, errlen,
+			    "pid %d is a sandboxed swtpm, but %s has no uid "
+			    "in the uid map",
+			    (int) pid, uuid);
+			return -1;
+		}
+		if (stat(p, &sb) < 0 || sb.st_uid != uid) {
+			snprintf(
+			    err, errlen,
+			    "pid %d serves %s's state but runs as uid %d, not "
+			    "the VM's uid %u",
+			    (int) pid, uuid, (int) sb.st_uid, (unsigned) uid);
+			return -1;
+		}
+		ctrl_ok = true;
 	}
 	if (!socket_mode || !ctrl_ok) {
 		snprintf(err, errlen,
@@ -144,8 +181,10 @@ adopt_check(const struct launcher_cfg *cfg, const char *uuid, pid_t pid,
 bool
 adopt_live_swtpm(const struct launcher_cfg *cfg, const char *uuid, pid_t *pid)
 {
-	char    path[PATH_LEN], p[64], exe[PATH_LEN];
-	ssize_t n;
+	char        path[PATH_LEN], p[64], exe[PATH_LEN];
+	ssize_t     n;
+	struct stat sb;
+	uid_t       uid;
 
 	if (path_join(path, sizeof(path), "%s/%s.pid", cfg->swtpm_dir, uuid) <
 	        0 ||
@@ -157,7 +196,17 @@ adopt_live_swtpm(const struct launcher_cfg *cfg, const char *uuid, pid_t *pid)
 		return false;
 	}
 	exe[n] = '\0';
-	return is_swtpm_exe(exe, cfg->swtpm);
+	if (!is_swtpm_exe(exe, cfg->swtpm)) {
+		return false;
+	}
+	/* sandboxed, the pid file is ours and outlives a swtpm that ended
+	 * while no launcher ran: a recycled pid of another VM's swtpm runs
+	 * as another uid */
+	if (cfg->sandbox && sbx_lookup(cfg, uuid, &uid) == 0) {
+		snprintf(p, sizeof(p), "/proc/%d", (int) *pid);
+		return stat(p, &sb) == 0 && sb.st_uid == uid;
+	}
+	return true;
 }
 
 int

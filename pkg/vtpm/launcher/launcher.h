@@ -13,11 +13,13 @@
 #include "common.h"
 #include "msg.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
 struct req_client;
+struct sandbox;
 
 struct launcher_cfg {
 	struct paths       paths;
@@ -36,6 +38,12 @@ struct launcher_cfg {
 	char               swtpm_dir[PATH_LEN]; /* <run>/swtpm */
 	struct req_client *guardian;            /* NULL with no_guardian */
 	struct req_client *keybroker;           /* NULL with no_keybroker */
+	bool               sandbox;             /* per-VM uid and namespaces */
+	uid_t              uid_lo, uid_hi;      /* --uid-range */
+	int                rlim_nofile;         /* swtpm RLIMIT_NOFILE */
+	int                rlim_as_mb;          /* RLIMIT_AS, 0 unlimited */
+	int                rlim_core_mb;        /* RLIMIT_CORE */
+	struct sandbox    *sbx;                 /* sandbox.c state, uid map */
 };
 
 /* What the main thread knows about one VM. */
@@ -115,6 +123,86 @@ int spawn_build_argv(const struct launcher_cfg *cfg, const char *uuid,
 int spawn_start(const struct launcher_cfg *cfg, const char *uuid,
                 const char *state_dir, const uint8_t *key, pid_t *pid,
                 int *pidfd, bool *init_failed, char *err, size_t errlen);
+
+/* sandbox.c (setup, checks, files), uidmap.c (the uid map), jail.c (the
+ * child): one uid per VM, namespaces, no privileges (see sandbox.c) */
+#define SBX_MAX_FILES  32 /* binary, interpreter, libraries, devices */
+#define SBX_CHILD_FAIL 127
+#define SBX_SCAN_MS    1000 /* /proc scans for uid users, at most every */
+
+struct uid_ent {
+	char  uuid[UUID_LEN];
+	uid_t uid;
+};
+
+/* a process of the range's uids, from the last /proc scan */
+struct uid_user {
+	uid_t uid;
+	pid_t pid;
+};
+
+struct sandbox {
+	pthread_mutex_t  scan_mu; /* users, nusers, scanned_ms */
+	struct uid_user *users;
+	size_t           nusers, users_cap;
+	uint64_t         scanned_ms;
+	pthread_mutex_t  mu; /* the uid map */
+	struct uid_ent  *ents;
+	size_t           nents, cap;
+	char             mapfile[PATH_LEN];
+	char             root[PATH_LEN]; /* <run>/sandbox: the tmpfs mount */
+	/* read-only binds: source (may be a symlink) -> same path inside */
+	char files[SBX_MAX_FILES][PATH_LEN];
+	bool
+	    exec[SBX_MAX_FILES]; /* executed (binary, interpreters), not read */
+	int nfiles;
+};
+
+/* uidmap.c: read the map (entries outside the range are forgotten). */
+int sbx_map_load(struct sandbox *s, const struct launcher_cfg *cfg);
+
+/* Check what the sandbox needs (root, namespaces, the files swtpm runs
+ * from, readable by the range's uids); load the uid map. No-op without
+ * cfg->sandbox. -1 (logged) when it cannot work. */
+int sbx_open(struct launcher_cfg *cfg);
+/* The same checks without side effects (-n). */
+int  sbx_check(const struct launcher_cfg *cfg);
+void sbx_close(struct launcher_cfg *cfg);
+/* Root: keep only the capabilities the launcher uses from now on (and
+ * drop the rest from the bounding set); docs/integration.md lists them. */
+int sbx_drop_caps(const struct launcher_cfg *cfg);
+/* uuid's uid: recorded, or the lowest free one of the range (recorded
+ * durably). -1 with err when the range is exhausted. */
+int sbx_uid(const struct launcher_cfg *cfg, const char *uuid, uid_t *uid,
+            char *err, size_t errlen);
+/* Recorded uid of uuid, no allocation; -1 when none. */
+int sbx_lookup(const struct launcher_cfg *cfg, const char *uuid, uid_t *uid);
+/* Give uuid's uid back (its state was purged). */
+void sbx_forget(const struct launcher_cfg *cfg, const char *uuid);
+/* A live (not zombie) process whose effective uid is uid (of the
+ * range), or 0. From a /proc scan at most a second old, rechecked. */
+pid_t sbx_uid_user(const struct launcher_cfg *cfg, uid_t uid);
+/* /proc/PID/comm, "" when gone. */
+void sbx_comm(pid_t pid, char *comm, size_t len);
+/* State directory and its files owned by uid (gid uid), dir 0700. */
+int sbx_own_state(const char *dir, uid_t uid, char *err, size_t errlen);
+/* A listening unix socket at path, 0600, owned by uid. */
+int sbx_listen(const char *path, uid_t uid, char *err, size_t errlen);
+/* A new file at path (replacing one), 0600, owned by uid; its fd. */
+int sbx_open_file(const char *path, uid_t uid, char *err, size_t errlen);
+/* Fork the sandboxed swtpm: fds[i] becomes fd i (-1: none), argv run
+ * as uid. */
+int sbx_spawn(const struct launcher_cfg *cfg, const char *state_dir, uid_t uid,
+              int *fds, int nfds, char **argv, pid_t *pid, char *err,
+              size_t errlen);
+/* Can uid (gid) reach path (every ancestor searchable; a directory
+ * rwx when use, else searchable)? why names it in err ("state
+ * directory"). Without the sandbox, sbx_open checks the run and state
+ * directories this way. */
+int sbx_reach(const char *path, uid_t uid, gid_t gid, bool use, const char *why,
+              char *err, size_t errlen);
+/* The last lines of a log on one line (" | " between), "" if none. */
+void sbx_log_tail(const char *logf, int lines, char *out, size_t len);
 
 /* supervise.c: stop, reap, describe an exit */
 /* Graceful stop: CMD_SHUTDOWN, SIGTERM after timeout_ms, SIGKILL. Closes
@@ -200,11 +288,12 @@ int upgrade_plain(const struct launcher_cfg *cfg, const char *uuid,
 struct pool;
 int  pool_open(struct pool **pp, const struct launcher_cfg *cfg, int max);
 void pool_close(struct pool *p); /* waits for running jobs */
-/* Queue j (the pool owns it until pool_take_done hands it back). -1 when
- * no worker runs and none can be started: j stays queued, pool_retry
- * tries again. */
+/* Queue j (the pool owns it until pool_take_done hands it back); a free
+ * worker of the fixed pool takes it. 0 (every worker exists from
+ * pool_open on, so nothing can fail here). */
 int pool_submit(struct pool *p, struct job *j);
-/* Start a worker for waiting jobs when none runs; -1 while that fails. */
+/* Kept for the loop's retry path: with a fixed pool there is nothing to
+ * start later; 0. */
 int         pool_retry(struct pool *p);
 int         pool_fd(struct pool *p);        /* readable when results wait */
 struct job *pool_take_done(struct pool *p); /* list, or NULL */

@@ -353,7 +353,7 @@ launcher_open(struct launcher **lp, struct launcher_cfg *cfg)
 	}
 	l->cfg = cfg;
 	peer_policy_init(&pol);
-	if (make_dirs(cfg) < 0 || guard_open(cfg) < 0 ||
+	if (make_dirs(cfg) < 0 || sbx_open(cfg) < 0 || guard_open(cfg) < 0 ||
 	    pool_open(&l->pool, cfg, cfg->max_parallel) < 0) {
 		goto fail;
 	}
@@ -371,6 +371,10 @@ launcher_open(struct launcher **lp, struct launcher_cfg *cfg)
 	    0) {
 		log_warnx("cannot subscribe to DomainStatus in %s",
 		          cfg->paths.run);
+		goto fail;
+	}
+	/* every socket and directory is open: the rest goes */
+	if (sbx_drop_caps(cfg) < 0) {
 		goto fail;
 	}
 	*lp = l;
@@ -521,6 +525,7 @@ launcher_close(struct launcher *l)
 	topic_pub_close(l->pub);
 	pool_close(l->pool);
 	guard_close(l->cfg);
+	sbx_close(l->cfg);
 	for (size_t i = 0; i < l->nvms; i++) {
 		if (l->vms[i]->pidfd >= 0) {
 			close(l->vms[i]->pidfd);

@@ -6,6 +6,7 @@
 #include "launcher.h"
 #include "log.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
 #include <signal.h>
@@ -13,6 +14,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* "LO-HI" */
+static int
+uid_range(const char *s, uid_t *lo, uid_t *hi)
+{
+	char     *end;
+	long long a, b;
+
+	errno = 0;
+	a = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '-') {
+		return -1;
+	}
+	s = end + 1;
+	b = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || a < 1 || b < a ||
+	    b > 0x7fffffff) {
+		return -1;
+	}
+	*lo = (uid_t) a;
+	*hi = (uid_t) b;
+	return 0;
+}
 
 static void
 usage(FILE *f)
@@ -24,13 +48,27 @@ usage(FILE *f)
 	    "         [--no-guardian] [--no-keybroker] [--swtpm PATH] "
 	    "[--stop-on-exit]\n"
 	    "         [--stop-timeout MS] [--start-timeout MS]\n"
+	    "         [--no-sandbox] [--uid-range LO-HI] [--rlimit-nofile N]\n"
+	    "         [--rlimit-as MB] [--rlimit-core MB]\n"
 	    "Follows DomainStatus, runs a health-checked swtpm per booting "
 	    "VM,\n"
 	    "publishes VtpmStatus. SIGTERM/SIGINT exit and leave every swtpm\n"
 	    "running for the next launcher to adopt (unless --stop-on-exit).\n"
 	    "Options:\n"
-	    "  --swtpm-user USER  uid swtpm runs as when root (default tss)\n"
-	    "  --max-parallel N   concurrent starts/stops (default 256)\n"
+	    "  --uid-range LO-HI  one uid (and gid) per VM's swtpm from this\n"
+	    "                     range (default 200000-265535)\n"
+	    "  --no-sandbox       no namespaces, no per-VM uid: swtpm runs as\n"
+	    "                     --swtpm-user (for machines without\n"
+	    "                     namespaces, and as a baseline)\n"
+	    "  --swtpm-user USER  uid swtpm runs as with --no-sandbox when "
+	    "root\n"
+	    "                     (default tss)\n"
+	    "  --rlimit-nofile N  swtpm's open files (default 64)\n"
+	    "  --rlimit-as MB     swtpm's address space (default 1024, 0 no "
+	    "limit)\n"
+	    "  --rlimit-core MB   swtpm's core dumps (default 0: none)\n"
+	    "  --max-parallel N   worker threads: concurrent starts/stops\n"
+	    "                     (default 16, at most 256)\n"
 	    "  --no-guardian      plain state directories made here\n"
 	    "  --no-keybroker     no state key: unencrypted state\n"
 	    "  --swtpm PATH       swtpm binary (default /usr/bin/swtpm)\n"
@@ -51,6 +89,11 @@ static const struct option lo[] = {
     {"stop-on-exit", no_argument, NULL, 'X'},
     {"stop-timeout", required_argument, NULL, 'T'},
     {"start-timeout", required_argument, NULL, 'I'},
+    {"no-sandbox", no_argument, NULL, 'N'},
+    {"uid-range", required_argument, NULL, 'U'},
+    {"rlimit-nofile", required_argument, NULL, 'F'},
+    {"rlimit-as", required_argument, NULL, 'A'},
+    {"rlimit-core", required_argument, NULL, 'C'},
     {NULL, 0, NULL, 0}};
 
 /* -1: go on; otherwise the exit status (--help, a bad option). */
@@ -64,10 +107,16 @@ parse_options(int argc, char **argv, struct common_opts *co,
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->swtpm, sizeof(cfg->swtpm), "/usr/bin/swtpm");
 	snprintf(cfg->swtpm_user, sizeof(cfg->swtpm_user), "tss");
-	cfg->max_parallel = 256;
+	cfg->max_parallel = 16;
 	cfg->stop_timeout_ms = 3000;
 	cfg->start_timeout_ms = 10000;
 	cfg->req_timeout_ms = 10000;
+	cfg->sandbox = true;
+	cfg->uid_lo = 200000;
+	cfg->uid_hi = 265535;
+	cfg->rlim_nofile = 64;
+	cfg->rlim_as_mb = 1024;
+	cfg->rlim_core_mb = 0;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS, lo, NULL)) !=
 	       -1) {
 		if ((r = common_opts_handle(co, c, optarg, "vtpm-launcher",
@@ -83,10 +132,10 @@ parse_options(int argc, char **argv, struct common_opts *co,
 			         optarg);
 			break;
 		case 'm':
-			if (opt_int(optarg, 1, 4096, &cfg->max_parallel) < 0) {
+			if (opt_int(optarg, 1, 256, &cfg->max_parallel) < 0) {
 				fprintf(stderr,
 				        "vtpm-launcher: --max-parallel "
-				        "%s: want 1..4096\n",
+				        "%s: want 1..256\n",
 				        optarg);
 				return 2;
 			}
@@ -112,6 +161,37 @@ parse_options(int argc, char **argv, struct common_opts *co,
 				        "vtpm-launcher: bad timeout "
 				        "%s: want 10..600000 ms\n",
 				        optarg);
+				return 2;
+			}
+			break;
+		case 'N':
+			cfg->sandbox = false;
+			break;
+		case 'U':
+			if (uid_range(optarg, &cfg->uid_lo, &cfg->uid_hi) < 0) {
+				fprintf(stderr,
+				        "vtpm-launcher: --uid-range %s: want "
+				        "LO-HI, 1 <= LO <= HI < 2^31\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'F':
+		case 'A':
+		case 'C':
+			if (opt_int(optarg, c == 'F' ? 16 : 0,
+			            c == 'F' ? 65536 : 1 << 20,
+			            c == 'F'   ? &cfg->rlim_nofile
+			            : c == 'A' ? &cfg->rlim_as_mb
+			                       : &cfg->rlim_core_mb) < 0) {
+				fprintf(
+				    stderr,
+				    "vtpm-launcher: --rlimit-%s %s: want %s\n",
+				    c == 'F'   ? "nofile"
+				    : c == 'A' ? "as"
+				               : "core",
+				    optarg,
+				    c == 'F' ? "16..65536" : "0..1048576 (MB)");
 				return 2;
 			}
 			break;
@@ -145,7 +225,9 @@ check_config(struct common_opts *co, struct launcher_cfg *cfg)
 		log_warn("swtpm binary %s", cfg->swtpm);
 		return -1;
 	}
-	if (geteuid() == 0) {
+	if (cfg->sandbox) {
+		/* per-VM uids (sandbox.c); --swtpm-user is not used */
+	} else if (geteuid() == 0) {
 		if ((pw = getpwnam(cfg->swtpm_user)) == NULL) {
 			log_warnx("--swtpm-user %s: no such user",
 			          cfg->swtpm_user);
@@ -159,6 +241,10 @@ check_config(struct common_opts *co, struct launcher_cfg *cfg)
 		          "ignored)",
 		          (int) geteuid(), cfg->swtpm_user);
 	}
+	/* -n: also what the sandbox needs (a start checks it when it opens) */
+	if (co->checkonly && sbx_check(cfg) < 0) {
+		return -1;
+	}
 	return 0;
 }
 
@@ -171,10 +257,11 @@ start(struct launcher **l, struct launcher_cfg *cfg)
 		log_warnx("cannot start");
 		return -1;
 	}
-	log_info("started: run %s, swtpm %s%s%s, max %d in parallel%s%s",
+	log_info("started: run %s, swtpm %s%s%s%s, max %d in parallel%s%s",
 	         cfg->paths.run, cfg->swtpm, cfg->runas ? " as " : "",
-	         cfg->runas ? cfg->swtpm_user : "", cfg->max_parallel,
-	         cfg->no_guardian ? ", no guardian" : "",
+	         cfg->runas ? cfg->swtpm_user : "",
+	         cfg->sandbox ? " sandboxed (a uid per VM)" : " not sandboxed",
+	         cfg->max_parallel, cfg->no_guardian ? ", no guardian" : "",
 	         cfg->no_keybroker ? ", no key broker" : "");
 	return 0;
 }

@@ -322,6 +322,9 @@ job_stop(const struct launcher_cfg *cfg, struct job *j)
 		}
 	}
 	j->prepared = false;
+	if (op == GOP_PURGE) {
+		sbx_forget(cfg, j->uuid); /* no state left to own */
+	}
 	log_info("%s: vTPM stopped%s%s, state %s", j->uuid,
 	         how[0] ? " by " : "", how,
 	         op == GOP_PURGE ? "purged" : "released");
