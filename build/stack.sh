@@ -32,7 +32,8 @@
 #   --eve-arg ARG          extra argument for vtpm-eve-api (repeatable)
 #   --keybroker-arg ARG    extra argument for vtpm-keybroker (repeatable)
 #   -v                     daemons log debug messages
-# Environment: BIN (default <repo>/out/bin).
+# Environment: BIN (default <repo>/out/bin); VTPM_UID_RANGE (LO-HI, the
+# launcher's --uid-range; a --launcher-arg --uid-range wins).
 set -u
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -295,6 +296,7 @@ do_start() {
 		local la=()
 		[ $have_g = 1 ] || la+=(--no-guardian)
 		[ $have_k = 1 ] || la+=(--no-keybroker)
+		[ -n "${VTPM_UID_RANGE:-}" ] && la+=(--uid-range "$VTPM_UID_RANGE")
 		start_daemon launcher "${la[@]}" "${L_ARGS[@]}" || { do_stop; exit 1; }
 	else
 		say "skipping launcher: $(bin_of launcher) is not built"

@@ -7,6 +7,12 @@ T_PIDS=()
 T_FAILED=0
 T_TMP=$(mktemp -d /tmp/vtpm-test.XXXXXX)
 chmod 0755 "$T_TMP"
+# Sandboxed swtpm uids are machine-wide: each test's launchers take theirs
+# from a block of 512 of the default range picked by the test's pid, so a
+# test never meets a swtpm of another test (running beside it, or not yet
+# gone) on the same uid. build/stack.sh and launcher.inc pass it on.
+: "${VTPM_UID_RANGE:=$((200000 + ($$ % 128) * 512))-$((200000 + ($$ % 128) * 512 + 511))}"
+export VTPM_UID_RANGE
 
 # A tracked pid is signalled only while it is still the same process (same
 # start time): pids are recycled fast (pid_max 32768, many tests at once),
