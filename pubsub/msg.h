@@ -43,8 +43,6 @@ enum msg_type {
 	MSG_ERROR_REP = 9,    /* any server: Error {reason} */
 	MSG_ATTEST_REQ = 10,  /* launcher/ctl -> broker: AttestRequest */
 	MSG_ATTEST_REP = 11,  /* broker -> requester: AttestReply */
-	MSG_FRESH_REQ = 12,   /* launcher/ctl -> broker: Freshness */
-	MSG_FRESH_REP = 13,   /* broker -> requester: FreshnessReply */
 	/* 20-29: planned updates and key escrow, keybroker-admin */
 	MSG_KEY_ADMIN_REQ = 20, /* update agent/ctl -> broker: KeyAdmin */
 	MSG_KEY_ADMIN_REP = 21, /* broker -> requester: KeyAdminReply */
@@ -115,8 +113,6 @@ enum state_class {
 	STATE_PURGED,   /* removed on delete */
 	STATE_ERROR,    /* could not be checked (I/O, disk full...) */
 	STATE_UNKNOWN,  /* not (yet) classified */
-	STATE_UPGRADED, /* plain state found with a key: encrypted in place */
-	STATE_ROLLBACK, /* older than the hardware-TPM-bound checkpoint */
 };
 
 /* VtpmStateHealth {uuid, classification, generation, last_backup, reason} */
@@ -179,13 +175,7 @@ enum guardian_op {
 	GOP_RELEASE,     /* VM halted: commit last generation, stop watching */
 	GOP_PURGE,       /* VM deleted: remove everything */
 	GOP_QUERY,       /* report classification without changing anything */
-	GOP_UPGRADE,     /* take <state>/.upgrade/ (the plain state re-written
-	                    encrypted) as the current generation */
 };
-/* GOP_UPGRADE: the launcher writes the encrypted state here (inside the
- * state directory: one filesystem, so the guardian can rename it in) */
-#define UPGRADE_DIR     ".upgrade"
-#define UPGRADE_SRC_DIR ".upgrade-plain" /* a copy the plain swtpm reads */
 
 /* GuardianRequest {op, uuid, mode, encrypted} */
 struct guardian_req {
@@ -195,10 +185,8 @@ struct guardian_req {
 	bool encrypted; /* the state will be written encrypted */
 };
 
-#define SHA_HEX_LEN 65 /* hex of a SHA-256 + NUL */
-
 /* GuardianReply {uuid, ok, classification, state_dir, encrypted, generation,
- * sha256, backup_sha256, reason} */
+ * reason} */
 struct guardian_rep {
 	char    uuid[UUID_LEN];
 	bool    ok;
@@ -206,8 +194,6 @@ struct guardian_rep {
 	char    state_dir[STATE_DIR_LEN];
 	bool    encrypted; /* the state on disk was written encrypted */
 	int64_t generation;
-	char    sha256[SHA_HEX_LEN];        /* current generation, "" none */
-	char    backup_sha256[SHA_HEX_LEN]; /* its backup, "" none */
 	char    reason[REASON_LEN];
 };
 
@@ -266,45 +252,6 @@ struct attest_rep {
 	char              quote[ATTEST_QUOTE_LEN]; /* quote: TPMS_ATTEST, hex */
 	char signature[ATTEST_SIG_LEN]; /* quote: AK RSASSA-SHA256, hex */
 	char reason[REASON_LEN];
-};
-
-/* Freshness.op: the state generations bound to the hardware TPM
- * (pkg/sealer/fresh.c, docs/keybroker.md) */
-enum fresh_op {
-	FOP_CHECK = 0, /* launcher, before swtpm runs: is this state current? */
-	FOP_STOP,      /* launcher, after RELEASE: checkpoint the last one */
-	FOP_FORGET,    /* launcher, after PURGE: the VM is gone */
-	FOP_ACCEPT,    /* root (keybroker-admin): take the next state found */
-	FOP_STATUS,    /* root: the journal's record of the VM */
-};
-enum fresh_status {
-	FRESH_OK = 0,   /* current (or newer than the checkpoint) */
-	FRESH_OFF,      /* no hardware TPM: nothing to bind to */
-	FRESH_ROLLBACK, /* older than the checkpoint: no vTPM */
-	FRESH_ERROR,    /* could not be checked: no vTPM */
-};
-
-/* Freshness {op, uuid, classification, generation, sha256, backup_sha256}
- * (what the guardian said about the state) */
-struct fresh_req {
-	int     op; /* enum fresh_op */
-	char    uuid[UUID_LEN];
-	int     classification; /* enum state_class */
-	int64_t generation;
-	char    sha256[SHA_HEX_LEN];
-	char    backup_sha256[SHA_HEX_LEN];
-};
-
-/* FreshnessReply {uuid, status, expected, found, counter, nv_writes,
- * reason} */
-struct fresh_rep {
-	char    uuid[UUID_LEN];
-	int     status;    /* enum fresh_status */
-	int64_t expected;  /* generation the journal holds */
-	int64_t found;     /* generation the request named */
-	int64_t counter;   /* the hardware TPM's NV counter */
-	int64_t nv_writes; /* NV writes since the broker started */
-	char    reason[REASON_LEN];
 };
 
 /* Error {reason}: a server could not decode or serve a request */
@@ -540,7 +487,5 @@ const char              *guardian_op_name(int v);
 const char              *key_admin_op_name(int v);
 const char              *escrow_state_name(int v);
 const char              *attest_op_name(int v);
-const char              *fresh_op_name(int v);
-const char              *fresh_status_name(int v);
 
 #endif

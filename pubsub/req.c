@@ -258,8 +258,6 @@ reply_type_for(enum msg_type req)
 		return MSG_KEY_ADMIN_REP;
 	case MSG_ATTEST_REQ:
 		return MSG_ATTEST_REP;
-	case MSG_FRESH_REQ:
-		return MSG_FRESH_REP;
 	default:
 		return MSG_NONE;
 	}

@@ -20,24 +20,21 @@ static const char *const vtpm_states[] = {"STARTING", "READY", "FAILED",
                                           "STOPPED", NULL};
 static const char *const models[] = {"tis", "crb", NULL};
 static const char *const modes[] = {"persistent", "ephemeral", NULL};
-const char *const        state_class_names[] = {
-           "new",   "normal",  "restored", "reset",    "missing", "purged",
-           "error", "unknown", "upgraded", "rollback", NULL};
+const char *const        state_class_names[] = {"new",   "normal",  "restored",
+                                                "reset", "missing", "purged",
+                                                "error", "unknown", NULL};
 static const char *const kb_states[] = {"STARTING",        "READY", "NO_HW_TPM",
                                         "POLICY_MISMATCH", "ERROR", NULL};
 static const char *const key_statuses[] = {
     "ok", "no-hw-tpm", "policy-mismatch", "error", "denied", NULL};
-static const char *const gops[] = {"prepare", "restore", "reset",   "release",
-                                   "purge",   "query",   "upgrade", NULL};
+static const char *const gops[] = {"prepare", "restore", "reset", "release",
+                                   "purge",   "query",   NULL};
 static const char *const kops[] = {"status", "announce", "recover-begin",
                                    "recover", NULL};
 static const char *const escrow_states[] = {"off", "stored", "missing", NULL};
 static const char *const aops[] = {"info",       "activate", "set-ak-cert",
                                    "certify-ek", "quote",    NULL};
 static const char *const ek_modes[] = {"none", "cert", "persist", NULL};
-static const char *const fops[] = {"check",  "stop",   "forget",
-                                   "accept", "status", NULL};
-static const char *const fstatuses[] = {"ok", "off", "rollback", "error", NULL};
 
 static const char *
 enum_name(const char *const *names, int v)
@@ -104,18 +101,6 @@ const char *
 attest_op_name(int v)
 {
 	return enum_name(aops, v);
-}
-
-const char *
-fresh_op_name(int v)
-{
-	return enum_name(fops, v);
-}
-
-const char *
-fresh_status_name(int v)
-{
-	return enum_name(fstatuses, v);
 }
 
 /* ---- field table helpers ---- */
@@ -204,8 +189,6 @@ static const struct field guardian_rep_fields[] = {
     FSTR(struct guardian_rep, state_dir, 0),
     FBOOL(struct guardian_rep, encrypted, 0, 0),
     FINT(struct guardian_rep, generation, 0, 0, INT64_MAX),
-    FSTR(struct guardian_rep, sha256, FF_OMIT_EMPTY),
-    FSTR(struct guardian_rep, backup_sha256, FF_OMIT_EMPTY),
     FSTR(struct guardian_rep, reason, FF_OMIT_EMPTY),
 };
 
@@ -293,26 +276,6 @@ static const struct field attest_rep_fields[] = {
     FSTR(struct attest_rep, reason, FF_OMIT_EMPTY),
 };
 
-static const struct field fresh_req_fields[] = {
-    FENUM(struct fresh_req, op, FF_REQUIRED, fops, 0),
-    FUUID(struct fresh_req, uuid, FF_REQUIRED),
-    FENUM(struct fresh_req, classification, 0, state_class_names,
-          STATE_UNKNOWN),
-    FINT(struct fresh_req, generation, 0, 0, MSG_INT_MAX),
-    FSTR(struct fresh_req, sha256, FF_OMIT_EMPTY),
-    FSTR(struct fresh_req, backup_sha256, FF_OMIT_EMPTY),
-};
-
-static const struct field fresh_rep_fields[] = {
-    FUUID(struct fresh_rep, uuid, FF_REQUIRED),
-    FENUM(struct fresh_rep, status, FF_REQUIRED, fstatuses, 0),
-    FINT(struct fresh_rep, expected, 0, -1, MSG_INT_MAX),
-    FINT(struct fresh_rep, found, 0, -1, MSG_INT_MAX),
-    FINT(struct fresh_rep, counter, 0, 0, MSG_INT_MAX),
-    FINT(struct fresh_rep, nv_writes, 0, 0, MSG_INT_MAX),
-    FSTR(struct fresh_rep, reason, FF_OMIT_EMPTY),
-};
-
 /* Indexed by enum msg_type: the one table of the vocabulary. */
 static const struct schema schemas[MSG_TYPE_COUNT] = {
     [MSG_DOMAIN_STATUS] = SCHEMA("DomainStatus", MSG_DOMAIN_STATUS,
@@ -342,10 +305,6 @@ static const struct schema schemas[MSG_TYPE_COUNT] = {
                               struct attest_req, attest_req_fields),
     [MSG_ATTEST_REP] = SCHEMA("AttestReply", MSG_ATTEST_REP, struct attest_rep,
                               attest_rep_fields),
-    [MSG_FRESH_REQ] =
-        SCHEMA("Freshness", MSG_FRESH_REQ, struct fresh_req, fresh_req_fields),
-    [MSG_FRESH_REP] = SCHEMA("FreshnessReply", MSG_FRESH_REP, struct fresh_rep,
-                             fresh_rep_fields),
 };
 
 const struct schema *

@@ -99,9 +99,6 @@ void                         signals_catch_quit(void);
 void strfmt(char *dst, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool uuid_valid(const char *s); /* 8-4-4-4-12 hex, lower or upper */
-/* VTPM_TEST_CRASH_AT=step: SIGKILL the process at that step (crash tests
- * only; logged first). */
-void crash_point(const char *step);
 
 /* io.c: whole-buffer I/O that retries EINTR and short transfers. */
 /* All len bytes of buf to fd (file, pipe or socket; never SIGPIPE on a

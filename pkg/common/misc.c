@@ -1,12 +1,9 @@
-/* misc.c: clocks, UUID syntax, bounded formatting, the crash-test hook. */
+/* misc.c: clocks and UUID syntax. */
 #include "common.h"
-#include "log.h"
 
 #include <ctype.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -60,16 +57,4 @@ strfmt(char *dst, size_t len, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void) vsnprintf(dst, len, fmt, ap);
 	va_end(ap);
-}
-
-void
-crash_point(const char *step)
-{
-	const char *want = getenv("VTPM_TEST_CRASH_AT");
-
-	if (want != NULL && strcmp(want, step) == 0) {
-		log_warnx("VTPM_TEST_CRASH_AT=%s: killing myself (test hook)",
-		          step);
-		raise(SIGKILL);
-	}
 }

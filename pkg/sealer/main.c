@@ -55,16 +55,9 @@ usage(FILE *f)
 	    "file keeps the\n"
 	    "                         last good set); off by default\n"
 	    "      --pcr-poll MS      how often the file is checked (default "
-	    "1000)\n"
-	    "      --freshness-nv HANDLE  hardware TPM NV counter that binds "
-	    "state\n"
-	    "                         freshness (default 0x%08x)\n"
-	    "      --checkpoint-interval S  checkpoint running VMs every S "
-	    "seconds\n"
-	    "                         (default %d; 0 = at VM stops only)\n",
+	    "1000)\n",
 	    SEAL_DEFAULT_PCRS, UPDATE_DEFAULT_BOOTS, SEAL_DEFAULT_SRK,
-	    SEAL_DEFAULT_EK, SEAL_DEFAULT_AK, FRESH_DEFAULT_NV,
-	    FRESH_DEFAULT_S);
+	    SEAL_DEFAULT_EK, SEAL_DEFAULT_AK);
 	common_usage(f);
 }
 
@@ -86,8 +79,6 @@ parse_options(int argc, char **argv, struct common_opts *o,
 	    {"ak-handle", required_argument, NULL, 'A'},
 	    {"pcr-file", required_argument, NULL, 'F'},
 	    {"pcr-poll", required_argument, NULL, 'P'},
-	    {"freshness-nv", required_argument, NULL, 'N'},
-	    {"checkpoint-interval", required_argument, NULL, 'I'},
 	    {NULL, 0, NULL, 0}};
 	char err[REASON_LEN];
 	int  uid, c, r;
@@ -96,8 +87,6 @@ parse_options(int argc, char **argv, struct common_opts *o,
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->pending_boots = UPDATE_DEFAULT_BOOTS;
 	cfg->handles = (struct tpm_handles) TPM_HANDLES_DEFAULT;
-	cfg->fresh_nv = FRESH_DEFAULT_NV;
-	cfg->checkpoint_s = FRESH_DEFAULT_S;
 	*pcrs = SEAL_DEFAULT_PCRS;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS "t:u:p:w:",
 	                        longopts, NULL)) != -1) {
@@ -184,31 +173,6 @@ parse_options(int argc, char **argv, struct common_opts *o,
 			}
 			break;
 		}
-		case 'N': {
-			char         *end;
-			unsigned long h = strtoul(optarg, &end, 0);
-
-			/* an NV index in the owner range */
-			if (*end != '\0' || h < 0x01800000ul ||
-			    h > 0x01bffffful) {
-				fprintf(stderr,
-				        "vtpm-keybroker: --freshness-nv %s: an "
-				        "NV index in 0x01800000-0x01bfffff\n",
-				        optarg);
-				return 2;
-			}
-			cfg->fresh_nv = (uint32_t) h;
-			break;
-		}
-		case 'I':
-			if (opt_int(optarg, 0, 86400, &cfg->checkpoint_s) < 0) {
-				fprintf(stderr,
-				        "vtpm-keybroker: --checkpoint-interval "
-				        "%s: 0-86400\n",
-				        optarg);
-				return 2;
-			}
-			break;
 		default:
 			usage(stderr);
 			return 2;

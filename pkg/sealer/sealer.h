@@ -237,28 +237,7 @@ struct broker_cfg {
 	 * "" = off: the vault set comes from it and follows it (pcrfile.c) */
 	char     pcr_file[4096];
 	unsigned pcr_poll_ms; /* how often it is checked (default 1000) */
-	/* fresh.c: the hardware TPM's NV counter index (--freshness-nv)
-	 * and the checkpoint interval of running VMs in s
-	 * (--checkpoint-interval, 0 = at stops only) */
-	uint32_t fresh_nv;
-	int      checkpoint_s;
 };
-#define FRESH_DEFAULT_NV 0x01a00013u /* owner range, not EVE-OS's */
-#define FRESH_DEFAULT_S  3600
-
-/* fresh.c: state freshness bound to the hardware TPM (an NV counter and
- * a MAC'd journal). NULL (and FRESH_OFF answers) without a TPM. */
-struct fresh;
-struct broker;
-int  fresh_open(struct fresh **fp, struct broker *b, char *err, size_t errlen);
-void fresh_close(struct fresh *f);
-/* The journal key from an unsealed master (called under the TPM lock). */
-void fresh_set_key(struct fresh *f, const uint8_t *master);
-/* One Freshness request; admin: from keybroker-admin (root). Always fills
- * rp; returns 0. */
-int      fresh_request(struct fresh *f, const struct fresh_req *rq, bool admin,
-                       struct fresh_rep *rp);
-uint64_t fresh_nv_writes(struct fresh *f);
 
 /* core.c: what serve.c, update.c and escrow.c share. cfg, no_tpm and the
  * paths are set by broker_core_init and read-only after it; the rest is
@@ -305,7 +284,6 @@ struct broker {
 	struct pcrwatch   *pw;  /* pcrfile.c, with --pcr-file */
 	bool pcrs_from_file;    /* cfg.pcrs came from --pcr-file at start */
 	bool srk_explicit;      /* --srk-handle given: never follow the blob */
-	struct fresh *fresh;    /* fresh.c; NULL with --tcti none */
 };
 
 /* Fill b (zeroed here) from cfg, publish KeyBrokerStatus "starting", open

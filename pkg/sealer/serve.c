@@ -115,10 +115,6 @@ handle(void *arg, enum msg_type type, const void *req, uid_t peer,
 		return attest_handle(&b->att, &b->tpm, &b->tpm_mu, req, peer,
 		                     b->cfg.launcher_uid, rep);
 	}
-	if (type == MSG_FRESH_REQ) {
-		*rep_type = MSG_FRESH_REP;
-		return fresh_request(b->fresh, req, false, rep);
-	}
 	if (type != MSG_KEY_RELEASE_REQ) {
 		strfmt(err, errlen, "keybroker serves KeyRelease only");
 		return -1;
@@ -148,11 +144,11 @@ attest_start(struct broker *b)
 static int
 serve_open(struct broker *b, char *err, size_t errlen)
 {
-	static const enum msg_type accept[] = {
-	    MSG_KEY_RELEASE_REQ, MSG_ATTEST_REQ, MSG_FRESH_REQ, MSG_NONE};
-	const struct broker_cfg *cfg = &b->cfg;
-	struct peer_policy       rpol;
-	char                     sock[PATH_LEN];
+	static const enum msg_type accept[] = {MSG_KEY_RELEASE_REQ,
+	                                       MSG_ATTEST_REQ, MSG_NONE};
+	const struct broker_cfg   *cfg = &b->cfg;
+	struct peer_policy         rpol;
+	char                       sock[PATH_LEN];
 
 	peer_policy_init(&rpol);
 	rpol.only_listed = true; /* the launcher's uid and nobody else */
@@ -190,8 +186,7 @@ broker_open(struct broker **bp, const struct broker_cfg *cfg, char *err,
 		strfmt(err, errlen, "out of memory");
 		return -1;
 	}
-	if (broker_core_init(b, cfg, err, errlen) < 0 ||
-	    fresh_open(&b->fresh, b, err, errlen) < 0) {
+	if (broker_core_init(b, cfg, err, errlen) < 0) {
 		goto fail;
 	}
 	/* a pending planned update: commit, keep or drop it (update.c) */
@@ -233,7 +228,6 @@ broker_close(struct broker *b)
 	b->pw = NULL;
 	update_close(b->upd);
 	req_server_close(b->srv);
-	fresh_close(b->fresh);
 	broker_core_fini(b);
 	explicit_bzero(b, sizeof(*b));
 	free(b);

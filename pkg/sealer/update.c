@@ -446,25 +446,6 @@ admin_handle(void *arg, enum msg_type type, const void *req, uid_t peer,
 	const struct key_admin_req *rq = req;
 	struct key_admin_rep       *rp = rep;
 
-	if (type == MSG_FRESH_REQ) {
-		/* accept-rollback and the journal's record: root only */
-		*rep_type = MSG_FRESH_REP;
-		if (peer != 0 && peer != geteuid()) {
-			struct fresh_rep *fr = rep;
-
-			memset(fr, 0, sizeof(*fr));
-			strfmt(fr->uuid, sizeof(fr->uuid), "%s",
-			       ((const struct fresh_req *) req)->uuid);
-			fr->status = FRESH_ERROR;
-			strfmt(fr->reason, sizeof(fr->reason),
-			       "uid %d: keybroker-admin is root's", (int) peer);
-			return 0;
-		}
-		log_warnx("keybroker-admin: freshness %s %s from uid %d",
-		          fresh_op_name(((const struct fresh_req *) req)->op),
-		          ((const struct fresh_req *) req)->uuid, (int) peer);
-		return fresh_request(u->b->fresh, req, true, rep);
-	}
 	if (type != MSG_KEY_ADMIN_REQ) {
 		snprintf(err, errlen, "keybroker-admin serves KeyAdmin only");
 		return -1;
@@ -509,8 +490,7 @@ admin_handle(void *arg, enum msg_type type, const void *req, uid_t peer,
 int
 update_open(struct update **up, struct broker *b, char *err, size_t errlen)
 {
-	static const enum msg_type accept[] = {MSG_KEY_ADMIN_REQ, MSG_FRESH_REQ,
-	                                       MSG_NONE};
+	static const enum msg_type accept[] = {MSG_KEY_ADMIN_REQ, MSG_NONE};
 	const struct broker_cfg   *cfg = &b->cfg;
 	struct peer_policy         pol;
 	struct update             *u;

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -126,79 +125,6 @@ int
 swtpm_ctrl_shutdown(int fd, uint32_t *result)
 {
 	return ctrl_cmd(fd, SWTPM_CMD_SHUTDOWN, NULL, 0, result);
-}
-
-int
-swtpm_ctrl_stop(int fd, uint32_t *result)
-{
-	return ctrl_cmd(fd, SWTPM_CMD_STOP, NULL, 0, result);
-}
-
-int
-swtpm_ctrl_get_state(int fd, uint32_t type, uint8_t **blob, size_t *len,
-                     uint32_t *result)
-{
-	/* request {cmd, state_flags, type, offset}; response {result,
-	 * state_flags, totlength, length, data}: swtpm sends the whole blob
-	 * (totlength bytes) right after the header on a socket */
-	uint8_t  req[16], hdr[16];
-	uint32_t tot;
-	uint8_t *b;
-
-	*blob = NULL;
-	*len = 0;
-	put32(req, SWTPM_CMD_GET_STATEBLOB);
-	put32(req + 4, 0);
-	put32(req + 8, type);
-	put32(req + 12, 0);
-	if (write_all(fd, req, sizeof(req)) < 0 || recv_all(fd, hdr, 4) < 0) {
-		return -1;
-	}
-	*result = get32(hdr);
-	if (*result != 0) {
-		return 0;
-	}
-	if (recv_all(fd, hdr + 4, 12) < 0) {
-		return -1;
-	}
-	tot = get32(hdr + 8);
-	if (tot > SWTPM_BLOB_MAX) {
-		errno = EFBIG;
-		return -1;
-	}
-	if ((b = malloc(tot ? tot : 1)) == NULL) {
-		return -1;
-	}
-	if (recv_all(fd, b, tot) < 0) {
-		free(b);
-		return -1;
-	}
-	*blob = b;
-	*len = tot;
-	return 0;
-}
-
-int
-swtpm_ctrl_set_state(int fd, uint32_t type, const uint8_t *blob, size_t len,
-                     uint32_t *result)
-{
-	/* request {cmd, state_flags, type, length, data}; response {result} */
-	uint8_t req[16], res[4];
-
-	if (len > SWTPM_BLOB_MAX) {
-		errno = EFBIG;
-		return -1;
-	}
-	put32(req, SWTPM_CMD_SET_STATEBLOB);
-	put32(req + 4, 0);
-	put32(req + 8, type);
-	put32(req + 12, (uint32_t) len);
-	if (write_all(fd, req, sizeof(req)) < 0 ||
-	    write_all(fd, blob, len) < 0 || recv_all(fd, res, 4) < 0) {
-		return -1;
-	}
-	*result = get32(res);
-	return 0;
 }
 
 int

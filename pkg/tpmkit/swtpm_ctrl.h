@@ -16,14 +16,7 @@
 #define SWTPM_CMD_GET_CAPABILITY 1
 #define SWTPM_CMD_INIT           2
 #define SWTPM_CMD_SHUTDOWN       3
-#define SWTPM_CMD_GET_STATEBLOB  12
-#define SWTPM_CMD_SET_STATEBLOB  13
-#define SWTPM_CMD_STOP           14
 #define SWTPM_CMD_SET_DATAFD     16
-/* state blob types of GET/SET_STATEBLOB */
-#define SWTPM_BLOB_PERMANENT 1
-#define SWTPM_BLOB_VOLATILE  2
-#define SWTPM_BLOB_MAX       (16u << 20) /* largest blob accepted */
 /* CMD_INIT flag: drop the volatile state instead of resuming it */
 #define SWTPM_INIT_DELETE_VOLATILE 1
 
@@ -39,20 +32,6 @@ int swtpm_ctrl_connect_wait(const char *path, int timeout_ms);
 int swtpm_ctrl_init(int fd, uint32_t flags, uint32_t *result);
 /* CMD_SHUTDOWN: swtpm saves its volatile state and exits. */
 int swtpm_ctrl_shutdown(int fd, uint32_t *result);
-/* CMD_STOP: the TPM stops (state kept); a later CMD_INIT starts it
- * again, reading a state blob set meanwhile. */
-int swtpm_ctrl_stop(int fd, uint32_t *result);
-/* CMD_GET_STATEBLOB of type (a running TPM's state, as libtpms holds it,
- * not encrypted with the state key). *blob is malloc'd (caller frees,
- * wipes), *len its size. 0 when the exchange happened (check *result),
- * -1 with errno on an I/O error or a blob over SWTPM_BLOB_MAX. */
-int swtpm_ctrl_get_state(int fd, uint32_t type, uint8_t **blob, size_t *len,
-                         uint32_t *result);
-/* CMD_SET_STATEBLOB of type on a stopped (or not yet initialized) TPM:
- * the next CMD_INIT uses it and swtpm writes it to its state directory
- * (encrypted when swtpm has a state key). */
-int swtpm_ctrl_set_state(int fd, uint32_t type, const uint8_t *blob, size_t len,
-                         uint32_t *result);
 /* CMD_SET_DATAFD: hand swtpm one end of a new socketpair (SCM_RIGHTS);
  * *tpmfd gets the other end, on which raw TPM commands are exchanged
  * (until QEMU's own CMD_SET_DATAFD replaces it). */

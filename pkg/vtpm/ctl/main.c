@@ -32,12 +32,6 @@ usage(FILE *f)
 	    "                           for the tpm2-tss cmd TCTI:\n"
 	    "                           tpm2_getrandom -T \"cmd:vtpmctl "
 	    "--root DIR tpm UUID\" 8\n"
-	    "  accept-rollback UUID     take the VM's next state as current "
-	    "although\n"
-	    "                           it is older than the checkpoint "
-	    "(root; logged)\n"
-	    "  freshness UUID           the checkpoint the key broker holds "
-	    "(root)\n"
 	    "  keys status [--json]     the key broker's sealed policy "
 	    "(branches, PCR\n"
 	    "                           set), pending update, escrow (root)\n"
@@ -248,14 +242,6 @@ run_command(const char *run, int timeout, const char *cmd, int argc,
 	}
 	if (strcmp(cmd, "keys") == 0) {
 		return vctl_keys(run, timeout, argc, argv);
-	}
-	if (strcmp(cmd, "accept-rollback") == 0 ||
-	    strcmp(cmd, "freshness") == 0) {
-		if (argc != 1) {
-			fprintf(stderr, "vtpmctl: %s UUID\n", cmd);
-			return 2;
-		}
-		return vctl_fresh(run, timeout, cmd[0] == 'a', argv[0]);
 	}
 	if (strcmp(cmd, "attest") == 0) {
 		return vctl_attest(run, argc, argv, timeout);

@@ -63,11 +63,6 @@ int vctl_purge(const char *rundir, const char *uuid, bool force,
  * the tpm2-tss cmd TCTI. Returns the exit code (3: not in this build). */
 int vctl_tpm_bridge(const char *rundir, const char *uuid, int timeout_ms);
 
-/* fresh.c: accept-rollback UUID (root; the broker takes the next state
- * found) or the journal's record of UUID. Returns the exit code. */
-int vctl_fresh(const char *rundir, int timeout_ms, bool accept,
-               const char *uuid);
-
 /* keys.c: the key broker's admin socket: "keys status", "keys announce
  * FILE" (a planned update's predicted PCR values). Returns the exit code
  * (1: the broker answered with a failure, 3: no answer). */

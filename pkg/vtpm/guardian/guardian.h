@@ -211,13 +211,6 @@ int gd_query(struct guardian *g, const struct guardian_req *rq,
 /* Load every manifest at startup; re-watch and catch up active ones. */
 int gd_load_all(struct guardian *g);
 
-/* upgrade.c */
-/* UPGRADE: <sdir>/.upgrade/tpm2-00.permall (the plain state re-written
- * encrypted by the launcher) becomes the current generation, crash-safe. */
-int  gd_upgrade(struct guardian *g, const struct guardian_req *rq,
-                struct guardian_rep *rp);
-void gd_upgrade_cleanup(struct gd_vm *v); /* remove the staging dirs */
-
 /* watch.c */
 int gd_watch_open(struct guardian *g);
 int gd_watch_add(struct guardian *g, struct gd_vm *v);

@@ -67,9 +67,6 @@ gd_request(struct guardian *g, const struct guardian_req *rq,
 	case GOP_QUERY:
 		rc = gd_query(g, rq, rp);
 		break;
-	case GOP_UPGRADE:
-		rc = gd_upgrade(g, rq, rp);
-		break;
 	default:
 		snprintf(rp->reason, sizeof(rp->reason), "unknown op %d",
 		         rq->op);

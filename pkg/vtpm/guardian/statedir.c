@@ -534,13 +534,5 @@ gd_fill_rep(const struct gd_vm *v, struct guardian_rep *rp, bool ok, int cls,
 	snprintf(rp->state_dir, sizeof(rp->state_dir), "%s", v->sdir);
 	rp->encrypted = v->m.encrypted;
 	rp->generation = v->m.generation;
-	if (v->m.cur.present) {
-		hex_encode(v->m.cur.sha, GD_SHA_LEN, rp->sha256,
-		           sizeof(rp->sha256));
-	}
-	if (v->m.bak.present) {
-		hex_encode(v->m.bak.sha, GD_SHA_LEN, rp->backup_sha256,
-		           sizeof(rp->backup_sha256));
-	}
 	snprintf(rp->reason, sizeof(rp->reason), "%s", reason ? reason : "");
 }

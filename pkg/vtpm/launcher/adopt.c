@@ -251,7 +251,7 @@ adopt_read_meta(const struct launcher_cfg *cfg, const char *uuid,
 	           &spare) != 5 ||
 	    model < VTPM_MODEL_TIS || model > VTPM_MODEL_CRB ||
 	    mode < VTPM_MODE_PERSISTENT || mode > VTPM_MODE_EPHEMERAL ||
-	    health < STATE_NEW || health > STATE_ROLLBACK) {
+	    health < STATE_NEW || health > STATE_UNKNOWN) {
 		fclose(f);
 		return -1;
 	}

