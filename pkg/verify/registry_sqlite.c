@@ -75,6 +75,20 @@ vsq_dberr(struct sq *s, const char *what, char *err, size_t errlen)
 	return -1;
 }
 
+/* The outcome of a one-row lookup (its last sqlite3_step rc): 0 a row,
+ * VFY_NO none, -1 a database error (err set). */
+static int
+vsq_found(struct sq *s, int rc, const char *what, char *err, size_t errlen)
+{
+	if (rc == SQLITE_ROW) {
+		return 0;
+	}
+	if (rc == SQLITE_DONE) {
+		return VFY_NO;
+	}
+	return vsq_dberr(s, what, err, errlen);
+}
+
 /* Prepare sql and bind args by type: 's' text (NULL binds NULL), 'i'
  * int64. NULL on error (err set). */
 sqlite3_stmt *
@@ -509,11 +523,8 @@ move_tx(struct sq *s, const char *ek_fp, const char *to, const char *by,
 		vsq_col(st, 0, vm, sizeof(vm));
 	}
 	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE) {
-		return VFY_NO;
-	}
-	if (rc != SQLITE_ROW) {
-		return vsq_dberr(s, "select binding", err, errlen);
+	if ((rc = vsq_found(s, rc, "select binding", err, errlen)) != 0) {
+		return rc;
 	}
 	if (vsq_run(
 	        s,
@@ -572,11 +583,8 @@ revoke_tx(struct sq *s, const char *id, const char *by, char *err,
 	}
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE) {
-		return VFY_NO;
-	}
-	if (rc != SQLITE_ROW) {
-		return vsq_dberr(s, "select device", err, errlen);
+	if ((rc = vsq_found(s, rc, "select device", err, errlen)) != 0) {
+		return rc;
 	}
 	if (vsq_run(
 	        s,
@@ -645,11 +653,8 @@ ack_tx(struct sq *s, int64_t id, const char *by, struct vfy_alert *a, char *err,
 		alert_row(st, a);
 	}
 	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE) {
-		return VFY_NO;
-	}
-	if (rc != SQLITE_ROW) {
-		return vsq_dberr(s, "select alert", err, errlen);
+	if ((rc = vsq_found(s, rc, "select alert", err, errlen)) != 0) {
+		return rc;
 	}
 	if (a->acked_at != 0) {
 		return VFY_NO_DEV;
