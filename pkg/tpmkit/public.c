@@ -61,13 +61,31 @@ tek_pub_name(const TPM2B_PUBLIC *pub, TPM2B_NAME *name)
 	return 0;
 }
 
+/* A public key of type ("RSA", "EC") from the parameters in bld; NULL on
+ * error. bld stays the caller's. */
+static EVP_PKEY *
+pkey_from_params(OSSL_PARAM_BLD *bld, const char *type)
+{
+	OSSL_PARAM   *params = OSSL_PARAM_BLD_to_param(bld);
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY     *pkey = NULL;
+
+	if (params == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		pkey = NULL;
+	}
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	return pkey;
+}
+
 /* An OpenSSL key for an ECC P-256 public area. */
 static EVP_PKEY *
 ecc_pkey(const TPMT_PUBLIC *p)
 {
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM     *params = NULL;
-	EVP_PKEY_CTX   *ctx = NULL;
+	OSSL_PARAM_BLD *bld;
 	EVP_PKEY       *pkey = NULL;
 	uint8_t         pt[1 + 2 * 32];
 
@@ -78,19 +96,15 @@ ecc_pkey(const TPMT_PUBLIC *p)
 	pt[0] = 0x04; /* uncompressed point */
 	memcpy(pt + 1, p->unique.ecc.x.buffer, 32);
 	memcpy(pt + 33, p->unique.ecc.y.buffer, 32);
-	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
-	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-	                                     "prime256v1", 0) ||
-	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt,
-	                                      sizeof(pt)) ||
-	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
-	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
-	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
-		pkey = NULL;
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL) {
+		return NULL;
 	}
-	EVP_PKEY_CTX_free(ctx);
-	OSSL_PARAM_free(params);
+	if (OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+	                                    "prime256v1", 0) &&
+	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt,
+	                                     sizeof(pt))) {
+		pkey = pkey_from_params(bld, "EC");
+	}
 	OSSL_PARAM_BLD_free(bld);
 	return pkey;
 }
@@ -100,8 +114,6 @@ tek_pub_to_pkey(const TPM2B_PUBLIC *pub)
 {
 	const TPMT_PUBLIC *p = &pub->publicArea;
 	OSSL_PARAM_BLD    *bld = NULL;
-	OSSL_PARAM        *params = NULL;
-	EVP_PKEY_CTX      *ctx = NULL;
 	EVP_PKEY          *pkey = NULL;
 	BIGNUM            *n = NULL, *e = NULL;
 	uint32_t           exp = p->parameters.rsaDetail.exponent
@@ -116,18 +128,12 @@ tek_pub_to_pkey(const TPM2B_PUBLIC *pub)
 	}
 	n = BN_bin2bn(p->unique.rsa.buffer, p->unique.rsa.size, NULL);
 	e = BN_new();
-	if (n == NULL || e == NULL || !BN_set_word(e, exp) ||
-	    (bld = OSSL_PARAM_BLD_new()) == NULL ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
-	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
-	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
-	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
-		pkey = NULL;
+	if (n != NULL && e != NULL && BN_set_word(e, exp) &&
+	    (bld = OSSL_PARAM_BLD_new()) != NULL &&
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e)) {
+		pkey = pkey_from_params(bld, "RSA");
 	}
-	EVP_PKEY_CTX_free(ctx);
-	OSSL_PARAM_free(params);
 	OSSL_PARAM_BLD_free(bld);
 	BN_free(n);
 	BN_free(e);
